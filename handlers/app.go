@@ -1,0 +1,37 @@
+// Package handlers serves HTTP: the console pages, the gateway under /v1,
+// webhooks and operations endpoints. routes.go holds the whole route table.
+package handlers
+
+import (
+	"log/slog"
+	"net/netip"
+
+	"github.com/gorilla/sessions"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/throttled/throttled/v2"
+
+	"ttconsole/models"
+)
+
+// Config is the part of the product's configuration that handlers use.
+type Config struct {
+	// TrustedProxies are the peers whose X-Forwarded-For and X-Real-IP
+	// headers are believed. Everyone else's client IP is the socket peer.
+	TrustedProxies []netip.Prefix
+	// SecureCookies forces the Secure flag on cookies even when the
+	// request did not arrive over TLS (behind a TLS-terminating proxy).
+	SecureCookies bool
+}
+
+// App holds the dependencies of every handler. It is built once in main.go.
+type App struct {
+	Config   Config
+	Store    *models.Store
+	Log      *slog.Logger
+	Cookies  sessions.Store // signs the session cookie, which holds only a session token
+	Registry *prometheus.Registry
+
+	metrics       *metrics
+	loginPerIP    *throttled.GCRARateLimiterCtx
+	loginPerEmail *throttled.GCRARateLimiterCtx
+}

@@ -1,0 +1,193 @@
+package handlers
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"ttconsole/models"
+	"ttconsole/views"
+)
+
+// APIError is an error in the platform's contract: an HTTP status and one
+// of the catalogue's types, rendered as {"error":{"type":…,"message":…}}.
+type APIError struct {
+	Status  int
+	Type    string
+	Message string
+}
+
+func (e *APIError) Error() string { return e.Type + ": " + e.Message }
+
+// apiErrorBody is the one JSON shape of every gateway error.
+type apiErrorBody struct {
+	Error apiErrorDetail `json:"error"`
+}
+
+type apiErrorDetail struct {
+	Type    string `json:"type"`
+	Message string `json:"message"`
+}
+
+// statusOfCode maps the models' error codes to HTTP statuses.
+var statusOfCode = map[string]int{
+	models.EINVALID:      http.StatusBadRequest,
+	models.ENOTFOUND:     http.StatusNotFound,
+	models.ECONFLICT:     http.StatusConflict,
+	models.EUNAUTHORIZED: http.StatusUnauthorized,
+}
+
+// apiTypeOfStatus names the catalogue type for statuses that have no more
+// specific type.
+var apiTypeOfStatus = map[int]string{
+	http.StatusBadRequest:            "invalid_request",
+	http.StatusUnauthorized:          "unauthorized",
+	http.StatusNotFound:              "not_found",
+	http.StatusMethodNotAllowed:      "invalid_request",
+	http.StatusRequestEntityTooLarge: "request_too_large",
+	http.StatusTooManyRequests:       "rate_limited",
+	http.StatusBadGateway:            "upstream_error",
+	http.StatusServiceUnavailable:    "service_unavailable",
+	http.StatusGatewayTimeout:        "upstream_timeout",
+}
+
+// handleError is the one place errors become responses: the JSON error
+// shape for the gateway, an HTML page with the request id for the console.
+// 5xx are logged as errors with the request id; nothing is written twice.
+func (a *App) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		a.Log.Warn("error after response started", "request_id", RequestID(c), "err", err.Error())
+		return
+	}
+	status, apiType, message := classify(err, c)
+	if status >= 500 {
+		a.Log.Error("internal error", "request_id", RequestID(c), "path", c.Request().URL.Path, "err", err.Error())
+	}
+	if isAPIRequest(c) {
+		var werr error
+		if c.Request().Method == http.MethodHead {
+			werr = c.NoContent(status)
+		} else {
+			werr = c.JSON(status, apiErrorBody{Error: apiErrorDetail{Type: apiType, Message: message}})
+		}
+		if werr != nil {
+			a.Log.Warn("write error response", "request_id", RequestID(c), "err", werr.Error())
+		}
+		return
+	}
+	title := http.StatusText(status)
+	switch status {
+	case http.StatusNotFound:
+		title, message = "Page not found", "There is nothing at this address in your console."
+	case http.StatusInternalServerError:
+		title = "Something went wrong"
+	}
+	p := a.page(c, title, "")
+	if werr := a.render(c, status, views.ErrorPage(p, status, title, message)); werr != nil {
+		a.Log.Warn("write error page", "request_id", RequestID(c), "err", werr.Error())
+	}
+}
+
+// classify returns the status, the API error type and a message safe to
+// show for err. Errors the product did not make are 500 with a generic
+// message: their text may hold internals.
+func classify(err error, c echo.Context) (int, string, string) {
+	var apiErr *APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.Status, apiErr.Type, apiErr.Message
+	}
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		status := he.Code
+		msg, _ := he.Message.(string)
+		switch {
+		case status == http.StatusNotFound:
+			msg = notFoundMessage(c)
+		case status == http.StatusMethodNotAllowed:
+			msg = "The method " + c.Request().Method + " is not allowed on " + c.Request().URL.Path + "."
+		case status == http.StatusRequestEntityTooLarge:
+			msg = "The request body is too large."
+		case msg == "" || status >= 500:
+			msg = http.StatusText(status)
+		}
+		return status, typeOfStatus(status), msg
+	}
+	var me *models.Error
+	if errors.As(err, &me) {
+		status, ok := statusOfCode[me.Code]
+		if !ok {
+			status = http.StatusInternalServerError
+		}
+		return status, typeOfStatus(status), me.Message
+	}
+	return http.StatusInternalServerError, "internal_error",
+		"An internal error occurred. It has been logged; quote the request id if you contact support."
+}
+
+func typeOfStatus(status int) string {
+	if t, ok := apiTypeOfStatus[status]; ok {
+		return t
+	}
+	if status >= 500 {
+		return "internal_error"
+	}
+	return "invalid_request"
+}
+
+// apiPaths are the gateway's endpoints, used to recognise a base URL that
+// lost or doubled its /v1.
+var apiPaths = []string{"/chat/completions", "/embeddings", "/models", "/tasks", "/requests", "/account"}
+
+// isAPIRequest says whether the client is a program talking to the
+// gateway, which gets JSON errors, rather than a browser.
+func isAPIRequest(c echo.Context) bool {
+	p := c.Request().URL.Path
+	if p == "/v1" || strings.HasPrefix(p, "/v1/") || strings.HasPrefix(p, "/webhooks/") {
+		return true
+	}
+	if strings.HasPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer ") {
+		return true
+	}
+	return correctedAPIPath(p) != ""
+}
+
+// correctedAPIPath returns the right path when p is a gateway path with
+// its /v1 doubled or missing, or "".
+func correctedAPIPath(p string) string {
+	if rest, ok := strings.CutPrefix(p, "/v1/v1/"); ok {
+		for strings.HasPrefix(rest, "v1/") {
+			rest = strings.TrimPrefix(rest, "v1/")
+		}
+		return "/v1/" + rest
+	}
+	for _, ap := range apiPaths {
+		if p == ap || strings.HasPrefix(p, ap+"/") {
+			return "/v1" + p
+		}
+	}
+	return ""
+}
+
+func notFoundMessage(c echo.Context) string {
+	p := c.Request().URL.Path
+	if fixed := correctedAPIPath(p); fixed != "" {
+		base := "the base URL has one /v1 too many"
+		if !strings.HasPrefix(p, "/v1/") {
+			base = "the base URL is missing /v1"
+		}
+		return "No route for " + c.Request().Method + " " + p + ": " + base + ". Use " + scheme(c) + "://" + c.Request().Host + fixed + " (base URL " + scheme(c) + "://" + c.Request().Host + "/v1)."
+	}
+	if strings.HasPrefix(p, "/v1") {
+		return "No route for " + c.Request().Method + " " + p + ". See GET /v1/models for the models and the API reference for the paths."
+	}
+	return "No route for " + c.Request().Method + " " + p + "."
+}
+
+func scheme(c echo.Context) string {
+	if c.IsTLS() {
+		return "https"
+	}
+	return "http"
+}

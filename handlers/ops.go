@@ -1,0 +1,101 @@
+package handlers
+
+import (
+	"context"
+	"io/fs"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+func (a *App) init() error {
+	var err error
+	if a.loginPerIP, err = newLimiter(loginQuotaPerIP); err != nil {
+		return err
+	}
+	if a.loginPerEmail, err = newLimiter(loginQuotaPerEmail); err != nil {
+		return err
+	}
+	if a.Registry == nil {
+		a.Registry = prometheus.NewRegistry()
+		a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	a.metrics = newMetrics(a.Registry)
+	return nil
+}
+
+func (a *App) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz says whether this instance can serve: the database answers.
+func (a *App) readyz(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+	defer cancel()
+	if err := a.Store.DB().Ping(ctx); err != nil {
+		a.Log.Warn("readyz: database unreachable", "request_id", RequestID(c), "err", err.Error())
+		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "database": "unreachable"})
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok", "database": "ok"})
+}
+
+func (a *App) metricsHandler() echo.HandlerFunc {
+	return echo.WrapHandler(promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{}))
+}
+
+// metrics counts requests and their latency by route and status.
+type metrics struct {
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	routes   map[string]bool
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tt_http_requests_total", Help: "HTTP requests by route, method and status.",
+		}, []string{"route", "method", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "tt_http_request_duration_seconds",
+			Help:    "HTTP request latency by route and method.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"route", "method"}),
+	}
+	reg.MustRegister(m.requests, m.latency)
+	return m
+}
+
+// setRoutes records the route table, so unknown paths share one label
+// instead of growing the metrics without bound.
+func (m *metrics) setRoutes(rs []*echo.Route) {
+	m.routes = make(map[string]bool, len(rs))
+	for _, r := range rs {
+		m.routes[r.Path] = true
+	}
+}
+
+func (m *metrics) observe(route, method string, status int, took time.Duration) {
+	if !m.routes[route] {
+		route = "unmatched"
+	}
+	switch method {
+	case http.MethodGet, http.MethodPost, http.MethodHead, http.MethodPut, http.MethodDelete, http.MethodPatch, http.MethodOptions:
+	default:
+		method = "other"
+	}
+	m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
+	m.latency.WithLabelValues(route, method).Observe(took.Seconds())
+}
+
+func staticFiles(fsys fs.FS) http.Handler {
+	h := http.FileServerFS(fsys)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		h.ServeHTTP(w, r)
+	})
+}

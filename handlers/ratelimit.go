@@ -1,0 +1,45 @@
+package handlers
+
+import (
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/throttled/throttled/v2"
+	"github.com/throttled/throttled/v2/store/memstore"
+
+	"ttconsole/models"
+)
+
+// Login throttling: a burst of attempts, then a slow refill, counted per
+// email (against guessing one account's password) and per client IP
+// (against trying many accounts).
+var (
+	loginQuotaPerEmail = throttled.RateQuota{MaxRate: throttled.PerMin(2), MaxBurst: 9}
+	loginQuotaPerIP    = throttled.RateQuota{MaxRate: throttled.PerMin(10), MaxBurst: 29}
+)
+
+func newLimiter(q throttled.RateQuota) (*throttled.GCRARateLimiterCtx, error) {
+	st, err := memstore.NewCtx(65536)
+	if err != nil {
+		return nil, err
+	}
+	return throttled.NewGCRARateLimiterCtx(st, q)
+}
+
+// loginThrottled counts a login attempt and reports how long to wait when
+// the email or the IP has used up its attempts.
+func (a *App) loginThrottled(c echo.Context, email string) (time.Duration, bool, error) {
+	ctx := c.Request().Context()
+	limitedIP, resIP, err := a.loginPerIP.RateLimitCtx(ctx, c.RealIP(), 1)
+	if err != nil {
+		return 0, false, err
+	}
+	if limitedIP {
+		return resIP.RetryAfter, true, nil
+	}
+	limitedEmail, resEmail, err := a.loginPerEmail.RateLimitCtx(ctx, models.NormalizeEmail(email), 1)
+	if err != nil {
+		return 0, false, err
+	}
+	return resEmail.RetryAfter, limitedEmail, nil
+}

@@ -1,0 +1,64 @@
+package handlers
+
+import (
+	"bytes"
+	"net/http"
+
+	"github.com/a-h/templ"
+	"github.com/labstack/echo/v4"
+
+	"ttconsole/models"
+	"ttconsole/views"
+)
+
+// render writes a component into a buffer first, so a failing template
+// still becomes a clean error page instead of half a page with a 200.
+func (a *App) render(c echo.Context, status int, comp templ.Component) error {
+	var buf bytes.Buffer
+	if err := comp.Render(c.Request().Context(), &buf); err != nil {
+		return err
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.HTMLBlob(status, buf.Bytes())
+}
+
+// page returns the layout's props for the current request.
+func (a *App) page(c echo.Context, title, nav string) views.Page {
+	p := views.Page{Title: title, Nav: nav, CSRF: csrfToken(c), RequestID: RequestID(c)}
+	if u := currentUser(c); u != nil {
+		vu := &views.User{Email: u.Email, Balance: "—"}
+		if w, err := a.Store.WalletOf(c.Request().Context(), u.AccountID); err == nil {
+			vu.Balance = models.FormatUSD(w.BalanceMicros)
+		}
+		p.User = vu
+	}
+	p.Flashes = a.popFlashes(c)
+	return p
+}
+
+// formValues returns the named form fields, trimmed of nothing: what the
+// user typed is what the page shows back.
+func formValues(c echo.Context, names ...string) map[string]string {
+	v := make(map[string]string, len(names))
+	for _, n := range names {
+		v[n] = c.FormValue(n)
+	}
+	return v
+}
+
+// fieldErrors returns the per-field messages of a validation error.
+func fieldErrors(err error) (map[string]string, string, bool) {
+	me, ok := err.(*models.Error)
+	if !ok || (me.Code != models.EINVALID && me.Code != models.ECONFLICT) {
+		return nil, "", false
+	}
+	return me.Fields, me.Message, true
+}
+
+// statusOfFormError is the status of a form page re-rendered with messages.
+func statusOfFormError(err error) int {
+	if models.ErrorCode(err) == models.ECONFLICT {
+		return http.StatusConflict
+	}
+	return http.StatusUnprocessableEntity
+}

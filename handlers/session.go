@@ -1,0 +1,137 @@
+package handlers
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/gorilla/sessions"
+	"github.com/labstack/echo/v4"
+
+	"ttconsole/models"
+)
+
+const (
+	sessionCookie = "tt_session"
+	flashCookie   = "tt_flash"
+	ctxUser       = "user"
+	ctxToken      = "session_token"
+)
+
+func (a *App) cookieOptions(c echo.Context, maxAge int) *sessions.Options {
+	return &sessions.Options{
+		Path:     "/",
+		MaxAge:   maxAge,
+		HttpOnly: true,
+		SameSite: http.SameSiteLaxMode,
+		Secure:   a.Config.SecureCookies || c.IsTLS(),
+	}
+}
+
+// loadSession finds the signed-in user from the session cookie, which
+// holds only a session token; the session itself lives in the database.
+func (a *App) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		sess, _ := a.Cookies.Get(c.Request(), sessionCookie) // a bad cookie is a new session
+		token, _ := sess.Values["t"].(string)
+		if token != "" {
+			u, _, err := a.Store.SessionUser(c.Request().Context(), token)
+			switch {
+			case err == nil:
+				c.Set(ctxUser, u)
+				c.Set(ctxToken, token)
+			case models.ErrorCode(err) != models.ENOTFOUND:
+				return err
+			}
+		}
+		return next(c)
+	}
+}
+
+// requireUser sends signed-out visitors to the login page.
+func (a *App) requireUser(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if currentUser(c) == nil {
+			target := "/login"
+			if c.Request().Method == http.MethodGet && c.Request().URL.Path != "/" {
+				target += "?next=" + url.QueryEscape(c.Request().URL.RequestURI())
+			}
+			return c.Redirect(http.StatusSeeOther, target)
+		}
+		return next(c)
+	}
+}
+
+func currentUser(c echo.Context) *models.User {
+	u, _ := c.Get(ctxUser).(*models.User)
+	return u
+}
+
+// startSession signs userID in with a fresh session id, ending the
+// session the browser had before, so an id planted before login is useless.
+func (a *App) startSession(c echo.Context, userID string) error {
+	ctx := c.Request().Context()
+	if old, _ := c.Get(ctxToken).(string); old != "" {
+		if err := a.Store.DeleteSession(ctx, old); err != nil {
+			return err
+		}
+	}
+	token, err := a.Store.CreateSession(ctx, userID, c.RealIP(), c.Request().UserAgent())
+	if err != nil {
+		return err
+	}
+	sess, _ := a.Cookies.New(c.Request(), sessionCookie)
+	sess.Values = map[any]any{"t": token}
+	sess.Options = a.cookieOptions(c, int(models.SessionAbsoluteTimeout.Seconds()))
+	c.Set(ctxToken, token)
+	return sess.Save(c.Request(), c.Response())
+}
+
+// endSession deletes the current session and its cookie.
+func (a *App) endSession(c echo.Context) error {
+	if token, _ := c.Get(ctxToken).(string); token != "" {
+		if err := a.Store.DeleteSession(c.Request().Context(), token); err != nil {
+			return err
+		}
+	}
+	sess, _ := a.Cookies.New(c.Request(), sessionCookie)
+	sess.Options = a.cookieOptions(c, -1)
+	return sess.Save(c.Request(), c.Response())
+}
+
+// flash queues a message for the next page the browser shows.
+func (a *App) flash(c echo.Context, msg string) {
+	sess, _ := a.Cookies.Get(c.Request(), flashCookie)
+	sess.Options = a.cookieOptions(c, 300)
+	sess.AddFlash(msg)
+	_ = sess.Save(c.Request(), c.Response())
+}
+
+func (a *App) popFlashes(c echo.Context) []string {
+	if _, err := c.Cookie(flashCookie); errors.Is(err, http.ErrNoCookie) {
+		return nil
+	}
+	sess, _ := a.Cookies.Get(c.Request(), flashCookie)
+	fl := sess.Flashes()
+	if len(fl) == 0 {
+		return nil
+	}
+	sess.Options = a.cookieOptions(c, -1)
+	_ = sess.Save(c.Request(), c.Response())
+	out := make([]string, 0, len(fl))
+	for _, f := range fl {
+		if s, ok := f.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// safeNext accepts only a local path to go to after login.
+func safeNext(next string) string {
+	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+		return "/"
+	}
+	return next
+}

@@ -1,0 +1,227 @@
+package models
+
+import (
+	"context"
+	"errors"
+	"net/mail"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"gorm.io/gorm"
+)
+
+// Account is a customer: it owns users, keys, a wallet and requests.
+type Account struct {
+	ID        string
+	Name      string
+	MaxRPM    int `gorm:"column:max_rpm"`
+	CreatedAt time.Time
+}
+
+// User signs in to the console for an account.
+type User struct {
+	ID                string
+	AccountID         string
+	Email             string
+	PasswordHash      string
+	Role              string
+	CreatedAt         time.Time
+	PasswordChangedAt time.Time
+}
+
+// Wallet is an account's prepaid money: available = balance - held.
+type Wallet struct {
+	AccountID     string `gorm:"primaryKey"`
+	BalanceMicros int64
+	HeldMicros    int64
+	UpdatedAt     time.Time
+}
+
+// Available is what new holds may take.
+func (w Wallet) Available() int64 { return w.BalanceMicros - w.HeldMicros }
+
+// Limits on what people type.
+const (
+	MinPasswordLen = 10
+	MaxPasswordLen = 256
+	MaxEmailLen    = 254
+)
+
+// NormalizeEmail trims and lower-cases an email address for storage and lookup.
+func NormalizeEmail(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
+
+// ValidateSignup checks a sign-up form and returns field messages.
+func ValidateSignup(email, password string) error {
+	fe := FieldErrors{}
+	email = NormalizeEmail(email)
+	switch {
+	case email == "":
+		fe.Add("email", "Enter your email address.")
+	case len(email) > MaxEmailLen:
+		fe.Add("email", "An email address can be at most 254 characters.")
+	default:
+		a, err := mail.ParseAddress(email)
+		if err != nil || a.Address != email || !strings.Contains(email[strings.LastIndex(email, "@")+1:], ".") {
+			fe.Add("email", "Enter a valid email address, like you@example.com.")
+		}
+	}
+	fe.Add("password", passwordProblem(password))
+	if fe["password"] == "" {
+		delete(fe, "password")
+	}
+	return fe.Err()
+}
+
+func passwordProblem(password string) string {
+	n := utf8.RuneCountInString(password)
+	switch {
+	case n < MinPasswordLen:
+		return "Use at least 10 characters."
+	case len(password) > MaxPasswordLen:
+		return "Use at most 256 characters."
+	}
+	return ""
+}
+
+// CreateAccount makes an account, its owner user and an empty wallet in one
+// transaction. A duplicate email is a field error and writes nothing.
+func (s *Store) CreateAccount(ctx context.Context, email, password string) (*User, error) {
+	if err := ValidateSignup(email, password); err != nil {
+		return nil, err
+	}
+	email = NormalizeEmail(email)
+	hash, err := HashPassword(password)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now().UTC()
+	acct := Account{ID: NewID("acct"), Name: email, MaxRPM: 600, CreatedAt: now}
+	user := User{ID: NewID("user"), AccountID: acct.ID, Email: email, PasswordHash: hash,
+		Role: "owner", CreatedAt: now, PasswordChangedAt: now}
+	err = s.db.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var n int64
+		if err := tx.Model(&User{}).Where("email = ?", email).Count(&n).Error; err != nil {
+			return err
+		}
+		if n > 0 {
+			return duplicateEmail()
+		}
+		if err := tx.Create(&acct).Error; err != nil {
+			return err
+		}
+		if err := tx.Create(&user).Error; err != nil {
+			if isUniqueViolation(err) {
+				return duplicateEmail()
+			}
+			return err
+		}
+		return tx.Create(&Wallet{AccountID: acct.ID, UpdatedAt: now}).Error
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &user, nil
+}
+
+func duplicateEmail() error {
+	return &Error{Code: ECONFLICT, Message: "That email is already registered.",
+		Fields: map[string]string{"email": "An account with this email already exists. Log in instead."}}
+}
+
+func isUniqueViolation(err error) bool {
+	msg := err.Error()
+	return errors.Is(err, gorm.ErrDuplicatedKey) ||
+		strings.Contains(msg, "UNIQUE constraint failed") || strings.Contains(msg, "SQLSTATE 23505")
+}
+
+// ErrBadCredentials is the one answer for a wrong email or a wrong password.
+var ErrBadCredentials = &Error{Code: EUNAUTHORIZED, Message: "Incorrect email or password."}
+
+// Authenticate returns the user with this email and password.
+func (s *Store) Authenticate(ctx context.Context, email, password string) (*User, error) {
+	var u User
+	err := s.db.R.WithContext(ctx).Where("email = ?", NormalizeEmail(email)).Take(&u).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		CheckPassword(dummyHash, password)
+		return nil, ErrBadCredentials
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(password) > MaxPasswordLen || !CheckPassword(u.PasswordHash, password) {
+		return nil, ErrBadCredentials
+	}
+	return &u, nil
+}
+
+// UserByID returns one user.
+func (s *Store) UserByID(ctx context.Context, id string) (*User, error) {
+	var u User
+	err := s.db.R.WithContext(ctx).Where("id = ?", id).Take(&u).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, ErrNotFound
+	}
+	return &u, err
+}
+
+// UserByEmail returns the user with this email.
+func (s *Store) UserByEmail(ctx context.Context, email string) (*User, error) {
+	var u User
+	err := s.db.R.WithContext(ctx).Where("email = ?", NormalizeEmail(email)).Take(&u).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, Errorf(ENOTFOUND, "No user with email %s.", NormalizeEmail(email))
+	}
+	return &u, err
+}
+
+// AccountByID returns one account.
+func (s *Store) AccountByID(ctx context.Context, id string) (*Account, error) {
+	var a Account
+	err := s.db.R.WithContext(ctx).Where("id = ?", id).Take(&a).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, ErrNotFound
+	}
+	return &a, err
+}
+
+// WalletOf returns an account's wallet.
+func (s *Store) WalletOf(ctx context.Context, accountID string) (*Wallet, error) {
+	var w Wallet
+	err := s.db.R.WithContext(ctx).Where("account_id = ?", accountID).Take(&w).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, ErrNotFound
+	}
+	return &w, err
+}
+
+// ChangePassword sets a new password after checking the current one, and
+// ends every other session of the user in the same transaction.
+func (s *Store) ChangePassword(ctx context.Context, userID, current, next, keepSessionHash string) error {
+	u, err := s.UserByID(ctx, userID)
+	if err != nil {
+		return err
+	}
+	fe := FieldErrors{}
+	if !CheckPassword(u.PasswordHash, current) {
+		fe.Add("current_password", "That is not your current password.")
+	}
+	if msg := passwordProblem(next); msg != "" {
+		fe.Add("new_password", msg)
+	}
+	if err := fe.Err(); err != nil {
+		return err
+	}
+	hash, err := HashPassword(next)
+	if err != nil {
+		return err
+	}
+	return s.db.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Model(&User{}).Where("id = ?", userID).Updates(map[string]any{
+			"password_hash": hash, "password_changed_at": time.Now().UTC(),
+		}).Error; err != nil {
+			return err
+		}
+		return tx.Where("user_id = ? AND token_hash <> ?", userID, keepSessionHash).Delete(&Session{}).Error
+	})
+}

@@ -1,0 +1,164 @@
+package models
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/url"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+	"gorm.io/driver/postgres"
+	"gorm.io/driver/sqlite"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+
+	"ttconsole/migrations"
+)
+
+// DB is the product's database. On SQLite all writes go through one
+// connection whose transactions start IMMEDIATE, so writers queue on the
+// Go side instead of failing with SQLITE_BUSY; reads use a pool. On
+// PostgreSQL both are the same pool.
+type DB struct {
+	W        *gorm.DB // writes and read-modify-write transactions
+	R        *gorm.DB // plain reads
+	Postgres bool
+}
+
+// Open connects to PostgreSQL when databaseURL is set, otherwise to the
+// SQLite file at path (created when missing).
+func Open(path, databaseURL string) (*DB, error) {
+	cfg := &gorm.Config{
+		Logger:                 logger.Discard,
+		SkipDefaultTransaction: true,
+		NowFunc:                func() time.Time { return time.Now().UTC() },
+	}
+	if databaseURL != "" {
+		g, err := gorm.Open(postgres.Open(databaseURL), cfg)
+		if err != nil {
+			return nil, fmt.Errorf("open postgres: %w", err)
+		}
+		sqlDB, err := g.DB()
+		if err != nil {
+			return nil, err
+		}
+		sqlDB.SetMaxOpenConns(32)
+		sqlDB.SetMaxIdleConns(32)
+		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+		return &DB{W: g, R: g, Postgres: true}, nil
+	}
+
+	w, err := openSQLite(path, cfg, "_txlock=immediate")
+	if err != nil {
+		return nil, err
+	}
+	wsql, _ := w.DB()
+	wsql.SetMaxOpenConns(1)
+	wsql.SetMaxIdleConns(1)
+	wsql.SetConnMaxLifetime(0)
+
+	r, err := openSQLite(path, cfg, "_query_only=1")
+	if err != nil {
+		wsql.Close()
+		return nil, err
+	}
+	rsql, _ := r.DB()
+	n := max(4, runtime.NumCPU()*2)
+	rsql.SetMaxOpenConns(n)
+	rsql.SetMaxIdleConns(n)
+	return &DB{W: w, R: r}, nil
+}
+
+func openSQLite(path string, cfg *gorm.Config, extra string) (*gorm.DB, error) {
+	q := url.Values{}
+	q.Set("_journal_mode", "WAL")
+	q.Set("_busy_timeout", "10000")
+	q.Set("_foreign_keys", "on")
+	q.Set("_synchronous", "NORMAL")
+	dsn := "file:" + path + "?" + q.Encode() + "&" + extra
+	g, err := gorm.Open(sqlite.Open(dsn), cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	// Ping so a bad path fails here, not on the first request.
+	sqlDB, err := g.DB()
+	if err != nil {
+		return nil, err
+	}
+	if err := sqlDB.Ping(); err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	return g, nil
+}
+
+// Close closes every connection.
+func (db *DB) Close() error {
+	var first error
+	for _, g := range []*gorm.DB{db.W, db.R} {
+		sqlDB, err := g.DB()
+		if err == nil {
+			err = sqlDB.Close()
+		}
+		if err != nil && first == nil && !strings.Contains(err.Error(), "closed") {
+			first = err
+		}
+		if db.W == db.R {
+			break
+		}
+	}
+	return first
+}
+
+// Ping reports whether the database answers.
+func (db *DB) Ping(ctx context.Context) error {
+	for _, g := range []*gorm.DB{db.W, db.R} {
+		sqlDB, err := g.DB()
+		if err != nil {
+			return err
+		}
+		if err := sqlDB.PingContext(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Migrate applies every pending migration and returns how many ran.
+func (db *DB) Migrate(ctx context.Context) (int, error) {
+	sqlDB, err := db.W.DB()
+	if err != nil {
+		return 0, err
+	}
+	dialect := goose.DialectSQLite3
+	if db.Postgres {
+		dialect = goose.DialectPostgres
+	}
+	var opts []goose.ProviderOption
+	if db.Postgres {
+		// Instances starting together take turns instead of racing.
+		locker, err := lock.NewPostgresSessionLocker()
+		if err != nil {
+			return 0, err
+		}
+		opts = append(opts, goose.WithSessionLocker(locker))
+	}
+	p, err := goose.NewProvider(dialect, sqlDB, migrations.FS, opts...)
+	if err != nil {
+		return 0, fmt.Errorf("migrations: %w", err)
+	}
+	res, err := p.Up(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("migrate: %w", err)
+	}
+	return len(res), nil
+}
+
+// SQL returns the writer's *sql.DB, for tools that need the plain driver.
+func (db *DB) SQL() *sql.DB {
+	s, _ := db.W.DB()
+	return s
+}
