@@ -15,8 +15,8 @@ type Page struct {
 
 // User is the signed-in person as the header shows them.
 type User struct {
-	Email   string
-	Balance string
+	Email      string
+	Balance    string
 	LowBalance bool
 }
 

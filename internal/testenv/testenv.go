@@ -1,0 +1,177 @@
+// Package testenv gives tests the real parts they run against: a fresh
+// database (SQLite in a temp dir, or a new PostgreSQL database when
+// DATABASE_URL is set), the real server on loopback, and headless Chromium.
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/PuerkitoBio/goquery"
+	"github.com/gorilla/sessions"
+	_ "github.com/jackc/pgx/v5/stdlib"
+	"github.com/labstack/echo/v4"
+
+	"ttconsole/handlers"
+	"ttconsole/models"
+)
+
+// InCI reports whether the tests run in CI, where nothing may be skipped.
+func InCI() bool { return os.Getenv("CI") == "true" }
+
+// DB returns a migrated, empty database that lives as long as the test.
+func DB(t testing.TB) *models.DB {
+	t.Helper()
+	path, dbURL := EmptyDB(t)
+	db, err := models.Open(path, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if _, err := db.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// EmptyDB makes a new, empty database for one test and returns how to
+// reach it: a SQLite path, or a PostgreSQL URL when DATABASE_URL is set
+// (a fresh database on that server, dropped when the test ends).
+func EmptyDB(t testing.TB) (path, dbURL string) {
+	t.Helper()
+	base := os.Getenv("DATABASE_URL")
+	if base == "" {
+		return filepath.Join(t.TempDir(), "test.db"), ""
+	}
+	name := "tt_test_" + randomHex(6)
+	admin, err := sql.Open("pgx", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
+		t.Fatalf("create test database: %v", err)
+	}
+	t.Cleanup(func() {
+		admin, err := sql.Open("pgx", base)
+		if err == nil {
+			admin.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)")
+			admin.Close()
+		}
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	return "", u.String()
+}
+
+// Postgres reports whether tests run on PostgreSQL.
+func Postgres() bool { return os.Getenv("DATABASE_URL") != "" }
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Server is the real product served on loopback for a test.
+type Server struct {
+	*httptest.Server
+	Echo  *echo.Echo
+	App   *handlers.App
+	Store *models.Store
+	DB    *models.DB
+}
+
+// Options adjust the server a test starts.
+type Options struct {
+	Config handlers.Config
+}
+
+// NewServer starts the product on a fresh database at 127.0.0.1.
+func NewServer(t testing.TB, opts ...Options) *Server {
+	t.Helper()
+	db := DB(t)
+	return NewServerOn(t, db, opts...)
+}
+
+// NewServerOn starts the product on an existing database.
+func NewServerOn(t testing.TB, db *models.DB, opts ...Options) *Server {
+	t.Helper()
+	var o Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	store := models.NewStore(db)
+	key, err := store.SecretSetting(context.Background(), "session_key", 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := &handlers.App{
+		Config:  o.Config,
+		Store:   store,
+		Log:     slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		Cookies: sessions.NewCookieStore(key),
+	}
+	e, err := app.NewServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(e) // binds 127.0.0.1
+	t.Cleanup(srv.Close)
+	return &Server{Server: srv, Echo: e, App: app, Store: store, DB: db}
+}
+
+// Client returns an HTTP client with its own cookie jar that does not
+// follow redirects, so tests see every answer.
+func (s *Server) Client() *http.Client {
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{
+		Jar: jar,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
+}
+
+// Body reads and closes a response body.
+func Body(t testing.TB, res *http.Response) string {
+	t.Helper()
+	b, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// Doc parses an HTML page.
+func Doc(t testing.TB, page string) *goquery.Document {
+	t.Helper()
+	d, err := goquery.NewDocumentFromReader(strings.NewReader(page))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// FieldValue returns the value of the first input called name in page.
+func FieldValue(t testing.TB, page, name string) string {
+	t.Helper()
+	v, _ := Doc(t, page).Find(`input[name="` + name + `"]`).First().Attr("value")
+	return v
+}

@@ -1,0 +1,26 @@
+package models_test
+
+import (
+	"context"
+	"testing"
+
+	"ttconsole/internal/testenv"
+)
+
+// testenv.DB migrates a fresh database from empty on SQLite, or on
+// PostgreSQL when DATABASE_URL is set; running again applies nothing.
+func TestMigrationsApplyFromEmpty(t *testing.T) {
+	db := testenv.DB(t)
+	n, err := db.Migrate(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Fatalf("second run applied %d migrations, want 0", n)
+	}
+	for _, table := range []string{"accounts", "users", "wallets", "sessions", "settings"} {
+		if !db.W.Migrator().HasTable(table) {
+			t.Errorf("table %s missing after migrations", table)
+		}
+	}
+}
