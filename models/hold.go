@@ -1,0 +1,263 @@
+package models
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// Hold statuses.
+const (
+	HoldOpen     = "open"
+	HoldCaptured = "captured"
+	HoldReleased = "released"
+	HoldExpired  = "expired"
+)
+
+// Hold reserves a call's maximum cost while it runs.
+type Hold struct {
+	ID             string
+	AccountID      string
+	KeyID          string
+	RequestID      string
+	Month          string
+	AmountMicros   int64
+	Status         string
+	CapturedMicros int64
+	CreatedAt      time.Time
+	ExpiresAt      time.Time
+	EndedAt        *time.Time
+}
+
+// keyMonthUsage is a key's spend and open holds in one calendar month.
+type keyMonthUsage struct {
+	KeyID       string `gorm:"primaryKey"`
+	Month       string `gorm:"primaryKey"`
+	SpentMicros int64
+	HeldMicros  int64
+}
+
+func (keyMonthUsage) TableName() string { return "key_month_usage" }
+
+// MonthOf is the calendar month (UTC) a time counts against: "2026-11".
+func MonthOf(t time.Time) string { return t.UTC().Format("2006-01") }
+
+// QuotaError says a call would take its key over its monthly limit.
+type QuotaError struct {
+	LimitMicros       int64
+	MonthToDateMicros int64 // spent plus open holds, before this call
+	HoldMicros        int64
+}
+
+func (e *QuotaError) Error() string {
+	return fmt.Sprintf("This key's monthly limit is %s; month-to-date spend and open holds are %s, and this call needs a hold of %s.",
+		FormatUSDExact(e.LimitMicros), FormatUSDExact(e.MonthToDateMicros), FormatUSDExact(e.HoldMicros))
+}
+
+// ShortfallError says the wallet's available balance cannot cover a hold.
+type ShortfallError struct {
+	AvailableMicros int64
+	HoldMicros      int64
+}
+
+// ShortfallMicros is how much more the wallet needs.
+func (e *ShortfallError) ShortfallMicros() int64 { return e.HoldMicros - e.AvailableMicros }
+
+func (e *ShortfallError) Error() string {
+	return fmt.Sprintf("This call needs a hold of %s but the wallet's available balance is %s: recharge at least %s.",
+		FormatUSDExact(e.HoldMicros), FormatUSDExact(e.AvailableMicros), FormatUSDExact(e.ShortfallMicros()))
+}
+
+// StartCall places a call's hold and writes its request row, outcome
+// pending, in one transaction: first the key's monthly limit, then the
+// wallet, each one guarded update, never read-then-write. It returns a
+// *QuotaError or *ShortfallError, having written nothing, when either
+// cannot take the hold.
+func (s *Store) StartCall(ctx context.Context, r *Request, keyID string, limit *int64, hold int64, ttl time.Duration) (*Hold, error) {
+	if r.AccountID == nil {
+		return nil, errors.New("start call: request without an account")
+	}
+	now := time.Now().UTC()
+	h := &Hold{
+		ID: NewID("hold"), AccountID: *r.AccountID, KeyID: keyID, RequestID: r.ID, Month: MonthOf(now),
+		AmountMicros: hold, Status: HoldOpen, CreatedAt: now, ExpiresAt: now.Add(ttl),
+	}
+	r.HoldMicros = hold
+	r.BillingOutcome = OutcomePending
+	err := s.db.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Clauses(clause.OnConflict{DoNothing: true}).
+			Create(&keyMonthUsage{KeyID: keyID, Month: h.Month}).Error; err != nil {
+			return err
+		}
+		q := tx.Model(&keyMonthUsage{}).Where("key_id = ? AND month = ?", keyID, h.Month)
+		if limit != nil {
+			q = q.Where("spent_micros + held_micros + ? <= ?", hold, *limit)
+		}
+		res := q.Update("held_micros", gorm.Expr("held_micros + ?", hold))
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			var u keyMonthUsage
+			if err := tx.Where("key_id = ? AND month = ?", keyID, h.Month).Take(&u).Error; err != nil {
+				return err
+			}
+			return &QuotaError{LimitMicros: *limit, MonthToDateMicros: u.SpentMicros + u.HeldMicros, HoldMicros: hold}
+		}
+
+		res = tx.Model(&Wallet{}).Where("account_id = ? AND balance_micros - held_micros >= ?", h.AccountID, hold).
+			Updates(map[string]any{"held_micros": gorm.Expr("held_micros + ?", hold), "updated_at": now})
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			var w Wallet
+			if err := tx.Where("account_id = ?", h.AccountID).Take(&w).Error; err != nil {
+				return err
+			}
+			return &ShortfallError{AvailableMicros: w.Available(), HoldMicros: hold}
+		}
+		if err := tx.Create(h).Error; err != nil {
+			return err
+		}
+		if err := tx.Create(r).Error; err != nil {
+			return err
+		}
+		return tx.Create(&BillingEvent{
+			ID: NewID("bev"), RequestID: r.ID, AccountID: h.AccountID, Event: "hold_placed",
+			AmountMicros: hold, CreatedAt: now,
+		}).Error
+	})
+	if err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// FinishCall captures a hold at the call's real cost (never more than the
+// hold) and completes its request row, in one transaction. When the hold
+// had already ended (the reaper expired it), nothing is charged and the
+// row keeps the reaper's outcome.
+func (s *Store) FinishCall(ctx context.Context, h *Hold, r *Request, cost int64) error {
+	cost = min(max(cost, 0), h.AmountMicros)
+	now := time.Now().UTC()
+	return s.db.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		ok, err := endHold(tx, h, HoldCaptured, cost, now)
+		if err != nil || !ok {
+			return err
+		}
+		ev := &BillingEvent{ID: NewID("bev"), RequestID: r.ID, AccountID: h.AccountID, Event: "captured",
+			AmountMicros: cost, Detail: r.OutcomeDetail, CreatedAt: now}
+		if cost > 0 {
+			e, err := creditTx(tx, h.AccountID, -cost, LedgerCharge, "API call "+r.ID, LedgerRef{RequestID: r.ID})
+			if err != nil {
+				return err
+			}
+			ev.LedgerEntryID = &e.ID
+		}
+		if err := tx.Create(ev).Error; err != nil {
+			return err
+		}
+		if rest := h.AmountMicros - cost; rest > 0 {
+			if err := tx.Create(&BillingEvent{ID: NewID("bev"), RequestID: r.ID, AccountID: h.AccountID,
+				Event: "released", AmountMicros: rest, Detail: "the unused part of the hold", CreatedAt: now}).Error; err != nil {
+				return err
+			}
+		}
+		r.ChargedMicros = cost
+		if r.BillingOutcome == "" || r.BillingOutcome == OutcomePending {
+			r.BillingOutcome = OutcomeCharged
+		}
+		return completeRequest(tx, r, now)
+	})
+}
+
+// ReleaseCall ends a hold without charging (upstream failure, cancel) and
+// completes the request row with outcome, in one transaction.
+func (s *Store) ReleaseCall(ctx context.Context, h *Hold, r *Request, outcome string) error {
+	now := time.Now().UTC()
+	return s.db.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		ok, err := endHold(tx, h, HoldReleased, 0, now)
+		if err != nil || !ok {
+			return err
+		}
+		if err := tx.Create(&BillingEvent{ID: NewID("bev"), RequestID: r.ID, AccountID: h.AccountID,
+			Event: "released", AmountMicros: h.AmountMicros, Detail: r.OutcomeDetail, CreatedAt: now}).Error; err != nil {
+			return err
+		}
+		r.ChargedMicros = 0
+		r.BillingOutcome = outcome
+		return completeRequest(tx, r, now)
+	})
+}
+
+// endHold moves an open hold to status exactly once and gives back what it
+// held on the wallet and the key's month; with status captured, the cost
+// moves from held to spent. It reports false when the hold had already
+// ended, having changed nothing.
+func endHold(tx *gorm.DB, h *Hold, status string, cost int64, now time.Time) (bool, error) {
+	res := tx.Model(&Hold{}).Where("id = ? AND status = ?", h.ID, HoldOpen).
+		Updates(map[string]any{"status": status, "captured_micros": cost, "ended_at": now})
+	if res.Error != nil || res.RowsAffected == 0 {
+		return false, res.Error
+	}
+	if err := tx.Model(&Wallet{}).Where("account_id = ?", h.AccountID).Updates(map[string]any{
+		"held_micros": gorm.Expr("held_micros - ?", h.AmountMicros), "updated_at": now,
+	}).Error; err != nil {
+		return false, err
+	}
+	err := tx.Model(&keyMonthUsage{}).Where("key_id = ? AND month = ?", h.KeyID, h.Month).Updates(map[string]any{
+		"held_micros":  gorm.Expr("held_micros - ?", h.AmountMicros),
+		"spent_micros": gorm.Expr("spent_micros + ?", cost),
+	}).Error
+	return err == nil, err
+}
+
+func completeRequest(tx *gorm.DB, r *Request, now time.Time) error {
+	r.CompletedAt = &now
+	return tx.Model(&Request{}).Where("id = ?", r.ID).Updates(map[string]any{
+		"status": r.Status, "error_type": r.ErrorType, "error_message": r.ErrorMessage, "error_body": r.ErrorBody,
+		"latency_ms": r.LatencyMS, "prompt_tokens": r.PromptTokens, "completion_tokens": r.CompletionTokens,
+		"charged_micros": r.ChargedMicros, "billing_outcome": r.BillingOutcome, "outcome_detail": r.OutcomeDetail,
+		"completed_at": now,
+	}).Error
+}
+
+// ExpireHolds releases every open hold past its expiry, as expired, and
+// marks its request not_charged_expired. Each hold ends exactly once even
+// when several reapers run at the same time: the guarded update in endHold
+// lets only one of them end it.
+func (s *Store) ExpireHolds(ctx context.Context, now time.Time) (int, error) {
+	var due []Hold
+	if err := s.db.W.WithContext(ctx).Where("status = ? AND expires_at < ?", HoldOpen, now.UTC()).
+		Order("expires_at").Limit(500).Find(&due).Error; err != nil {
+		return 0, err
+	}
+	n := 0
+	for i := range due {
+		h := &due[i]
+		err := s.db.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			ok, err := endHold(tx, h, HoldExpired, 0, now.UTC())
+			if err != nil || !ok {
+				return err
+			}
+			n++
+			if err := tx.Create(&BillingEvent{ID: NewID("bev"), RequestID: h.RequestID, AccountID: h.AccountID,
+				Event: "expired", AmountMicros: h.AmountMicros, Detail: "the call did not finish before its hold expired",
+				CreatedAt: now.UTC()}).Error; err != nil {
+				return err
+			}
+			return tx.Model(&Request{}).Where("id = ? AND billing_outcome = ?", h.RequestID, OutcomePending).
+				Updates(map[string]any{"billing_outcome": OutcomeNotChargedExpired, "charged_micros": 0,
+					"completed_at": now.UTC(), "outcome_detail": "hold expired"}).Error
+		})
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}

@@ -1,0 +1,113 @@
+package models
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// Billing outcomes of a request, each with the platform's rule in plain words.
+const (
+	OutcomePending            = "pending"
+	OutcomeCharged            = "charged"
+	OutcomeChargedPartial     = "charged_partial"
+	OutcomeNotChargedRejected = "not_charged_rejected"
+	OutcomeNotChargedFailed   = "not_charged_failed"
+	OutcomeNotChargedCancel   = "not_charged_cancelled"
+	OutcomeNotChargedExpired  = "not_charged_expired"
+)
+
+// OutcomeRule explains a billing outcome in the platform's words.
+func OutcomeRule(outcome string) string {
+	switch outcome {
+	case OutcomePending:
+		return "Still running — the call's maximum cost is held until it completes."
+	case OutcomeCharged:
+		return "Completed — charged its real usage, never more than its hold."
+	case OutcomeChargedPartial:
+		return "Stream cut off mid-way — settled on the usage actually delivered."
+	case OutcomeNotChargedRejected:
+		return "Rejected before processing — not charged, nothing was held."
+	case OutcomeNotChargedFailed:
+		return "Upstream failure — not charged; the hold was released."
+	case OutcomeNotChargedCancel:
+		return "Cancelled — not charged; the hold was released."
+	case OutcomeNotChargedExpired:
+		return "Expired — not charged; the hold was released."
+	}
+	return ""
+}
+
+// Request is one call the gateway answered: the row the console explains.
+type Request struct {
+	ID                 string
+	AccountID          *string
+	KeyID              *string
+	Method             string
+	Path               string
+	Model              string
+	Status             int
+	ErrorType          string
+	ErrorMessage       string
+	ErrorBody          string
+	ClientIP           string `gorm:"column:client_ip"`
+	Stream             bool
+	LatencyMS          int64 `gorm:"column:latency_ms"`
+	PromptTokens       int
+	CompletionTokens   int
+	HoldMicros         int64
+	ChargedMicros      int64
+	BillingOutcome     string
+	OutcomeDetail      string
+	RatelimitLimit     *int
+	RatelimitRemaining *int
+	RatelimitReset     *int64
+	RetryAfter         *int
+	CreatedAt          time.Time
+	CompletedAt        *time.Time
+}
+
+// BillingEvent is one step of a request's billing timeline.
+type BillingEvent struct {
+	ID            string
+	RequestID     string
+	AccountID     string
+	Event         string // hold_placed | captured | released | expired
+	AmountMicros  int64
+	LedgerEntryID *string
+	Detail        string
+	CreatedAt     time.Time
+}
+
+// LogRequest stores a request that moved no money: a rejection, a 404, a
+// free call. Its row is written before the client gets its answer.
+func (s *Store) LogRequest(ctx context.Context, r *Request) error {
+	if r.BillingOutcome == "" {
+		r.BillingOutcome = OutcomeNotChargedRejected
+	}
+	if r.CompletedAt == nil {
+		now := time.Now().UTC()
+		r.CompletedAt = &now
+	}
+	return s.db.W.WithContext(ctx).Create(r).Error
+}
+
+// RequestOf returns one request of an account; another account's request
+// is ErrNotFound, exactly like a missing one.
+func (s *Store) RequestOf(ctx context.Context, accountID, id string) (*Request, error) {
+	var r Request
+	err := s.db.R.WithContext(ctx).Where("id = ? AND account_id = ?", id, accountID).Take(&r).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, ErrNotFound
+	}
+	return &r, err
+}
+
+// Timeline returns a request's billing events, oldest first.
+func (s *Store) Timeline(ctx context.Context, requestID string) ([]BillingEvent, error) {
+	var out []BillingEvent
+	err := s.db.R.WithContext(ctx).Where("request_id = ?", requestID).Order("id").Find(&out).Error
+	return out, err
+}
