@@ -5,8 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"net/netip"
+	"net/url"
 	"os"
 	"strings"
+	"time"
 )
 
 // Config is everything the product reads from flags and the environment,
@@ -21,6 +23,15 @@ type Config struct {
 	SessionKey     []byte // signs session cookies; generated and kept in the database when empty
 	SecureCookies  bool
 	LogFormat      string // json or text
+
+	UpstreamTimeout time.Duration // wait for an upstream answer (or a stream's first byte)
+	HoldTTL         time.Duration // a hold still open after this is released by the reaper
+
+	// Billing and payments: STRIPE_SECRET_KEY selects the Stripe provider;
+	// STRIPE_WEBHOOK_SECRET (comma-separated during a rotation) verifies
+	// its webhook, or signs the test provider's events when Stripe is off.
+	StripeSecretKey      string
+	StripeWebhookSecrets []string
 }
 
 // configFlags registers the flags shared by every subcommand that opens the
@@ -37,6 +48,24 @@ func serveFlags(fs *flag.FlagSet, cfg *Config) {
 	fs.StringVar(&cfg.Addr, "addr", envOr("TT_ADDR", ":8080"), "listen address (TT_ADDR)")
 	cfg.UpstreamURL = os.Getenv("UPSTREAM_URL")
 	cfg.RedisURL = os.Getenv("REDIS_URL")
+	fs.DurationVar(&cfg.UpstreamTimeout, "upstream-timeout", envDuration("TT_UPSTREAM_TIMEOUT", time.Minute),
+		"how long to wait for the upstream's answer (TT_UPSTREAM_TIMEOUT)")
+	fs.DurationVar(&cfg.HoldTTL, "hold-ttl", envDuration("TT_HOLD_TTL", 10*time.Minute),
+		"release holds of calls still running after this long (TT_HOLD_TTL)")
+}
+
+// envDuration reads a duration such as 90s from the environment; a value
+// that does not parse is reported by finish.
+func envDuration(name string, def time.Duration) time.Duration {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return -1
+	}
+	return d
 }
 
 // finish validates and completes what the flags and environment gave.
@@ -53,6 +82,27 @@ func (cfg *Config) finish() error {
 		cfg.SessionKey = b
 	}
 	cfg.SecureCookies = os.Getenv("TT_SECURE_COOKIES") == "1" || os.Getenv("TT_SECURE_COOKIES") == "true"
+	cfg.StripeSecretKey = strings.TrimSpace(os.Getenv("STRIPE_SECRET_KEY"))
+	for _, s := range strings.Split(os.Getenv("STRIPE_WEBHOOK_SECRET"), ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			cfg.StripeWebhookSecrets = append(cfg.StripeWebhookSecrets, s)
+		}
+	}
+	if cfg.StripeSecretKey != "" && len(cfg.StripeWebhookSecrets) == 0 {
+		return fmt.Errorf("STRIPE_WEBHOOK_SECRET is required with STRIPE_SECRET_KEY: without it no Stripe payment could be verified and credited")
+	}
+	if cfg.UpstreamURL != "" {
+		u, err := url.Parse(cfg.UpstreamURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("UPSTREAM_URL must be an http(s) URL such as http://127.0.0.1:9000, not %q", cfg.UpstreamURL)
+		}
+	}
+	if cfg.UpstreamTimeout < 0 || cfg.HoldTTL < 0 {
+		return fmt.Errorf("TT_UPSTREAM_TIMEOUT and TT_HOLD_TTL must be durations such as 90s or 10m")
+	}
+	if cfg.HoldTTL > 0 && cfg.HoldTTL <= cfg.UpstreamTimeout {
+		return fmt.Errorf("the hold TTL (%s) must be longer than the upstream timeout (%s)", cfg.HoldTTL, cfg.UpstreamTimeout)
+	}
 	if cfg.LogFormat != "json" && cfg.LogFormat != "text" {
 		return fmt.Errorf("TT_LOG_FORMAT must be json or text, not %q", cfg.LogFormat)
 	}

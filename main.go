@@ -20,6 +20,7 @@ import (
 
 	"ttconsole/handlers"
 	"ttconsole/models"
+	"ttconsole/upstream"
 )
 
 func main() {
@@ -42,6 +43,7 @@ const usage = `ttconsole — TT Console and API gateway
 Usage:
   ttconsole [serve] [--addr :8080] [--db ./ttconsole.db]
   ttconsole migrate [--db ./ttconsole.db]
+  ttconsole upstream-sim [--addr :9000]
   ttconsole admin account create --email E --password P
 `
 
@@ -56,6 +58,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serve(ctx, args, stdout, stderr)
 	case "migrate":
 		return migrate(ctx, args, stdout, stderr)
+	case "upstream-sim":
+		return upstreamSim(ctx, args, stdout, stderr)
 	case "admin":
 		return admin(ctx, args, stdout, stderr)
 	case "help", "-h", "--help":
@@ -141,11 +145,23 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("session key: %w", err)
 		}
 	}
+	up := upstream.NewInProcess(upstream.NewSimulator(), cfg.UpstreamTimeout)
+	if cfg.UpstreamURL != "" {
+		up = upstream.NewHTTP(cfg.UpstreamURL, cfg.UpstreamTimeout)
+	}
 	app := &handlers.App{
-		Config:  handlers.Config{TrustedProxies: cfg.TrustedProxies, SecureCookies: cfg.SecureCookies},
-		Store:   store,
-		Log:     log,
-		Cookies: sessions.NewCookieStore(key),
+		Config:          handlers.Config{TrustedProxies: cfg.TrustedProxies, SecureCookies: cfg.SecureCookies},
+		Store:           store,
+		Log:             log,
+		Cookies:         sessions.NewCookieStore(key),
+		Upstream:        up,
+		UpstreamTimeout: cfg.UpstreamTimeout,
+		HoldTTL:         cfg.HoldTTL,
+	}
+	// Billing and payments: Stripe when configured, else the test provider.
+	app.Config.StripeWebhookSecrets = cfg.StripeWebhookSecrets
+	if cfg.StripeSecretKey != "" {
+		app.Payments = handlers.NewStripeProvider(cfg.StripeSecretKey)
 	}
 	e, err := app.NewServer()
 	if err != nil {
@@ -162,11 +178,18 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	go reapHolds(ctx, store, log, time.Minute)
+
 	where := "SQLite " + cfg.DBPath
 	if cfg.DatabaseURL != "" {
 		where = "PostgreSQL"
 	}
-	fmt.Fprintf(stderr, "TT Console listening on %s (%s) — open http://%s/\n", ln.Addr(), where, browseAddr(ln.Addr()))
+	upstreamName := "the built-in simulated upstream"
+	if cfg.UpstreamURL != "" {
+		upstreamName = cfg.UpstreamURL
+	}
+	fmt.Fprintf(stderr, "TT Console listening on %s (%s, upstream: %s) — open http://%s/\n",
+		ln.Addr(), where, upstreamName, browseAddr(ln.Addr()))
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -182,6 +205,51 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return nil
+}
+
+// reapHolds releases expired holds at start-up and then every interval,
+// so a crash or a lost call never keeps money held.
+func reapHolds(ctx context.Context, store *models.Store, log *slog.Logger, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		n, err := store.ExpireHolds(ctx, time.Now())
+		if err != nil && ctx.Err() == nil {
+			log.Error("expire holds", "err", err.Error())
+		} else if n > 0 {
+			log.Info("expired holds released", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func upstreamSim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("upstream-sim", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", envOr("TT_SIM_ADDR", ":9000"), "listen address (TT_SIM_ADDR)")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: upstream.NewSimulator(), ReadHeaderTimeout: 10 * time.Second}
+	fmt.Fprintf(stderr, "simulated upstream listening on %s — set UPSTREAM_URL=http://%s\n", ln.Addr(), browseAddr(ln.Addr()))
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(shutCtx)
 }
 
 // browseAddr turns a listen address into one a browser can open.

@@ -5,12 +5,14 @@ package handlers
 import (
 	"log/slog"
 	"net/netip"
+	"time"
 
 	"github.com/gorilla/sessions"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/throttled/throttled/v2"
 
 	"ttconsole/models"
+	"ttconsole/upstream"
 )
 
 // Config is the part of the product's configuration that handlers use.
@@ -21,6 +23,11 @@ type Config struct {
 	// SecureCookies forces the Secure flag on cookies even when the
 	// request did not arrive over TLS (behind a TLS-terminating proxy).
 	SecureCookies bool
+
+	// Billing and payments: the secrets that sign /webhooks/stripe events
+	// (several during a rotation). The test provider signs with the first;
+	// when empty it uses a secret generated and kept in the database.
+	StripeWebhookSecrets []string
 }
 
 // App holds the dependencies of every handler. It is built once in main.go.
@@ -30,8 +37,17 @@ type App struct {
 	Log      *slog.Logger
 	Cookies  sessions.Store // signs the session cookie, which holds only a session token
 	Registry *prometheus.Registry
+	// Payments is the billing provider for recharges (Stripe); nil means
+	// the test provider, which keeps its state in the database.
+	Payments PaymentProvider
+
+	// The gateway's upstream model server, and how long calls may take.
+	Upstream        *upstream.Client
+	UpstreamTimeout time.Duration // until the upstream's answer (or first byte of a stream)
+	HoldTTL         time.Duration // a hold left open longer is released by the reaper
 
 	metrics       *metrics
 	loginPerIP    *throttled.GCRARateLimiterCtx
 	loginPerEmail *throttled.GCRARateLimiterCtx
+	keyLimits     *keyLimits
 }

@@ -8,9 +8,11 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"ttconsole/upstream"
 )
 
 func (a *App) init() error {
@@ -20,6 +22,18 @@ func (a *App) init() error {
 	}
 	if a.loginPerEmail, err = newLimiter(loginQuotaPerEmail); err != nil {
 		return err
+	}
+	if a.keyLimits, err = newKeyLimits(); err != nil {
+		return err
+	}
+	if a.Upstream == nil {
+		a.Upstream = upstream.NewInProcess(upstream.NewSimulator(), time.Minute)
+	}
+	if a.UpstreamTimeout == 0 {
+		a.UpstreamTimeout = time.Minute
+	}
+	if a.HoldTTL == 0 {
+		a.HoldTTL = 10 * time.Minute
 	}
 	if a.Registry == nil {
 		a.Registry = prometheus.NewRegistry()

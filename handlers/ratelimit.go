@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -42,4 +43,35 @@ func (a *App) loginThrottled(c echo.Context, email string) (time.Duration, bool,
 		return 0, false, err
 	}
 	return resEmail.RetryAfter, limitedEmail, nil
+}
+
+// keyLimits limits each API key to its requests per minute with GCRA. The
+// limiters share one store; a key's rpm picks the quota it is checked with.
+type keyLimits struct {
+	mu    sync.Mutex
+	store throttled.GCRAStoreCtx
+	byRPM map[int]*throttled.GCRARateLimiterCtx
+}
+
+func newKeyLimits() (*keyLimits, error) {
+	st, err := memstore.NewCtx(1 << 20)
+	if err != nil {
+		return nil, err
+	}
+	return &keyLimits{store: st, byRPM: map[int]*throttled.GCRARateLimiterCtx{}}, nil
+}
+
+func (k *keyLimits) limiter(rpm int) (*throttled.GCRARateLimiterCtx, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if l, ok := k.byRPM[rpm]; ok {
+		return l, nil
+	}
+	// A burst of rpm calls, refilled evenly over the minute.
+	l, err := throttled.NewGCRARateLimiterCtx(k.store, throttled.RateQuota{MaxRate: throttled.PerMin(rpm), MaxBurst: rpm - 1})
+	if err != nil {
+		return nil, err
+	}
+	k.byRPM[rpm] = l
+	return l, nil
 }

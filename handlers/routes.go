@@ -29,8 +29,9 @@ func (a *App) NewServer() (*echo.Echo, error) {
 	e.GET("/metrics", a.metricsHandler())
 	e.GET("/static/*", echo.WrapHandler(http.StripPrefix("/static/", staticFiles(static.FS))))
 
-	// Gateway: unknown /v1 paths fall through to the central error handler,
-	// which answers 404 in the platform's JSON shape.
+	// Gateway. Every /v1 request, unknown paths included, is logged; the
+	// central error handler answers errors in the platform's JSON shape.
+	a.gatewayRoutes(e)
 
 	// Console. Middleware is per route rather than on a group, so unknown
 	// paths (such as an API path missing its /v1) are not caught by CSRF.
@@ -46,8 +47,24 @@ func (a *App) NewServer() (*echo.Echo, error) {
 	e.GET("/account", a.accountPage, member...)
 	e.POST("/account/password", a.changePassword, member...)
 	e.GET("/requests", a.comingSoon("Requests", "requests", "Look up any call by its X-TT-Request-ID and see its billing outcome and error detail."), member...)
-	e.GET("/keys", a.comingSoon("API keys", "keys", "Create keys with model scope, IP restrictions, monthly limits and rate limits."), member...)
-	e.GET("/billing", a.comingSoon("Billing", "billing", "See your wallet and ledger, and recharge."), member...)
+	e.GET("/keys", a.keysPage, member...)
+	e.POST("/keys", a.createKey, member...)
+	e.GET("/keys/:id", a.keyPage, member...)
+	e.POST("/keys/:id", a.updateKey, member...)
+	e.POST("/keys/:id/disable", a.keyStatus("disable"), member...)
+	e.POST("/keys/:id/enable", a.keyStatus("enable"), member...)
+	e.POST("/keys/:id/revoke", a.keyStatus("revoke"), member...)
+	e.GET("/billing", a.billingPage, member...)
+	e.POST("/billing/recharge", a.recharge, member...)
+	e.POST("/billing/low-balance", a.setLowBalance, member...)
+	e.GET("/billing/payments/:id", a.paymentPage, member...)
+	e.POST("/billing/payments/:id/recheck", a.recheckPayment, member...)
+	e.GET("/billing/test-checkout/:session_id", a.testCheckoutPage, member...)
+	e.POST("/billing/test-checkout/:session_id", a.testCheckoutAction, member...)
+
+	// Payment provider webhooks: no session and no CSRF; every event is
+	// authenticated by its signature.
+	e.POST("/webhooks/stripe", a.stripeWebhook)
 
 	a.metrics.setRoutes(e.Routes())
 	return e, nil

@@ -88,7 +88,7 @@ func (s *Store) StartCall(ctx context.Context, r *Request, keyID string, limit *
 	}
 	r.HoldMicros = hold
 	r.BillingOutcome = OutcomePending
-	err := s.db.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.tx(ctx, func(tx *gorm.DB) error {
 		if err := tx.Clauses(clause.OnConflict{DoNothing: true}).
 			Create(&keyMonthUsage{KeyID: keyID, Month: h.Month}).Error; err != nil {
 			return err
@@ -133,6 +133,7 @@ func (s *Store) StartCall(ctx context.Context, r *Request, keyID string, limit *
 		}).Error
 	})
 	if err != nil {
+		r.HoldMicros, r.BillingOutcome = 0, "" // nothing was held
 		return nil, err
 	}
 	return h, nil
@@ -145,7 +146,7 @@ func (s *Store) StartCall(ctx context.Context, r *Request, keyID string, limit *
 func (s *Store) FinishCall(ctx context.Context, h *Hold, r *Request, cost int64) error {
 	cost = min(max(cost, 0), h.AmountMicros)
 	now := time.Now().UTC()
-	return s.db.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return s.tx(ctx, func(tx *gorm.DB) error {
 		ok, err := endHold(tx, h, HoldCaptured, cost, now)
 		if err != nil || !ok {
 			return err
@@ -180,7 +181,7 @@ func (s *Store) FinishCall(ctx context.Context, h *Hold, r *Request, cost int64)
 // completes the request row with outcome, in one transaction.
 func (s *Store) ReleaseCall(ctx context.Context, h *Hold, r *Request, outcome string) error {
 	now := time.Now().UTC()
-	return s.db.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return s.tx(ctx, func(tx *gorm.DB) error {
 		ok, err := endHold(tx, h, HoldReleased, 0, now)
 		if err != nil || !ok {
 			return err
@@ -205,14 +206,16 @@ func endHold(tx *gorm.DB, h *Hold, status string, cost int64, now time.Time) (bo
 	if res.Error != nil || res.RowsAffected == 0 {
 		return false, res.Error
 	}
-	if err := tx.Model(&Wallet{}).Where("account_id = ?", h.AccountID).Updates(map[string]any{
-		"held_micros": gorm.Expr("held_micros - ?", h.AmountMicros), "updated_at": now,
+	// Rows are locked in the same order as StartCall (key usage, then
+	// wallet), so concurrent calls on PostgreSQL cannot deadlock.
+	if err := tx.Model(&keyMonthUsage{}).Where("key_id = ? AND month = ?", h.KeyID, h.Month).Updates(map[string]any{
+		"held_micros":  gorm.Expr("held_micros - ?", h.AmountMicros),
+		"spent_micros": gorm.Expr("spent_micros + ?", cost),
 	}).Error; err != nil {
 		return false, err
 	}
-	err := tx.Model(&keyMonthUsage{}).Where("key_id = ? AND month = ?", h.KeyID, h.Month).Updates(map[string]any{
-		"held_micros":  gorm.Expr("held_micros - ?", h.AmountMicros),
-		"spent_micros": gorm.Expr("spent_micros + ?", cost),
+	err := tx.Model(&Wallet{}).Where("account_id = ?", h.AccountID).Updates(map[string]any{
+		"held_micros": gorm.Expr("held_micros - ?", h.AmountMicros), "updated_at": now,
 	}).Error
 	return err == nil, err
 }
@@ -240,7 +243,7 @@ func (s *Store) ExpireHolds(ctx context.Context, now time.Time) (int, error) {
 	n := 0
 	for i := range due {
 		h := &due[i]
-		err := s.db.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		err := s.tx(ctx, func(tx *gorm.DB) error {
 			ok, err := endHold(tx, h, HoldExpired, 0, now.UTC())
 			if err != nil || !ok {
 				return err

@@ -1,0 +1,255 @@
+package handlers
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"ttconsole/models"
+)
+
+// MaxAPIBody is the largest request body the gateway reads.
+const MaxAPIBody = 1 << 20
+
+const ctxCall = "gateway_call"
+
+// call is what the gateway learns about one request as it runs the checks;
+// it becomes the request's row in the log.
+type call struct {
+	row    models.Request
+	key    *models.APIKey
+	body   []byte
+	logged bool // the row was written by the billing steps themselves
+}
+
+func callOf(c echo.Context) *call {
+	gc, _ := c.Get(ctxCall).(*call)
+	return gc
+}
+
+// gateway wraps every /v1 route: it starts the request's row and, for a
+// call that moved no money (a rejection, a free read), writes it before the
+// client gets its answer.
+func (a *App) gateway(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		gc := &call{row: models.Request{
+			ID: RequestID(c), Method: r.Method, Path: truncate(r.URL.Path, 512), ClientIP: c.RealIP(),
+			CreatedAt: time.Now().UTC(),
+		}}
+		c.Set(ctxCall, gc)
+		err := next(c)
+		if gc.logged {
+			return err
+		}
+		if err != nil {
+			status, typ, msg := classify(err, c)
+			gc.row.Status, gc.row.ErrorType, gc.row.ErrorMessage = status, typ, msg
+			gc.row.ErrorBody = errorBody(typ, msg)
+		} else {
+			gc.row.Status = c.Response().Status
+		}
+		if gc.row.AccountID == nil {
+			a.identify(c, gc) // so a customer finds even a 404 or 413 of theirs
+		}
+		gc.row.LatencyMS = time.Since(gc.row.CreatedAt).Milliseconds()
+		gc.row.BillingOutcome = models.OutcomeNotChargedRejected
+		if logErr := a.Store.LogRequest(r.Context(), &gc.row); logErr != nil {
+			a.Log.Error("log request", "request_id", gc.row.ID, "err", logErr.Error())
+			if err == nil {
+				// The client must not get an id the log does not know.
+				return &APIError{Status: http.StatusServiceUnavailable, Type: "service_unavailable",
+					Message: "The request could not be recorded; nothing was charged. Retry shortly."}
+			}
+		}
+		return err
+	}
+}
+
+func errorBody(typ, msg string) string {
+	b, _ := json.Marshal(apiErrorBody{Error: apiErrorDetail{Type: typ, Message: msg}})
+	return string(b)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// bearer returns the key presented in the Authorization header.
+func bearer(c echo.Context) (string, bool) {
+	h := c.Request().Header.Get(echo.HeaderAuthorization)
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
+}
+
+// identify attributes a request that failed before authentication to the
+// account of a valid key, when one was presented.
+func (a *App) identify(c echo.Context, gc *call) {
+	secret, ok := bearer(c)
+	if !ok || !strings.HasPrefix(secret, "sk-tt-") {
+		return
+	}
+	if k, err := a.Store.APIKeyBySecret(c.Request().Context(), secret); err == nil {
+		gc.row.AccountID, gc.row.KeyID = &k.AccountID, &k.ID
+	}
+}
+
+func unauthorized(msg string) error {
+	return &APIError{Status: http.StatusUnauthorized, Type: "unauthorized", Message: msg}
+}
+
+// readBody reads a POST body up to MaxAPIBody: the check that comes right
+// after routing.
+func (a *App) readBody(c echo.Context, gc *call) error {
+	r := c.Request()
+	if r.ContentLength > MaxAPIBody {
+		return tooLarge()
+	}
+	b, err := io.ReadAll(io.LimitReader(r.Body, MaxAPIBody+1))
+	if err != nil {
+		return &APIError{Status: http.StatusBadRequest, Type: "invalid_request", Message: "The request body could not be read."}
+	}
+	if len(b) > MaxAPIBody {
+		return tooLarge()
+	}
+	gc.body = b
+	return nil
+}
+
+func tooLarge() error {
+	return &APIError{Status: http.StatusRequestEntityTooLarge, Type: "request_too_large",
+		Message: fmt.Sprintf("The request body is larger than %d bytes (1 MiB).", MaxAPIBody)}
+}
+
+// authenticate checks the key: missing, malformed, unknown, disabled,
+// revoked or expired is 401, each with its own message.
+func (a *App) authenticate(c echo.Context, gc *call) error {
+	secret, ok := bearer(c)
+	if !ok {
+		return unauthorized("Missing API key: send it as 'Authorization: Bearer sk-tt-…'.")
+	}
+	if !strings.HasPrefix(secret, "sk-tt-") || len(secret) > 100 {
+		return unauthorized("Malformed API key: TT keys start with 'sk-tt-'. Check the Authorization header.")
+	}
+	k, err := a.Store.APIKeyBySecret(c.Request().Context(), secret)
+	if models.ErrorCode(err) == models.ENOTFOUND {
+		return unauthorized("Unknown API key: check that it was copied whole, or create a new key in the console.")
+	}
+	if err != nil {
+		return err
+	}
+	gc.key = k
+	gc.row.AccountID, gc.row.KeyID = &k.AccountID, &k.ID
+	now := time.Now().UTC()
+	switch {
+	case k.Status == "revoked":
+		return unauthorized(fmt.Sprintf("The API key %q (%s…%s) has been revoked; create a new key in the console.", k.Name, k.Prefix, k.Last4))
+	case k.Status != "active":
+		return unauthorized(fmt.Sprintf("The API key %q (%s…%s) is disabled; enable it on its page in the console.", k.Name, k.Prefix, k.Last4))
+	case k.ExpiresAt != nil && !now.Before(*k.ExpiresAt):
+		return unauthorized(fmt.Sprintf("The API key %q (%s…%s) expired at %s UTC.", k.Name, k.Prefix, k.Last4, k.ExpiresAt.UTC().Format("2006-01-02 15:04")))
+	}
+	if err := a.Store.TouchAPIKey(c.Request().Context(), k.ID, now); err != nil {
+		a.Log.Warn("touch key", "request_id", gc.row.ID, "err", err.Error())
+	}
+	return nil
+}
+
+// checkIP refuses a source address outside the key's allow list.
+func (a *App) checkIP(c echo.Context, gc *call) error {
+	ip, err := netip.ParseAddr(gc.row.ClientIP)
+	if err == nil && gc.key.AllowsIP(ip) {
+		return nil
+	}
+	return &APIError{Status: http.StatusForbidden, Type: "ip_not_allowed",
+		Message: fmt.Sprintf("Requests from %s are not allowed for the API key %q: add this address to the key's IP restriction in the console, or call from an allowed address.",
+			gc.row.ClientIP, gc.key.Name)}
+}
+
+// checkModel refuses a model outside the key's scope, naming what it allows.
+func checkModel(gc *call, model string) error {
+	if gc.key.AllowsModel(model) {
+		return nil
+	}
+	return &APIError{Status: http.StatusForbidden, Type: "model_not_allowed",
+		Message: fmt.Sprintf("The model %q is not in the scope of the API key %q, which allows: %s. Adjust the key's scope in the console, or use an allowed model.",
+			model, gc.key.Name, strings.Join(gc.key.ModelList(), ", "))}
+}
+
+func invalid(format string, args ...any) *APIError {
+	return &APIError{Status: http.StatusBadRequest, Type: "invalid_request", Message: fmt.Sprintf(format, args...)}
+}
+
+// decodeJSON reads a JSON object into v, naming the field at fault.
+func decodeJSON(body []byte, v any) *APIError {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return invalid("The request body is empty: send a JSON object.")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		var se *json.SyntaxError
+		switch {
+		case errors.As(err, &te):
+			field := te.Field
+			if field == "" {
+				return invalid("The request body must be a JSON object.")
+			}
+			return invalid("The field %q must be of type %s, not %s.", field, jsonType(te.Type.Kind().String()), te.Value)
+		case errors.As(err, &se):
+			return invalid("The request body is not valid JSON (at byte %d): %s.", se.Offset, se.Error())
+		}
+		return invalid("The request body is not valid JSON: %s.", err.Error())
+	}
+	if dec.More() {
+		return invalid("The request body has data after its JSON object.")
+	}
+	return nil
+}
+
+func jsonType(kind string) string {
+	switch kind {
+	case "int", "int64", "int32", "float64", "uint":
+		return "number"
+	case "map", "struct":
+		return "object"
+	case "slice":
+		return "array"
+	case "bool":
+		return "boolean"
+	}
+	return kind
+}
+
+// gatewayRoutes registers the /v1 API.
+func (a *App) gatewayRoutes(e *echo.Echo) {
+	api := []echo.MiddlewareFunc{a.gateway}
+	e.POST("/v1/chat/completions", a.chatCompletions, api...)
+	e.POST("/v1/embeddings", a.embeddings, api...)
+	e.GET("/v1/models", a.listModels, api...)
+	e.GET("/v1/requests/:id", a.getRequest, api...)
+	e.GET("/v1/account", a.getAccount, api...)
+	e.RouteNotFound("/v1", notFound, api...)
+	e.RouteNotFound("/v1/*", notFound, api...)
+	for _, p := range apiPaths { // a base URL missing its /v1
+		e.RouteNotFound(p, notFound, api...)
+		e.RouteNotFound(p+"/*", notFound, api...)
+	}
+}
+
+func notFound(echo.Context) error { return echo.ErrNotFound }

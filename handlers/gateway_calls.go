@@ -1,0 +1,315 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"ttconsole/models"
+	"ttconsole/upstream"
+)
+
+// admit runs the checks every gateway call starts with, in the platform's
+// order: body size, key, source IP, rate limit.
+func (a *App) admit(c echo.Context, gc *call, withBody bool) error {
+	if withBody {
+		if err := a.readBody(c, gc); err != nil {
+			return err
+		}
+	}
+	if err := a.authenticate(c, gc); err != nil {
+		return err
+	}
+	if err := a.checkIP(c, gc); err != nil {
+		a.rateLimitHeaders(c, gc)
+		return err
+	}
+	return a.rateLimit(c, gc)
+}
+
+// catalogModel returns the model a call names, checking that it exists
+// and is of the kind the endpoint serves.
+func (a *App) catalogModel(c echo.Context, id, kind, endpoint string) (*models.CatalogModel, error) {
+	if id == "" {
+		return nil, invalid("The field \"model\" is required. GET /v1/models lists the models.")
+	}
+	m, err := a.Store.ModelByID(c.Request().Context(), id)
+	if models.ErrorCode(err) == models.ENOTFOUND {
+		return nil, invalid("Unknown model %q. GET /v1/models lists the models.", truncate(id, 100))
+	}
+	if err != nil {
+		return nil, err
+	}
+	if m.Kind != kind {
+		return nil, invalid("The model %q is a %s model; %s serves %s models.", id, m.Kind, endpoint, kind)
+	}
+	return m, nil
+}
+
+// hold places the call's hold, turning a refusal into the platform's 402s.
+func (a *App) hold(c echo.Context, gc *call, amount int64) (*models.Hold, error) {
+	h, err := a.Store.StartCall(c.Request().Context(), &gc.row, gc.key.ID, gc.key.MonthlyLimitMicros, amount, a.HoldTTL)
+	var qe *models.QuotaError
+	var se *models.ShortfallError
+	switch {
+	case errors.As(err, &qe):
+		return nil, &APIError{Status: http.StatusPaymentRequired, Type: "api_key_quota_exceeded",
+			Message: qe.Error() + " Raise the key's monthly limit in the console, or use another key."}
+	case errors.As(err, &se):
+		return nil, &APIError{Status: http.StatusPaymentRequired, Type: "billing_shortfall",
+			Message: se.Error() + " Go to Billing in the console to recharge."}
+	case err != nil:
+		return nil, err
+	}
+	gc.logged = true
+	return h, nil
+}
+
+// settleFailure releases the hold of a call that did not complete and
+// records why, then returns the error the client gets.
+func (a *App) settleFailure(c echo.Context, gc *call, h *models.Hold, apiErr *APIError, outcome string) error {
+	gc.row.Status, gc.row.ErrorType, gc.row.ErrorMessage = apiErr.Status, apiErr.Type, apiErr.Message
+	gc.row.ErrorBody = errorBody(apiErr.Type, apiErr.Message)
+	gc.row.LatencyMS = time.Since(gc.row.CreatedAt).Milliseconds()
+	if gc.row.OutcomeDetail == "" {
+		gc.row.OutcomeDetail = apiErr.Message
+	}
+	// Settle even when the client has gone: the money must not wait.
+	ctx := context.WithoutCancel(c.Request().Context())
+	if err := a.Store.ReleaseCall(ctx, h, &gc.row, outcome); err != nil {
+		a.Log.Error("release hold", "request_id", gc.row.ID, "hold", h.ID, "err", err.Error())
+	}
+	return apiErr
+}
+
+// upstreamError maps a failed upstream call to the platform's 5xx (or a
+// 400 the upstream found in the parameters), never passing its body on.
+func upstreamError(res *http.Response, err error) *APIError {
+	if err != nil {
+		var ne net.Error
+		switch {
+		case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():
+			return &APIError{Status: http.StatusGatewayTimeout, Type: "upstream_timeout",
+				Message: "The model server did not answer in time. Not charged; retry with backoff."}
+		case errors.Is(err, context.Canceled):
+			return &APIError{Status: 499, Type: "cancelled", Message: "The client closed the connection before the answer."}
+		}
+		return &APIError{Status: http.StatusServiceUnavailable, Type: "service_unavailable",
+			Message: "The model server could not be reached. Not charged; retry with backoff."}
+	}
+	switch {
+	case res.StatusCode == http.StatusBadRequest || res.StatusCode == http.StatusUnprocessableEntity:
+		msg := "the parameters were refused"
+		var body struct {
+			Error struct {
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		if b, err := io.ReadAll(io.LimitReader(res.Body, 64<<10)); err == nil && json.Unmarshal(b, &body) == nil && body.Error.Message != "" {
+			msg = truncate(body.Error.Message, 300)
+		}
+		return invalid("The model server refused the request: %s. Not charged.", msg)
+	case res.StatusCode == http.StatusServiceUnavailable || res.StatusCode == http.StatusTooManyRequests:
+		return &APIError{Status: http.StatusServiceUnavailable, Type: "service_unavailable",
+			Message: fmt.Sprintf("The model server is temporarily unavailable (it answered %d). Not charged; retry with backoff.", res.StatusCode)}
+	case res.StatusCode == http.StatusGatewayTimeout:
+		return &APIError{Status: http.StatusGatewayTimeout, Type: "upstream_timeout",
+			Message: "The model server timed out (it answered 504). Not charged; retry with backoff."}
+	}
+	return &APIError{Status: http.StatusBadGateway, Type: "upstream_error",
+		Message: fmt.Sprintf("The model server failed (it answered %d). Not charged; retry with backoff.", res.StatusCode)}
+}
+
+// forward sends the call upstream and, on success, returns its JSON body.
+func (a *App) forward(c echo.Context, path string, body []byte) ([]byte, *APIError) {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), a.UpstreamTimeout)
+	defer cancel()
+	res, err := a.Upstream.Post(ctx, path, body)
+	if err != nil {
+		return nil, upstreamError(nil, err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return nil, upstreamError(res, nil)
+	}
+	b, err := io.ReadAll(io.LimitReader(res.Body, 32<<20))
+	if err != nil {
+		return nil, upstreamError(nil, err)
+	}
+	return b, nil
+}
+
+func outcomeOf(e *APIError) string {
+	if e.Status == 499 {
+		return models.OutcomeNotChargedCancel
+	}
+	return models.OutcomeNotChargedFailed
+}
+
+// chatCompletions serves POST /v1/chat/completions.
+func (a *App) chatCompletions(c echo.Context) error {
+	gc := callOf(c)
+	if err := a.admit(c, gc, true); err != nil {
+		return err
+	}
+	req, perr := parseChatRequest(gc.body)
+	if perr != nil {
+		if req != nil {
+			gc.row.Model, gc.row.Stream = truncate(req.Model, 100), req.Stream
+		}
+		return perr
+	}
+	gc.row.Model, gc.row.Stream = truncate(req.Model, 100), req.Stream
+	m, err := a.catalogModel(c, req.Model, "chat", "/v1/chat/completions")
+	if err != nil {
+		return err
+	}
+	maxTokens := models.DefaultMaxTokens
+	if req.MaxTokens != nil {
+		maxTokens = *req.MaxTokens
+	}
+	if maxTokens > m.MaxOutputTokens {
+		return invalid("The field \"max_tokens\" must be between 1 and %d for %s.", m.MaxOutputTokens, m.ID)
+	}
+	if err := checkModel(gc, req.Model); err != nil {
+		return err
+	}
+	if req.Stream {
+		return a.streamChat(c, gc, req, m, maxTokens)
+	}
+	prompt := req.PromptTokens()
+	h, err := a.hold(c, gc, models.TokenCost(prompt, maxTokens, m.InputMicrosPerMTok, m.OutputMicrosPerMTok))
+	if err != nil {
+		return err
+	}
+	body := gc.body
+	if req.MaxTokens == nil {
+		// The upstream must not answer more than was held for.
+		body = withField(body, "max_tokens", maxTokens)
+	}
+	out, apiErr := a.forward(c, "/v1/chat/completions", body)
+	if apiErr != nil {
+		return a.settleFailure(c, gc, h, apiErr, outcomeOf(apiErr))
+	}
+	var parsed struct {
+		Usage *upstream.Usage `json:"usage"`
+	}
+	if err := json.Unmarshal(out, &parsed); err != nil || parsed.Usage == nil {
+		return a.settleFailure(c, gc, h, &APIError{Status: http.StatusBadGateway, Type: "upstream_error",
+			Message: "The model server's answer could not be read. Not charged; retry with backoff."}, models.OutcomeNotChargedFailed)
+	}
+	gc.row.PromptTokens, gc.row.CompletionTokens = parsed.Usage.PromptTokens, parsed.Usage.CompletionTokens
+	cost := models.TokenCost(parsed.Usage.PromptTokens, parsed.Usage.CompletionTokens, m.InputMicrosPerMTok, m.OutputMicrosPerMTok)
+	return a.settleSuccess(c, gc, h, cost, out)
+}
+
+// parseChatRequest reads and checks a chat request's parameters, naming
+// the field at fault. The model's existence and limits are checked later.
+func parseChatRequest(body []byte) (*upstream.ChatRequest, *APIError) {
+	var req upstream.ChatRequest
+	if err := decodeJSON(body, &req); err != nil {
+		return nil, err
+	}
+	if req.Model == "" {
+		return &req, invalid("The field \"model\" is required. GET /v1/models lists the models.")
+	}
+	if len(req.Messages) == 0 {
+		return &req, invalid("The field \"messages\" is required: a non-empty list of {role, content}.")
+	}
+	for i, msg := range req.Messages {
+		switch msg.Role {
+		case "system", "user", "assistant", "developer", "tool":
+		default:
+			return &req, invalid("The field \"messages[%d].role\" must be one of system, user, assistant, developer or tool.", i)
+		}
+	}
+	if req.MaxTokens != nil && *req.MaxTokens < 1 {
+		return &req, invalid("The field \"max_tokens\" must be a positive number of tokens, not %d.", *req.MaxTokens)
+	}
+	return &req, nil
+}
+
+// settleSuccess captures the call's cost and then answers the client.
+func (a *App) settleSuccess(c echo.Context, gc *call, h *models.Hold, cost int64, out []byte) error {
+	gc.row.Status = http.StatusOK
+	gc.row.LatencyMS = time.Since(gc.row.CreatedAt).Milliseconds()
+	if err := a.Store.FinishCall(context.WithoutCancel(c.Request().Context()), h, &gc.row, cost); err != nil {
+		a.Log.Error("capture hold", "request_id", gc.row.ID, "hold", h.ID, "err", err.Error())
+		return &APIError{Status: http.StatusServiceUnavailable, Type: "service_unavailable",
+			Message: "The call completed but could not be recorded; it will not be charged. Retry shortly."}
+	}
+	return c.JSONBlob(http.StatusOK, out)
+}
+
+// embeddings serves POST /v1/embeddings.
+func (a *App) embeddings(c echo.Context) error {
+	gc := callOf(c)
+	if err := a.admit(c, gc, true); err != nil {
+		return err
+	}
+	var req upstream.EmbeddingsRequest
+	if err := decodeJSON(gc.body, &req); err != nil {
+		return err
+	}
+	gc.row.Model = truncate(req.Model, 100)
+	m, err := a.catalogModel(c, req.Model, "embeddings", "/v1/embeddings")
+	if err != nil {
+		return err
+	}
+	if len(req.Input) == 0 {
+		return invalid("The field \"input\" is required: a string or a list of strings.")
+	}
+	inputs, err := req.Inputs()
+	if err != nil {
+		return invalid("The field \"input\" must be a string or a list of strings.")
+	}
+	if len(inputs) == 0 || len(inputs) > 2048 {
+		return invalid("The field \"input\" must hold 1 to 2048 strings.")
+	}
+	prompt := 0
+	for _, in := range inputs {
+		prompt += upstream.Tokens(in)
+	}
+	if err := checkModel(gc, req.Model); err != nil {
+		return err
+	}
+	h, err := a.hold(c, gc, models.TokenCost(prompt, 0, m.InputMicrosPerMTok, 0))
+	if err != nil {
+		return err
+	}
+	out, apiErr := a.forward(c, "/v1/embeddings", gc.body)
+	if apiErr != nil {
+		return a.settleFailure(c, gc, h, apiErr, outcomeOf(apiErr))
+	}
+	var parsed struct {
+		Usage *upstream.Usage `json:"usage"`
+	}
+	if err := json.Unmarshal(out, &parsed); err != nil || parsed.Usage == nil {
+		return a.settleFailure(c, gc, h, &APIError{Status: http.StatusBadGateway, Type: "upstream_error",
+			Message: "The model server's answer could not be read. Not charged; retry with backoff."}, models.OutcomeNotChargedFailed)
+	}
+	gc.row.PromptTokens = parsed.Usage.PromptTokens
+	return a.settleSuccess(c, gc, h, models.TokenCost(parsed.Usage.PromptTokens, 0, m.InputMicrosPerMTok, 0), out)
+}
+
+// withField returns a JSON object with one more field.
+func withField(body []byte, name string, value any) []byte {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(body, &obj) != nil {
+		return body
+	}
+	v, _ := json.Marshal(value)
+	obj[name] = v
+	out, err := json.Marshal(obj)
+	if err != nil {
+		return body
+	}
+	return out
+}

@@ -1,0 +1,57 @@
+package handlers
+
+import (
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+)
+
+// rateLimit counts the call against its key and sets the X-RateLimit-*
+// headers; over the limit it answers 429 with Retry-After.
+func (a *App) rateLimit(c echo.Context, gc *call) error { return a.countCall(c, gc, 1) }
+
+// rateLimitHeaders sets the X-RateLimit-* headers of an authenticated call
+// refused before the rate limit, without counting it.
+func (a *App) rateLimitHeaders(c echo.Context, gc *call) {
+	if err := a.countCall(c, gc, 0); err != nil {
+		a.Log.Warn("rate limit headers", "request_id", gc.row.ID, "err", err.Error())
+	}
+}
+
+func (a *App) countCall(c echo.Context, gc *call, quantity int) error {
+	rpm := max(gc.key.RPM, 1)
+	l, err := a.keyLimits.limiter(rpm)
+	if err != nil {
+		return err
+	}
+	limited, res, err := l.RateLimitCtx(c.Request().Context(), gc.key.ID, quantity)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	reset := now.Add(res.ResetAfter)
+	resetUnix := reset.Unix()
+	if reset.Nanosecond() > 0 {
+		resetUnix++ // whole seconds, rounded up: the window is surely full again then
+	}
+	remaining := max(res.Remaining, 0)
+	h := c.Response().Header()
+	h.Set("X-RateLimit-Limit", strconv.Itoa(rpm))
+	h.Set("X-RateLimit-Remaining", strconv.Itoa(remaining))
+	h.Set("X-RateLimit-Reset", strconv.FormatInt(resetUnix, 10))
+	gc.row.RatelimitLimit, gc.row.RatelimitRemaining, gc.row.RatelimitReset = &rpm, &remaining, &resetUnix
+	if !limited {
+		return nil
+	}
+	retry := int(math.Ceil(res.RetryAfter.Seconds()))
+	retry = max(retry, 1)
+	h.Set("Retry-After", strconv.Itoa(retry))
+	gc.row.RetryAfter = &retry
+	return &APIError{Status: http.StatusTooManyRequests, Type: "rate_limited",
+		Message: fmt.Sprintf("The API key %q is limited to %d requests per minute. Retry after %d s; raise the key's rate limit in the console if you need more.",
+			gc.key.Name, rpm, retry)}
+}
