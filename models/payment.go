@@ -1,0 +1,357 @@
+package models
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// Payment statuses.
+const (
+	PaymentPending = "pending"
+	PaymentPaid    = "paid"
+	PaymentFailed  = "failed"
+	PaymentExpired = "expired"
+)
+
+// Recharge bounds, in micro-dollars.
+const (
+	MinRechargeMicros int64 = 5 * MicrosPerUSD
+	MaxRechargeMicros int64 = 10_000 * MicrosPerUSD
+)
+
+// microsPerCent converts between the providers' cents and micro-dollars.
+const microsPerCent int64 = 10_000
+
+// Payment is one recharge through a provider's checkout.
+type Payment struct {
+	ID            string
+	AccountID     string
+	Provider      string
+	SessionID     *string
+	CheckoutURL   string
+	AmountMicros  int64
+	Currency      string
+	Status        string
+	Detail        string
+	LedgerEntryID *string
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+	PaidAt        *time.Time
+}
+
+// AmountCents is the payment's amount as providers count it.
+func (p *Payment) AmountCents() int64 { return p.AmountMicros / microsPerCent }
+
+// PaymentEventRecord is one provider event as it was received.
+type PaymentEventRecord struct {
+	EventID    string `gorm:"primaryKey"`
+	Provider   string
+	Type       string
+	SessionID  string
+	PaymentID  *string
+	Outcome    string
+	ReceivedAt time.Time
+}
+
+func (PaymentEventRecord) TableName() string { return "payment_events" }
+
+// ParseCents reads a dollar amount typed by a person that must be whole
+// cents: ParseUSD's syntax with at most two decimals. ok is false with a
+// message for the field otherwise.
+func ParseCents(s string) (int64, string) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, "Enter an amount in dollars, like 25 or 12.50."
+	}
+	m, ok := ParseUSD(s, false)
+	if !ok {
+		if strings.HasPrefix(strings.TrimPrefix(s, "$"), "-") {
+			return 0, "Enter a positive amount."
+		}
+		return 0, "Enter an amount in dollars, like 25 or 12.50."
+	}
+	if m%microsPerCent != 0 {
+		return 0, "Use at most two decimals (whole cents)."
+	}
+	return m, ""
+}
+
+// ValidateRecharge checks a recharge amount typed in the amount_usd field
+// and returns it in micro-dollars.
+func ValidateRecharge(amountUSD string) (int64, error) {
+	m, msg := ParseCents(amountUSD)
+	switch {
+	case msg != "":
+	case m < MinRechargeMicros:
+		msg = "The smallest recharge is " + FormatUSD(MinRechargeMicros) + "."
+	case m > MaxRechargeMicros:
+		msg = "The largest recharge is " + FormatUSD(MaxRechargeMicros) + "."
+	}
+	if msg != "" {
+		return 0, FieldErrors{"amount_usd": msg}.Err()
+	}
+	return m, nil
+}
+
+// RechargeFor is the smallest valid recharge that covers need: need rounded
+// up to the cent, and at least the minimum recharge.
+func RechargeFor(need int64) int64 {
+	if need <= 0 {
+		return MinRechargeMicros
+	}
+	cents := (need + microsPerCent - 1) / microsPerCent
+	return min(max(cents*microsPerCent, MinRechargeMicros), MaxRechargeMicros)
+}
+
+// CreatePayment records a pending recharge of amount for an account,
+// before the provider's checkout exists.
+func (s *Store) CreatePayment(ctx context.Context, accountID, provider string, amount int64) (*Payment, error) {
+	if amount < MinRechargeMicros || amount > MaxRechargeMicros || amount%microsPerCent != 0 {
+		return nil, FieldErrors{"amount_usd": "Enter an amount between $5.00 and $10,000.00."}.Err()
+	}
+	now := time.Now().UTC()
+	p := &Payment{ID: NewID("pay"), AccountID: accountID, Provider: provider, AmountMicros: amount,
+		Currency: "usd", Status: PaymentPending, CreatedAt: now, UpdatedAt: now}
+	if err := s.db.W.WithContext(ctx).Create(p).Error; err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// AttachCheckout records the provider's checkout session of a payment.
+func (s *Store) AttachCheckout(ctx context.Context, paymentID, sessionID, url string) error {
+	return s.db.W.WithContext(ctx).Model(&Payment{}).Where("id = ?", paymentID).Updates(map[string]any{
+		"session_id": sessionID, "checkout_url": url, "updated_at": time.Now().UTC(),
+	}).Error
+}
+
+// AbandonPayment marks a pending payment failed when its checkout could not
+// even be created, so the list does not show it waiting forever.
+func (s *Store) AbandonPayment(ctx context.Context, paymentID, detail string) error {
+	return s.db.W.WithContext(ctx).Model(&Payment{}).Where("id = ? AND status = ?", paymentID, PaymentPending).
+		Updates(map[string]any{"status": PaymentFailed, "detail": detail, "updated_at": time.Now().UTC()}).Error
+}
+
+// PaymentOf returns one payment of an account; another account's payment is
+// ErrNotFound, exactly like a missing one.
+func (s *Store) PaymentOf(ctx context.Context, accountID, id string) (*Payment, error) {
+	var p Payment
+	err := s.db.W.WithContext(ctx).Where("id = ? AND account_id = ?", id, accountID).Take(&p).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, ErrNotFound
+	}
+	return &p, err
+}
+
+// PaymentBySession returns an account's payment by its checkout session id.
+func (s *Store) PaymentBySession(ctx context.Context, accountID, sessionID string) (*Payment, error) {
+	var p Payment
+	err := s.db.W.WithContext(ctx).Where("session_id = ? AND account_id = ?", sessionID, accountID).Take(&p).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, ErrNotFound
+	}
+	return &p, err
+}
+
+// RecentPayments returns an account's latest payments, newest first.
+func (s *Store) RecentPayments(ctx context.Context, accountID string, limit int) ([]Payment, error) {
+	var out []Payment
+	err := s.db.R.WithContext(ctx).Where("account_id = ?", accountID).Order("id DESC").Limit(limit).Find(&out).Error
+	return out, err
+}
+
+// PaymentEvents returns the provider events recorded for a payment, oldest first.
+func (s *Store) PaymentEvents(ctx context.Context, paymentID string) ([]PaymentEventRecord, error) {
+	var out []PaymentEventRecord
+	err := s.db.R.WithContext(ctx).Where("payment_id = ?", paymentID).Order("received_at, event_id").Find(&out).Error
+	return out, err
+}
+
+// Provider event types the product acts on.
+const (
+	EventCheckoutCompleted      = "checkout.session.completed"
+	EventAsyncPaymentSucceeded  = "checkout.session.async_payment_succeeded"
+	EventAsyncPaymentFailed     = "checkout.session.async_payment_failed"
+	EventCheckoutExpired        = "checkout.session.expired"
+	CheckoutPaymentStatusPaid   = "paid"
+	CheckoutPaymentStatusUnpaid = "unpaid"
+)
+
+// PaymentEvent is what a provider told us about a checkout session.
+type PaymentEvent struct {
+	ID                string // the provider's event id: recorded once
+	Provider          string
+	Type              string
+	SessionID         string
+	ClientReferenceID string // our payment id
+	AmountCents       int64
+	Currency          string
+	PaymentStatus     string // paid | unpaid | no_payment_required
+}
+
+// Outcomes of applying a payment event.
+const (
+	EventCredited       = "credited"        // this event paid the payment and credited the wallet
+	EventDuplicate      = "duplicate"       // the event id was seen before: nothing changed
+	EventAlreadyPaid    = "already_paid"    // another event had already paid it
+	EventAwaitingFunds  = "awaiting_funds"  // completed, but the money has not arrived yet
+	EventMarkedFailed   = "failed"          // the payment failed
+	EventMarkedExpired  = "expired"         // the checkout expired unpaid
+	EventNoChange       = "no_change"       // a late failure or expiry of a settled payment
+	EventUnknownSession = "unknown_session" // not one of our checkouts
+	EventMismatch       = "amount_mismatch" // paid a different amount or currency: not credited
+	EventIgnored        = "ignored"         // a type we do not act on
+)
+
+// PaymentEventResult says what applying an event did.
+type PaymentEventResult struct {
+	Outcome   string
+	PaymentID string
+	AccountID string
+	Ledger    *LedgerEntry // the recharge, when this event credited the wallet
+}
+
+// ApplyPaymentEvent records a provider event and acts on it in one
+// transaction: the event id is inserted once (a redelivery is a
+// duplicate), and a paid checkout moves its payment to paid with a guarded
+// update and credits the ledger in the same transaction. However often, in
+// whatever order and however concurrently events about one checkout
+// arrive, the wallet is credited at most once: on PostgreSQL the second
+// writer waits on the row lock and then finds status already paid; on
+// SQLite writers take turns.
+func (s *Store) ApplyPaymentEvent(ctx context.Context, ev PaymentEvent) (*PaymentEventResult, error) {
+	if ev.ID == "" || ev.Type == "" {
+		return nil, Errorf(EINVALID, "The event has no id or type.")
+	}
+	res := &PaymentEventResult{}
+	err := s.db.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		now := time.Now().UTC()
+		rec := &PaymentEventRecord{EventID: ev.ID, Provider: ev.Provider, Type: ev.Type, SessionID: ev.SessionID, ReceivedAt: now}
+		ins := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(rec)
+		if ins.Error != nil {
+			return ins.Error
+		}
+		if ins.RowsAffected == 0 {
+			res.Outcome = EventDuplicate
+			return nil
+		}
+		outcome, err := applyPaymentEvent(tx, ev, res, now)
+		if err != nil {
+			return err
+		}
+		res.Outcome = outcome
+		upd := map[string]any{"outcome": outcome}
+		if res.PaymentID != "" {
+			upd["payment_id"] = res.PaymentID
+		}
+		return tx.Model(&PaymentEventRecord{}).Where("event_id = ?", ev.ID).Updates(upd).Error
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+func applyPaymentEvent(tx *gorm.DB, ev PaymentEvent, res *PaymentEventResult, now time.Time) (string, error) {
+	switch ev.Type {
+	case EventCheckoutCompleted, EventAsyncPaymentSucceeded, EventAsyncPaymentFailed, EventCheckoutExpired:
+	default:
+		return EventIgnored, nil
+	}
+	p, err := paymentForEvent(tx, ev)
+	if err != nil {
+		return "", err
+	}
+	if p == nil {
+		return EventUnknownSession, nil
+	}
+	res.PaymentID, res.AccountID = p.ID, p.AccountID
+
+	paid := ev.Type == EventAsyncPaymentSucceeded ||
+		ev.Type == EventCheckoutCompleted && ev.PaymentStatus == CheckoutPaymentStatusPaid
+	switch {
+	case paid:
+		if ev.AmountCents*microsPerCent != p.AmountMicros || !strings.EqualFold(ev.Currency, p.Currency) {
+			return EventMismatch, nil
+		}
+		upd := tx.Model(&Payment{}).Where("id = ? AND status <> ?", p.ID, PaymentPaid).
+			Updates(map[string]any{"status": PaymentPaid, "detail": "", "paid_at": now, "updated_at": now})
+		if upd.Error != nil {
+			return "", upd.Error
+		}
+		if upd.RowsAffected == 0 {
+			return EventAlreadyPaid, nil
+		}
+		e, err := creditTx(tx, p.AccountID, p.AmountMicros, LedgerRecharge,
+			fmt.Sprintf("Recharge %s (%s)", FormatUSD(p.AmountMicros), p.Provider), LedgerRef{PaymentID: p.ID})
+		if err != nil {
+			return "", err
+		}
+		res.Ledger = e
+		return EventCredited, tx.Model(&Payment{}).Where("id = ?", p.ID).Update("ledger_entry_id", e.ID).Error
+	case ev.Type == EventCheckoutCompleted:
+		return EventAwaitingFunds, markPending(tx, p.ID, "Checkout completed; waiting for the payment to clear.", now)
+	case ev.Type == EventAsyncPaymentFailed:
+		return settleUnpaid(tx, p.ID, PaymentFailed, EventMarkedFailed, "The payment failed at the provider.", now)
+	default: // expired
+		return settleUnpaid(tx, p.ID, PaymentExpired, EventMarkedExpired, "The checkout expired before it was paid.", now)
+	}
+}
+
+// paymentForEvent finds the payment an event is about: by its checkout
+// session, or, before the session id was stored, by the client reference
+// (our payment id) of a payment that has no session yet.
+func paymentForEvent(tx *gorm.DB, ev PaymentEvent) (*Payment, error) {
+	var p Payment
+	if ev.SessionID != "" {
+		err := tx.Where("session_id = ?", ev.SessionID).Take(&p).Error
+		if err == nil {
+			return &p, nil
+		}
+		if !errors.Is(err, gorm.ErrRecordNotFound) {
+			return nil, err
+		}
+	}
+	if ev.ClientReferenceID == "" {
+		return nil, nil
+	}
+	err := tx.Where("id = ? AND provider = ? AND session_id IS NULL", ev.ClientReferenceID, ev.Provider).Take(&p).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if ev.SessionID != "" {
+		if err := tx.Model(&Payment{}).Where("id = ? AND session_id IS NULL", p.ID).
+			Update("session_id", ev.SessionID).Error; err != nil {
+			return nil, err
+		}
+	}
+	return &p, nil
+}
+
+func markPending(tx *gorm.DB, id, detail string, now time.Time) error {
+	return tx.Model(&Payment{}).Where("id = ? AND status = ?", id, PaymentPending).
+		Updates(map[string]any{"detail": detail, "updated_at": now}).Error
+}
+
+// settleUnpaid ends a pending payment without money; a payment already
+// paid (the success arrived first) is never taken back by a late event.
+func settleUnpaid(tx *gorm.DB, id, status, outcome, detail string, now time.Time) (string, error) {
+	upd := tx.Model(&Payment{}).Where("id = ? AND status = ?", id, PaymentPending).
+		Updates(map[string]any{"status": status, "detail": detail, "updated_at": now})
+	if upd.Error != nil {
+		return "", upd.Error
+	}
+	if upd.RowsAffected == 0 {
+		return EventNoChange, nil
+	}
+	return outcome, nil
+}
