@@ -3,11 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io/fs"
+	"net/netip"
 	"os"
 	"strings"
 	"testing"
 
 	"ttconsole/internal/testenv"
+	"ttconsole/migrations"
 	"ttconsole/models"
 )
 
@@ -50,9 +54,10 @@ func (c *cli) store() *models.Store {
 
 func TestMigrateCommand(t *testing.T) {
 	c := newCLI(t)
+	files, _ := fs.Glob(migrations.FS, "*.sql")
 	_, stderr, err := c.run("migrate")
-	if err != nil || !strings.Contains(stderr, "applied 1 migration") {
-		t.Fatalf("migrate: %v %q", err, stderr)
+	if err != nil || !strings.Contains(stderr, fmt.Sprintf("applied %d migration", len(files))) {
+		t.Fatalf("migrate: %v %q, want %d migrations applied", err, stderr, len(files))
 	}
 	_, stderr, err = c.run("migrate")
 	if err != nil || !strings.Contains(stderr, "applied 0 migration") {
@@ -83,5 +88,69 @@ func TestUnknownCommandIsAUsageError(t *testing.T) {
 	var out, errOut bytes.Buffer
 	if err := run(context.Background(), []string{"frobnicate"}, &out, &errOut); err == nil || !strings.Contains(errOut.String(), "Usage") {
 		t.Fatalf("unknown command: %v", err)
+	}
+}
+
+func TestAdminKeyCreate(t *testing.T) {
+	c := newCLI(t)
+	if _, _, err := c.run("admin", "account", "create", "--email", "ops@example.com", "--password", "operator password"); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, err := c.run("admin", "key", "create", "--email", "ops@example.com", "--name", "batch job",
+		"--models", "tt-chat-small,tt-embed-1", "--ips", "203.0.113.7,10.0.0.0/8", "--monthly-limit-usd", "12.5", "--rpm", "5000")
+	if err != nil {
+		t.Fatalf("key create: %v %s", err, stderr)
+	}
+	secret := strings.TrimSuffix(out, "\n")
+	if !strings.HasPrefix(secret, "sk-tt-") || strings.ContainsAny(secret, " \n") || len(secret) != 49 {
+		t.Fatalf("stdout %q, want the secret alone", out)
+	}
+	if strings.Contains(stderr, secret) {
+		t.Fatal("the secret went to stderr too")
+	}
+	k, err := c.store().APIKeyBySecret(context.Background(), secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An operator may exceed the account's maximum of 600 rpm.
+	if k.Name != "batch job" || k.Models != "tt-chat-small,tt-embed-1" || k.RPM != 5000 ||
+		k.MonthlyLimitMicros == nil || *k.MonthlyLimitMicros != 12_500_000 ||
+		!k.AllowsIP(netip.MustParseAddr("10.1.2.3")) || k.AllowsIP(netip.MustParseAddr("192.0.2.1")) {
+		t.Fatalf("created key %+v", k)
+	}
+	evs, _ := c.store().KeyEvents(context.Background(), k.AccountID, k.ID, 10)
+	if len(evs) != 1 || evs[0].Actor != "admin cli" || evs[0].Field != "created" {
+		t.Fatalf("events %+v", evs)
+	}
+
+	out, _, err = c.run("admin", "key", "create", "--email", "ops@example.com", "--name", "defaults")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, err := c.store().APIKeyBySecret(context.Background(), strings.TrimSpace(out)); err != nil ||
+		k.RPM != 60 || k.Models != "" || k.AllowedIPs != "" || k.MonthlyLimitMicros != nil {
+		t.Fatalf("defaults: %+v %v", k, err)
+	}
+
+	bad := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--email", "nobody@example.com", "--name", "x"}, "No user with email"},
+		{[]string{"--email", "ops@example.com"}, "name: Give the key a name"},
+		{[]string{"--email", "ops@example.com", "--name", "x", "--ips", "10.0.0.1/8"}, "host bits"},
+		{[]string{"--email", "ops@example.com", "--name", "x", "--models", "gpt-4"}, "not a model in the catalogue"},
+		{[]string{"--email", "ops@example.com", "--name", "x", "--monthly-limit-usd", "-1"}, "cannot be negative"},
+		{[]string{"--email", "ops@example.com", "--name", "x", "--rpm", "0"}, "rpm: Enter a whole number"},
+	}
+	for _, b := range bad {
+		out, _, err := c.run(append([]string{"admin", "key", "create"}, b.args...)...)
+		if err == nil || !strings.Contains(err.Error(), b.want) || out != "" {
+			t.Errorf("%v: %v (stdout %q), want an error containing %q", b.args, err, out, b.want)
+		}
+	}
+	keys, _ := c.store().APIKeysOf(context.Background(), k.AccountID)
+	if len(keys) != 2 {
+		t.Fatalf("%d keys, want 2", len(keys))
 	}
 }

@@ -1,0 +1,113 @@
+package handlers
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"ttconsole/models"
+	"ttconsole/views"
+)
+
+// keyEventsShown is how much history a key's page shows.
+const keyEventsShown = 100
+
+// keyPage shows one key of the account, with its edit form.
+func (a *App) keyPage(c echo.Context) error {
+	k, err := a.Store.APIKeyOf(c.Request().Context(), currentUser(c).AccountID, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	f, err := a.newKeyForm(c, "/keys/"+k.ID, k)
+	if err != nil {
+		return err
+	}
+	return a.renderKey(c, http.StatusOK, k, f)
+}
+
+// updateKey saves the edit form. Bad input changes nothing and shows the
+// form again with a message beside each field.
+func (a *App) updateKey(c echo.Context) error {
+	in, err := formKeyInput(c)
+	if err != nil {
+		return err
+	}
+	u := currentUser(c)
+	ctx := c.Request().Context()
+	_, changed, err := a.Store.UpdateAPIKey(ctx, u.AccountID, c.Param("id"), models.KeyActor{Name: u.Email}, in)
+	if _, _, ok := fieldErrors(err); ok && models.ErrorCode(err) == models.EINVALID {
+		k, kerr := a.Store.APIKeyOf(ctx, u.AccountID, c.Param("id"))
+		if kerr != nil {
+			return kerr
+		}
+		f, ferr := a.refillKeyForm(c, "/keys/"+k.ID, in, err)
+		if ferr != nil {
+			return ferr
+		}
+		return a.renderKey(c, statusOfFormError(err), k, f)
+	}
+	if err != nil {
+		return err
+	}
+	switch changed {
+	case 0:
+		a.flash(c, "Nothing changed.")
+	case 1:
+		a.flash(c, "Saved 1 change.")
+	default:
+		a.flash(c, fmt.Sprintf("Saved %d changes.", changed))
+	}
+	return c.Redirect(http.StatusSeeOther, "/keys/"+c.Param("id"))
+}
+
+// renderKey renders a key's page with the edit form f.
+func (a *App) renderKey(c echo.Context, status int, k *models.APIKey, f views.KeyForm) error {
+	ctx := c.Request().Context()
+	now := time.Now().UTC()
+	spent, held, err := a.Store.KeyMonthUsage(ctx, k.ID, now)
+	if err != nil {
+		return err
+	}
+	events, err := a.Store.KeyEvents(ctx, k.AccountID, k.ID, keyEventsShown)
+	if err != nil {
+		return err
+	}
+	d := views.KeyDetail{
+		ID: k.ID, Name: k.Name, Display: k.Display(), State: k.State(now), Status: k.Status,
+		Scope: scopeSummary(k), RPM: k.RPM, CreatedAt: k.CreatedAt, LastUsed: k.LastUsedAt, ExpiresAt: k.ExpiresAt,
+		Usage: usageView(k, models.KeyUsage{SpentMicros: spent, HeldMicros: held}, now),
+	}
+	for _, p := range k.IPPrefixes() {
+		d.IPs = append(d.IPs, p.String())
+	}
+	for _, e := range events {
+		d.Events = append(d.Events, views.KeyEventRow{At: e.CreatedAt, Actor: e.Actor, What: keyEventLabel(e.Field),
+			From: e.OldValue, To: e.NewValue})
+	}
+	return a.render(c, status, views.KeyDetailPage(a.page(c, k.Name+" · API keys", "keys"), d, f))
+}
+
+// keyEventLabel names a changed field the way people read it.
+func keyEventLabel(field string) string {
+	switch field {
+	case "created":
+		return "Created"
+	case "name":
+		return "Name"
+	case "models":
+		return "Models"
+	case "allowed_ips":
+		return "Source IPs"
+	case "monthly_limit":
+		return "Monthly limit"
+	case "rpm":
+		return "Rate limit (rpm)"
+	case "expires_at":
+		return "Expiry"
+	case "status":
+		return "Status"
+	}
+	return field
+}

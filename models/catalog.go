@@ -1,0 +1,61 @@
+package models
+
+import (
+	"context"
+	"errors"
+
+	"gorm.io/gorm"
+)
+
+// Model kinds in the catalogue.
+const (
+	KindChat       = "chat"
+	KindEmbeddings = "embeddings"
+	KindTask       = "task"
+)
+
+// CatalogModel is one model customers can call, with its prices. Token
+// prices are micro-dollars per million tokens; a task has a fixed price.
+type CatalogModel struct {
+	ID                  string `gorm:"primaryKey"`
+	Kind                string
+	InputMicrosPerMTok  int64 `gorm:"column:input_micros_per_mtok"`
+	OutputMicrosPerMTok int64 `gorm:"column:output_micros_per_mtok"`
+	TaskPriceMicros     int64 `gorm:"column:task_price_micros"`
+	MaxOutputTokens     int   `gorm:"column:max_output_tokens"`
+	Sort                int
+}
+
+// TableName keeps the catalogue in the "models" table.
+func (CatalogModel) TableName() string { return "models" }
+
+// PriceSummary is the model's price the way the console lists it.
+func (m CatalogModel) PriceSummary() string {
+	switch {
+	case m.Kind == KindTask:
+		return FormatUSD(m.TaskPriceMicros) + " per task"
+	case m.OutputMicrosPerMTok == 0:
+		return FormatUSD(m.InputMicrosPerMTok) + " per million input tokens"
+	}
+	return FormatUSD(m.InputMicrosPerMTok) + " in / " + FormatUSD(m.OutputMicrosPerMTok) + " out per million tokens"
+}
+
+// Models returns the catalogue in display order.
+func (s *Store) Models(ctx context.Context) ([]CatalogModel, error) {
+	var out []CatalogModel
+	err := s.db.R.WithContext(ctx).Order("sort, id").Find(&out).Error
+	return out, err
+}
+
+// ModelByID returns one model of the catalogue, or ErrNotFound.
+func (s *Store) ModelByID(ctx context.Context, id string) (*CatalogModel, error) {
+	var m CatalogModel
+	err := s.db.R.WithContext(ctx).Where("id = ?", id).Take(&m).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
