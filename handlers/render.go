@@ -29,6 +29,7 @@ func (a *App) page(c echo.Context, title, nav string) views.Page {
 		vu := &views.User{Email: u.Email, Balance: "—"}
 		if w, err := a.Store.WalletOf(c.Request().Context(), u.AccountID); err == nil {
 			vu.Balance = models.FormatUSD(w.BalanceMicros)
+			vu.LowBalance = a.lowBalance(c.Request().Context(), u.AccountID, w)
 		}
 		p.User = vu
 	}

@@ -100,6 +100,9 @@ type Server struct {
 // Options adjust the server a test starts.
 type Options struct {
 	Config handlers.Config
+
+	// Payments replaces the billing provider; nil is the test provider.
+	Payments handlers.PaymentProvider
 }
 
 // NewServer starts the product on a fresh database at 127.0.0.1.
@@ -127,6 +130,7 @@ func NewServerOn(t testing.TB, db *models.DB, opts ...Options) *Server {
 		Log:     slog.New(slog.NewJSONHandler(io.Discard, nil)),
 		Cookies: sessions.NewCookieStore(key),
 	}
+	app.Payments = o.Payments
 	e, err := app.NewServer()
 	if err != nil {
 		t.Fatal(err)

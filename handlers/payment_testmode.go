@@ -1,0 +1,180 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"ttconsole/models"
+	"ttconsole/views"
+)
+
+// TestProvider is the payment provider used when Stripe is not configured.
+// Its checkout is a page of this console, clearly marked TEST MODE, whose
+// Pay, Fail and Cancel buttons deliver Stripe-format events, signed like
+// Stripe's, through the same webhook code real Stripe events go through.
+// Its sessions live in the database, so they survive a restart and can be
+// re-checked like a real provider's.
+type TestProvider struct {
+	Store *models.Store
+}
+
+// Name implements PaymentProvider.
+func (*TestProvider) Name() string { return ProviderTest }
+
+// CheckoutOrigin implements PaymentProvider: the checkout is on this site.
+func (*TestProvider) CheckoutOrigin() string { return "" }
+
+// CreateCheckout implements PaymentProvider.
+func (tp *TestProvider) CreateCheckout(ctx context.Context, p *models.Payment, _ CheckoutURLs) (*Checkout, error) {
+	cs, err := tp.Store.CreateTestCheckout(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	return &Checkout{SessionID: cs.ID, URL: "/billing/test-checkout/" + cs.ID}, nil
+}
+
+// Session implements PaymentProvider.
+func (tp *TestProvider) Session(ctx context.Context, sessionID string) (*CheckoutState, error) {
+	cs, err := tp.Store.TestCheckout(ctx, sessionID)
+	if err != nil {
+		return nil, err
+	}
+	return &CheckoutState{SessionID: cs.ID, Status: cs.Status, PaymentStatus: cs.PaymentStatus,
+		AmountCents: cs.AmountCents, Currency: cs.Currency, ClientReferenceID: cs.PaymentID}, nil
+}
+
+// testCheckoutOf returns the signed-in account's test checkout and its
+// payment; anyone else's is 404, like a missing one.
+func (a *App) testCheckoutOf(c echo.Context) (*models.TestCheckoutSession, *models.Payment, error) {
+	ctx := c.Request().Context()
+	acct := currentUser(c).AccountID
+	cs, err := a.Store.TestCheckout(ctx, c.Param("session_id"))
+	if err != nil {
+		return nil, nil, err
+	}
+	if cs.AccountID != acct {
+		return nil, nil, models.ErrNotFound
+	}
+	p, err := a.Store.PaymentOf(ctx, acct, cs.PaymentID)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cs, p, nil
+}
+
+func (a *App) testCheckoutPage(c echo.Context) error {
+	cs, p, err := a.testCheckoutOf(c)
+	if err != nil {
+		return err
+	}
+	return a.render(c, http.StatusOK, views.TestCheckout(a.page(c, "Test checkout", "billing"), testCheckoutView(cs, p)))
+}
+
+func testCheckoutView(cs *models.TestCheckoutSession, p *models.Payment) views.TestCheckoutData {
+	return views.TestCheckoutData{
+		SessionID: cs.ID, PaymentID: p.ID, Amount: models.FormatUSD(p.AmountMicros),
+		Open: cs.Status == models.CheckoutOpen, Status: cs.Status, PaymentStatus: cs.PaymentStatus,
+	}
+}
+
+// testCheckoutAction is a click on Pay, Fail or Cancel: the session moves
+// at the "provider", and the events Stripe would send are delivered to the
+// webhook code before the customer is sent back.
+func (a *App) testCheckoutAction(c echo.Context) error {
+	ctx := c.Request().Context()
+	cs, p, err := a.testCheckoutOf(c)
+	if err != nil {
+		return err
+	}
+	var status, payStatus string
+	var events []string
+	back := "/billing?payment=" + p.ID + "&checkout="
+	switch c.FormValue("action") {
+	case "pay":
+		status, payStatus = models.CheckoutComplete, models.CheckoutPaymentStatusPaid
+		events = []string{models.EventCheckoutCompleted}
+		back += "success"
+	case "fail":
+		// A delayed payment method: the checkout completes unpaid, then the
+		// payment fails.
+		status, payStatus = models.CheckoutComplete, models.CheckoutPaymentStatusUnpaid
+		events = []string{models.EventCheckoutCompleted, models.EventAsyncPaymentFailed}
+		back += "failed"
+	case "cancel":
+		status, payStatus = models.CheckoutExpired, models.CheckoutPaymentStatusUnpaid
+		events = []string{models.EventCheckoutExpired}
+		back += "cancelled"
+	default:
+		return echo.NewHTTPError(http.StatusBadRequest, "Choose Pay, Fail or Cancel.")
+	}
+	cs, err = a.Store.SetTestCheckout(ctx, cs.ID, status, payStatus)
+	if models.ErrorCode(err) == models.ECONFLICT {
+		a.flash(c, "This test checkout was already finished.")
+		return c.Redirect(http.StatusSeeOther, "/billing/payments/"+p.ID)
+	}
+	if err != nil {
+		return err
+	}
+	for _, typ := range events {
+		if err := a.deliverTestEvent(ctx, typ, cs); err != nil {
+			return err
+		}
+	}
+	return c.Redirect(http.StatusSeeOther, back)
+}
+
+// deliverTestEvent signs a Stripe-format event about a test checkout and
+// hands it to the webhook's own code, signature check included.
+func (a *App) deliverTestEvent(ctx context.Context, typ string, cs *models.TestCheckoutSession) error {
+	secrets, err := a.webhookSecrets(ctx)
+	if err != nil {
+		return err
+	}
+	payload, err := testEventPayload(typ, cs, time.Now())
+	if err != nil {
+		return err
+	}
+	header := signStripePayload(payload, secrets[0], time.Now())
+	if _, err := a.receiveStripeEvent(ctx, payload, header); err != nil {
+		var se *signatureError
+		if errors.As(err, &se) {
+			return errors.New("test provider: own event refused: " + se.msg)
+		}
+		return err
+	}
+	return nil
+}
+
+// testEventPayload is a Stripe event about a checkout session, with the
+// fields DESIGN §8 names.
+func testEventPayload(typ string, cs *models.TestCheckoutSession, now time.Time) ([]byte, error) {
+	ev := map[string]any{
+		"id":          "evt_test_" + models.NewID("e")[2:],
+		"object":      "event",
+		"api_version": "2025-06-30.basil",
+		"created":     now.Unix(),
+		"livemode":    false,
+		"type":        typ,
+		"data": map[string]any{"object": map[string]any{
+			"id":                  cs.ID,
+			"object":              "checkout.session",
+			"mode":                "payment",
+			"client_reference_id": cs.PaymentID,
+			"amount_total":        cs.AmountCents,
+			"currency":            cs.Currency,
+			"status":              cs.Status,
+			"payment_status":      cs.PaymentStatus,
+			"metadata":            map[string]string{"payment_id": cs.PaymentID},
+			"created":             cs.CreatedAt.Unix(),
+			"expires_at":          cs.ExpiresAt.Unix(),
+		}},
+		"request":          map[string]any{"id": nil, "idempotency_key": nil},
+		"pending_webhooks": 1,
+	}
+	return json.Marshal(ev)
+}
