@@ -498,7 +498,9 @@ func TestLedgerInvariantsAfterAMix(t *testing.T) {
 	p := newPlatform(t)
 	_, poorKey, poorSecret := p.newAccount("poor@example.com", 200, models.KeyInput{Name: "poor", RPM: "600"})
 	mix := []func(i int) apiResult{
-		func(i int) apiResult { return p.chat(p.secret, 50, map[string]string{"sim_output_tokens": strconv.Itoa(i % 50)}) },
+		func(i int) apiResult {
+			return p.chat(p.secret, 50, map[string]string{"sim_output_tokens": strconv.Itoa(i % 50)})
+		},
 		func(i int) apiResult { return p.chat(p.secret, 50, map[string]string{"sim_status": "500"}) },
 		func(i int) apiResult { return p.chat(poorSecret, 50, nil) },
 		func(i int) apiResult {
