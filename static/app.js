@@ -50,3 +50,14 @@
     t.textContent = relative(d);
   });
 })();
+
+// A page that shows a new API key's secret swaps its history entry for the
+// key's own page: reloading then neither shows the secret again nor
+// submits the create form twice. <section data-replace-url="/keys/...">.
+(function () {
+  "use strict";
+  var el = document.querySelector("[data-replace-url]");
+  if (el && window.history && history.replaceState) {
+    history.replaceState(null, "", el.getAttribute("data-replace-url"));
+  }
+})();
