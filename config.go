@@ -26,6 +26,7 @@ type Config struct {
 
 	UpstreamTimeout time.Duration // wait for an upstream answer (or a stream's first byte)
 	HoldTTL         time.Duration // a hold still open after this is released by the reaper
+	TaskTTL         time.Duration // a task still running after this expires, not charged
 
 	// Billing and payments: STRIPE_SECRET_KEY selects the Stripe provider;
 	// STRIPE_WEBHOOK_SECRET (comma-separated during a rotation) verifies
@@ -52,6 +53,8 @@ func serveFlags(fs *flag.FlagSet, cfg *Config) {
 		"how long to wait for the upstream's answer (TT_UPSTREAM_TIMEOUT)")
 	fs.DurationVar(&cfg.HoldTTL, "hold-ttl", envDuration("TT_HOLD_TTL", 10*time.Minute),
 		"release holds of calls still running after this long (TT_HOLD_TTL)")
+	fs.DurationVar(&cfg.TaskTTL, "task-ttl", envDuration("TT_TASK_TTL", 10*time.Minute),
+		"expire async tasks still running after this long, not charged (TT_TASK_TTL)")
 }
 
 // envDuration reads a duration such as 90s from the environment; a value
@@ -97,8 +100,8 @@ func (cfg *Config) finish() error {
 			return fmt.Errorf("UPSTREAM_URL must be an http(s) URL such as http://127.0.0.1:9000, not %q", cfg.UpstreamURL)
 		}
 	}
-	if cfg.UpstreamTimeout < 0 || cfg.HoldTTL < 0 {
-		return fmt.Errorf("TT_UPSTREAM_TIMEOUT and TT_HOLD_TTL must be durations such as 90s or 10m")
+	if cfg.UpstreamTimeout < 0 || cfg.HoldTTL < 0 || cfg.TaskTTL < 0 {
+		return fmt.Errorf("TT_UPSTREAM_TIMEOUT, TT_HOLD_TTL and TT_TASK_TTL must be durations such as 90s or 10m")
 	}
 	if cfg.HoldTTL > 0 && cfg.HoldTTL <= cfg.UpstreamTimeout {
 		return fmt.Errorf("the hold TTL (%s) must be longer than the upstream timeout (%s)", cfg.HoldTTL, cfg.UpstreamTimeout)

@@ -157,6 +157,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Upstream:        up,
 		UpstreamTimeout: cfg.UpstreamTimeout,
 		HoldTTL:         cfg.HoldTTL,
+		TaskTTL:         cfg.TaskTTL,
 	}
 	// Billing and payments: Stripe when configured, else the test provider.
 	app.Config.StripeWebhookSecrets = cfg.StripeWebhookSecrets
@@ -177,6 +178,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	defer app.Close()
+	if n, err := app.ResumeTasks(ctx); err != nil {
+		return fmt.Errorf("resume tasks: %w", err)
+	} else if n > 0 {
+		log.Info("resumed running tasks", "count", n)
 	}
 	go reapHolds(ctx, store, log, time.Minute)
 
@@ -207,14 +214,18 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// reapHolds releases expired holds at start-up and then every interval,
-// so a crash or a lost call never keeps money held.
+// reapHolds expires overdue tasks and releases expired holds at start-up
+// and then every interval, so a crash or a lost call never keeps money held.
 func reapHolds(ctx context.Context, store *models.Store, log *slog.Logger, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		n, err := store.ExpireHolds(ctx, time.Now())
-		if err != nil && ctx.Err() == nil {
+		if n, err := store.ExpireTasks(ctx, time.Now()); err != nil && ctx.Err() == nil {
+			log.Error("expire tasks", "err", err.Error())
+		} else if n > 0 {
+			log.Info("expired tasks released", "count", n)
+		}
+		if n, err := store.ExpireHolds(ctx, time.Now()); err != nil && ctx.Err() == nil {
 			log.Error("expire holds", "err", err.Error())
 		} else if n > 0 {
 			log.Info("expired holds released", "count", n)

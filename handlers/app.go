@@ -3,8 +3,10 @@
 package handlers
 
 import (
+	"context"
 	"log/slog"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/gorilla/sessions"
@@ -45,9 +47,15 @@ type App struct {
 	Upstream        *upstream.Client
 	UpstreamTimeout time.Duration // until the upstream's answer (or first byte of a stream)
 	HoldTTL         time.Duration // a hold left open longer is released by the reaper
+	TaskTTL         time.Duration // a task still running after this expires, not charged
+	TaskPoll        time.Duration // how often running tasks are checked upstream
 
 	metrics       *metrics
 	loginPerIP    *throttled.GCRARateLimiterCtx
 	loginPerEmail *throttled.GCRARateLimiterCtx
 	keyLimits     *keyLimits
+
+	background     context.Context // background work: task watchers
+	stopBackground context.CancelFunc
+	tasks          sync.WaitGroup
 }

@@ -244,6 +244,9 @@ func (a *App) gatewayRoutes(e *echo.Echo) {
 	e.GET("/v1/models", a.listModels, api...)
 	e.GET("/v1/requests/:id", a.getRequest, api...)
 	e.GET("/v1/account", a.getAccount, api...)
+	e.POST("/v1/tasks", a.createTask, api...)
+	e.GET("/v1/tasks/:id", a.getTask, api...)
+	e.POST("/v1/tasks/:id/cancel", a.cancelTask, api...)
 	e.RouteNotFound("/v1", notFound, api...)
 	e.RouteNotFound("/v1/*", notFound, api...)
 	for _, p := range apiPaths { // a base URL missing its /v1

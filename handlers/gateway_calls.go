@@ -55,7 +55,12 @@ func (a *App) catalogModel(c echo.Context, id, kind, endpoint string) (*models.C
 
 // hold places the call's hold, turning a refusal into the platform's 402s.
 func (a *App) hold(c echo.Context, gc *call, amount int64) (*models.Hold, error) {
-	h, err := a.Store.StartCall(c.Request().Context(), &gc.row, gc.key.ID, gc.key.MonthlyLimitMicros, amount, a.HoldTTL)
+	return a.holdFor(c, gc, amount, a.HoldTTL)
+}
+
+// holdFor places a hold that expires after ttl.
+func (a *App) holdFor(c echo.Context, gc *call, amount int64, ttl time.Duration) (*models.Hold, error) {
+	h, err := a.Store.StartCall(c.Request().Context(), &gc.row, gc.key.ID, gc.key.MonthlyLimitMicros, amount, ttl)
 	var qe *models.QuotaError
 	var se *models.ShortfallError
 	switch {

@@ -35,6 +35,13 @@ func (a *App) init() error {
 	if a.HoldTTL == 0 {
 		a.HoldTTL = 10 * time.Minute
 	}
+	if a.TaskTTL == 0 {
+		a.TaskTTL = 10 * time.Minute
+	}
+	if a.TaskPoll == 0 {
+		a.TaskPoll = 500 * time.Millisecond
+	}
+	a.background, a.stopBackground = context.WithCancel(context.Background())
 	if a.Registry == nil {
 		a.Registry = prometheus.NewRegistry()
 		a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -147,27 +147,9 @@ func (s *Store) FinishCall(ctx context.Context, h *Hold, r *Request, cost int64)
 	cost = min(max(cost, 0), h.AmountMicros)
 	now := time.Now().UTC()
 	return s.tx(ctx, func(tx *gorm.DB) error {
-		ok, err := endHold(tx, h, HoldCaptured, cost, now)
+		ok, err := captureTx(tx, h, cost, r.OutcomeDetail, now)
 		if err != nil || !ok {
 			return err
-		}
-		ev := &BillingEvent{ID: NewID("bev"), RequestID: r.ID, AccountID: h.AccountID, Event: "captured",
-			AmountMicros: cost, Detail: r.OutcomeDetail, CreatedAt: now}
-		if cost > 0 {
-			e, err := creditTx(tx, h.AccountID, -cost, LedgerCharge, "API call "+r.ID, LedgerRef{RequestID: r.ID})
-			if err != nil {
-				return err
-			}
-			ev.LedgerEntryID = &e.ID
-		}
-		if err := tx.Create(ev).Error; err != nil {
-			return err
-		}
-		if rest := h.AmountMicros - cost; rest > 0 {
-			if err := tx.Create(&BillingEvent{ID: NewID("bev"), RequestID: r.ID, AccountID: h.AccountID,
-				Event: "released", AmountMicros: rest, Detail: "the unused part of the hold", CreatedAt: now}).Error; err != nil {
-				return err
-			}
 		}
 		r.ChargedMicros = cost
 		if r.BillingOutcome == "" || r.BillingOutcome == OutcomePending {
@@ -182,18 +164,55 @@ func (s *Store) FinishCall(ctx context.Context, h *Hold, r *Request, cost int64)
 func (s *Store) ReleaseCall(ctx context.Context, h *Hold, r *Request, outcome string) error {
 	now := time.Now().UTC()
 	return s.tx(ctx, func(tx *gorm.DB) error {
-		ok, err := endHold(tx, h, HoldReleased, 0, now)
+		ok, err := releaseTx(tx, h, HoldReleased, r.OutcomeDetail, now)
 		if err != nil || !ok {
-			return err
-		}
-		if err := tx.Create(&BillingEvent{ID: NewID("bev"), RequestID: r.ID, AccountID: h.AccountID,
-			Event: "released", AmountMicros: h.AmountMicros, Detail: r.OutcomeDetail, CreatedAt: now}).Error; err != nil {
 			return err
 		}
 		r.ChargedMicros = 0
 		r.BillingOutcome = outcome
 		return completeRequest(tx, r, now)
 	})
+}
+
+// captureTx ends an open hold as captured at cost: the ledger charge and
+// the timeline's events. It reports false, changing nothing, when the hold
+// had already ended.
+func captureTx(tx *gorm.DB, h *Hold, cost int64, detail string, now time.Time) (bool, error) {
+	ok, err := endHold(tx, h, HoldCaptured, cost, now)
+	if err != nil || !ok {
+		return false, err
+	}
+	ev := &BillingEvent{ID: NewID("bev"), RequestID: h.RequestID, AccountID: h.AccountID, Event: "captured",
+		AmountMicros: cost, Detail: detail, CreatedAt: now}
+	if cost > 0 {
+		e, err := creditTx(tx, h.AccountID, -cost, LedgerCharge, "API call "+h.RequestID, LedgerRef{RequestID: h.RequestID})
+		if err != nil {
+			return false, err
+		}
+		ev.LedgerEntryID = &e.ID
+	}
+	if err := tx.Create(ev).Error; err != nil {
+		return false, err
+	}
+	if rest := h.AmountMicros - cost; rest > 0 {
+		if err := tx.Create(&BillingEvent{ID: NewID("bev"), RequestID: h.RequestID, AccountID: h.AccountID,
+			Event: "released", AmountMicros: rest, Detail: "the unused part of the hold", CreatedAt: now}).Error; err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// releaseTx ends an open hold without a charge (status released or
+// expired) and records it on the timeline. It reports false, changing
+// nothing, when the hold had already ended.
+func releaseTx(tx *gorm.DB, h *Hold, status, detail string, now time.Time) (bool, error) {
+	ok, err := endHold(tx, h, status, 0, now)
+	if err != nil || !ok {
+		return false, err
+	}
+	return true, tx.Create(&BillingEvent{ID: NewID("bev"), RequestID: h.RequestID, AccountID: h.AccountID,
+		Event: status, AmountMicros: h.AmountMicros, Detail: detail, CreatedAt: now}).Error
 }
 
 // endHold moves an open hold to status exactly once and gives back what it
@@ -244,16 +263,11 @@ func (s *Store) ExpireHolds(ctx context.Context, now time.Time) (int, error) {
 	for i := range due {
 		h := &due[i]
 		err := s.tx(ctx, func(tx *gorm.DB) error {
-			ok, err := endHold(tx, h, HoldExpired, 0, now.UTC())
+			ok, err := releaseTx(tx, h, HoldExpired, "the call did not finish before its hold expired", now.UTC())
 			if err != nil || !ok {
 				return err
 			}
 			n++
-			if err := tx.Create(&BillingEvent{ID: NewID("bev"), RequestID: h.RequestID, AccountID: h.AccountID,
-				Event: "expired", AmountMicros: h.AmountMicros, Detail: "the call did not finish before its hold expired",
-				CreatedAt: now.UTC()}).Error; err != nil {
-				return err
-			}
 			return tx.Model(&Request{}).Where("id = ? AND billing_outcome = ?", h.RequestID, OutcomePending).
 				Updates(map[string]any{"billing_outcome": OutcomeNotChargedExpired, "charged_micros": 0,
 					"completed_at": now.UTC(), "outcome_detail": "hold expired"}).Error

@@ -53,6 +53,15 @@ func (c *Client) Post(ctx context.Context, path string, body []byte) (*http.Resp
 	return c.http.Do(req)
 }
 
+// Get fetches path (such as /v1/tasks/{id}). The caller closes the body.
+func (c *Client) Get(ctx context.Context, path string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	return c.http.Do(req)
+}
+
 // handlerTransport runs an http.Handler for each request, streaming its
 // response through a pipe as it is written.
 type handlerTransport struct{ h http.Handler }

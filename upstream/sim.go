@@ -22,6 +22,7 @@ func NewSimulator() *Simulator {
 	s := &Simulator{mux: http.NewServeMux()}
 	s.mux.HandleFunc("POST /v1/chat/completions", s.chat)
 	s.mux.HandleFunc("POST /v1/embeddings", s.embeddings)
+	s.registerTasks()
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	return s
 }

@@ -103,6 +103,9 @@ type Options struct {
 
 	// Payments replaces the billing provider; nil is the test provider.
 	Payments handlers.PaymentProvider
+
+	// Adjust changes the app before it starts (timeouts, TTLs, upstream).
+	Adjust func(*handlers.App)
 }
 
 // NewServer starts the product on a fresh database at 127.0.0.1.
@@ -131,10 +134,14 @@ func NewServerOn(t testing.TB, db *models.DB, opts ...Options) *Server {
 		Cookies: sessions.NewCookieStore(key),
 	}
 	app.Payments = o.Payments
+	if o.Adjust != nil {
+		o.Adjust(app)
+	}
 	e, err := app.NewServer()
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(app.Close)         // after the server has closed: stop background work
 	srv := httptest.NewServer(e) // binds 127.0.0.1
 	t.Cleanup(srv.Close)
 	return &Server{Server: srv, Echo: e, App: app, Store: store, DB: db}

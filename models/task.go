@@ -1,0 +1,150 @@
+package models
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// Task statuses.
+const (
+	TaskRunning   = "running"
+	TaskSucceeded = "succeeded"
+	TaskFailed    = "failed"
+	TaskCancelled = "cancelled"
+	TaskExpired   = "expired"
+)
+
+// Task is an async job (a video, say) with a fixed price.
+type Task struct {
+	ID          string
+	AccountID   string
+	KeyID       string
+	RequestID   string
+	HoldID      string
+	Model       string
+	UpstreamID  string
+	Status      string
+	PriceMicros int64
+	Result      string
+	Error       string
+	CreatedAt   time.Time
+	ExpiresAt   time.Time
+	EndedAt     *time.Time
+}
+
+// ErrTaskEnded says a task can no longer change: it already ended.
+func errTaskEnded(t *Task) error {
+	return Errorf(ECONFLICT, "The task %s has already ended (%s); nothing was changed.", t.ID, t.Status)
+}
+
+// CreateTask stores a task whose hold and request row StartCall wrote.
+func (s *Store) CreateTask(ctx context.Context, t *Task) error {
+	return s.db.W.WithContext(ctx).Create(t).Error
+}
+
+// TaskOf returns a task of an account; another account's is ErrNotFound.
+func (s *Store) TaskOf(ctx context.Context, accountID, id string) (*Task, error) {
+	var t Task
+	err := s.db.W.WithContext(ctx).Where("id = ? AND account_id = ?", id, accountID).Take(&t).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, ErrNotFound
+	}
+	return &t, err
+}
+
+// RunningTasks returns every task that has not ended, oldest first, for
+// the runner to resume after a restart.
+func (s *Store) RunningTasks(ctx context.Context) ([]Task, error) {
+	var out []Task
+	err := s.db.W.WithContext(ctx).Where("status = ?", TaskRunning).Order("id").Find(&out).Error
+	return out, err
+}
+
+// outcomeOfTask is the billing outcome of the request that made a task.
+var outcomeOfTask = map[string]string{
+	TaskSucceeded: OutcomeCharged,
+	TaskFailed:    OutcomeNotChargedFailed,
+	TaskCancelled: OutcomeNotChargedCancel,
+	TaskExpired:   OutcomeNotChargedExpired,
+}
+
+// EndTask ends a running task exactly once, in one transaction: success
+// captures its price, failure, cancel and expiry release it, and the
+// originating request's outcome follows. A task that already ended is an
+// ECONFLICT error and nothing changes.
+func (s *Store) EndTask(ctx context.Context, t *Task, status, result, errMsg string) error {
+	outcome, ok := outcomeOfTask[status]
+	if !ok {
+		return errors.New("end task: unknown status " + status)
+	}
+	now := time.Now().UTC()
+	return s.tx(ctx, func(tx *gorm.DB) error {
+		res := tx.Model(&Task{}).Where("id = ? AND status = ?", t.ID, TaskRunning).
+			Updates(map[string]any{"status": status, "result": result, "error": errMsg, "ended_at": now})
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			var cur Task
+			if err := tx.Where("id = ?", t.ID).Take(&cur).Error; err != nil {
+				return err
+			}
+			return errTaskEnded(&cur)
+		}
+		var h Hold
+		if err := tx.Where("id = ?", t.HoldID).Take(&h).Error; err != nil {
+			return err
+		}
+		detail := "task " + status
+		if errMsg != "" {
+			detail += ": " + errMsg
+		}
+		var charged int64
+		var err error
+		switch status {
+		case TaskSucceeded:
+			ok, err = captureTx(tx, &h, t.PriceMicros, detail, now)
+			if ok {
+				charged = t.PriceMicros
+			}
+		case TaskExpired:
+			ok, err = releaseTx(tx, &h, HoldExpired, detail, now)
+		default:
+			ok, err = releaseTx(tx, &h, HoldReleased, detail, now)
+		}
+		if err != nil {
+			return err
+		}
+		if !ok {
+			// The hold had already expired: the request says so already.
+			return nil
+		}
+		return tx.Model(&Request{}).Where("id = ?", t.RequestID).Updates(map[string]any{
+			"billing_outcome": outcome, "charged_micros": charged, "outcome_detail": detail, "completed_at": now,
+		}).Error
+	})
+}
+
+// ExpireTasks ends, as expired, every running task past its expiry.
+func (s *Store) ExpireTasks(ctx context.Context, now time.Time) (int, error) {
+	var due []Task
+	if err := s.db.W.WithContext(ctx).Where("status = ? AND expires_at < ?", TaskRunning, now.UTC()).
+		Order("expires_at").Limit(500).Find(&due).Error; err != nil {
+		return 0, err
+	}
+	n := 0
+	for i := range due {
+		err := s.EndTask(ctx, &due[i], TaskExpired, "", "the task did not finish before it expired")
+		switch {
+		case err == nil:
+			n++
+		case ErrorCode(err) == ECONFLICT: // another instance ended it first
+		default:
+			return n, err
+		}
+	}
+	return n, nil
+}
