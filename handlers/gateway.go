@@ -236,23 +236,4 @@ func jsonType(kind string) string {
 	return kind
 }
 
-// gatewayRoutes registers the /v1 API.
-func (a *App) gatewayRoutes(e *echo.Echo) {
-	api := []echo.MiddlewareFunc{a.gateway}
-	e.POST("/v1/chat/completions", a.chatCompletions, api...)
-	e.POST("/v1/embeddings", a.embeddings, api...)
-	e.GET("/v1/models", a.listModels, api...)
-	e.GET("/v1/requests/:id", a.getRequest, api...)
-	e.GET("/v1/account", a.getAccount, api...)
-	e.POST("/v1/tasks", a.createTask, api...)
-	e.GET("/v1/tasks/:id", a.getTask, api...)
-	e.POST("/v1/tasks/:id/cancel", a.cancelTask, api...)
-	e.RouteNotFound("/v1", notFound, api...)
-	e.RouteNotFound("/v1/*", notFound, api...)
-	for _, p := range apiPaths { // a base URL missing its /v1
-		e.RouteNotFound(p, notFound, api...)
-		e.RouteNotFound(p+"/*", notFound, api...)
-	}
-}
-
 func notFound(echo.Context) error { return echo.ErrNotFound }

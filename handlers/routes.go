@@ -31,7 +31,21 @@ func (a *App) NewServer() (*echo.Echo, error) {
 
 	// Gateway. Every /v1 request, unknown paths included, is logged; the
 	// central error handler answers errors in the platform's JSON shape.
-	a.gatewayRoutes(e)
+	api := []echo.MiddlewareFunc{a.gateway}
+	e.POST("/v1/chat/completions", a.chatCompletions, api...)
+	e.POST("/v1/embeddings", a.embeddings, api...)
+	e.GET("/v1/models", a.listModels, api...)
+	e.GET("/v1/requests/:id", a.getRequest, api...)
+	e.GET("/v1/account", a.getAccount, api...)
+	e.POST("/v1/tasks", a.createTask, api...)
+	e.GET("/v1/tasks/:id", a.getTask, api...)
+	e.POST("/v1/tasks/:id/cancel", a.cancelTask, api...)
+	e.RouteNotFound("/v1", notFound, api...)
+	e.RouteNotFound("/v1/*", notFound, api...)
+	for _, p := range apiPaths { // a base URL missing its /v1
+		e.RouteNotFound(p, notFound, api...)
+		e.RouteNotFound(p+"/*", notFound, api...)
+	}
 
 	// Console. Middleware is per route rather than on a group, so unknown
 	// paths (such as an API path missing its /v1) are not caught by CSRF.
@@ -46,7 +60,12 @@ func (a *App) NewServer() (*echo.Echo, error) {
 	e.GET("/", a.overview, member...)
 	e.GET("/account", a.accountPage, member...)
 	e.POST("/account/password", a.changePassword, member...)
-	e.GET("/requests", a.comingSoon("Requests", "requests", "Look up any call by its X-TT-Request-ID and see its billing outcome and error detail."), member...)
+	e.GET("/requests", a.requestsPage, member...)
+	e.GET("/requests.csv", a.requestsCSV, member...)
+	e.GET("/requests/:id", a.requestDetail, member...)
+	e.POST("/requests/:id/fix/allow-ip", a.fixAllowIP, member...)
+	e.POST("/requests/:id/fix/add-model", a.fixAddModel, member...)
+	e.POST("/requests/:id/fix/raise-limit", a.fixRaiseLimit, member...)
 	e.GET("/keys", a.keysPage, member...)
 	e.POST("/keys", a.createKey, member...)
 	e.GET("/keys/:id", a.keyPage, member...)
