@@ -164,8 +164,11 @@ func (a *App) authenticate(c echo.Context, gc *call) error {
 	case k.ExpiresAt != nil && !now.Before(*k.ExpiresAt):
 		return unauthorized(fmt.Sprintf("The API key %q (%s…%s) expired at %s UTC.", k.Name, k.Prefix, k.Last4, k.ExpiresAt.UTC().Format("2006-01-02 15:04")))
 	}
-	if err := a.Store.TouchAPIKey(c.Request().Context(), k.ID, now); err != nil {
-		a.Log.Warn("touch key", "request_id", gc.row.ID, "err", err.Error())
+	// Last use is kept to the minute: most calls need no write for it.
+	if k.LastUsedAt == nil || now.Sub(*k.LastUsedAt) >= time.Minute {
+		if err := a.Store.TouchAPIKey(c.Request().Context(), k.ID, now); err != nil {
+			a.Log.Warn("touch key", "request_id", gc.row.ID, "err", err.Error())
+		}
 	}
 	return nil
 }
