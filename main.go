@@ -41,10 +41,15 @@ var errUsage = errors.New("usage error")
 const usage = `ttconsole — TT Console and API gateway
 
 Usage:
-  ttconsole [serve] [--addr :8080] [--db ./ttconsole.db]
-  ttconsole migrate [--db ./ttconsole.db]
-  ttconsole upstream-sim [--addr :9000]
+  ttconsole [serve] [--addr :8080] [--db ./ttconsole.db]   the console and the gateway
+  ttconsole migrate [--db ./ttconsole.db]                  apply migrations and exit
+  ttconsole upstream-sim [--addr :9000]                    the simulated upstream as its own server
   ttconsole admin account create --email E --password P
+  ttconsole admin credit --email E --usd N --memo TEXT
+  ttconsole admin key create --email E --name N [--models a,b] [--ips LIST] [--monthly-limit-usd N] [--rpm N]
+  ttconsole admin seed --email E --requests N
+
+Environment: DATABASE_URL, UPSTREAM_URL, TT_TRUSTED_PROXIES, REDIS_URL and more: see README.md.
 `
 
 // run dispatches the subcommand in args.
