@@ -1,0 +1,15 @@
+// Package bench measures the gateway against a bare reverse proxy to the
+// same upstream (issue 4, point 8 "Speed"). It holds benchmarks only, so
+// plain `go test ./...` runs nothing here; the README gives the command:
+//
+//	go test ./bench -run '^$' -bench Gateway -benchtime 1x
+//
+// BenchmarkGateway builds the ttconsole binary, runs `ttconsole
+// upstream-sim`, `ttconsole serve` (SQLite, every call billed and logged)
+// and the bare proxy of ./bareproxy as separate processes, and drives the
+// same load through the gateway and the bare proxy in alternating turns.
+//
+// BenchmarkInProcess serves the gateway inside the test process instead,
+// so `go test -cpuprofile` shows where its time goes, and counts the SQL
+// statements and transactions of one call.
+package bench

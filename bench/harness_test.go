@@ -1,0 +1,313 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// chatBody is the load: a small non-streaming chat call. The simulator
+// answers max_tokens (16) tokens of output.
+var chatBody = []byte(`{"model":"tt-chat-small","messages":[{"role":"user","content":"Say hello to the benchmark in a few words."}],"max_tokens":16}`)
+
+// moduleRoot is the directory of the ttconsole module this package lives in.
+func moduleRoot(tb testing.TB) string {
+	tb.Helper()
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil || strings.TrimSpace(string(out)) == "" {
+		tb.Fatalf("go env GOMOD: %v", err)
+	}
+	return filepath.Dir(strings.TrimSpace(string(out)))
+}
+
+// goBuild builds the package pkg of the module into dir and returns the
+// binary's path. Building once keeps `go run`'s compile out of the figures.
+func goBuild(tb testing.TB, root, dir, name, pkg string) string {
+	tb.Helper()
+	bin := filepath.Join(dir, name)
+	cmd := exec.Command("go", "build", "-o", bin, pkg)
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		tb.Fatalf("go build %s: %v\n%s", pkg, err, out)
+	}
+	return bin
+}
+
+// cleanEnv is the environment for the product's processes: this one's,
+// minus what would send them elsewhere than the benchmark's SQLite file
+// (DATABASE_URL would select PostgreSQL), plus extra.
+func cleanEnv(extra ...string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		switch name {
+		case "DATABASE_URL", "REDIS_URL", "UPSTREAM_URL", "TT_DB", "TT_ADDR", "TT_LOG_FORMAT", "TT_TRUSTED_PROXIES":
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env, extra...)
+}
+
+// proc is a server the benchmark started as its own process.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	addr string // host:port it listens on
+	done chan struct{}
+}
+
+var listeningRE = regexp.MustCompile(`listening on (\S+)`)
+
+// startProc runs a server and waits for the line on its stderr that says
+// where it listens (each of ours prints "… listening on host:port …").
+// Everything it writes afterwards, such as the gateway's JSON request log,
+// is read and discarded so the process never blocks on a full pipe.
+func startProc(tb testing.TB, name string, env []string, bin string, args ...string) *proc {
+	tb.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = env
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		tb.Fatalf("start %s: %v", name, err)
+	}
+	p := &proc{name: name, cmd: cmd, done: make(chan struct{})}
+	tb.Cleanup(p.stop)
+
+	found := make(chan string, 1)
+	var early bytes.Buffer // what it said before listening, for the error
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			if m := listeningRE.FindStringSubmatch(sc.Text()); m != nil {
+				found <- m[1]
+				break
+			}
+			early.WriteString(sc.Text() + "\n")
+		}
+		io.Copy(io.Discard, stderr)
+		cmd.Wait()
+		close(p.done)
+	}()
+	select {
+	case p.addr = <-found:
+	case <-p.done:
+		tb.Fatalf("%s exited before listening:\n%s", name, early.String())
+	case <-time.After(60 * time.Second):
+		tb.Fatalf("%s did not start listening within 60 s", name)
+	}
+	return p
+}
+
+// stop ends the process gracefully (SIGTERM), then for sure.
+func (p *proc) stop() {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+func (p *proc) url() string { return "http://" + p.addr }
+
+// peakRSS is the process's peak resident set size (VmHWM) in bytes.
+func (p *proc) peakRSS() (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, errors.New("no VmHWM in /proc status")
+}
+
+// runCLI runs a ttconsole command to completion and returns its stdout.
+func runCLI(tb testing.TB, env []string, bin string, args ...string) string {
+	tb.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = env
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		tb.Fatalf("ttconsole %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// target is one server under load.
+type target struct {
+	name   string
+	url    string // full URL of the chat endpoint
+	secret string
+	client *http.Client
+}
+
+// newClient is the load generator's keep-alive client: at most maxConns
+// connections (so concurrency c keeps c warm connections, never more), and
+// every call bounded in time.
+func newClient(maxConns int) *http.Client {
+	return &http.Client{
+		Timeout: 10 * time.Second,
+		Transport: &http.Transport{
+			DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+			MaxConnsPerHost:     maxConns,
+			MaxIdleConnsPerHost: maxConns,
+			IdleConnTimeout:     90 * time.Second,
+			DisableCompression:  true,
+		},
+	}
+}
+
+// round is what one turn of load on one target measured.
+type round struct {
+	lat     []time.Duration // one per successful call
+	errs    int             // calls that did not answer 200
+	firstEr string          // the first failure, for the report
+	elapsed time.Duration   // wall time from the first call to the last answer
+	ids     []string        // a sample of X-TT-Request-ID of successful calls
+}
+
+func (r *round) ok() int { return len(r.lat) }
+
+// drive sends chat calls to t from conc workers, each one call at a time,
+// for d, and returns the latencies. Calls in flight at the deadline finish
+// and count.
+func drive(t target, conc int, d time.Duration) round {
+	var (
+		mu  sync.Mutex
+		out round
+		wg  sync.WaitGroup
+	)
+	start := time.Now()
+	deadline := start.Add(d)
+	for w := 0; w < conc; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine round
+			for i := 0; time.Now().Before(deadline); i++ {
+				t0 := time.Now()
+				id, err := call(t, chatBody)
+				took := time.Since(t0)
+				if err != nil {
+					mine.errs++
+					if mine.firstEr == "" {
+						mine.firstEr = err.Error()
+					}
+					continue
+				}
+				mine.lat = append(mine.lat, took)
+				if i%200 == 0 && id != "" {
+					mine.ids = append(mine.ids, id)
+				}
+			}
+			mu.Lock()
+			out.lat = append(out.lat, mine.lat...)
+			out.ids = append(out.ids, mine.ids...)
+			out.errs += mine.errs
+			if out.firstEr == "" {
+				out.firstEr = mine.firstEr
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	out.elapsed = time.Since(start)
+	return out
+}
+
+// call makes one chat call and returns the request id the answer carries;
+// anything but a 200 with a body is an error.
+func call(t target, body []byte) (string, error) {
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, t.url, bytes.NewReader(body))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+t.secret)
+	res, err := t.client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	b, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil {
+		return "", err
+	}
+	if res.StatusCode != http.StatusOK || len(b) == 0 {
+		return "", fmt.Errorf("%s answered %d: %.300s", t.name, res.StatusCode, b)
+	}
+	return res.Header.Get("X-TT-Request-ID"), nil
+}
+
+// summary pools the rounds of one target at one concurrency.
+type summary struct {
+	calls, errs int
+	rps         float64 // calls per second over the rounds' summed wall time
+	p50, p99    time.Duration
+	roundRPS    []float64
+	ids         []string
+	firstErr    string
+}
+
+func summarize(rounds []round) summary {
+	var s summary
+	var lat []time.Duration
+	var wall time.Duration
+	for _, r := range rounds {
+		lat = append(lat, r.lat...)
+		wall += r.elapsed
+		s.errs += r.errs
+		s.ids = append(s.ids, r.ids...)
+		s.roundRPS = append(s.roundRPS, float64(r.ok())/r.elapsed.Seconds())
+		if s.firstErr == "" {
+			s.firstErr = r.firstEr
+		}
+	}
+	s.calls = len(lat)
+	if wall > 0 {
+		s.rps = float64(s.calls) / wall.Seconds()
+	}
+	slices.Sort(lat)
+	s.p50, s.p99 = percentile(lat, 0.50), percentile(lat, 0.99)
+	return s
+}
+
+// percentile of sorted latencies, nearest rank.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(p*float64(len(sorted)))) - 1
+	return sorted[max(i, 0)]
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
