@@ -1,0 +1,349 @@
+package handlers
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"ttconsole/models"
+	"ttconsole/views"
+)
+
+// requestsPerPage is the length of one page of the request log.
+const requestsPerPage = 50
+
+// msgNoSuchRequest is the one answer for an unknown request id and for
+// another account's: the words must not tell them apart.
+const msgNoSuchRequest = "No request with this id in your account."
+
+// requestsPage lists the account's requests, newest first, with the
+// filters and cursor of the query string; q holding a request id jumps to
+// that request's page.
+func (a *App) requestsPage(c echo.Context) error {
+	ctx := c.Request().Context()
+	acct := currentUser(c).AccountID
+	status := http.StatusOK
+	lookup := strings.TrimSpace(c.QueryParam("q"))
+	lookupErr := ""
+	if lookup != "" {
+		id := requestIDFromPaste(lookup)
+		if models.LooksLikeRequestID(id) {
+			_, err := a.Store.RequestOf(ctx, acct, id)
+			if err == nil {
+				return c.Redirect(http.StatusSeeOther, "/requests/"+id)
+			}
+			if models.ErrorCode(err) != models.ENOTFOUND {
+				return err
+			}
+		}
+		status, lookupErr = http.StatusNotFound, msgNoSuchRequest
+	}
+
+	f, ferr := models.ParseRequestFilter(c.QueryParams())
+	form := views.Form{Values: map[string]string{}}
+	for _, n := range []string{"status", "type", "key", "model", "outcome", "from", "to"} {
+		form.Values[n] = c.QueryParam(n)
+	}
+	if fields, msg, ok := fieldErrors(ferr); ok {
+		form.Errors, form.Message = fields, msg
+		if status == http.StatusOK {
+			status = http.StatusBadRequest
+		}
+	}
+	cursor := c.QueryParam("cursor")
+	if cursor != "" && !models.LooksLikeRequestID(cursor) {
+		cursor = ""
+		form.Message = "That page link is not valid; showing the newest requests."
+		if status == http.StatusOK {
+			status = http.StatusBadRequest
+		}
+	}
+
+	page, err := a.Store.ListRequests(ctx, acct, f, cursor, requestsPerPage)
+	if err != nil {
+		return err
+	}
+	labels, err := a.Store.RequestKeyLabels(ctx, acct)
+	if err != nil {
+		return err
+	}
+	d := views.RequestsData{
+		Form: form, Lookup: lookup, LookupError: lookupErr,
+		Filtered: !f.Empty(), Cursor: cursor != "",
+		Types: models.ErrorTypes, Outcomes: models.Outcomes, Models: catalogueModelIDs,
+		BaseURL: baseURL(c),
+	}
+	d.HasAny = len(page.Rows) > 0 || cursor != ""
+	if !d.HasAny && d.Filtered {
+		if d.HasAny, err = a.Store.HasRequests(ctx, acct); err != nil {
+			return err
+		}
+	}
+	for _, r := range page.Rows {
+		d.Rows = append(d.Rows, requestRow(&r, labels))
+	}
+	for _, k := range sortedLabels(labels) {
+		d.Keys = append(d.Keys, views.Option{Value: k.ID, Label: k.Name + " (" + k.Display + ")"})
+	}
+	base := f.Values()
+	d.CSVURL = "/requests.csv" + encodeQuery(base)
+	d.ClearURL = "/requests"
+	d.NewestURL = "/requests" + encodeQuery(base)
+	if page.Next != "" {
+		next := f.Values()
+		next.Set("cursor", page.Next)
+		d.NextURL = "/requests?" + next.Encode()
+	}
+	if d.Chart, err = a.statusChart(c, acct, f); err != nil {
+		return err
+	}
+	return a.render(c, status, views.Requests(a.page(c, "Requests", "requests"), d))
+}
+
+// requestIDFromPaste finds the request id in what a customer pasted: the
+// id alone, or the whole "X-TT-Request-ID: req_…" header line.
+func requestIDFromPaste(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.Index(s, "req_"); i >= 0 {
+		s = s[i:]
+	}
+	if i := strings.IndexAny(s, " \t\r\n\"',;"); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}
+
+// requestDetail shows one request of the account with everything stored
+// about it, its billing timeline and the fix for its error.
+func (a *App) requestDetail(c echo.Context) error {
+	ctx := c.Request().Context()
+	acct := currentUser(c).AccountID
+	r, err := a.Store.RequestOf(ctx, acct, c.Param("id"))
+	if models.ErrorCode(err) == models.ENOTFOUND {
+		return a.render(c, http.StatusNotFound, views.ErrorPage(a.page(c, "Request not found", "requests"),
+			http.StatusNotFound, "Request not found", msgNoSuchRequest))
+	}
+	if err != nil {
+		return err
+	}
+	return a.renderDetail(c, r, http.StatusOK, nil)
+}
+
+// renderDetail renders a request's page; adjust, when set, changes the
+// fix-it block (a value typed back with its message).
+func (a *App) renderDetail(c echo.Context, r *models.Request, status int, adjust func(*views.Fix)) error {
+	ctx := c.Request().Context()
+	acct := currentUser(c).AccountID
+	events, err := a.Store.Timeline(ctx, r.ID)
+	if err != nil {
+		return err
+	}
+	ledger, err := a.Store.RequestLedger(ctx, acct, r.ID)
+	if err != nil {
+		return err
+	}
+	labels, err := a.Store.RequestKeyLabels(ctx, acct)
+	if err != nil {
+		return err
+	}
+	d := requestDetailData(r, labels, events, ledger)
+	if d.Fix, err = a.fixFor(c, r); err != nil {
+		return err
+	}
+	if adjust != nil {
+		adjust(&d.Fix)
+	}
+	return a.render(c, status, views.RequestDetail(a.page(c, "Request "+r.ID, "requests"), d))
+}
+
+// catalogueModelIDs are offered as model filter suggestions; any model
+// name can still be typed.
+var catalogueModelIDs = []string{"tt-chat-small", "tt-chat-large", "tt-embed-1", "tt-video-1"}
+
+func requestRow(r *models.Request, labels map[string]models.KeyLabel) views.RequestRow {
+	row := views.RequestRow{
+		ID: r.ID, At: r.CreatedAt.UTC().Format(time.RFC3339), AtUTC: utcTime(r.CreatedAt),
+		Status: r.Status, StatusTone: statusTone(r.Status), ErrorType: r.ErrorType, ErrorMessage: r.ErrorMessage,
+		Model: r.Model, Latency: strconv.FormatInt(r.LatencyMS, 10) + " ms",
+		Charge: models.FormatUSD(r.ChargedMicros), Outcome: r.BillingOutcome, OutcomeTone: outcomeTone(r.BillingOutcome),
+		Stream: r.Stream,
+	}
+	if r.PromptTokens+r.CompletionTokens > 0 {
+		row.Tokens = strconv.Itoa(r.PromptTokens) + " / " + strconv.Itoa(r.CompletionTokens)
+	}
+	row.Key, row.KeyTitle = keyName(r.KeyID, labels)
+	return row
+}
+
+// keyName is a key's name and its display prefix, for a key id that may
+// be missing (the call was never identified) or deleted.
+func keyName(id *string, labels map[string]models.KeyLabel) (name, display string) {
+	if id == nil || *id == "" {
+		return "", ""
+	}
+	if k, ok := labels[*id]; ok {
+		return k.Name, k.Display
+	}
+	return *id, ""
+}
+
+func sortedLabels(m map[string]models.KeyLabel) []models.KeyLabel {
+	out := make([]models.KeyLabel, 0, len(m))
+	for _, k := range m {
+		out = append(out, k)
+	}
+	for i := 1; i < len(out); i++ {
+		for j := i; j > 0 && strings.ToLower(out[j].Name) < strings.ToLower(out[j-1].Name); j-- {
+			out[j], out[j-1] = out[j-1], out[j]
+		}
+	}
+	return out
+}
+
+func statusTone(status int) string {
+	switch {
+	case status >= 500:
+		return "err"
+	case status >= 400:
+		return "warn"
+	case status >= 200 && status < 300:
+		return "ok"
+	}
+	return ""
+}
+
+func outcomeTone(outcome string) string {
+	switch outcome {
+	case models.OutcomeCharged, models.OutcomeChargedPartial:
+		return "charged"
+	case models.OutcomePending:
+		return "warn"
+	}
+	return "free"
+}
+
+// utcTime is a time as support reads it: exact, in UTC.
+func utcTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05.000 UTC") }
+
+func encodeQuery(v url.Values) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return "?" + v.Encode()
+}
+
+// baseURL is the console's own address, for the examples it shows.
+func baseURL(c echo.Context) string { return scheme(c) + "://" + c.Request().Host }
+
+func requestDetailData(r *models.Request, labels map[string]models.KeyLabel, events []models.BillingEvent, ledger []models.LedgerEntry) views.RequestDetailData {
+	d := views.RequestDetailData{
+		ID: r.ID, At: r.CreatedAt.UTC().Format(time.RFC3339Nano), AtUTC: utcTime(r.CreatedAt),
+		Method: r.Method, Path: r.Path, Model: r.Model, Status: r.Status, StatusText: http.StatusText(r.Status),
+		StatusTone: statusTone(r.Status), ErrorType: r.ErrorType, ErrorMessage: r.ErrorMessage, ErrorBody: r.ErrorBody,
+		ClientIP: r.ClientIP, Stream: r.Stream, Latency: strconv.FormatInt(r.LatencyMS, 10) + " ms",
+		PromptTokens: r.PromptTokens, CompletionTokens: r.CompletionTokens,
+		Hold: models.FormatUSDExact(r.HoldMicros), Charge: models.FormatUSDExact(r.ChargedMicros),
+		Outcome: r.BillingOutcome, OutcomeRule: models.OutcomeRule(r.BillingOutcome), OutcomeDetail: r.OutcomeDetail,
+		OutcomeTone: outcomeTone(r.BillingOutcome),
+	}
+	if r.CompletedAt != nil {
+		d.CompletedUTC = utcTime(*r.CompletedAt)
+	}
+	if r.KeyID != nil && *r.KeyID != "" {
+		d.KeyID = *r.KeyID
+		d.KeyName, d.KeyDisplay = keyName(r.KeyID, labels)
+		if _, ok := labels[*r.KeyID]; ok {
+			d.KeyURL = "/keys/" + *r.KeyID
+		}
+	}
+	if r.RatelimitLimit != nil || r.RetryAfter != nil {
+		rl := &views.RateLimitInfo{}
+		if r.RatelimitLimit != nil {
+			rl.Limit = strconv.Itoa(*r.RatelimitLimit) + " requests per minute"
+		}
+		if r.RatelimitRemaining != nil {
+			rl.Remaining = strconv.Itoa(*r.RatelimitRemaining)
+		}
+		if r.RatelimitReset != nil {
+			rl.Reset = strconv.FormatInt(*r.RatelimitReset, 10)
+			rl.ResetUTC = utcTime(time.Unix(*r.RatelimitReset, 0))
+		}
+		if r.RetryAfter != nil {
+			rl.RetryAfter = strconv.Itoa(*r.RetryAfter) + " s"
+		}
+		d.RateLimit = rl
+	}
+	byID := make(map[string]models.LedgerEntry, len(ledger))
+	for _, e := range ledger {
+		byID[e.ID] = e
+	}
+	linked := map[string]bool{}
+	for _, ev := range events {
+		it := views.TimelineItem{
+			At: ev.CreatedAt.UTC().Format(time.RFC3339Nano), AtUTC: utcTime(ev.CreatedAt),
+			Event: eventLabel(ev.Event), Amount: models.FormatUSDExact(ev.AmountMicros), Detail: ev.Detail,
+		}
+		if ev.LedgerEntryID != nil {
+			if e, ok := byID[*ev.LedgerEntryID]; ok {
+				it.Ledger = ledgerItem(e)
+				linked[e.ID] = true
+			}
+		}
+		d.Timeline = append(d.Timeline, it)
+	}
+	for _, e := range ledger { // entries the request caused that no event names, such as a refund
+		if !linked[e.ID] {
+			d.Timeline = append(d.Timeline, views.TimelineItem{
+				At: e.CreatedAt.UTC().Format(time.RFC3339Nano), AtUTC: utcTime(e.CreatedAt),
+				Event: "Ledger " + e.Kind, Amount: models.FormatUSDExact(e.AmountMicros), Detail: e.Memo, Ledger: ledgerItem(e),
+			})
+		}
+	}
+	d.Support = supportText(r)
+	return d
+}
+
+func ledgerItem(e models.LedgerEntry) *views.LedgerItem {
+	return &views.LedgerItem{ID: e.ID, Kind: e.Kind, Amount: models.FormatUSDExact(e.AmountMicros),
+		BalanceAfter: models.FormatUSDExact(e.BalanceAfterMicros)}
+}
+
+func eventLabel(ev string) string {
+	switch ev {
+	case "hold_placed":
+		return "Hold placed"
+	case "captured":
+		return "Captured"
+	case "released":
+		return "Released"
+	case "expired":
+		return "Expired"
+	}
+	return ev
+}
+
+// supportText is what the "For support" block copies: what the platform's
+// documentation asks customers to bring, times in UTC.
+func supportText(r *models.Request) string {
+	var b strings.Builder
+	b.WriteString("X-TT-Request-ID: " + r.ID + "\n")
+	b.WriteString("Time (UTC): " + utcTime(r.CreatedAt) + "\n")
+	model := r.Model
+	if model == "" {
+		model = "(none)"
+	}
+	b.WriteString("Model: " + model + "\n")
+	b.WriteString("API path: " + r.Method + " " + r.Path + "\n")
+	b.WriteString("HTTP status: " + strconv.Itoa(r.Status) + "\n")
+	b.WriteString("Billing outcome: " + r.BillingOutcome + "\n")
+	body := r.ErrorBody
+	if body == "" {
+		body = "(none: the call succeeded)"
+	}
+	b.WriteString("Error body: " + body)
+	return b.String()
+}

