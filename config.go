@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -27,6 +28,10 @@ type Config struct {
 	UpstreamTimeout time.Duration // wait for an upstream answer (or a stream's first byte)
 	HoldTTL         time.Duration // a hold still open after this is released by the reaper
 	TaskTTL         time.Duration // a task still running after this expires, not charged
+
+	// RetentionDays keeps the request log (and each request's billing
+	// timeline) this many days; 0 keeps it forever. The ledger is kept.
+	RetentionDays int
 
 	// Billing and payments: STRIPE_SECRET_KEY selects the Stripe provider;
 	// STRIPE_WEBHOOK_SECRET (comma-separated during a rotation) verifies
@@ -55,6 +60,22 @@ func serveFlags(fs *flag.FlagSet, cfg *Config) {
 		"release holds of calls still running after this long (TT_HOLD_TTL)")
 	fs.DurationVar(&cfg.TaskTTL, "task-ttl", envDuration("TT_TASK_TTL", 10*time.Minute),
 		"expire async tasks still running after this long, not charged (TT_TASK_TTL)")
+	fs.IntVar(&cfg.RetentionDays, "retention-days", envInt("TT_RETENTION_DAYS", 0),
+		"delete request log rows older than this many days; 0 keeps them forever (TT_RETENTION_DAYS)")
+}
+
+// envInt reads a whole number from the environment; a value that does not
+// parse is reported by finish.
+func envInt(name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil {
+		return -1
+	}
+	return n
 }
 
 // envDuration reads a duration such as 90s from the environment; a value
@@ -105,6 +126,15 @@ func (cfg *Config) finish() error {
 	}
 	if cfg.HoldTTL > 0 && cfg.HoldTTL <= cfg.UpstreamTimeout {
 		return fmt.Errorf("the hold TTL (%s) must be longer than the upstream timeout (%s)", cfg.HoldTTL, cfg.UpstreamTimeout)
+	}
+	if cfg.RetentionDays < 0 {
+		return fmt.Errorf("TT_RETENTION_DAYS must be a whole number of days (0 keeps the request log forever)")
+	}
+	if cfg.RedisURL != "" {
+		u, err := url.Parse(cfg.RedisURL)
+		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+			return fmt.Errorf("REDIS_URL must be a redis:// or rediss:// URL such as redis://127.0.0.1:6379/0")
+		}
 	}
 	if cfg.LogFormat != "json" && cfg.LogFormat != "text" {
 		return fmt.Errorf("TT_LOG_FORMAT must be json or text, not %q", cfg.LogFormat)

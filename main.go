@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gorilla/sessions"
+	"github.com/redis/go-redis/v9"
 
 	"ttconsole/handlers"
 	"ttconsole/models"
@@ -164,6 +165,22 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		HoldTTL:         cfg.HoldTTL,
 		TaskTTL:         cfg.TaskTTL,
 	}
+	// Rate limits: shared by every instance through Redis when configured.
+	switch {
+	case cfg.RedisURL != "":
+		rdb, err := handlers.NewRateLimitRedis(cfg.RedisURL)
+		if err != nil {
+			return err
+		}
+		defer rdb.Close()
+		app.RateLimitRedis = rdb
+		// The client's own complaints (a failed dial on every try) would
+		// repeat the limiter's once-a-minute line; keep them at debug.
+		redis.SetLogger(redisLog{log})
+	case cfg.DatabaseURL != "":
+		log.Warn("REDIS_URL is not set: API key rate limits are counted per instance; " +
+			"with several instances behind a load balancer, a key gets its limit on each one. Set REDIS_URL to share them.")
+	}
 	// Billing and payments: Stripe when configured, else the test provider.
 	app.Config.StripeWebhookSecrets = cfg.StripeWebhookSecrets
 	if cfg.StripeSecretKey != "" {
@@ -190,11 +207,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	} else if n > 0 {
 		log.Info("resumed running tasks", "count", n)
 	}
-	go reapHolds(ctx, store, log, time.Minute)
+	go reapHolds(ctx, store, log, time.Minute, cfg.RetentionDays)
 
 	where := "SQLite " + cfg.DBPath
 	if cfg.DatabaseURL != "" {
 		where = "PostgreSQL"
+	}
+	if cfg.RedisURL != "" {
+		where += ", rate limits shared in Redis"
 	}
 	upstreamName := "the built-in simulated upstream"
 	if cfg.UpstreamURL != "" {
@@ -221,7 +241,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 // reapHolds expires overdue tasks and releases expired holds at start-up
 // and then every interval, so a crash or a lost call never keeps money held.
-func reapHolds(ctx context.Context, store *models.Store, log *slog.Logger, every time.Duration) {
+// With a retention of days > 0 it also purges the older request log.
+func reapHolds(ctx context.Context, store *models.Store, log *slog.Logger, every time.Duration, retentionDays int) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -235,11 +256,39 @@ func reapHolds(ctx context.Context, store *models.Store, log *slog.Logger, every
 		} else if n > 0 {
 			log.Info("expired holds released", "count", n)
 		}
+		if retentionDays > 0 {
+			purgeRequestLog(ctx, store, log, retentionDays, every/2)
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// redisLog sends the Redis client's own log lines to slog at debug level.
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, "redis: "+fmt.Sprintf(format, v...))
+}
+
+// purgeRequestLog deletes requests older than the retention, in small
+// batches, for at most budget, so the reaper's other work is not held up
+// and a large backlog is worked off over several rounds.
+func purgeRequestLog(ctx context.Context, store *models.Store, log *slog.Logger, days int, budget time.Duration) {
+	pctx, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
+	start := time.Now()
+	n, err := store.PurgeRequests(pctx, start.AddDate(0, 0, -days), models.RetentionBatch, 50*time.Millisecond)
+	if err != nil && pctx.Err() == nil {
+		log.Error("purge request log", "err", err.Error(), "purged", n)
+	}
+	if n > 0 {
+		took := time.Since(start)
+		log.Info("purged old request log", "requests", n, "older_than_days", days,
+			"took", took.Round(time.Millisecond).String(), "per_second", int(float64(n)/max(took.Seconds(), 0.001)))
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gorilla/sessions"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 	"github.com/throttled/throttled/v2"
 
 	"ttconsole/models"
@@ -49,6 +50,13 @@ type App struct {
 	HoldTTL         time.Duration // a hold left open longer is released by the reaper
 	TaskTTL         time.Duration // a task still running after this expires, not charged
 	TaskPoll        time.Duration // how often running tasks are checked upstream
+
+	// RateLimitRedis, when set, holds every API key's rate limit so that
+	// all instances share it; nil counts in process. While Redis cannot be
+	// reached, calls are counted locally and Redis is pinged every
+	// RedisProbe (default 5s) until it answers again.
+	RateLimitRedis redis.UniversalClient
+	RedisProbe     time.Duration
 
 	metrics       *metrics
 	loginPerIP    *throttled.GCRARateLimiterCtx

@@ -1,10 +1,14 @@
 package handlers
 
 import (
+	"database/sql/driver"
 	"errors"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/labstack/echo/v4"
 
 	"ttconsole/models"
@@ -122,8 +126,32 @@ func classify(err error, c echo.Context) (int, string, string) {
 		}
 		return status, typeOfStatus(status), me.Message
 	}
+	if databaseUnavailable(err) {
+		return http.StatusServiceUnavailable, "service_unavailable",
+			"The service is briefly unavailable; nothing was charged. Retry shortly with backoff."
+	}
 	return http.StatusInternalServerError, "internal_error",
 		"An internal error occurred. It has been logged; quote the request id if you contact support."
+}
+
+// databaseUnavailable says whether err means the database could not be
+// reached (a restart, a failover, a cut connection): a temporary state,
+// so the client is told to retry rather than that something broke.
+func databaseUnavailable(err error) bool {
+	var connErr *pgconn.ConnectError
+	var netErr net.Error
+	if errors.As(err, &connErr) || errors.As(err, &netErr) || errors.Is(err, driver.ErrBadConn) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || pgconn.SafeToRetry(err) { // SafeToRetry: a closed connection, nothing sent
+		return true
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		// Class 08: connection exception; 57P01-57P03: the server is
+		// shutting down or starting; 53300: too many connections.
+		return strings.HasPrefix(pgErr.Code, "08") || pgErr.Code == "57P01" || pgErr.Code == "57P02" ||
+			pgErr.Code == "57P03" || pgErr.Code == "53300"
+	}
+	return false
 }
 
 func typeOfStatus(status int) string {

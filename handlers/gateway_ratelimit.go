@@ -24,30 +24,26 @@ func (a *App) rateLimitHeaders(c echo.Context, gc *call) {
 
 func (a *App) countCall(c echo.Context, gc *call, quantity int) error {
 	rpm := max(gc.key.RPM, 1)
-	l, err := a.keyLimits.limiter(rpm)
-	if err != nil {
-		return err
-	}
-	limited, res, err := l.RateLimitCtx(c.Request().Context(), gc.key.ID, quantity)
+	res, err := a.keyLimits.count(c.Request().Context(), gc.key.ID, rpm, quantity)
 	if err != nil {
 		return err
 	}
 	now := time.Now()
-	reset := now.Add(res.ResetAfter)
+	reset := now.Add(res.resetAfter)
 	resetUnix := reset.Unix()
 	if reset.Nanosecond() > 0 {
 		resetUnix++ // whole seconds, rounded up: the window is surely full again then
 	}
-	remaining := max(res.Remaining, 0)
+	remaining := max(res.remaining, 0)
 	h := c.Response().Header()
 	h.Set("X-RateLimit-Limit", strconv.Itoa(rpm))
 	h.Set("X-RateLimit-Remaining", strconv.Itoa(remaining))
 	h.Set("X-RateLimit-Reset", strconv.FormatInt(resetUnix, 10))
 	gc.row.RatelimitLimit, gc.row.RatelimitRemaining, gc.row.RatelimitReset = &rpm, &remaining, &resetUnix
-	if !limited {
+	if !res.limited {
 		return nil
 	}
-	retry := int(math.Ceil(res.RetryAfter.Seconds()))
+	retry := int(math.Ceil(res.retryAfter.Seconds()))
 	retry = max(retry, 1)
 	h.Set("Retry-After", strconv.Itoa(retry))
 	gc.row.RetryAfter = &retry

@@ -23,9 +23,6 @@ func (a *App) init() error {
 	if a.loginPerEmail, err = newLimiter(loginQuotaPerEmail); err != nil {
 		return err
 	}
-	if a.keyLimits, err = newKeyLimits(); err != nil {
-		return err
-	}
 	if a.Upstream == nil {
 		a.Upstream = upstream.NewInProcess(upstream.NewSimulator(), time.Minute)
 	}
@@ -47,6 +44,13 @@ func (a *App) init() error {
 		a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 	a.metrics = newMetrics(a.Registry)
+	if a.RedisProbe == 0 {
+		a.RedisProbe = 5 * time.Second
+	}
+	if a.keyLimits, err = newKeyLimits(a.RateLimitRedis, a.RedisProbe, a.Log, a.Registry); err != nil {
+		return err
+	}
+	a.keyLimits.start(a.background)
 	return nil
 }
 
@@ -54,15 +58,20 @@ func (a *App) healthz(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// readyz says whether this instance can serve: the database answers.
+// readyz says whether this instance can serve: the database answers. It
+// also says where rate limits are counted; an instance whose Redis is
+// unreachable still serves (with per-instance limits), so it stays ready.
 func (a *App) readyz(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 	defer cancel()
+	limits, detail := a.keyLimits.state()
+	out := map[string]string{"status": "ok", "database": "ok", "rate_limits": limits, "rate_limits_detail": detail}
 	if err := a.Store.DB().Ping(ctx); err != nil {
 		a.Log.Warn("readyz: database unreachable", "request_id", RequestID(c), "err", err.Error())
-		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "database": "unreachable"})
+		out["status"], out["database"] = "unavailable", "unreachable"
+		return c.JSON(http.StatusServiceUnavailable, out)
 	}
-	return c.JSON(http.StatusOK, map[string]string{"status": "ok", "database": "ok"})
+	return c.JSON(http.StatusOK, out)
 }
 
 func (a *App) metricsHandler() echo.HandlerFunc {
