@@ -106,6 +106,10 @@ type Options struct {
 
 	// Adjust changes the app before it starts (timeouts, TTLs, upstream).
 	Adjust func(*handlers.App)
+
+	// RedisURL, when set, counts API key rate limits in that Redis, shared
+	// with every server of the test that names the same URL.
+	RedisURL string
 }
 
 // NewServer starts the product on a fresh database at 127.0.0.1.
@@ -134,6 +138,14 @@ func NewServerOn(t testing.TB, db *models.DB, opts ...Options) *Server {
 		Cookies: sessions.NewCookieStore(key),
 	}
 	app.Payments = o.Payments
+	if o.RedisURL != "" {
+		rdb, err := handlers.NewRateLimitRedis(o.RedisURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { rdb.Close() })
+		app.RateLimitRedis = rdb
+	}
 	if o.Adjust != nil {
 		o.Adjust(app)
 	}
@@ -145,6 +157,27 @@ func NewServerOn(t testing.TB, db *models.DB, opts ...Options) *Server {
 	srv := httptest.NewServer(e) // binds 127.0.0.1
 	t.Cleanup(srv.Close)
 	return &Server{Server: srv, Echo: e, App: app, Store: store, DB: db}
+}
+
+// Instances starts n servers of the product on one fresh database, each
+// with its own connection pool, as n processes behind a load balancer
+// would be.
+func Instances(t testing.TB, n int, opts ...Options) []*Server {
+	t.Helper()
+	path, dbURL := EmptyDB(t)
+	out := make([]*Server, n)
+	for i := range out {
+		db, err := models.Open(path, dbURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		if _, err := db.Migrate(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		out[i] = NewServerOn(t, db, opts...)
+	}
+	return out
 }
 
 // Client returns an HTTP client with its own cookie jar that does not
