@@ -1,8 +1,11 @@
 package handlers
 
 import (
+	"cmp"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -98,9 +101,7 @@ func (a *App) requestsPage(c echo.Context) error {
 		next.Set("cursor", page.Next)
 		d.NextURL = "/requests?" + next.Encode()
 	}
-	if d.Chart, err = a.statusChart(c, acct, f); err != nil {
-		return err
-	}
+	d.ChartURL = "/requests/chart.svg" + encodeQuery(base)
 	return a.render(c, status, views.Requests(a.page(c, "Requests", "requests"), d))
 }
 
@@ -192,15 +193,10 @@ func keyName(id *string, labels map[string]models.KeyLabel) (name, display strin
 }
 
 func sortedLabels(m map[string]models.KeyLabel) []models.KeyLabel {
-	out := make([]models.KeyLabel, 0, len(m))
-	for _, k := range m {
-		out = append(out, k)
-	}
-	for i := 1; i < len(out); i++ {
-		for j := i; j > 0 && strings.ToLower(out[j].Name) < strings.ToLower(out[j-1].Name); j-- {
-			out[j], out[j-1] = out[j-1], out[j]
-		}
-	}
+	out := slices.Collect(maps.Values(m))
+	slices.SortFunc(out, func(a, b models.KeyLabel) int {
+		return cmp.Or(strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name)), strings.Compare(a.ID, b.ID))
+	})
 	return out
 }
 
@@ -248,7 +244,7 @@ func requestDetailData(r *models.Request, labels map[string]models.KeyLabel, eve
 		PromptTokens: r.PromptTokens, CompletionTokens: r.CompletionTokens,
 		Hold: models.FormatUSDExact(r.HoldMicros), Charge: models.FormatUSDExact(r.ChargedMicros),
 		Outcome: r.BillingOutcome, OutcomeRule: models.OutcomeRule(r.BillingOutcome), OutcomeDetail: r.OutcomeDetail,
-		OutcomeTone: outcomeTone(r.BillingOutcome),
+		OutcomeTone: outcomeTone(r.BillingOutcome), MovedMoney: r.HoldMicros != 0 || r.ChargedMicros != 0,
 	}
 	if r.CompletedAt != nil {
 		d.CompletedUTC = utcTime(*r.CompletedAt)

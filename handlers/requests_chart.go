@@ -1,6 +1,8 @@
 package handlers
 
 import (
+	"bytes"
+	"net/http"
 	"strconv"
 	"time"
 
@@ -16,6 +18,26 @@ const (
 	chartLeft, chartTop = 44, 8
 	chartBottom         = 22
 )
+
+// requestsChartSVG draws the status chart of the filters in the query as
+// an SVG image. The Requests page loads it with <img>, so the list renders
+// without waiting for the counts, and the chart works without JavaScript.
+func (a *App) requestsChartSVG(c echo.Context) error {
+	f, err := models.ParseRequestFilter(c.QueryParams())
+	if err != nil {
+		f = models.RequestFilter{} // the page shows the message; the chart shows everything
+	}
+	ch, err := a.statusChart(c, currentUser(c).AccountID, f)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	if err := views.StatusChartSVG(ch).Render(c.Request().Context(), &buf); err != nil {
+		return err
+	}
+	c.Response().Header().Set("Cache-Control", "private, max-age=30")
+	return c.Blob(http.StatusOK, "image/svg+xml; charset=utf-8", buf.Bytes())
+}
 
 // chartRange is the time the status chart covers: the filter's range, or
 // the last 24 hours, cut into hours or days.

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -218,15 +219,31 @@ func TestRequestsFiltersAndCursor(t *testing.T) {
 
 	t.Run("chart", func(t *testing.T) {
 		_, page := a.b.get("/requests?status=5xx")
-		doc := testenv.Doc(t, page)
-		if doc.Find(`[data-testid=status-chart] svg rect.s5xx`).Length() == 0 {
-			t.Fatal("no 5xx bars in the chart")
-		}
-		if doc.Find(`[data-testid=status-chart] svg rect.s2xx`).Length() != 0 {
-			t.Fatal("2xx bars in a chart filtered to 5xx")
-		}
 		if strings.Contains(page, "style=") {
 			t.Fatal("inline style on the page: the CSP forbids it")
+		}
+		src, _ := testenv.Doc(t, page).Find(`[data-testid=status-chart] img`).Attr("src")
+		if src != "/requests/chart.svg?status=5xx" {
+			t.Fatalf("chart image %q does not keep the filter", src)
+		}
+		res, svg := a.b.get(src + "&from=" + url.QueryEscape(now.Add(-8*24*time.Hour).Format(time.RFC3339)))
+		if res.StatusCode != http.StatusOK || !strings.HasPrefix(res.Header.Get("Content-Type"), "image/svg+xml") {
+			t.Fatalf("chart: %d %s", res.StatusCode, res.Header.Get("Content-Type"))
+		}
+		if !strings.Contains(svg, `class="s5xx"`) || strings.Contains(svg, `class="s2xx"`) || strings.Contains(svg, "style") {
+			t.Fatal("the 5xx chart lacks 5xx bars, shows 2xx bars, or uses inline style")
+		}
+		n5 := 0
+		for _, r := range all {
+			if r.Status/100 == 5 {
+				n5++
+			}
+		}
+		if !strings.Contains(svg, "5xx "+strconv.Itoa(n5)) {
+			t.Fatalf("the chart's 5xx total is not %d", n5)
+		}
+		if res, _ := b.b.get(src); res.StatusCode != http.StatusOK {
+			t.Fatal("chart for another account")
 		}
 	})
 }

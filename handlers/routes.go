@@ -62,6 +62,7 @@ func (a *App) NewServer() (*echo.Echo, error) {
 	e.POST("/account/password", a.changePassword, member...)
 	e.GET("/requests", a.requestsPage, member...)
 	e.GET("/requests.csv", a.requestsCSV, member...)
+	e.GET("/requests/chart.svg", a.requestsChartSVG, member...)
 	e.GET("/requests/:id", a.requestDetail, member...)
 	e.POST("/requests/:id/fix/allow-ip", a.fixAllowIP, member...)
 	e.POST("/requests/:id/fix/add-model", a.fixAddModel, member...)

@@ -113,6 +113,16 @@ func (s *Store) SeedRequests(ctx context.Context, accountID string, opt SeedOpti
 	}
 
 	db := s.db.SQL()
+	if !s.db.Postgres {
+		// A multi-row INSERT keeps a statement journal of every page it
+		// touches, so it can be undone alone: in memory, not in a temporary
+		// file, which saved a quarter of the CPU. (A bigger page cache did
+		// not help.) The setting ends with the seed.
+		if _, err := db.ExecContext(ctx, "PRAGMA temp_store = MEMORY"); err != nil {
+			return 0, err
+		}
+		defer db.ExecContext(context.WithoutCancel(ctx), "PRAGMA temp_store = DEFAULT")
+	}
 	stmtText := func(rows int) string {
 		var b strings.Builder
 		b.WriteString("INSERT INTO requests (" + strings.Join(seedColumns, ", ") + ") VALUES ")
