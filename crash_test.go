@@ -136,7 +136,17 @@ func TestCrashSafety(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(1500 * time.Millisecond)
+	// Kill it once calls are flowing (a busy machine may take a while).
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
+		mu.Lock()
+		n := len(ids)
+		mu.Unlock()
+		if n >= 20 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond) // and in the middle of some
 	srv.Process.Signal(syscall.SIGKILL)
 	srv.Wait()
 	stop()

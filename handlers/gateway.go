@@ -64,14 +64,26 @@ func (a *App) gateway(next echo.HandlerFunc) echo.HandlerFunc {
 		gc.row.BillingOutcome = models.OutcomeNotChargedRejected
 		if logErr := a.Store.LogRequest(r.Context(), &gc.row); logErr != nil {
 			a.Log.Error("log request", "request_id", gc.row.ID, "err", logErr.Error())
-			if err == nil {
-				// The client must not get an id the log does not know.
-				return &APIError{Status: http.StatusServiceUnavailable, Type: "service_unavailable",
-					Message: "The request could not be recorded; nothing was charged. Retry shortly."}
-			}
 		}
 		return err
 	}
+}
+
+// answerFree answers a call that moves no money only once its row is
+// written, so a client never holds a request id the log does not know.
+func (a *App) answerFree(c echo.Context, gc *call, status int, v any) error {
+	gc.row.Status = status
+	gc.row.LatencyMS = time.Since(gc.row.CreatedAt).Milliseconds()
+	gc.row.BillingOutcome = models.OutcomeNotChargedFree
+	if err := a.Store.LogRequest(c.Request().Context(), &gc.row); err != nil {
+		a.Log.Error("log request", "request_id", gc.row.ID, "err", err.Error())
+		gc.row = models.Request{} // nothing to log twice
+		gc.logged = true
+		return &APIError{Status: http.StatusServiceUnavailable, Type: "service_unavailable",
+			Message: "The request could not be recorded; nothing was charged. Retry shortly."}
+	}
+	gc.logged = true
+	return c.JSON(status, v)
 }
 
 func errorBody(typ, msg string) string {

@@ -30,7 +30,7 @@ func (a *App) listModels(c echo.Context) error {
 	for _, m := range ms {
 		data = append(data, model{ID: m.ID, Object: "model", OwnedBy: "tt", Kind: m.Kind, Allowed: gc.key.AllowsModel(m.ID)})
 	}
-	return c.JSON(http.StatusOK, map[string]any{"object": "list", "data": data})
+	return a.answerFree(c, gc, http.StatusOK, map[string]any{"object": "list", "data": data})
 }
 
 type timelineJSON struct {
@@ -103,7 +103,7 @@ func (a *App) getRequest(c echo.Context) error {
 	for _, e := range evs {
 		out.Timeline = append(out.Timeline, timelineJSON{At: e.CreatedAt.UTC(), Event: e.Event, AmountMicros: e.AmountMicros})
 	}
-	return c.JSON(http.StatusOK, out)
+	return a.answerFree(c, gc, http.StatusOK, out)
 }
 
 // getAccount serves GET /v1/account: the wallet and the calling key.
@@ -129,7 +129,7 @@ func (a *App) getAccount(c echo.Context) error {
 	for _, p := range gc.key.IPPrefixes() {
 		ips = append(ips, p.String())
 	}
-	return c.JSON(http.StatusOK, map[string]any{
+	return a.answerFree(c, gc, http.StatusOK, map[string]any{
 		"balance_micros":   w.BalanceMicros,
 		"held_micros":      w.HeldMicros,
 		"available_micros": w.Available(),

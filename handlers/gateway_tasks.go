@@ -97,7 +97,7 @@ func (a *App) getTask(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, toTaskJSON(t))
+	return a.answerFree(c, gc, http.StatusOK, toTaskJSON(t))
 }
 
 // cancelTask serves POST /v1/tasks/{id}/cancel: the hold is released and
@@ -127,7 +127,7 @@ func (a *App) cancelTask(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, toTaskJSON(t))
+	return a.answerFree(c, gc, http.StatusOK, toTaskJSON(t))
 }
 
 func (a *App) taskOf(c echo.Context, gc *call) (*models.Task, error) {

@@ -154,6 +154,11 @@ func (s *Store) APIKeyBySecret(ctx context.Context, secret string) (*APIKey, err
 		return nil, ErrNotFound
 	}
 	hash := hashKeySecret(secret)
+	if k, ok := s.keys.get(hash, keyCacheTTL); ok {
+		c := *k // callers may change their copy
+		return &c, nil
+	}
+	gen := s.keys.gen.Load()
 	var k APIKey
 	err := s.db.R.WithContext(ctx).Where("secret_hash = ?", hash).Take(&k).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
@@ -167,6 +172,8 @@ func (s *Store) APIKeyBySecret(ctx context.Context, secret string) (*APIKey, err
 	if subtle.ConstantTimeCompare([]byte(hash), []byte(k.SecretHash)) != 1 {
 		return nil, ErrNotFound
 	}
+	c := k
+	s.keys.put(hash, &c, gen)
 	return &k, nil
 }
 
@@ -183,9 +190,13 @@ func (s *Store) TouchAPIKey(ctx context.Context, id string, at time.Time) error 
 	if last[0].Valid && at.Sub(last[0].Time) < keyTouchInterval {
 		return nil
 	}
-	return s.db.W.WithContext(ctx).Model(&APIKey{}).
+	res := s.db.W.WithContext(ctx).Model(&APIKey{}).
 		Where("id = ? AND (last_used_at IS NULL OR last_used_at < ?)", id, at.Add(-keyTouchInterval)).
-		Update("last_used_at", at).Error
+		Update("last_used_at", at)
+	if res.RowsAffected > 0 {
+		s.keys.drop()
+	}
+	return res.Error
 }
 
 // APIKeysOf returns every key of an account, newest first.

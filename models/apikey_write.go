@@ -113,6 +113,7 @@ func (s *Store) keyIDByNonce(ctx context.Context, accountID, nonce string) (stri
 // fields changed. Another account's key is ErrNotFound whatever the
 // input; a revoked key cannot change.
 func (s *Store) UpdateAPIKey(ctx context.Context, accountID, id string, by KeyActor, in KeyInput) (*APIKey, int, error) {
+	defer s.keys.drop() // after the commit: the gateway sees the change on its next call
 	var k APIKey
 	changed := 0
 	now := time.Now().UTC()
@@ -179,6 +180,7 @@ const (
 // change. A change the key's status does not allow (enabling a revoked
 // key) is ECONFLICT.
 func (s *Store) SetAPIKeyStatus(ctx context.Context, accountID, id string, by KeyActor, action string) (*APIKey, error) {
+	defer s.keys.drop() // after the commit: the gateway sees the change on its next call
 	var k APIKey
 	now := time.Now().UTC()
 	err := s.db.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {

@@ -2,9 +2,6 @@ package models
 
 import (
 	"context"
-	"errors"
-
-	"gorm.io/gorm"
 )
 
 // Model kinds in the catalogue.
@@ -40,22 +37,32 @@ func (m CatalogModel) PriceSummary() string {
 	return FormatUSD(m.InputMicrosPerMTok) + " in / " + FormatUSD(m.OutputMicrosPerMTok) + " out per million tokens"
 }
 
-// Models returns the catalogue in display order.
+// Models returns the catalogue in display order. It changes only with a
+// migration, so it is read at most once a minute.
 func (s *Store) Models(ctx context.Context) ([]CatalogModel, error) {
+	if ms, ok := s.catalog.get("all", catalogCacheTTL); ok {
+		return ms, nil
+	}
+	gen := s.catalog.gen.Load()
 	var out []CatalogModel
-	err := s.db.R.WithContext(ctx).Order("sort, id").Find(&out).Error
-	return out, err
+	if err := s.db.R.WithContext(ctx).Order("sort, id").Find(&out).Error; err != nil {
+		return nil, err
+	}
+	s.catalog.put("all", out, gen)
+	return out, nil
 }
 
 // ModelByID returns one model of the catalogue, or ErrNotFound.
 func (s *Store) ModelByID(ctx context.Context, id string) (*CatalogModel, error) {
-	var m CatalogModel
-	err := s.db.R.WithContext(ctx).Where("id = ?", id).Take(&m).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return nil, ErrNotFound
-	}
+	ms, err := s.Models(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return &m, nil
+	for i := range ms {
+		if ms[i].ID == id {
+			m := ms[i]
+			return &m, nil
+		}
+	}
+	return nil, ErrNotFound
 }

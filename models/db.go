@@ -79,6 +79,7 @@ func openSQLite(path string, cfg *gorm.Config, extra string) (*gorm.DB, error) {
 	q.Set("_busy_timeout", "10000")
 	q.Set("_foreign_keys", "on")
 	q.Set("_synchronous", "NORMAL")
+	q.Set("_cache_size", "-32768") // 32 MiB of page cache per connection
 	dsn := "file:" + path + "?" + q.Encode() + "&" + extra
 	g, err := gorm.Open(sqlite.Open(dsn), cfg)
 	if err != nil {

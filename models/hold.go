@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 )
 
 // Hold statuses.
@@ -89,21 +88,26 @@ func (s *Store) StartCall(ctx context.Context, r *Request, keyID string, limit *
 	r.HoldMicros = hold
 	r.BillingOutcome = OutcomePending
 	err := s.tx(ctx, func(tx *gorm.DB) error {
-		if err := tx.Clauses(clause.OnConflict{DoNothing: true}).
-			Create(&keyMonthUsage{KeyID: keyID, Month: h.Month}).Error; err != nil {
-			return err
+		// One guarded upsert: the key's month takes the hold only if it
+		// stays within the limit, whether or not the month has a row yet.
+		var res *gorm.DB
+		if limit == nil {
+			res = tx.Exec(`INSERT INTO key_month_usage (key_id, month, spent_micros, held_micros) VALUES (?, ?, 0, ?)
+				ON CONFLICT (key_id, month) DO UPDATE SET held_micros = key_month_usage.held_micros + excluded.held_micros`,
+				keyID, h.Month, hold)
+		} else {
+			res = tx.Exec(`INSERT INTO key_month_usage (key_id, month, spent_micros, held_micros)
+				SELECT CAST(? AS TEXT), CAST(? AS TEXT), 0, CAST(? AS BIGINT) WHERE CAST(? AS BIGINT) <= CAST(? AS BIGINT)
+				ON CONFLICT (key_id, month) DO UPDATE SET held_micros = key_month_usage.held_micros + excluded.held_micros
+				WHERE key_month_usage.spent_micros + key_month_usage.held_micros + excluded.held_micros <= ?`,
+				keyID, h.Month, hold, hold, *limit, *limit)
 		}
-		q := tx.Model(&keyMonthUsage{}).Where("key_id = ? AND month = ?", keyID, h.Month)
-		if limit != nil {
-			q = q.Where("spent_micros + held_micros + ? <= ?", hold, *limit)
-		}
-		res := q.Update("held_micros", gorm.Expr("held_micros + ?", hold))
 		if res.Error != nil {
 			return res.Error
 		}
 		if res.RowsAffected == 0 {
 			var u keyMonthUsage
-			if err := tx.Where("key_id = ? AND month = ?", keyID, h.Month).Take(&u).Error; err != nil {
+			if err := tx.Where("key_id = ? AND month = ?", keyID, h.Month).Limit(1).Find(&u).Error; err != nil {
 				return err
 			}
 			return &QuotaError{LimitMicros: *limit, MonthToDateMicros: u.SpentMicros + u.HeldMicros, HoldMicros: hold}
@@ -178,15 +182,16 @@ func (s *Store) ReleaseCall(ctx context.Context, h *Hold, r *Request, outcome st
 // the timeline's events. It reports false, changing nothing, when the hold
 // had already ended.
 func captureTx(tx *gorm.DB, h *Hold, cost int64, detail string, now time.Time) (bool, error) {
-	ok, err := endHold(tx, h, HoldCaptured, cost, now)
+	balance, ok, err := endHold(tx, h, HoldCaptured, cost, now)
 	if err != nil || !ok {
 		return false, err
 	}
 	ev := &BillingEvent{ID: NewID("bev"), RequestID: h.RequestID, AccountID: h.AccountID, Event: "captured",
 		AmountMicros: cost, Detail: detail, CreatedAt: now}
 	if cost > 0 {
-		e, err := creditTx(tx, h.AccountID, -cost, LedgerCharge, "API call "+h.RequestID, LedgerRef{RequestID: h.RequestID})
-		if err != nil {
+		e := &LedgerEntry{ID: NewID("led"), AccountID: h.AccountID, Kind: LedgerCharge, AmountMicros: -cost,
+			BalanceAfterMicros: balance, RequestID: &h.RequestID, Memo: "API call " + h.RequestID, CreatedAt: now}
+		if err := tx.Create(e).Error; err != nil {
 			return false, err
 		}
 		ev.LedgerEntryID = &e.ID
@@ -207,7 +212,7 @@ func captureTx(tx *gorm.DB, h *Hold, cost int64, detail string, now time.Time) (
 // expired) and records it on the timeline. It reports false, changing
 // nothing, when the hold had already ended.
 func releaseTx(tx *gorm.DB, h *Hold, status, detail string, now time.Time) (bool, error) {
-	ok, err := endHold(tx, h, status, 0, now)
+	_, ok, err := endHold(tx, h, status, 0, now)
 	if err != nil || !ok {
 		return false, err
 	}
@@ -216,14 +221,14 @@ func releaseTx(tx *gorm.DB, h *Hold, status, detail string, now time.Time) (bool
 }
 
 // endHold moves an open hold to status exactly once and gives back what it
-// held on the wallet and the key's month; with status captured, the cost
-// moves from held to spent. It reports false when the hold had already
-// ended, having changed nothing.
-func endHold(tx *gorm.DB, h *Hold, status string, cost int64, now time.Time) (bool, error) {
+// held on the key's month and the wallet; with status captured, cost moves
+// from held to spent and leaves the balance. It returns the balance after,
+// and false when the hold had already ended, having changed nothing.
+func endHold(tx *gorm.DB, h *Hold, status string, cost int64, now time.Time) (int64, bool, error) {
 	res := tx.Model(&Hold{}).Where("id = ? AND status = ?", h.ID, HoldOpen).
 		Updates(map[string]any{"status": status, "captured_micros": cost, "ended_at": now})
 	if res.Error != nil || res.RowsAffected == 0 {
-		return false, res.Error
+		return 0, false, res.Error
 	}
 	// Rows are locked in the same order as StartCall (key usage, then
 	// wallet), so concurrent calls on PostgreSQL cannot deadlock.
@@ -231,12 +236,12 @@ func endHold(tx *gorm.DB, h *Hold, status string, cost int64, now time.Time) (bo
 		"held_micros":  gorm.Expr("held_micros - ?", h.AmountMicros),
 		"spent_micros": gorm.Expr("spent_micros + ?", cost),
 	}).Error; err != nil {
-		return false, err
+		return 0, false, err
 	}
-	err := tx.Model(&Wallet{}).Where("account_id = ?", h.AccountID).Updates(map[string]any{
-		"held_micros": gorm.Expr("held_micros - ?", h.AmountMicros), "updated_at": now,
-	}).Error
-	return err == nil, err
+	var balance int64
+	err := tx.Raw(`UPDATE wallets SET held_micros = held_micros - ?, balance_micros = balance_micros - ?, updated_at = ?
+		WHERE account_id = ? RETURNING balance_micros`, h.AmountMicros, cost, now, h.AccountID).Scan(&balance).Error
+	return balance, err == nil, err
 }
 
 func completeRequest(tx *gorm.DB, r *Request, now time.Time) error {

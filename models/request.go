@@ -17,6 +17,9 @@ const (
 	OutcomeNotChargedFailed   = "not_charged_failed"
 	OutcomeNotChargedCancel   = "not_charged_cancelled"
 	OutcomeNotChargedExpired  = "not_charged_expired"
+	// OutcomeNotChargedFree is a self-service read (models, account,
+	// requests, tasks): answered, never charged.
+	OutcomeNotChargedFree = "not_charged_free"
 )
 
 // OutcomeRule explains a billing outcome in the platform's words.
@@ -36,6 +39,8 @@ func OutcomeRule(outcome string) string {
 		return "Cancelled — not charged; the hold was released."
 	case OutcomeNotChargedExpired:
 		return "Expired — not charged; the hold was released."
+	case OutcomeNotChargedFree:
+		return "Free endpoint — answered and never charged."
 	}
 	return ""
 }

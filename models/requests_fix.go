@@ -86,6 +86,7 @@ func (s *Store) RaiseKeyMonthlyLimit(ctx context.Context, accountID, keyID strin
 // them, and the value to store; an empty field means nothing to change.
 func (s *Store) fixKey(ctx context.Context, accountID, keyID string, by KeyActor,
 	change func(*APIKey) (field, was, is string, value any, err error)) (*APIKey, bool, error) {
+	defer s.keys.drop() // after the commit: the retried call sees the fix
 	var k APIKey
 	changed := false
 	err := s.db.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {

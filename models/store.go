@@ -4,6 +4,11 @@ package models
 // transactions inside; callers never see *gorm.DB.
 type Store struct {
 	db *DB
+
+	// The gateway reads a key and a model on every call; both change
+	// rarely, so they are kept for a moment (see cache.go).
+	keys    ttlCache[*APIKey]
+	catalog ttlCache[[]CatalogModel]
 }
 
 // NewStore returns a Store on db.

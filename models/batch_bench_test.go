@@ -1,0 +1,60 @@
+package models_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"ttconsole/internal/testenv"
+	"ttconsole/models"
+)
+
+// BenchmarkCallBilling measures the store's two money steps of a call
+// (StartCall, then FinishCall) from 16 goroutines at once: the write path
+// every billed gateway call takes.
+//
+//	go test ./models -run '^$' -bench CallBilling
+func BenchmarkCallBilling(b *testing.B) {
+	db := testenv.DB(b)
+	s := models.NewStore(db)
+	ctx := context.Background()
+	u, err := s.CreateAccount(ctx, "bench@example.com", "long enough password")
+	if err != nil {
+		b.Fatal(err)
+	}
+	s.Credit(ctx, u.AccountID, 1_000_000*models.MicrosPerUSD, models.LedgerAdjustment, "bench", models.LedgerRef{})
+	k, _, err := s.CreateAPIKey(ctx, u.AccountID, models.AdminCLI, models.KeyInput{Name: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	work := make(chan struct{}, b.N)
+	for i := 0; i < b.N; i++ {
+		work <- struct{}{}
+	}
+	close(work)
+	for w := 0; w < 16; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range work {
+				r := &models.Request{ID: models.NewID("req"), AccountID: &u.AccountID, KeyID: &k.ID, Method: "POST",
+					Path: "/v1/chat/completions", Model: "tt-chat-small", CreatedAt: time.Now().UTC()}
+				h, err := s.StartCall(ctx, r, k.ID, nil, 100, time.Minute)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				r.Status, r.PromptTokens, r.CompletionTokens = 200, 7, 16
+				if err := s.FinishCall(ctx, h, r, 30); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "calls/s")
+}
