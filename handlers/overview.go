@@ -42,22 +42,19 @@ func (a *App) overview(c echo.Context) error {
 		Held:      models.FormatUSD(w.HeldMicros),
 		BaseURL:   baseURL(c),
 	}
-	// Month-to-date spend is the sum of this month's days, so the figure
-	// and the chart's bars add up to the same cents.
-	monthStart := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
-	var mtd, total int64
-	for _, day := range days {
-		if !day.Day.Before(monthStart) {
-			mtd += day.SpendMicros
-		}
-		total += day.Requests
+	// Spend is what the ledger charged, as on the Billing page, so the two
+	// pages agree to the cent.
+	spend, err := a.Store.DailySpend(ctx, acct, overviewDays, now)
+	if err != nil {
+		return err
 	}
-	if now.Day() > overviewDays { // the 31st: the chart starts on the 2nd
-		first, err := a.Store.RequestDays(ctx, acct, 1, monthStart)
-		if err != nil {
-			return err
-		}
-		mtd += first[0].SpendMicros
+	mtd, err := a.Store.SpendSince(ctx, acct, models.MonthStart(now))
+	if err != nil {
+		return err
+	}
+	var total int64
+	for _, day := range days {
+		total += day.Requests
 	}
 	d.MonthToDate = models.FormatUSD(mtd)
 	today := days[len(days)-1]
@@ -73,7 +70,7 @@ func (a *App) overview(c echo.Context) error {
 			return err
 		}
 	}
-	d.Requests, d.Spend = dayCharts(days)
+	d.Requests, d.Spend = dayCharts(days, spend)
 	for _, r := range failed {
 		d.Failed = append(d.Failed, requestRow(&r, labels))
 	}
@@ -88,14 +85,14 @@ func percent(part, whole int64) string {
 
 // dayCharts lays out the overview's two bar charts: requests per day
 // (errors in their own colour) and spend per day.
-func dayCharts(days []models.DayStat) (reqs, spend views.DayChart) {
+func dayCharts(days []models.DayStat, spent []models.DaySpend) (reqs, spend views.DayChart) {
 	const w, h, left, top, bottom = 720, 150, 56, 8, 22
 	plotH := h - top - bottom
 	step := (w - left - 4) / max(1, len(days))
 	barW := max(1, step-max(1, step/5))
 	var peakReq, peakSpend int64
-	for _, d := range days {
-		peakReq, peakSpend = max(peakReq, d.Requests), max(peakSpend, d.SpendMicros)
+	for i, d := range days {
+		peakReq, peakSpend = max(peakReq, d.Requests), max(peakSpend, spent[i].Micros)
 	}
 	scale := func(v, peak int64) int {
 		if v == 0 || peak == 0 {
@@ -124,8 +121,8 @@ func dayCharts(days []models.DayStat) (reqs, spend views.DayChart) {
 			}
 		}
 		reqs.Bars = append(reqs.Bars, rb)
-		sh := scale(d.SpendMicros, peakSpend)
-		sb := views.ChartBar{X: x, W: barW, Label: label, Title: day + ": " + models.FormatUSD(d.SpendMicros) + " spent"}
+		sh := scale(spent[i].Micros, peakSpend)
+		sb := views.ChartBar{X: x, W: barW, Label: label, Title: day + ": " + models.FormatUSD(spent[i].Micros) + " spent"}
 		if sh > 0 {
 			sb.Segments = []views.ChartSeg{{Y: top + plotH - sh, H: sh, Class: "spend"}}
 		}

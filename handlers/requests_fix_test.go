@@ -283,10 +283,17 @@ func TestOverviewFigures(t *testing.T) {
 	srv := testenv.NewServer(t)
 	a := rqNewAccount(t, srv, "ada@example.com")
 	now := time.Now().UTC()
-	rqLog(t, srv, models.Request{AccountID: &a.id, KeyID: &a.key.ID, Status: 200, ChargedMicros: 1_234_567,
-		BillingOutcome: models.OutcomeCharged}, now)
-	rqLog(t, srv, models.Request{AccountID: &a.id, KeyID: &a.key.ID, Status: 200, ChargedMicros: 10_000,
-		BillingOutcome: models.OutcomeCharged}, now)
+	ctx := context.Background()
+	if _, err := srv.Store.Credit(ctx, a.id, 5*models.MicrosPerUSD, models.LedgerAdjustment, "funds", models.LedgerRef{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, cost := range []int64{1_234_567, 10_000} {
+		r := rqLog(t, srv, models.Request{AccountID: &a.id, KeyID: &a.key.ID, Status: 200, ChargedMicros: cost,
+			BillingOutcome: models.OutcomeCharged}, now)
+		if _, err := srv.Store.Credit(ctx, a.id, -cost, models.LedgerCharge, "API call "+r.ID, models.LedgerRef{RequestID: r.ID}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	rqLog(t, srv, models.Request{AccountID: &a.id, KeyID: &a.key.ID, Status: 429, ErrorType: "rate_limited",
 		ErrorMessage: "slow down"}, now)
 	rqLog(t, srv, models.Request{AccountID: &a.id, KeyID: &a.key.ID, Status: 502, ErrorType: "upstream_error"}, now)

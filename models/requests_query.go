@@ -24,7 +24,7 @@ var ErrorTypes = []string{
 // Outcomes are the billing outcomes, in the order the page offers them.
 var Outcomes = []string{
 	OutcomePending, OutcomeCharged, OutcomeChargedPartial, OutcomeNotChargedRejected,
-	OutcomeNotChargedFailed, OutcomeNotChargedCancel, OutcomeNotChargedExpired,
+	OutcomeNotChargedFailed, OutcomeNotChargedCancel, OutcomeNotChargedExpired, OutcomeNotChargedFree,
 }
 
 // RequestFilter narrows an account's request log. Zero fields match
@@ -328,30 +328,37 @@ func (s *Store) RequestStatusChart(ctx context.Context, accountID string, f Requ
 
 // DayStat is one UTC day of an account's traffic.
 type DayStat struct {
-	Day         time.Time
-	Requests    int64
-	Errors      int64 // status 400 and above
-	SpendMicros int64
+	Day      time.Time
+	Requests int64
+	Errors   int64 // status 400 and above
 }
 
-// RequestDays returns the account's requests, errors and spend for each of
-// the last days UTC days up to and including now's, oldest first. Spend is
-// what the request log says each call was charged.
+// RequestDays returns the account's requests and errors for each of the
+// last days UTC days up to and including now's, oldest first. Each figure
+// is an index-only count over the day's id range, so a busy account's
+// month costs index pages, not its rows.
 func (s *Store) RequestDays(ctx context.Context, accountID string, days int, now time.Time) ([]DayStat, error) {
 	today := now.UTC().Truncate(24 * time.Hour)
 	out := make([]DayStat, days)
 	for i := range out {
 		d := &out[i]
 		d.Day = today.AddDate(0, 0, i-days+1)
-		q := s.db.R.WithContext(ctx).Model(&Request{}).
-			Select("COUNT(*) AS requests, COALESCE(SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END), 0) AS errors, "+
-				"COALESCE(SUM(charged_micros), 0) AS spend_micros").
-			Where("account_id = ?", accountID)
-		var row struct{ Requests, Errors, SpendMicros int64 }
-		if err := between(q, d.Day, d.Day.AddDate(0, 0, 1)).Scan(&row).Error; err != nil {
+		end := d.Day.AddDate(0, 0, 1)
+		q := s.db.R.WithContext(ctx).Model(&Request{}).Where("account_id = ?", accountID)
+		if err := between(q, d.Day, end).Count(&d.Requests).Error; err != nil {
 			return nil, err
 		}
-		d.Requests, d.Errors, d.SpendMicros = row.Requests, row.Errors, row.SpendMicros
+		if d.Requests == 0 {
+			continue
+		}
+		for _, class := range []int{4, 5} {
+			var n int64
+			q := s.db.R.WithContext(ctx).Model(&Request{}).Where("account_id = ? AND status / 100 = ?", accountID, class)
+			if err := between(q, d.Day, end).Count(&n).Error; err != nil {
+				return nil, err
+			}
+			d.Errors += n
+		}
 	}
 	return out, nil
 }
