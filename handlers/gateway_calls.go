@@ -132,8 +132,26 @@ func upstreamError(res *http.Response, err error) *APIError {
 		Message: fmt.Sprintf("The model server failed (it answered %d). Not charged; retry with backoff.", res.StatusCode)}
 }
 
-// forward sends the call upstream and, on success, returns its JSON body.
-func (a *App) forward(c echo.Context, path string, body []byte) ([]byte, *APIError) {
+// forwardForUsage sends the call upstream and returns its JSON answer and
+// the usage it reports, which is what the call is charged for.
+func (a *App) forwardForUsage(c echo.Context, path string, body []byte) ([]byte, *upstream.Usage, *APIError) {
+	out, apiErr := a.forward(c, path, body, http.StatusOK)
+	if apiErr != nil {
+		return nil, nil, apiErr
+	}
+	var parsed struct {
+		Usage *upstream.Usage `json:"usage"`
+	}
+	if err := json.Unmarshal(out, &parsed); err != nil || parsed.Usage == nil {
+		return nil, nil, &APIError{Status: http.StatusBadGateway, Type: "upstream_error",
+			Message: "The model server's answer could not be read. Not charged; retry with backoff."}
+	}
+	return out, parsed.Usage, nil
+}
+
+// forward sends the call upstream and returns its JSON answer when the
+// upstream answers with status want (or 200).
+func (a *App) forward(c echo.Context, path string, body []byte, want int) ([]byte, *APIError) {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), a.UpstreamTimeout)
 	defer cancel()
 	res, err := a.Upstream.Post(ctx, path, body)
@@ -141,7 +159,7 @@ func (a *App) forward(c echo.Context, path string, body []byte) ([]byte, *APIErr
 		return nil, upstreamError(nil, err)
 	}
 	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
+	if res.StatusCode != want && res.StatusCode != http.StatusOK {
 		return nil, upstreamError(res, nil)
 	}
 	b, err := io.ReadAll(io.LimitReader(res.Body, 32<<20))
@@ -199,19 +217,12 @@ func (a *App) chatCompletions(c echo.Context) error {
 		// The upstream must not answer more than was held for.
 		body = withField(body, "max_tokens", maxTokens)
 	}
-	out, apiErr := a.forward(c, "/v1/chat/completions", body)
+	out, usage, apiErr := a.forwardForUsage(c, "/v1/chat/completions", body)
 	if apiErr != nil {
 		return a.settleFailure(c, gc, h, apiErr, outcomeOf(apiErr))
 	}
-	var parsed struct {
-		Usage *upstream.Usage `json:"usage"`
-	}
-	if err := json.Unmarshal(out, &parsed); err != nil || parsed.Usage == nil {
-		return a.settleFailure(c, gc, h, &APIError{Status: http.StatusBadGateway, Type: "upstream_error",
-			Message: "The model server's answer could not be read. Not charged; retry with backoff."}, models.OutcomeNotChargedFailed)
-	}
-	gc.row.PromptTokens, gc.row.CompletionTokens = parsed.Usage.PromptTokens, parsed.Usage.CompletionTokens
-	cost := models.TokenCost(parsed.Usage.PromptTokens, parsed.Usage.CompletionTokens, m.InputMicrosPerMTok, m.OutputMicrosPerMTok)
+	gc.row.PromptTokens, gc.row.CompletionTokens = usage.PromptTokens, usage.CompletionTokens
+	cost := models.TokenCost(usage.PromptTokens, usage.CompletionTokens, m.InputMicrosPerMTok, m.OutputMicrosPerMTok)
 	return a.settleSuccess(c, gc, h, cost, out)
 }
 
@@ -289,19 +300,12 @@ func (a *App) embeddings(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out, apiErr := a.forward(c, "/v1/embeddings", gc.body)
+	out, usage, apiErr := a.forwardForUsage(c, "/v1/embeddings", gc.body)
 	if apiErr != nil {
 		return a.settleFailure(c, gc, h, apiErr, outcomeOf(apiErr))
 	}
-	var parsed struct {
-		Usage *upstream.Usage `json:"usage"`
-	}
-	if err := json.Unmarshal(out, &parsed); err != nil || parsed.Usage == nil {
-		return a.settleFailure(c, gc, h, &APIError{Status: http.StatusBadGateway, Type: "upstream_error",
-			Message: "The model server's answer could not be read. Not charged; retry with backoff."}, models.OutcomeNotChargedFailed)
-	}
-	gc.row.PromptTokens = parsed.Usage.PromptTokens
-	return a.settleSuccess(c, gc, h, models.TokenCost(parsed.Usage.PromptTokens, 0, m.InputMicrosPerMTok, 0), out)
+	gc.row.PromptTokens = usage.PromptTokens
+	return a.settleSuccess(c, gc, h, models.TokenCost(usage.PromptTokens, 0, m.InputMicrosPerMTok, 0), out)
 }
 
 // withField returns a JSON object with one more field.

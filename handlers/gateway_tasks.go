@@ -64,7 +64,7 @@ func (a *App) createTask(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out, apiErr := a.forwardExpect(c, "/v1/tasks", gc.body, http.StatusAccepted)
+	out, apiErr := a.forward(c, "/v1/tasks", gc.body, http.StatusAccepted)
 	if apiErr != nil {
 		return a.settleFailure(c, gc, h, apiErr, outcomeOf(apiErr))
 	}
@@ -136,25 +136,6 @@ func (a *App) taskOf(c echo.Context, gc *call) (*models.Task, error) {
 		return nil, &APIError{Status: http.StatusNotFound, Type: "not_found", Message: "No task with this id in your account."}
 	}
 	return t, err
-}
-
-// forwardExpect is forward for an upstream that answers with status want.
-func (a *App) forwardExpect(c echo.Context, path string, body []byte, want int) ([]byte, *APIError) {
-	ctx, cancel := context.WithTimeout(c.Request().Context(), a.UpstreamTimeout)
-	defer cancel()
-	res, err := a.Upstream.Post(ctx, path, body)
-	if err != nil {
-		return nil, upstreamError(nil, err)
-	}
-	defer res.Body.Close()
-	if res.StatusCode != want && res.StatusCode != http.StatusOK {
-		return nil, upstreamError(res, nil)
-	}
-	b, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
-	if err != nil {
-		return nil, upstreamError(nil, err)
-	}
-	return b, nil
 }
 
 // ResumeTasks watches again every task still running, after a restart:
