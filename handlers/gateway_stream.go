@@ -57,6 +57,8 @@ func (a *App) streamChat(c echo.Context, gc *call, req *upstream.ChatRequest, m 
 	w.WriteHeader(http.StatusOK)
 	w.Flush()
 
+	wantsUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
+	skipEvent := false // the rest of an event not passed on
 	var (
 		delivered  int // completion tokens passed to the client
 		finalUsage *upstream.Usage
@@ -69,15 +71,24 @@ func (a *App) streamChat(c echo.Context, gc *call, req *upstream.ChatRequest, m 
 		line, err := rd.ReadBytes('\n')
 		if len(line) > 0 {
 			tokens, usage, isDone := inspectSSELine(line)
+			blank := len(bytes.TrimSpace(line)) == 0
+			pass := !(blank && skipEvent)
+			skipEvent = false
 			if usage != nil {
 				finalUsage = usage
+				if !wantsUsage && tokens == 0 {
+					// The usage chunk was asked for by the gateway, not the client.
+					pass, skipEvent = false, true
+				}
 			}
-			if _, werr := w.Write(line); werr != nil {
-				clientGone = true
-				break
-			}
-			if bytes.Equal(bytes.TrimSpace(line), nil) {
-				w.Flush() // end of an event
+			if pass {
+				if _, werr := w.Write(line); werr != nil {
+					clientGone = true
+					break
+				}
+				if blank {
+					w.Flush() // end of an event
+				}
 			}
 			delivered += tokens
 			if isDone {

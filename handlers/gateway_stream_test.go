@@ -81,7 +81,8 @@ func TestStreamCompletedIsChargedFromFinalUsage(t *testing.T) {
 	}
 	evs := events(res, -1)
 	res.Body.Close()
-	if len(evs) < 22 || evs[len(evs)-1] != "[DONE]" || !strings.Contains(evs[len(evs)-2], `"usage"`) {
+	// 20 tokens, the finish chunk, [DONE]: no usage chunk, which this client did not ask for.
+	if len(evs) != 22 || evs[len(evs)-1] != "[DONE]" || strings.Contains(strings.Join(evs, ""), `"usage"`) {
 		t.Fatalf("stream events: %d, last %q", len(evs), evs[len(evs)-1])
 	}
 	row := p.settled(res.Header.Get("X-TT-Request-ID"))
@@ -90,6 +91,16 @@ func TestStreamCompletedIsChargedFromFinalUsage(t *testing.T) {
 		t.Fatalf("row %+v, want charged %d", row, want)
 	}
 	p.invariants(p.account)
+
+	// A client that asks for the usage chunk gets it, before [DONE].
+	body := strings.TrimSuffix(streamBody(100, map[string]string{"sim_output_tokens": "3"}), "}") +
+		`,"stream_options":{"include_usage":true}}`
+	res = p.openStream(context.Background(), body)
+	evs = events(res, -1)
+	res.Body.Close()
+	if len(evs) != 6 || !strings.Contains(evs[4], `"completion_tokens":3`) || evs[5] != "[DONE]" {
+		t.Fatalf("stream with include_usage: %q", evs)
+	}
 }
 
 func TestStreamCutByUpstreamIsChargedForDeliveredTokens(t *testing.T) {
