@@ -7,8 +7,10 @@
 package main
 
 import (
+	"bytes"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -42,6 +44,21 @@ func main() {
 	}
 	// The benchmark reads the address from this line.
 	fmt.Fprintf(os.Stderr, "bare proxy listening on %s\n", ln.Addr())
-	srv := &http.Server{Handler: proxy, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	// The request body is read whole before proxying, as the gateway reads
+	// it to parse the call. Streaming it through instead races: the
+	// upstream answers as soon as it has decoded the JSON, the server then
+	// ends the inbound body, and the Transport — still waiting for that
+	// body's EOF — closes the upstream connection mid-response ("use of
+	// closed network connection", the client sees a truncated stream).
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 8<<20))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+		proxy.ServeHTTP(w, r)
+	})
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
 	log.Fatal(srv.Serve(ln))
 }
