@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gorilla/sessions"
+	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/throttled/throttled/v2"
@@ -59,6 +60,8 @@ type App struct {
 	RedisProbe     time.Duration
 
 	metrics       *metrics
+	ipFromXFF     echo.IPExtractor // built once from Config.TrustedProxies
+	ipFromRealIP  echo.IPExtractor
 	loginPerIP    *throttled.GCRARateLimiterCtx
 	loginPerEmail *throttled.GCRARateLimiterCtx
 	keyLimits     *keyLimits

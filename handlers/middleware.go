@@ -104,23 +104,28 @@ func (a *App) secureHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 // the right-most address in X-Forwarded-For that is not a trusted proxy,
 // or X-Real-IP. Headers from anyone else change nothing.
 func (a *App) clientIP(r *http.Request) string {
-	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
-	for _, p := range a.Config.TrustedProxies {
-		_, n, err := net.ParseCIDR(p.String())
-		if err == nil {
-			opts = append(opts, echo.TrustIPRange(n))
-		}
-	}
 	var ip string
 	if len(r.Header.Values(echo.HeaderXForwardedFor)) > 0 {
-		ip = echo.ExtractIPFromXFFHeader(opts...)(r)
+		ip = a.ipFromXFF(r)
 	} else {
-		ip = echo.ExtractIPFromRealIPHeader(opts...)(r)
+		ip = a.ipFromRealIP(r)
 	}
 	if addr, err := netip.ParseAddr(ip); err == nil {
 		return addr.Unmap().String()
 	}
 	return ip
+}
+
+// newIPExtractors builds, once, the extractors clientIP uses: they trust
+// only the configured proxies (not Echo's default of every private range).
+func newIPExtractors(trusted []netip.Prefix) (xff, realIP echo.IPExtractor) {
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, p := range trusted {
+		if _, n, err := net.ParseCIDR(p.String()); err == nil {
+			opts = append(opts, echo.TrustIPRange(n))
+		}
+	}
+	return echo.ExtractIPFromXFFHeader(opts...), echo.ExtractIPFromRealIPHeader(opts...)
 }
 
 // csrf protects every console form: a state-changing request needs the
