@@ -267,18 +267,22 @@ func (s *Store) ExpireHolds(ctx context.Context, now time.Time) (int, error) {
 	n := 0
 	for i := range due {
 		h := &due[i]
+		ended := false
 		err := s.tx(ctx, func(tx *gorm.DB) error {
 			ok, err := releaseTx(tx, h, HoldExpired, "the call did not finish before its hold expired", now.UTC())
 			if err != nil || !ok {
 				return err
 			}
-			n++
+			ended = true
 			return tx.Model(&Request{}).Where("id = ? AND billing_outcome = ?", h.RequestID, OutcomePending).
 				Updates(map[string]any{"billing_outcome": OutcomeNotChargedExpired, "charged_micros": 0,
 					"completed_at": now.UTC(), "outcome_detail": "hold expired"}).Error
 		})
 		if err != nil {
 			return n, err
+		}
+		if ended { // counted only once committed
+			n++
 		}
 	}
 	return n, nil
