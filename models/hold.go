@@ -269,6 +269,7 @@ func (s *Store) ExpireHolds(ctx context.Context, now time.Time) (int, error) {
 		h := &due[i]
 		ended := false
 		err := s.tx(ctx, func(tx *gorm.DB) error {
+			ended = false // a retried transaction starts over
 			ok, err := releaseTx(tx, h, HoldExpired, "the call did not finish before its hold expired", now.UTC())
 			if err != nil || !ok {
 				return err
