@@ -71,6 +71,38 @@ func (e *ShortfallError) Error() string {
 		FormatUSDExact(e.HoldMicros), FormatUSDExact(e.AvailableMicros), FormatUSDExact(e.ShortfallMicros()))
 }
 
+var (
+	qHoldKeyMonth = newQuery(`INSERT INTO key_month_usage (key_id, month, spent_micros, held_micros) VALUES (?, ?, 0, ?)
+		ON CONFLICT (key_id, month) DO UPDATE SET held_micros = key_month_usage.held_micros + excluded.held_micros`)
+	qHoldKeyMonthLimited = newQuery(`INSERT INTO key_month_usage (key_id, month, spent_micros, held_micros)
+		SELECT CAST(? AS TEXT), CAST(? AS TEXT), 0, CAST(? AS BIGINT) WHERE CAST(? AS BIGINT) <= CAST(? AS BIGINT)
+		ON CONFLICT (key_id, month) DO UPDATE SET held_micros = key_month_usage.held_micros + excluded.held_micros
+		WHERE key_month_usage.spent_micros + key_month_usage.held_micros + excluded.held_micros <= ?`)
+	qKeyMonthToDate = newQuery(`SELECT COALESCE(SUM(spent_micros + held_micros), 0) FROM key_month_usage WHERE key_id = ? AND month = ?`)
+	qHoldWallet     = newQuery(`UPDATE wallets SET held_micros = held_micros + ?, updated_at = ?
+		WHERE account_id = ? AND balance_micros - held_micros >= ?`)
+	qWalletAvailable = newQuery(`SELECT balance_micros - held_micros FROM wallets WHERE account_id = ?`)
+	qInsertHold      = newQuery(`INSERT INTO holds (id, account_id, key_id, request_id, month, amount_micros, status,
+		captured_micros, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`)
+	qInsertRequest = newQuery(`INSERT INTO requests (id, account_id, key_id, method, path, model, status, error_type,
+		error_message, error_body, client_ip, stream, latency_ms, prompt_tokens, completion_tokens, hold_micros,
+		charged_micros, billing_outcome, outcome_detail, ratelimit_limit, ratelimit_remaining, ratelimit_reset,
+		retry_after, created_at, completed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	qCompleteRequest = newQuery(`UPDATE requests SET status = ?, error_type = ?, error_message = ?, error_body = ?,
+		latency_ms = ?, prompt_tokens = ?, completion_tokens = ?, charged_micros = ?, billing_outcome = ?,
+		outcome_detail = ?, completed_at = ? WHERE id = ?`)
+	qInsertEvent = newQuery(`INSERT INTO billing_events (id, request_id, account_id, event, amount_micros,
+		ledger_entry_id, detail, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+	qInsertLedger = newQuery(`INSERT INTO ledger_entries (id, account_id, kind, amount_micros, balance_after_micros,
+		request_id, payment_id, memo, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	qEndHold = newQuery(`UPDATE holds SET status = ?, captured_micros = ?, ended_at = ?
+		WHERE id = ? AND status = 'open'`)
+	qSettleKeyMonth = newQuery(`UPDATE key_month_usage SET held_micros = held_micros - ?, spent_micros = spent_micros + ?
+		WHERE key_id = ? AND month = ?`)
+	qSettleWallet = newQuery(`UPDATE wallets SET held_micros = held_micros - ?, balance_micros = balance_micros - ?,
+		updated_at = ? WHERE account_id = ? RETURNING balance_micros`)
+)
+
 // StartCall places a call's hold and writes its request row, outcome
 // pending, in one transaction: first the key's monthly limit, then the
 // wallet, each one guarded update, never read-then-write. It returns a
@@ -87,60 +119,66 @@ func (s *Store) StartCall(ctx context.Context, r *Request, keyID string, limit *
 	}
 	r.HoldMicros = hold
 	r.BillingOutcome = OutcomePending
-	err := s.tx(ctx, func(tx *gorm.DB) error {
+	err := s.write(ctx, func(w *wtx) error {
 		// One guarded upsert: the key's month takes the hold only if it
 		// stays within the limit, whether or not the month has a row yet.
-		var res *gorm.DB
+		var n int64
+		var err error
 		if limit == nil {
-			res = tx.Exec(`INSERT INTO key_month_usage (key_id, month, spent_micros, held_micros) VALUES (?, ?, 0, ?)
-				ON CONFLICT (key_id, month) DO UPDATE SET held_micros = key_month_usage.held_micros + excluded.held_micros`,
-				keyID, h.Month, hold)
+			n, err = w.exec(qHoldKeyMonth, keyID, h.Month, hold)
 		} else {
-			res = tx.Exec(`INSERT INTO key_month_usage (key_id, month, spent_micros, held_micros)
-				SELECT CAST(? AS TEXT), CAST(? AS TEXT), 0, CAST(? AS BIGINT) WHERE CAST(? AS BIGINT) <= CAST(? AS BIGINT)
-				ON CONFLICT (key_id, month) DO UPDATE SET held_micros = key_month_usage.held_micros + excluded.held_micros
-				WHERE key_month_usage.spent_micros + key_month_usage.held_micros + excluded.held_micros <= ?`,
-				keyID, h.Month, hold, hold, *limit, *limit)
+			n, err = w.exec(qHoldKeyMonthLimited, keyID, h.Month, hold, hold, *limit, *limit)
 		}
-		if res.Error != nil {
-			return res.Error
+		if err != nil {
+			return err
 		}
-		if res.RowsAffected == 0 {
-			var u keyMonthUsage
-			if err := tx.Where("key_id = ? AND month = ?", keyID, h.Month).Limit(1).Find(&u).Error; err != nil {
+		if n == 0 {
+			var mtd int64
+			if err := w.queryRow(qKeyMonthToDate, keyID, h.Month).Scan(&mtd); err != nil {
 				return err
 			}
-			return &QuotaError{LimitMicros: *limit, MonthToDateMicros: u.SpentMicros + u.HeldMicros, HoldMicros: hold}
+			return &QuotaError{LimitMicros: *limit, MonthToDateMicros: mtd, HoldMicros: hold}
 		}
 
-		res = tx.Model(&Wallet{}).Where("account_id = ? AND balance_micros - held_micros >= ?", h.AccountID, hold).
-			Updates(map[string]any{"held_micros": gorm.Expr("held_micros + ?", hold), "updated_at": now})
-		if res.Error != nil {
-			return res.Error
+		if n, err = w.exec(qHoldWallet, hold, now, h.AccountID, hold); err != nil {
+			return err
 		}
-		if res.RowsAffected == 0 {
-			var w Wallet
-			if err := tx.Where("account_id = ?", h.AccountID).Take(&w).Error; err != nil {
+		if n == 0 {
+			var available int64
+			if err := w.queryRow(qWalletAvailable, h.AccountID).Scan(&available); err != nil {
 				return err
 			}
-			return &ShortfallError{AvailableMicros: w.Available(), HoldMicros: hold}
+			return &ShortfallError{AvailableMicros: available, HoldMicros: hold}
 		}
-		if err := tx.Create(h).Error; err != nil {
+		if _, err := w.exec(qInsertHold, h.ID, h.AccountID, h.KeyID, h.RequestID, h.Month, h.AmountMicros,
+			h.Status, h.CreatedAt, h.ExpiresAt); err != nil {
 			return err
 		}
-		if err := tx.Create(r).Error; err != nil {
+		if err := insertRequest(w, r); err != nil {
 			return err
 		}
-		return tx.Create(&BillingEvent{
-			ID: NewID("bev"), RequestID: r.ID, AccountID: h.AccountID, Event: "hold_placed",
-			AmountMicros: hold, CreatedAt: now,
-		}).Error
+		return insertEvent(w, &BillingEvent{ID: NewID("bev"), RequestID: r.ID, AccountID: h.AccountID,
+			Event: "hold_placed", AmountMicros: hold, CreatedAt: now})
 	})
 	if err != nil {
 		r.HoldMicros, r.BillingOutcome = 0, "" // nothing was held
 		return nil, err
 	}
 	return h, nil
+}
+
+func insertRequest(w *wtx, r *Request) error {
+	_, err := w.exec(qInsertRequest, r.ID, r.AccountID, r.KeyID, r.Method, r.Path, r.Model, r.Status, r.ErrorType,
+		r.ErrorMessage, r.ErrorBody, r.ClientIP, r.Stream, r.LatencyMS, r.PromptTokens, r.CompletionTokens,
+		r.HoldMicros, r.ChargedMicros, r.BillingOutcome, r.OutcomeDetail, r.RatelimitLimit, r.RatelimitRemaining,
+		r.RatelimitReset, r.RetryAfter, r.CreatedAt, r.CompletedAt)
+	return err
+}
+
+func insertEvent(w *wtx, e *BillingEvent) error {
+	_, err := w.exec(qInsertEvent, e.ID, e.RequestID, e.AccountID, e.Event, e.AmountMicros, e.LedgerEntryID,
+		e.Detail, e.CreatedAt)
+	return err
 }
 
 // FinishCall captures a hold at the call's real cost (never more than the
@@ -150,8 +188,8 @@ func (s *Store) StartCall(ctx context.Context, r *Request, keyID string, limit *
 func (s *Store) FinishCall(ctx context.Context, h *Hold, r *Request, cost int64) error {
 	cost = min(max(cost, 0), h.AmountMicros)
 	now := time.Now().UTC()
-	return s.tx(ctx, func(tx *gorm.DB) error {
-		ok, err := captureTx(tx, h, cost, r.OutcomeDetail, now)
+	return s.write(ctx, func(w *wtx) error {
+		ok, err := captureTx(w, h, cost, r.OutcomeDetail, now)
 		if err != nil || !ok {
 			return err
 		}
@@ -159,7 +197,7 @@ func (s *Store) FinishCall(ctx context.Context, h *Hold, r *Request, cost int64)
 		if r.BillingOutcome == "" || r.BillingOutcome == OutcomePending {
 			r.BillingOutcome = OutcomeCharged
 		}
-		return completeRequest(tx, r, now)
+		return completeRequest(w, r, now)
 	})
 }
 
@@ -167,41 +205,41 @@ func (s *Store) FinishCall(ctx context.Context, h *Hold, r *Request, cost int64)
 // completes the request row with outcome, in one transaction.
 func (s *Store) ReleaseCall(ctx context.Context, h *Hold, r *Request, outcome string) error {
 	now := time.Now().UTC()
-	return s.tx(ctx, func(tx *gorm.DB) error {
-		ok, err := releaseTx(tx, h, HoldReleased, r.OutcomeDetail, now)
+	return s.write(ctx, func(w *wtx) error {
+		ok, err := releaseTx(w, h, HoldReleased, r.OutcomeDetail, now)
 		if err != nil || !ok {
 			return err
 		}
 		r.ChargedMicros = 0
 		r.BillingOutcome = outcome
-		return completeRequest(tx, r, now)
+		return completeRequest(w, r, now)
 	})
 }
 
 // captureTx ends an open hold as captured at cost: the ledger charge and
 // the timeline's events. It reports false, changing nothing, when the hold
 // had already ended.
-func captureTx(tx *gorm.DB, h *Hold, cost int64, detail string, now time.Time) (bool, error) {
-	balance, ok, err := endHold(tx, h, HoldCaptured, cost, now)
+func captureTx(w *wtx, h *Hold, cost int64, detail string, now time.Time) (bool, error) {
+	balance, ok, err := endHold(w, h, HoldCaptured, cost, now)
 	if err != nil || !ok {
 		return false, err
 	}
 	ev := &BillingEvent{ID: NewID("bev"), RequestID: h.RequestID, AccountID: h.AccountID, Event: "captured",
 		AmountMicros: cost, Detail: detail, CreatedAt: now}
 	if cost > 0 {
-		e := &LedgerEntry{ID: NewID("led"), AccountID: h.AccountID, Kind: LedgerCharge, AmountMicros: -cost,
-			BalanceAfterMicros: balance, RequestID: &h.RequestID, Memo: "API call " + h.RequestID, CreatedAt: now}
-		if err := tx.Create(e).Error; err != nil {
+		id := NewID("led")
+		if _, err := w.exec(qInsertLedger, id, h.AccountID, LedgerCharge, -cost, balance, h.RequestID, nil,
+			"API call "+h.RequestID, now); err != nil {
 			return false, err
 		}
-		ev.LedgerEntryID = &e.ID
+		ev.LedgerEntryID = &id
 	}
-	if err := tx.Create(ev).Error; err != nil {
+	if err := insertEvent(w, ev); err != nil {
 		return false, err
 	}
 	if rest := h.AmountMicros - cost; rest > 0 {
-		if err := tx.Create(&BillingEvent{ID: NewID("bev"), RequestID: h.RequestID, AccountID: h.AccountID,
-			Event: "released", AmountMicros: rest, Detail: "the unused part of the hold", CreatedAt: now}).Error; err != nil {
+		if err := insertEvent(w, &BillingEvent{ID: NewID("bev"), RequestID: h.RequestID, AccountID: h.AccountID,
+			Event: "released", AmountMicros: rest, Detail: "the unused part of the hold", CreatedAt: now}); err != nil {
 			return false, err
 		}
 	}
@@ -211,47 +249,41 @@ func captureTx(tx *gorm.DB, h *Hold, cost int64, detail string, now time.Time) (
 // releaseTx ends an open hold without a charge (status released or
 // expired) and records it on the timeline. It reports false, changing
 // nothing, when the hold had already ended.
-func releaseTx(tx *gorm.DB, h *Hold, status, detail string, now time.Time) (bool, error) {
-	_, ok, err := endHold(tx, h, status, 0, now)
+func releaseTx(w *wtx, h *Hold, status, detail string, now time.Time) (bool, error) {
+	_, ok, err := endHold(w, h, status, 0, now)
 	if err != nil || !ok {
 		return false, err
 	}
-	return true, tx.Create(&BillingEvent{ID: NewID("bev"), RequestID: h.RequestID, AccountID: h.AccountID,
-		Event: status, AmountMicros: h.AmountMicros, Detail: detail, CreatedAt: now}).Error
+	return true, insertEvent(w, &BillingEvent{ID: NewID("bev"), RequestID: h.RequestID, AccountID: h.AccountID,
+		Event: status, AmountMicros: h.AmountMicros, Detail: detail, CreatedAt: now})
 }
 
 // endHold moves an open hold to status exactly once and gives back what it
 // held on the key's month and the wallet; with status captured, cost moves
 // from held to spent and leaves the balance. It returns the balance after,
 // and false when the hold had already ended, having changed nothing.
-func endHold(tx *gorm.DB, h *Hold, status string, cost int64, now time.Time) (int64, bool, error) {
-	res := tx.Model(&Hold{}).Where("id = ? AND status = ?", h.ID, HoldOpen).
-		Updates(map[string]any{"status": status, "captured_micros": cost, "ended_at": now})
-	if res.Error != nil || res.RowsAffected == 0 {
-		return 0, false, res.Error
+func endHold(w *wtx, h *Hold, status string, cost int64, now time.Time) (int64, bool, error) {
+	n, err := w.exec(qEndHold, status, cost, now, h.ID)
+	if err != nil || n == 0 {
+		return 0, false, err
 	}
 	// Rows are locked in the same order as StartCall (key usage, then
 	// wallet), so concurrent calls on PostgreSQL cannot deadlock.
-	if err := tx.Model(&keyMonthUsage{}).Where("key_id = ? AND month = ?", h.KeyID, h.Month).Updates(map[string]any{
-		"held_micros":  gorm.Expr("held_micros - ?", h.AmountMicros),
-		"spent_micros": gorm.Expr("spent_micros + ?", cost),
-	}).Error; err != nil {
+	if _, err := w.exec(qSettleKeyMonth, h.AmountMicros, cost, h.KeyID, h.Month); err != nil {
 		return 0, false, err
 	}
 	var balance int64
-	err := tx.Raw(`UPDATE wallets SET held_micros = held_micros - ?, balance_micros = balance_micros - ?, updated_at = ?
-		WHERE account_id = ? RETURNING balance_micros`, h.AmountMicros, cost, now, h.AccountID).Scan(&balance).Error
-	return balance, err == nil, err
+	if err := w.queryRow(qSettleWallet, h.AmountMicros, cost, now, h.AccountID).Scan(&balance); err != nil {
+		return 0, false, err
+	}
+	return balance, true, nil
 }
 
-func completeRequest(tx *gorm.DB, r *Request, now time.Time) error {
+func completeRequest(w *wtx, r *Request, now time.Time) error {
 	r.CompletedAt = &now
-	return tx.Model(&Request{}).Where("id = ?", r.ID).Updates(map[string]any{
-		"status": r.Status, "error_type": r.ErrorType, "error_message": r.ErrorMessage, "error_body": r.ErrorBody,
-		"latency_ms": r.LatencyMS, "prompt_tokens": r.PromptTokens, "completion_tokens": r.CompletionTokens,
-		"charged_micros": r.ChargedMicros, "billing_outcome": r.BillingOutcome, "outcome_detail": r.OutcomeDetail,
-		"completed_at": now,
-	}).Error
+	_, err := w.exec(qCompleteRequest, r.Status, r.ErrorType, r.ErrorMessage, r.ErrorBody, r.LatencyMS,
+		r.PromptTokens, r.CompletionTokens, r.ChargedMicros, r.BillingOutcome, r.OutcomeDetail, now, r.ID)
+	return err
 }
 
 // ExpireHolds releases every open hold past its expiry, as expired, and
@@ -270,7 +302,11 @@ func (s *Store) ExpireHolds(ctx context.Context, now time.Time) (int, error) {
 		ended := false
 		err := s.tx(ctx, func(tx *gorm.DB) error {
 			ended = false // a retried transaction starts over
-			ok, err := releaseTx(tx, h, HoldExpired, "the call did not finish before its hold expired", now.UTC())
+			w, err := s.wtxOf(tx)
+			if err != nil {
+				return err
+			}
+			ok, err := releaseTx(w, h, HoldExpired, "the call did not finish before its hold expired", now.UTC())
 			if err != nil || !ok {
 				return err
 			}

@@ -96,7 +96,7 @@ func (s *Store) LogRequest(ctx context.Context, r *Request) error {
 		now := time.Now().UTC()
 		r.CompletedAt = &now
 	}
-	return s.db.W.WithContext(ctx).Create(r).Error
+	return s.write(ctx, func(w *wtx) error { return insertRequest(w, r) })
 }
 
 // RequestOf returns one request of an account; another account's request

@@ -1,5 +1,7 @@
 package models
 
+import "database/sql"
+
 // Store reads and writes every table. Methods take ctx first and keep their
 // transactions inside; callers never see *gorm.DB.
 type Store struct {
@@ -9,10 +11,22 @@ type Store struct {
 	// rarely, so they are kept for a moment (see cache.go).
 	keys    ttlCache[*APIKey]
 	catalog ttlCache[[]CatalogModel]
+
+	// The money path's statements, prepared on SQLite's writer connection,
+	// and its group commit (see wtx.go and batch.go); both nil on PostgreSQL.
+	stmts []*sql.Stmt
+	batch *batcher
 }
 
 // NewStore returns a Store on db.
-func NewStore(db *DB) *Store { return &Store{db: db} }
+func NewStore(db *DB) *Store {
+	s := &Store{db: db}
+	s.prepare()
+	if !db.Postgres {
+		s.batch = &batcher{db: db.SQL(), stmts: s.stmts}
+	}
+	return s
+}
 
 // DB returns the database the store uses.
 func (s *Store) DB() *DB { return s.db }

@@ -103,17 +103,20 @@ func (s *Store) EndTask(ctx context.Context, t *Task, status, result, errMsg str
 			detail += ": " + errMsg
 		}
 		var charged int64
-		var err error
+		w, err := s.wtxOf(tx)
+		if err != nil {
+			return err
+		}
 		switch status {
 		case TaskSucceeded:
-			ok, err = captureTx(tx, &h, t.PriceMicros, detail, now)
+			ok, err = captureTx(w, &h, t.PriceMicros, detail, now)
 			if ok {
 				charged = t.PriceMicros
 			}
 		case TaskExpired:
-			ok, err = releaseTx(tx, &h, HoldExpired, detail, now)
+			ok, err = releaseTx(w, &h, HoldExpired, detail, now)
 		default:
-			ok, err = releaseTx(tx, &h, HoldReleased, detail, now)
+			ok, err = releaseTx(w, &h, HoldReleased, detail, now)
 		}
 		if err != nil {
 			return err

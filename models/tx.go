@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"gorm.io/gorm"
@@ -14,19 +13,7 @@ import (
 // PostgreSQL aborts it for a deadlock or a serialization failure: both
 // mean "nothing was written, try again".
 func (s *Store) tx(ctx context.Context, fn func(tx *gorm.DB) error) error {
-	var err error
-	for attempt := 0; attempt < 5; attempt++ {
-		err = s.db.W.WithContext(ctx).Transaction(fn)
-		if !retryable(err) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(time.Duration(attempt+1) * 5 * time.Millisecond):
-		}
-	}
-	return err
+	return retrying(ctx, func() error { return s.db.W.WithContext(ctx).Transaction(fn) })
 }
 
 func retryable(err error) bool {

@@ -1,0 +1,152 @@
+package models
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// The money path of every gateway call (hold, capture, release, the
+// request row) is plain SQL rather than GORM: the same statements on
+// SQLite and PostgreSQL, prepared once on SQLite's writer connection.
+
+// query is one statement of the write path, written with ? for its
+// arguments; PostgreSQL gets the same text numbered $1, $2, ….
+type query struct {
+	sqlite, pg string
+	i          int // index into Store.stmts
+}
+
+// queries lists every query, so a Store can prepare them all up front.
+var queries []*query
+
+func newQuery(text string) *query {
+	q := &query{sqlite: text, pg: numbered(text), i: len(queries)}
+	queries = append(queries, q)
+	return q
+}
+
+// numbered turns each ? into $1, $2, … (no query here has a literal ?).
+func numbered(text string) string {
+	var b strings.Builder
+	n := 0
+	for _, r := range text {
+		if r == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// prepare readies every query on SQLite's writer connection. A query that
+// fails to prepare (a database not migrated yet) runs as plain text.
+func (s *Store) prepare() {
+	if s.db.Postgres {
+		return // pgx keeps its own per-connection statement cache
+	}
+	s.stmts = make([]*sql.Stmt, len(queries))
+	for _, q := range queries {
+		if st, err := s.db.SQL().Prepare(q.sqlite); err == nil {
+			s.stmts[q.i] = st
+		}
+	}
+}
+
+// wtx is a write transaction of the money path.
+type wtx struct {
+	ctx   context.Context
+	tx    *sql.Tx
+	stmts []*sql.Stmt // prepared statements, SQLite only
+	pg    bool
+}
+
+// wtxOf runs the money path's statements inside a GORM transaction.
+func (s *Store) wtxOf(tx *gorm.DB) (*wtx, error) {
+	sqlTx, ok := tx.Statement.ConnPool.(*sql.Tx)
+	if !ok {
+		return nil, errors.New("write path: not inside a transaction")
+	}
+	return &wtx{ctx: tx.Statement.Context, tx: sqlTx, stmts: s.stmts, pg: s.db.Postgres}, nil
+}
+
+func (w *wtx) stmt(q *query) *sql.Stmt {
+	if w.stmts == nil || w.stmts[q.i] == nil {
+		return nil
+	}
+	return w.tx.StmtContext(w.ctx, w.stmts[q.i])
+}
+
+func (w *wtx) text(q *query) string {
+	if w.pg {
+		return q.pg
+	}
+	return q.sqlite
+}
+
+// exec runs q and returns how many rows it changed.
+func (w *wtx) exec(q *query, args ...any) (int64, error) {
+	var res sql.Result
+	var err error
+	if st := w.stmt(q); st != nil {
+		res, err = st.ExecContext(w.ctx, args...)
+	} else {
+		res, err = w.tx.ExecContext(w.ctx, w.text(q), args...)
+	}
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// queryRow runs q for its one row.
+func (w *wtx) queryRow(q *query, args ...any) *sql.Row {
+	if st := w.stmt(q); st != nil {
+		return st.QueryRowContext(w.ctx, args...)
+	}
+	return w.tx.QueryRowContext(w.ctx, w.text(q), args...)
+}
+
+// write runs fn in a write transaction of the money path. On SQLite it
+// joins a group commit (see batch.go); on PostgreSQL it is a transaction of
+// its own, retried when PostgreSQL aborts it for a deadlock.
+func (s *Store) write(ctx context.Context, fn func(*wtx) error) error {
+	if s.batch != nil {
+		return s.batch.do(fn)
+	}
+	return retrying(ctx, func() error {
+		tx, err := s.db.SQL().BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if err := fn(&wtx{ctx: ctx, tx: tx, stmts: s.stmts, pg: s.db.Postgres}); err != nil {
+			tx.Rollback()
+			return err
+		}
+		return tx.Commit()
+	})
+}
+
+// retrying runs fn again, a few times, while it fails in a way that means
+// "nothing was written, try again".
+func retrying(ctx context.Context, fn func() error) error {
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if err = fn(); !retryable(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt+1) * 5 * time.Millisecond):
+		}
+	}
+	return err
+}
