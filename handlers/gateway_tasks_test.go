@@ -235,10 +235,10 @@ func TestReapersEndEachHoldOnce(t *testing.T) {
 	if counts[0]+counts[1] != n {
 		t.Fatalf("reapers ended %d + %d holds, want %d in all", counts[0], counts[1], n)
 	}
-	var expiredEvents int64
-	a.DB().W.Model(&models.BillingEvent{}).Where("event = ?", "expired").Count(&expiredEvents)
-	if expiredEvents != n {
-		t.Fatalf("%d expiry events for %d holds", expiredEvents, n)
+	var expired int64
+	a.DB().W.Model(&models.Hold{}).Where("status = ?", models.HoldExpired).Count(&expired)
+	if expired != n {
+		t.Fatalf("%d holds expired, want %d", expired, n)
 	}
 	if err := a.LedgerInvariant(ctx, u.AccountID); err != nil {
 		t.Fatal(err)

@@ -296,15 +296,15 @@ func TestScaleOutReapersEndEachOnce(t *testing.T) {
 	if ended["tasks"] != tasks || ended["holds"] != holds {
 		t.Fatalf("reapers ended %d tasks and %d holds, want %d and %d", ended["tasks"], ended["holds"], tasks, holds)
 	}
-	var expiredEvents, openHolds, running, pending int64
+	var expired, openHolds, running, pending int64
 	db := a.srv.DB.W
-	db.Model(&models.BillingEvent{}).Where("event = ?", "expired").Count(&expiredEvents)
+	db.Model(&models.Hold{}).Where("status = ?", models.HoldExpired).Count(&expired)
 	db.Model(&models.Hold{}).Where("status = ?", models.HoldOpen).Count(&openHolds)
 	db.Model(&models.Task{}).Where("status = ?", models.TaskRunning).Count(&running)
 	db.Model(&models.Request{}).Where("billing_outcome = ?", models.OutcomePending).Count(&pending)
-	if expiredEvents != holds+tasks || openHolds != 0 || running != 0 || pending != 0 {
-		t.Fatalf("%d expiry events (want %d), %d open holds, %d running tasks, %d pending requests",
-			expiredEvents, holds+tasks, openHolds, running, pending)
+	if expired != holds+tasks || openHolds != 0 || running != 0 || pending != 0 {
+		t.Fatalf("%d holds expired (want %d), %d open holds, %d running tasks, %d pending requests",
+			expired, holds+tasks, openHolds, running, pending)
 	}
 	a.invariants(a.account)
 }

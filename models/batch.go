@@ -3,6 +3,7 @@ package models
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"sync"
 )
 
@@ -10,14 +11,15 @@ import (
 const maxBatch = 128
 
 // batcher is SQLite's group commit for the money path. SQLite has one
-// writer at a time, and most of a small transaction's cost is its commit
+// writer at a time, and much of a small transaction's cost is its commit
 // (every page it touched is appended to the WAL). So the writes that queue
-// up while a transaction runs go into the next one together, each in a
-// savepoint of its own: a write that fails or refuses (a quota, a
-// shortfall) is rolled back alone, and every caller returns only once the
-// transaction holding its write has committed — exactly as durable as a
-// transaction of its own. One waiting caller runs each transaction for the
-// group; there is no background goroutine.
+// up while a transaction runs go into the next one together, and every
+// caller returns only once the transaction holding its write has committed
+// — exactly as durable as a transaction of its own. A write that refuses
+// (a quota, a shortfall) leaves nothing behind, so the others go on; any
+// other failure rolls the group back and each write runs again alone, so
+// one write's failure is never another's. One waiting caller runs each
+// transaction for the group; there is no background goroutine.
 type batcher struct {
 	db    *sql.DB
 	stmts []*sql.Stmt
@@ -33,11 +35,11 @@ type batchOp struct {
 	done chan bool // true: "lead the next group"; false: err is set
 }
 
-var (
-	qSavepoint         = newQuery("SAVEPOINT op")
-	qRollbackSavepoint = newQuery("ROLLBACK TO op")
-	qReleaseSavepoint  = newQuery("RELEASE op")
-)
+// refusal is an error after which a write has left nothing behind.
+type refusal interface{ refused() }
+
+func (*QuotaError) refused()     {}
+func (*ShortfallError) refused() {}
 
 func (b *batcher) do(fn func(*wtx) error) error {
 	op := &batchOp{fn: fn, done: make(chan bool, 1)}
@@ -83,50 +85,42 @@ func (b *batcher) do(fn func(*wtx) error) error {
 
 // run writes a group in one transaction and sets each write's error.
 func (b *batcher) run(group []*batchOp) {
-	fail := func(err error) {
-		for _, o := range group {
-			o.err = err
+	if len(group) > 1 {
+		if err := b.runTx(group); err == nil {
+			return
 		}
 	}
+	for _, o := range group {
+		b.runTx([]*batchOp{o}) // sets o.err
+	}
+}
+
+// runTx runs writes in one transaction, setting each one's error, and
+// commits it, unless one of them fails without being a refusal: then it
+// rolls back and returns that error.
+func (b *batcher) runTx(group []*batchOp) error {
 	// A queued write runs whatever its caller's context says (the caller
-	// waits for it regardless), and a cancelled statement must not
-	// interrupt the connection under the others' writes.
+	// waits for it regardless), and no statement is cancelled under the
+	// others' writes.
 	ctx := context.Background()
 	tx, err := b.db.BeginTx(ctx, nil)
 	if err != nil {
-		fail(err)
-		return
+		return err
 	}
-	if len(group) == 1 {
-		o := group[0]
-		if o.err = o.fn(&wtx{ctx: ctx, tx: tx, stmts: b.stmts}); o.err != nil {
-			tx.Rollback()
-			return
-		}
-		o.err = tx.Commit()
-		return
-	}
+	w := &wtx{ctx: ctx, tx: tx, stmts: b.stmts}
 	for _, o := range group {
-		w := &wtx{ctx: ctx, tx: tx, stmts: b.stmts}
-		if _, err := w.exec(qSavepoint); err != nil {
+		o.err = o.fn(w)
+		var r refusal
+		if o.err != nil && !errors.As(o.err, &r) {
 			tx.Rollback()
-			fail(err)
-			return
-		}
-		if o.err = o.fn(w); o.err != nil {
-			if _, err := w.exec(qRollbackSavepoint); err != nil {
-				tx.Rollback()
-				fail(err)
-				return
-			}
-		}
-		if _, err := w.exec(qReleaseSavepoint); err != nil {
-			tx.Rollback()
-			fail(err)
-			return
+			return o.err
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		fail(err)
+		for _, o := range group {
+			o.err = err
+		}
+		return err
 	}
+	return nil
 }

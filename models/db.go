@@ -94,7 +94,7 @@ const checkpointEvery = 100 * time.Millisecond
 // between is copied once. Should the checkpointer fall behind, the writer
 // still checkpoints once the log passes 20,000 pages (80 MiB).
 func (db *DB) startCheckpoints(path string, cfg *gorm.Config) error {
-	if _, err := db.SQL().Exec("PRAGMA wal_autocheckpoint = 20000"); err != nil {
+	if _, err := db.SQL().Exec("PRAGMA wal_autocheckpoint = 20000; PRAGMA temp_store = MEMORY"); err != nil {
 		return err
 	}
 	cp, err := openSQLite(path, cfg, "")

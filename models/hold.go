@@ -91,16 +91,17 @@ var (
 	qCompleteRequest = newQuery(`UPDATE requests SET status = ?, error_type = ?, error_message = ?, error_body = ?,
 		latency_ms = ?, prompt_tokens = ?, completion_tokens = ?, charged_micros = ?, billing_outcome = ?,
 		outcome_detail = ?, completed_at = ? WHERE id = ?`)
-	qInsertEvent = newQuery(`INSERT INTO billing_events (id, request_id, account_id, event, amount_micros,
-		ledger_entry_id, detail, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
-	qInsertLedger = newQuery(`INSERT INTO ledger_entries (id, account_id, kind, amount_micros, balance_after_micros,
-		request_id, payment_id, memo, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	// The charge's balance_after is read from the wallet row the same
+	// transaction just updated.
+	qInsertCharge = newQuery(`INSERT INTO ledger_entries (id, account_id, kind, amount_micros, balance_after_micros,
+		request_id, memo, created_at) SELECT ?, account_id, ?, ?, balance_micros, ?, ?, ? FROM wallets WHERE account_id = ?`)
 	qEndHold = newQuery(`UPDATE holds SET status = ?, captured_micros = ?, ended_at = ?
 		WHERE id = ? AND status = 'open'`)
 	qSettleKeyMonth = newQuery(`UPDATE key_month_usage SET held_micros = held_micros - ?, spent_micros = spent_micros + ?
 		WHERE key_id = ? AND month = ?`)
 	qSettleWallet = newQuery(`UPDATE wallets SET held_micros = held_micros - ?, balance_micros = balance_micros - ?,
-		updated_at = ? WHERE account_id = ? RETURNING balance_micros`)
+		updated_at = ? WHERE account_id = ?`)
+	qUnholdKeyMonth = newQuery(`UPDATE key_month_usage SET held_micros = held_micros - ? WHERE key_id = ? AND month = ?`)
 )
 
 // StartCall places a call's hold and writes its request row, outcome
@@ -144,6 +145,11 @@ func (s *Store) StartCall(ctx context.Context, r *Request, keyID string, limit *
 			return err
 		}
 		if n == 0 {
+			// Give the key's month its hold back: the refusal leaves
+			// nothing behind, even when this write shares its transaction.
+			if _, err := w.exec(qUnholdKeyMonth, hold, keyID, h.Month); err != nil {
+				return err
+			}
 			var available int64
 			if err := w.queryRow(qWalletAvailable, h.AccountID).Scan(&available); err != nil {
 				return err
@@ -154,11 +160,7 @@ func (s *Store) StartCall(ctx context.Context, r *Request, keyID string, limit *
 			h.Status, h.CreatedAt, h.ExpiresAt); err != nil {
 			return err
 		}
-		if err := insertRequest(w, r); err != nil {
-			return err
-		}
-		return insertEvent(w, &BillingEvent{ID: NewID("bev"), RequestID: r.ID, AccountID: h.AccountID,
-			Event: "hold_placed", AmountMicros: hold, CreatedAt: now})
+		return insertRequest(w, r)
 	})
 	if err != nil {
 		r.HoldMicros, r.BillingOutcome = 0, "" // nothing was held
@@ -175,12 +177,6 @@ func insertRequest(w *wtx, r *Request) error {
 	return err
 }
 
-func insertEvent(w *wtx, e *BillingEvent) error {
-	_, err := w.exec(qInsertEvent, e.ID, e.RequestID, e.AccountID, e.Event, e.AmountMicros, e.LedgerEntryID,
-		e.Detail, e.CreatedAt)
-	return err
-}
-
 // FinishCall captures a hold at the call's real cost (never more than the
 // hold) and completes its request row, in one transaction. When the hold
 // had already ended (the reaper expired it), nothing is charged and the
@@ -189,7 +185,7 @@ func (s *Store) FinishCall(ctx context.Context, h *Hold, r *Request, cost int64)
 	cost = min(max(cost, 0), h.AmountMicros)
 	now := time.Now().UTC()
 	return s.write(ctx, func(w *wtx) error {
-		ok, err := captureTx(w, h, cost, r.OutcomeDetail, now)
+		ok, err := captureTx(w, h, cost, now)
 		if err != nil || !ok {
 			return err
 		}
@@ -206,7 +202,7 @@ func (s *Store) FinishCall(ctx context.Context, h *Hold, r *Request, cost int64)
 func (s *Store) ReleaseCall(ctx context.Context, h *Hold, r *Request, outcome string) error {
 	now := time.Now().UTC()
 	return s.write(ctx, func(w *wtx) error {
-		ok, err := releaseTx(w, h, HoldReleased, r.OutcomeDetail, now)
+		ok, err := releaseTx(w, h, HoldReleased, now)
 		if err != nil || !ok {
 			return err
 		}
@@ -216,67 +212,43 @@ func (s *Store) ReleaseCall(ctx context.Context, h *Hold, r *Request, outcome st
 	})
 }
 
-// captureTx ends an open hold as captured at cost: the ledger charge and
-// the timeline's events. It reports false, changing nothing, when the hold
-// had already ended.
-func captureTx(w *wtx, h *Hold, cost int64, detail string, now time.Time) (bool, error) {
-	balance, ok, err := endHold(w, h, HoldCaptured, cost, now)
-	if err != nil || !ok {
-		return false, err
+// captureTx ends an open hold as captured at cost, with its ledger
+// charge. It reports false, changing nothing, when the hold had already
+// ended.
+func captureTx(w *wtx, h *Hold, cost int64, now time.Time) (bool, error) {
+	ok, err := endHold(w, h, HoldCaptured, cost, now)
+	if err != nil || !ok || cost == 0 {
+		return ok, err
 	}
-	ev := &BillingEvent{ID: NewID("bev"), RequestID: h.RequestID, AccountID: h.AccountID, Event: "captured",
-		AmountMicros: cost, Detail: detail, CreatedAt: now}
-	if cost > 0 {
-		id := NewID("led")
-		if _, err := w.exec(qInsertLedger, id, h.AccountID, LedgerCharge, -cost, balance, h.RequestID, nil,
-			"API call "+h.RequestID, now); err != nil {
-			return false, err
-		}
-		ev.LedgerEntryID = &id
-	}
-	if err := insertEvent(w, ev); err != nil {
-		return false, err
-	}
-	if rest := h.AmountMicros - cost; rest > 0 {
-		if err := insertEvent(w, &BillingEvent{ID: NewID("bev"), RequestID: h.RequestID, AccountID: h.AccountID,
-			Event: "released", AmountMicros: rest, Detail: "the unused part of the hold", CreatedAt: now}); err != nil {
-			return false, err
-		}
-	}
-	return true, nil
+	_, err = w.exec(qInsertCharge, NewID("led"), LedgerCharge, -cost, h.RequestID, "API call "+h.RequestID, now, h.AccountID)
+	return err == nil, err
 }
 
 // releaseTx ends an open hold without a charge (status released or
-// expired) and records it on the timeline. It reports false, changing
-// nothing, when the hold had already ended.
-func releaseTx(w *wtx, h *Hold, status, detail string, now time.Time) (bool, error) {
-	_, ok, err := endHold(w, h, status, 0, now)
-	if err != nil || !ok {
-		return false, err
-	}
-	return true, insertEvent(w, &BillingEvent{ID: NewID("bev"), RequestID: h.RequestID, AccountID: h.AccountID,
-		Event: status, AmountMicros: h.AmountMicros, Detail: detail, CreatedAt: now})
+// expired). It reports false, changing nothing, when the hold had already
+// ended.
+func releaseTx(w *wtx, h *Hold, status string, now time.Time) (bool, error) {
+	return endHold(w, h, status, 0, now)
 }
 
 // endHold moves an open hold to status exactly once and gives back what it
 // held on the key's month and the wallet; with status captured, cost moves
-// from held to spent and leaves the balance. It returns the balance after,
-// and false when the hold had already ended, having changed nothing.
-func endHold(w *wtx, h *Hold, status string, cost int64, now time.Time) (int64, bool, error) {
+// from held to spent and leaves the balance. It reports false when the
+// hold had already ended, having changed nothing.
+func endHold(w *wtx, h *Hold, status string, cost int64, now time.Time) (bool, error) {
 	n, err := w.exec(qEndHold, status, cost, now, h.ID)
 	if err != nil || n == 0 {
-		return 0, false, err
+		return false, err
 	}
 	// Rows are locked in the same order as StartCall (key usage, then
 	// wallet), so concurrent calls on PostgreSQL cannot deadlock.
 	if _, err := w.exec(qSettleKeyMonth, h.AmountMicros, cost, h.KeyID, h.Month); err != nil {
-		return 0, false, err
+		return false, err
 	}
-	var balance int64
-	if err := w.queryRow(qSettleWallet, h.AmountMicros, cost, now, h.AccountID).Scan(&balance); err != nil {
-		return 0, false, err
+	if _, err := w.exec(qSettleWallet, h.AmountMicros, cost, now, h.AccountID); err != nil {
+		return false, err
 	}
-	return balance, true, nil
+	return true, nil
 }
 
 func completeRequest(w *wtx, r *Request, now time.Time) error {
@@ -292,7 +264,8 @@ func completeRequest(w *wtx, r *Request, now time.Time) error {
 // lets only one of them end it.
 func (s *Store) ExpireHolds(ctx context.Context, now time.Time) (int, error) {
 	var due []Hold
-	if err := s.db.W.WithContext(ctx).Where("status = ? AND expires_at < ?", HoldOpen, now.UTC()).
+	// status as a literal, so SQLite can use the partial index of open holds.
+	if err := s.db.W.WithContext(ctx).Where("status = 'open' AND expires_at < ?", now.UTC()).
 		Order("expires_at").Limit(500).Find(&due).Error; err != nil {
 		return 0, err
 	}
@@ -306,14 +279,14 @@ func (s *Store) ExpireHolds(ctx context.Context, now time.Time) (int, error) {
 			if err != nil {
 				return err
 			}
-			ok, err := releaseTx(w, h, HoldExpired, "the call did not finish before its hold expired", now.UTC())
+			ok, err := releaseTx(w, h, HoldExpired, now.UTC())
 			if err != nil || !ok {
 				return err
 			}
 			ended = true
 			return tx.Model(&Request{}).Where("id = ? AND billing_outcome = ?", h.RequestID, OutcomePending).
 				Updates(map[string]any{"billing_outcome": OutcomeNotChargedExpired, "charged_micros": 0,
-					"completed_at": now.UTC(), "outcome_detail": "hold expired"}).Error
+					"completed_at": now.UTC(), "outcome_detail": "the call did not finish before its hold expired"}).Error
 		})
 		if err != nil {
 			return n, err

@@ -76,12 +76,9 @@ type Request struct {
 
 // BillingEvent is one step of a request's billing timeline.
 type BillingEvent struct {
-	ID            string
-	RequestID     string
-	AccountID     string
 	Event         string // hold_placed | captured | released | expired
 	AmountMicros  int64
-	LedgerEntryID *string
+	LedgerEntryID *string // the charge, for captured
 	Detail        string
 	CreatedAt     time.Time
 }
@@ -110,9 +107,49 @@ func (s *Store) RequestOf(ctx context.Context, accountID, id string) (*Request, 
 	return &r, err
 }
 
-// Timeline returns a request's billing events, oldest first.
+// Timeline returns a request's billing timeline, oldest first: the hold
+// placed, then captured (with its ledger charge) and the unused part
+// released, or released whole, or expired. Every step is read from the
+// hold, the request's outcome detail and the ledger; nothing is stored
+// twice. A request that held nothing has no timeline.
 func (s *Store) Timeline(ctx context.Context, requestID string) ([]BillingEvent, error) {
-	var out []BillingEvent
-	err := s.db.R.WithContext(ctx).Where("request_id = ?", requestID).Order("id").Find(&out).Error
-	return out, err
+	db := s.db.R.WithContext(ctx)
+	var holds []Hold
+	if err := db.Where("request_id = ?", requestID).Order("id").Limit(1).Find(&holds).Error; err != nil || len(holds) == 0 {
+		return nil, err
+	}
+	h := holds[0]
+	out := []BillingEvent{{Event: "hold_placed", AmountMicros: h.AmountMicros, CreatedAt: h.CreatedAt}}
+	if h.Status == HoldOpen || h.EndedAt == nil {
+		return out, nil
+	}
+	var details []string
+	if err := db.Model(&Request{}).Where("id = ?", requestID).Limit(1).Pluck("outcome_detail", &details).Error; err != nil {
+		return nil, err
+	}
+	detail := ""
+	if len(details) > 0 {
+		detail = details[0]
+	}
+	end := BillingEvent{Event: h.Status, AmountMicros: h.AmountMicros, Detail: detail, CreatedAt: *h.EndedAt}
+	if h.Status != HoldCaptured {
+		return append(out, end), nil
+	}
+	end.AmountMicros = h.CapturedMicros
+	if h.CapturedMicros > 0 {
+		var ids []string
+		if err := db.Model(&LedgerEntry{}).Where("request_id = ? AND kind = ?", requestID, LedgerCharge).
+			Order("id").Limit(1).Pluck("id", &ids).Error; err != nil {
+			return nil, err
+		}
+		if len(ids) > 0 {
+			end.LedgerEntryID = &ids[0]
+		}
+	}
+	out = append(out, end)
+	if rest := h.AmountMicros - h.CapturedMicros; rest > 0 {
+		out = append(out, BillingEvent{Event: HoldReleased, AmountMicros: rest,
+			Detail: "the unused part of the hold", CreatedAt: *h.EndedAt})
+	}
+	return out, nil
 }

@@ -38,9 +38,6 @@ func (s *Store) PurgeRequests(ctx context.Context, before time.Time, batch int, 
 		}
 		var deleted int64
 		err := s.tx(ctx, func(tx *gorm.DB) error {
-			if err := tx.Where("request_id IN ?", ids).Delete(&BillingEvent{}).Error; err != nil {
-				return err
-			}
 			res := tx.Where("id IN ? AND billing_outcome <> ?", ids, OutcomePending).Delete(&Request{})
 			deleted = res.RowsAffected
 			return res.Error

@@ -109,14 +109,14 @@ func (s *Store) EndTask(ctx context.Context, t *Task, status, result, errMsg str
 		}
 		switch status {
 		case TaskSucceeded:
-			ok, err = captureTx(w, &h, t.PriceMicros, detail, now)
+			ok, err = captureTx(w, &h, t.PriceMicros, now)
 			if ok {
 				charged = t.PriceMicros
 			}
 		case TaskExpired:
-			ok, err = releaseTx(w, &h, HoldExpired, detail, now)
+			ok, err = releaseTx(w, &h, HoldExpired, now)
 		default:
-			ok, err = releaseTx(w, &h, HoldReleased, detail, now)
+			ok, err = releaseTx(w, &h, HoldReleased, now)
 		}
 		if err != nil {
 			return err
