@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"syscall"
 	"testing"
 	"time"
 
@@ -107,7 +108,9 @@ func BenchmarkInProcess(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	cpu0 := processCPU()
 	r := drive(t, *profileConc, *profileTime)
+	cpu := processCPU() - cpu0
 	if *profileOut != "" {
 		pprof.StopCPUProfile()
 	}
@@ -116,7 +119,14 @@ func BenchmarkInProcess(b *testing.B) {
 		b.Fatalf("%d calls failed; first: %s", r.errs, r.firstEr)
 	}
 	s := summarize([]round{r})
-	fmt.Printf("In-process gateway, concurrency %d: %.0f req/s, p50 %.2f ms, p99 %.2f ms\n",
-		*profileConc, s.rps, ms(s.p50), ms(s.p99))
+	fmt.Printf("In-process gateway, concurrency %d: %.0f req/s, p50 %.2f ms, p99 %.2f ms, %.0f µs of CPU per call (gateway and load generator)\n",
+		*profileConc, s.rps, ms(s.p50), ms(s.p99), float64(cpu.Microseconds())/float64(r.ok()))
 	b.ReportMetric(s.rps, "req/s")
+}
+
+// processCPU is the CPU time (user and system) this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

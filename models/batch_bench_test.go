@@ -2,7 +2,9 @@ package models_test
 
 import (
 	"context"
+	"flag"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -10,11 +12,17 @@ import (
 	"ttconsole/models"
 )
 
+var (
+	billingWorkers = flag.Int("billing.workers", 16, "goroutines of BenchmarkCallBilling, each one call at a time")
+	billingGap     = flag.Duration("billing.gap", 0, "pause between a call's hold and its capture, as if waiting for the upstream")
+)
+
 // BenchmarkCallBilling measures the store's two money steps of a call
 // (StartCall, then FinishCall) from 16 goroutines at once: the write path
-// every billed gateway call takes.
+// every billed gateway call takes. It reports calls per second and the
+// CPU time the process spent per call.
 //
-//	go test ./models -run '^$' -bench CallBilling
+//	go test ./models -run '^$' -bench CallBilling [-billing.workers 1] [-billing.gap 1ms]
 func BenchmarkCallBilling(b *testing.B) {
 	db := testenv.DB(b)
 	s := models.NewStore(db)
@@ -29,13 +37,14 @@ func BenchmarkCallBilling(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
+	cpu0 := processCPU()
 	var wg sync.WaitGroup
 	work := make(chan struct{}, b.N)
 	for i := 0; i < b.N; i++ {
 		work <- struct{}{}
 	}
 	close(work)
-	for w := 0; w < 16; w++ {
+	for w := 0; w < *billingWorkers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -47,6 +56,7 @@ func BenchmarkCallBilling(b *testing.B) {
 					b.Error(err)
 					return
 				}
+				time.Sleep(*billingGap) // the upstream's answer
 				r.Status, r.PromptTokens, r.CompletionTokens = 200, 7, 16
 				if err := s.FinishCall(ctx, h, r, 30); err != nil {
 					b.Error(err)
@@ -57,4 +67,12 @@ func BenchmarkCallBilling(b *testing.B) {
 	}
 	wg.Wait()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "calls/s")
+	b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/float64(b.N), "cpu-µs/call")
+}
+
+// processCPU is the CPU time (user and system) this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
