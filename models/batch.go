@@ -16,7 +16,7 @@ const maxBatch = 128
 // costs about the same whatever its size, so fewer, larger groups leave
 // more of the machine to the calls themselves. One call at a time never
 // waits. (PostgreSQL's commit_delay and commit_siblings do the same.)
-var (
+const (
 	groupDelay     = 150 * time.Microsecond
 	groupDelayFrom = 3
 )
