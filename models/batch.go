@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 )
@@ -45,6 +46,17 @@ type batchOp struct {
 	fn   func(*wtx) error
 	err  error
 	done chan bool // true: "lead the next group"; false: err is set
+}
+
+// call runs the write, turning a panic into its error: the group's other
+// writes, and every write queued after them, must go on.
+func (o *batchOp) call(w *wtx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("write panicked: %v", p)
+		}
+	}()
+	return o.fn(w)
 }
 
 // refusal is an error after which a write has left nothing behind.
@@ -127,7 +139,7 @@ func (b *batcher) runTx(group []*batchOp) error {
 	}
 	w := &wtx{ctx: ctx, tx: tx, stmts: b.stmts}
 	for _, o := range group {
-		o.err = o.fn(w)
+		o.err = o.call(w)
 		var r refusal
 		if o.err != nil && !errors.As(o.err, &r) {
 			tx.Rollback()

@@ -71,7 +71,20 @@ func TestGroupCommitIsolatesWrites(t *testing.T) {
 	run("refused", func(w *wtx) error { return &QuotaError{LimitMicros: 1} })
 	run("dup", put("first")) // a constraint failure, after "first" commits
 	run("b", put("b"))
+	run("panics", func(w *wtx) error {
+		put("panics")(w)
+		var m map[string]int
+		m["x"]++ // a bug in a write must not stall the others
+		return nil
+	})
 	wg.Wait()
+	if results["panics"] == nil {
+		t.Fatal("a panicking write reported success")
+	}
+	// The writer still takes writes afterwards.
+	if err := s.write(ctx, put("after")); err != nil {
+		t.Fatal(err)
+	}
 
 	if !errors.Is(results["fails"], boom) {
 		t.Fatalf("failing write returned %v", results["fails"])
@@ -87,7 +100,7 @@ func TestGroupCommitIsolatesWrites(t *testing.T) {
 		t.Fatalf("good writes failed: a %v, b %v", results["a"], results["b"])
 	}
 	var names []string
-	if err := db.R.Table("settings").Where("name IN ?", []string{"first", "a", "b", "fails"}).
+	if err := db.R.Table("settings").Where("name IN ?", []string{"first", "a", "b", "fails", "panics"}).
 		Order("name").Pluck("name", &names).Error; err != nil {
 		t.Fatal(err)
 	}
