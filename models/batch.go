@@ -18,7 +18,7 @@ const maxBatch = 128
 // more of the machine to the calls themselves. One call at a time never
 // waits. (PostgreSQL's commit_delay and commit_siblings do the same.)
 const (
-	groupDelay     = 150 * time.Microsecond
+	groupDelay     = 400 * time.Microsecond
 	groupDelayFrom = 3
 )
 
