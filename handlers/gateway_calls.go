@@ -61,20 +61,45 @@ func (a *App) hold(c echo.Context, gc *call, amount int64) (*models.Hold, error)
 // holdFor places a hold that expires after ttl.
 func (a *App) holdFor(c echo.Context, gc *call, amount int64, ttl time.Duration) (*models.Hold, error) {
 	h, err := a.Store.StartCall(c.Request().Context(), &gc.row, gc.key.ID, gc.key.MonthlyLimitMicros, amount, ttl)
+	if err != nil {
+		return nil, holdError(err)
+	}
+	gc.logged = true
+	return h, nil
+}
+
+// holdEarly places the call's hold but returns as soon as it is decided,
+// so the upstream call can start while the hold commits. committed waits
+// for the commit; until it returns nil the call must not answer, settle
+// or change its row. When it fails nothing was held, and its error is the
+// answer (the upstream's, if any, is thrown away).
+func (a *App) holdEarly(c echo.Context, gc *call, amount int64) (_ *models.Hold, committed func() error, _ error) {
+	h, done, err := a.Store.StartCallEarly(c.Request().Context(), &gc.row, gc.key.ID, gc.key.MonthlyLimitMicros, amount, a.HoldTTL)
+	if err != nil {
+		return nil, nil, holdError(err)
+	}
+	return h, func() error {
+		if err := done(); err != nil {
+			return holdError(err)
+		}
+		gc.logged = true
+		return nil
+	}, nil
+}
+
+// holdError turns a refused hold into the platform's 402s.
+func holdError(err error) error {
 	var qe *models.QuotaError
 	var se *models.ShortfallError
 	switch {
 	case errors.As(err, &qe):
-		return nil, &APIError{Status: http.StatusPaymentRequired, Type: "api_key_quota_exceeded",
+		return &APIError{Status: http.StatusPaymentRequired, Type: "api_key_quota_exceeded",
 			Message: qe.Error() + " Raise the key's monthly limit in the console, or use another key."}
 	case errors.As(err, &se):
-		return nil, &APIError{Status: http.StatusPaymentRequired, Type: "billing_shortfall",
+		return &APIError{Status: http.StatusPaymentRequired, Type: "billing_shortfall",
 			Message: se.Error() + " Go to Billing in the console to recharge."}
-	case err != nil:
-		return nil, err
 	}
-	gc.logged = true
-	return h, nil
+	return err
 }
 
 // settleFailure releases the hold of a call that did not complete and
@@ -208,7 +233,7 @@ func (a *App) chatCompletions(c echo.Context) error {
 		return a.streamChat(c, gc, req, m, maxTokens)
 	}
 	prompt := req.PromptTokens()
-	h, err := a.hold(c, gc, models.TokenCost(prompt, maxTokens, m.InputMicrosPerMTok, m.OutputMicrosPerMTok))
+	h, committed, err := a.holdEarly(c, gc, models.TokenCost(prompt, maxTokens, m.InputMicrosPerMTok, m.OutputMicrosPerMTok))
 	if err != nil {
 		return err
 	}
@@ -218,6 +243,9 @@ func (a *App) chatCompletions(c echo.Context) error {
 		body = withField(body, "max_tokens", maxTokens)
 	}
 	out, usage, apiErr := a.forwardForUsage(c, "/v1/chat/completions", body)
+	if err := committed(); err != nil {
+		return err
+	}
 	if apiErr != nil {
 		return a.settleFailure(c, gc, h, apiErr, outcomeOf(apiErr))
 	}
@@ -296,11 +324,14 @@ func (a *App) embeddings(c echo.Context) error {
 	if err := checkModel(gc, req.Model); err != nil {
 		return err
 	}
-	h, err := a.hold(c, gc, models.TokenCost(prompt, 0, m.InputMicrosPerMTok, 0))
+	h, committed, err := a.holdEarly(c, gc, models.TokenCost(prompt, 0, m.InputMicrosPerMTok, 0))
 	if err != nil {
 		return err
 	}
 	out, usage, apiErr := a.forwardForUsage(c, "/v1/embeddings", gc.body)
+	if err := committed(); err != nil {
+		return err
+	}
 	if apiErr != nil {
 		return a.settleFailure(c, gc, h, apiErr, outcomeOf(apiErr))
 	}

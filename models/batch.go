@@ -26,26 +26,30 @@ const (
 // writer at a time, and much of a small transaction's cost is its commit
 // (every page it touched is appended to the WAL). So the writes that queue
 // up while a transaction runs go into the next one together, and every
-// caller returns only once the transaction holding its write has committed
-// — exactly as durable as a transaction of its own. A write that refuses
-// (a quota, a shortfall) leaves nothing behind, so the others go on; any
-// other failure rolls the group back and each write runs again alone, so
-// one write's failure is never another's. One waiting caller runs each
-// transaction for the group; there is no background goroutine.
+// caller learns its write's fate only once the transaction holding it has
+// committed — exactly as durable as a transaction of its own. A write that
+// refuses (a quota, a shortfall) leaves nothing behind, so the others go
+// on; any other failure rolls the group back and each write runs again
+// alone, so one write's failure is never another's.
+//
+// A caller that arrives when no group runs runs its own; one that arrives
+// during a group queues, and the groups after it run on a goroutine that
+// ends when the queue is empty.
 type batcher struct {
 	db    *sql.DB
 	stmts []*sql.Stmt
 
 	mu        sync.Mutex
 	queue     []*batchOp
-	running   bool // a caller is running a group
+	running   bool // a group is running
 	lastGroup int  // size of the group run last
 }
 
 type batchOp struct {
-	fn   func(*wtx) error
-	err  error
-	done chan bool // true: "lead the next group"; false: err is set
+	fn       func(*wtx) error
+	err      error         // final once finished is closed
+	finished chan struct{} // closed once the write committed or failed
+	early    chan error    // doEarly only: fn's own result, before the commit
 }
 
 // call runs the write, turning a panic into its error: the group's other
@@ -65,20 +69,64 @@ type refusal interface{ refused() }
 func (*QuotaError) refused()     {}
 func (*ShortfallError) refused() {}
 
+// do runs fn in a group and returns once its fate is final.
 func (b *batcher) do(fn func(*wtx) error) error {
-	op := &batchOp{fn: fn, done: make(chan bool, 1)}
+	op := b.enqueue(fn, false)
+	<-op.finished
+	return op.err
+}
+
+// doEarly runs fn in a group and returns as soon as fn has run, before the
+// group commits, when fn succeeded; final then says whether it committed.
+// An error is returned only once final.
+func (b *batcher) doEarly(fn func(*wtx) error) (err error, final func() error) {
+	op := b.enqueue(fn, true)
+	wait := func() error {
+		<-op.finished
+		return op.err
+	}
+	select {
+	case err = <-op.early:
+		if err == nil {
+			return nil, wait
+		}
+	case <-op.finished:
+	}
+	err = wait()
+	return err, func() error { return err }
+}
+
+func (b *batcher) enqueue(fn func(*wtx) error, early bool) *batchOp {
+	op := &batchOp{fn: fn, finished: make(chan struct{})}
+	if early {
+		op.early = make(chan error, 1)
+	}
 	b.mu.Lock()
 	b.queue = append(b.queue, op)
 	lead := !b.running
 	b.running = true
 	b.mu.Unlock()
-	// Once queued, the write may commit: wait for it.
-	for !lead {
-		if lead = <-op.done; !lead {
-			return op.err
+	switch {
+	case !lead: // the running group's leader will take it
+	case early:
+		go b.lead() // the caller goes on while the group commits
+	default:
+		if b.runGroup() {
+			go b.lead() // the caller's write is done; others queued meanwhile
 		}
 	}
+	return op
+}
 
+// lead runs groups until the queue is empty.
+func (b *batcher) lead() {
+	for b.runGroup() {
+	}
+}
+
+// runGroup runs the queue's first group and reports whether more writes
+// are queued; when none are, the batcher is idle again.
+func (b *batcher) runGroup() bool {
 	b.mu.Lock()
 	if busy := b.lastGroup >= groupDelayFrom && len(b.queue) < maxBatch; busy {
 		b.mu.Unlock()
@@ -93,24 +141,17 @@ func (b *batcher) do(fn func(*wtx) error) error {
 	b.mu.Unlock()
 
 	b.run(group)
+	for _, o := range group {
+		close(o.finished)
+	}
 
 	b.mu.Lock()
-	var next *batchOp
-	if len(b.queue) > 0 {
-		next = b.queue[0]
-	} else {
+	defer b.mu.Unlock()
+	if len(b.queue) == 0 {
 		b.running = false
+		return false
 	}
-	b.mu.Unlock()
-	for _, o := range group {
-		if o != op {
-			o.done <- false
-		}
-	}
-	if next != nil {
-		next.done <- true
-	}
-	return op.err
+	return true
 }
 
 // run writes a group in one transaction and sets each write's error.
@@ -140,6 +181,12 @@ func (b *batcher) runTx(group []*batchOp) error {
 	w := &wtx{ctx: ctx, tx: tx, stmts: b.stmts}
 	for _, o := range group {
 		o.err = o.call(w)
+		if o.early != nil {
+			select {
+			case o.early <- o.err: // first attempt only; final says the rest
+			default:
+			}
+		}
 		var r refusal
 		if o.err != nil && !errors.As(o.err, &r) {
 			tx.Rollback()

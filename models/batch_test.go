@@ -108,3 +108,137 @@ func TestGroupCommitIsolatesWrites(t *testing.T) {
 		t.Fatalf("committed %v, want a, b and first", names)
 	}
 }
+
+// TestEarlyDecisionIsProvisional checks doEarly's contract: a write that
+// ran returns at once, and final gives its fate once the group is done —
+// here a group rolled back by another write's failure, after which the
+// write runs again alone and is refused.
+func TestEarlyDecisionIsProvisional(t *testing.T) {
+	db, err := Open(filepath.Join(t.TempDir(), "early.db"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s := NewStore(db)
+	ctx := context.Background()
+
+	started := make(chan struct{})
+	release := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { // holds the writer while the next two queue into one group
+		defer wg.Done()
+		s.write(ctx, func(*wtx) error {
+			close(started)
+			<-release
+			return nil
+		})
+	}()
+	<-started
+	attempts := 0
+	type result struct {
+		early error
+		final func() error
+	}
+	got := make(chan result, 1)
+	go func() {
+		err, final := s.batch.doEarly(func(w *wtx) error {
+			attempts++
+			if attempts == 1 {
+				return nil
+			}
+			return &ShortfallError{HoldMicros: 1}
+		})
+		got <- result{err, final}
+	}()
+	go func() {
+		defer wg.Done()
+		for { // queue the failing write behind the early one
+			s.batch.mu.Lock()
+			n := len(s.batch.queue)
+			s.batch.mu.Unlock()
+			if n == 1 {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		s.write(ctx, func(*wtx) error { return errors.New("boom") })
+	}()
+	for {
+		s.batch.mu.Lock()
+		n := len(s.batch.queue)
+		s.batch.mu.Unlock()
+		if n == 2 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	r := <-got
+	wg.Wait()
+	if r.early != nil {
+		t.Fatalf("early result %v, want the first attempt's success", r.early)
+	}
+	var se *ShortfallError
+	if err := r.final(); !errors.As(err, &se) || attempts != 2 {
+		t.Fatalf("final %v after %d attempts, want the second attempt's refusal", err, attempts)
+	}
+}
+
+// TestStartCallEarly places holds the early way: the hold is usable before
+// it is durable, committed confirms it, and a refusal is final at once.
+func TestStartCallEarly(t *testing.T) {
+	db, err := Open(filepath.Join(t.TempDir(), "early.db"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s := NewStore(db)
+	ctx := context.Background()
+	u, err := s.CreateAccount(ctx, "early@example.com", "long enough password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Credit(ctx, u.AccountID, 100, LedgerAdjustment, "test", LedgerRef{}); err != nil {
+		t.Fatal(err)
+	}
+	k, _, err := s.CreateAPIKey(ctx, u.AccountID, AdminCLI, KeyInput{Name: "early"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := func() *Request {
+		return &Request{ID: NewID("req"), AccountID: &u.AccountID, KeyID: &k.ID, Method: "POST",
+			Path: "/v1/chat/completions", CreatedAt: time.Now().UTC()}
+	}
+	r := row()
+	h, committed, err := s.StartCallEarly(ctx, r, k.ID, nil, 60, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := committed(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.RequestOf(ctx, u.AccountID, r.ID); err != nil || got.BillingOutcome != OutcomePending || got.HoldMicros != 60 {
+		t.Fatalf("row after the early hold: %+v, %v", got, err)
+	}
+	// 40 left: a hold of 60 is refused at once, and writes nothing.
+	r2 := row()
+	if _, _, err := s.StartCallEarly(ctx, r2, k.ID, nil, 60, time.Minute); !errors.As(err, new(*ShortfallError)) {
+		t.Fatalf("second hold: %v, want a shortfall", err)
+	}
+	if _, err := s.RequestOf(ctx, u.AccountID, r2.ID); !errors.Is(err, ErrNotFound) || r2.HoldMicros != 0 {
+		t.Fatalf("a refused hold left a row (%v) or a hold amount (%d)", err, r2.HoldMicros)
+	}
+	if err := s.FinishCall(ctx, h, r, 25); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.LedgerInvariant(ctx, u.AccountID); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -110,8 +110,53 @@ var (
 // *QuotaError or *ShortfallError, having written nothing, when either
 // cannot take the hold.
 func (s *Store) StartCall(ctx context.Context, r *Request, keyID string, limit *int64, hold int64, ttl time.Duration) (*Hold, error) {
+	h, fn, err := s.startCall(r, keyID, limit, hold, ttl)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.write(ctx, fn); err != nil {
+		r.HoldMicros, r.BillingOutcome = 0, "" // nothing was held
+		return nil, err
+	}
+	return h, nil
+}
+
+// StartCallEarly is StartCall for a caller with work to do while the hold
+// commits. On SQLite it returns as soon as the hold is decided — its
+// guarded updates ran inside the writer's transaction — and the commit
+// goes on meanwhile; committed waits for it. Until committed returns nil
+// the caller must not answer its client, settle the hold or touch r;
+// committed's error is final and the same as StartCall's (nothing held).
+// An error returned at once is final too.
+func (s *Store) StartCallEarly(ctx context.Context, r *Request, keyID string, limit *int64, hold int64, ttl time.Duration) (_ *Hold, committed func() error, _ error) {
+	if s.batch == nil {
+		h, err := s.StartCall(ctx, r, keyID, limit, hold, ttl)
+		return h, func() error { return err }, err
+	}
+	h, fn, err := s.startCall(r, keyID, limit, hold, ttl)
+	if err != nil {
+		return nil, nil, err
+	}
+	fail := func(err error) error {
+		r.HoldMicros, r.BillingOutcome = 0, "" // nothing was held
+		return err
+	}
+	err, final := s.batch.doEarly(fn)
+	if err != nil {
+		return nil, nil, fail(err)
+	}
+	return h, func() error {
+		if err := final(); err != nil {
+			return fail(err)
+		}
+		return nil
+	}, nil
+}
+
+// startCall prepares a call's hold and the write that places it.
+func (s *Store) startCall(r *Request, keyID string, limit *int64, hold int64, ttl time.Duration) (*Hold, func(*wtx) error, error) {
 	if r.AccountID == nil {
-		return nil, errors.New("start call: request without an account")
+		return nil, nil, errors.New("start call: request without an account")
 	}
 	now := time.Now().UTC()
 	h := &Hold{
@@ -120,7 +165,7 @@ func (s *Store) StartCall(ctx context.Context, r *Request, keyID string, limit *
 	}
 	r.HoldMicros = hold
 	r.BillingOutcome = OutcomePending
-	err := s.write(ctx, func(w *wtx) error {
+	return h, func(w *wtx) error {
 		// One guarded upsert: the key's month takes the hold only if it
 		// stays within the limit, whether or not the month has a row yet.
 		var n int64
@@ -161,12 +206,7 @@ func (s *Store) StartCall(ctx context.Context, r *Request, keyID string, limit *
 			return err
 		}
 		return insertRequest(w, r)
-	})
-	if err != nil {
-		r.HoldMicros, r.BillingOutcome = 0, "" // nothing was held
-		return nil, err
-	}
-	return h, nil
+	}, nil
 }
 
 func insertRequest(w *wtx, r *Request) error {
