@@ -2,7 +2,6 @@ package models
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"net/url"
 	"strconv"
@@ -232,46 +231,6 @@ func (s *Store) ListRequests(ctx context.Context, accountID string, f RequestFil
 		p.Next = rows[limit-1].ID
 	}
 	return p, nil
-}
-
-// exportColumns are what an export carries: fewer columns is fewer calls
-// into the driver per row, which is most of an export's cost.
-const exportColumns = "id, key_id, method, path, model, status, error_type, error_message, client_ip, stream, " +
-	"latency_ms, prompt_tokens, completion_tokens, hold_micros, charged_micros, billing_outcome, created_at"
-
-// EachRequest calls fn for every request of an account that matches f,
-// newest first, streaming from one query: memory stays flat however many
-// rows there are. It fills the fields an export needs (not the account,
-// the error body, the rate-limit values or the completion time), and
-// fn's *Request is reused between calls.
-func (s *Store) EachRequest(ctx context.Context, accountID string, f RequestFilter, fn func(*Request) error) error {
-	q := s.db.R.WithContext(ctx).Model(&Request{}).Select(exportColumns).Where("account_id = ?", accountID)
-	rows, err := between(f.apply(q), f.From, f.To).Order("id DESC").Rows()
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	var (
-		r                                Request
-		key                              sql.NullString
-		latency, prompt, completion, sts int64
-	)
-	for rows.Next() {
-		if err := rows.Scan(&r.ID, &key, &r.Method, &r.Path, &r.Model, &sts, &r.ErrorType, &r.ErrorMessage,
-			&r.ClientIP, &r.Stream, &latency, &prompt, &completion, &r.HoldMicros, &r.ChargedMicros,
-			&r.BillingOutcome, &r.CreatedAt); err != nil {
-			return err
-		}
-		r.KeyID = nil
-		if key.Valid {
-			r.KeyID = &key.String
-		}
-		r.Status, r.LatencyMS, r.PromptTokens, r.CompletionTokens = int(sts), latency, int(prompt), int(completion)
-		if err := fn(&r); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
 }
 
 // StatusBucket counts requests by status class in [Start, End).
