@@ -23,3 +23,9 @@ func (s *Store) ExportBothWays(ctx context.Context, accountID string, f RequestF
 	})
 	return packed, slow, reread, err
 }
+
+// SeedRequestsPlain is SeedRequests binding one parameter per column, as
+// on PostgreSQL, whatever the database.
+func (s *Store) SeedRequestsPlain(ctx context.Context, accountID string, opt SeedOptions) (int, error) {
+	return s.seedRequests(ctx, accountID, opt, false)
+}
