@@ -82,11 +82,8 @@ func (s *Store) eachRequestTextPacked(ctx context.Context, accountID string, f R
 			n      int
 		)
 		for {
-			q := exportQuery(tx, accountID, f).Select("id, " + exportPacked + " AS line")
-			if cursor != "" {
-				q = q.Where("id < ?", cursor)
-			}
-			q = q.Order("id DESC").Limit(exportChunkRows)
+			q := exportQuery(tx, accountID, f, "", cursor).Select("id, " + exportPacked + " AS line").
+				Order("id DESC").Limit(exportChunkRows)
 			err := tx.Table("(?) AS chunk", q).Select("group_concat(line, char(0) ORDER BY id DESC), count(*), min(id)").
 				Row().Scan(&packed, &n, &minID)
 			if err != nil {
@@ -104,10 +101,7 @@ func (s *Store) eachRequestTextPacked(ctx context.Context, accountID string, f R
 			} else {
 				// Read this chunk's rows again through the driver.
 				reread++
-				q := exportQuery(tx, accountID, f).Where("id >= ?", minID.String)
-				if cursor != "" {
-					q = q.Where("id < ?", cursor)
-				}
+				q := exportQuery(tx, accountID, f, minID.String, cursor)
 				var t RequestText
 				err := eachRequest(q, func(r *Request) error {
 					t.set(r, labels)
@@ -127,16 +121,17 @@ func (s *Store) eachRequestTextPacked(ctx context.Context, accountID string, f R
 // driver.
 func (s *Store) eachRequestTextSlow(ctx context.Context, accountID string, f RequestFilter, labels map[string]KeyLabel, fn func(*RequestText) error) error {
 	var t RequestText
-	return eachRequest(exportQuery(s.db.R.WithContext(ctx), accountID, f), func(r *Request) error {
+	return eachRequest(exportQuery(s.db.R.WithContext(ctx), accountID, f, "", ""), func(r *Request) error {
 		t.set(r, labels)
 		return fn(&t)
 	})
 }
 
-// exportQuery is the account's requests that match f.
-func exportQuery(db *gorm.DB, accountID string, f RequestFilter) *gorm.DB {
+// exportQuery is the account's requests that match f with ids in
+// [lo, hi) ("" for an open end).
+func exportQuery(db *gorm.DB, accountID string, f RequestFilter, lo, hi string) *gorm.DB {
 	q := db.Model(&Request{}).Where("account_id = ?", accountID)
-	return between(f.apply(q), f.From, f.To)
+	return idRange(f.apply(q), laterID(timeID(f.From), lo), earlierID(timeID(f.To), hi))
 }
 
 // exportColumns are what an export carries: fewer columns is fewer calls

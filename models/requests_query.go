@@ -188,13 +188,41 @@ func (f RequestFilter) apply(q *gorm.DB) *gorm.DB {
 
 // between limits q to ids made in [from, to); zero bounds are open.
 func between(q *gorm.DB, from, to time.Time) *gorm.DB {
-	if !from.IsZero() {
-		q = q.Where("id >= ?", RequestIDAt(from))
+	return idRange(q, timeID(from), timeID(to))
+}
+
+// timeID is the smallest id made at t or later, "" for the zero time.
+func timeID(t time.Time) string {
+	if t.IsZero() {
+		return ""
 	}
-	if !to.IsZero() {
-		q = q.Where("id < ?", RequestIDAt(to))
+	return RequestIDAt(t)
+}
+
+// idRange limits q to ids in [lo, hi); "" is an open end. Each end must be
+// one condition: given two upper bounds (the range's end and a cursor)
+// SQLite seeks to the first it is given and only filters on the other,
+// walking every row in between, so callers narrow a bound with
+// laterID/earlierID instead of adding a second one.
+func idRange(q *gorm.DB, lo, hi string) *gorm.DB {
+	if lo != "" {
+		q = q.Where("id >= ?", lo)
+	}
+	if hi != "" {
+		q = q.Where("id < ?", hi)
 	}
 	return q
+}
+
+// laterID is the tighter of two lower bounds, earlierID of two upper
+// bounds; "" is an open bound.
+func laterID(a, b string) string { return max(a, b) }
+
+func earlierID(a, b string) string {
+	if a == "" || (b != "" && b < a) {
+		return b
+	}
+	return a
 }
 
 // listColumns is every column but the full error body, which only the
@@ -217,10 +245,7 @@ type RequestPage struct {
 // the 1000th page costs what the first does.
 func (s *Store) ListRequests(ctx context.Context, accountID string, f RequestFilter, cursor string, limit int) (*RequestPage, error) {
 	q := s.db.R.WithContext(ctx).Model(&Request{}).Select(listColumns).Where("account_id = ?", accountID)
-	q = between(f.apply(q), f.From, f.To)
-	if cursor != "" {
-		q = q.Where("id < ?", cursor)
-	}
+	q = idRange(f.apply(q), timeID(f.From), earlierID(timeID(f.To), cursor))
 	var rows []Request
 	if err := q.Order("id DESC").Limit(limit + 1).Find(&rows).Error; err != nil {
 		return nil, err
