@@ -3,6 +3,7 @@ package models
 import (
 	"context"
 	"database/sql"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -68,53 +69,60 @@ func (s *Store) EachRequestText(ctx context.Context, accountID string, f Request
 	return err
 }
 
-// eachRequestTextPacked is EachRequestText on SQLite, reading chunks of
-// rows that SQLite packed. It returns how many chunks it had to read again
+// eachRequestTextPacked is EachRequestText on SQLite. A goroutine reads
+// the chunks, in one read transaction, while fn writes out the one before:
+// reading waits on SQLite and the disk, writing on the client, and each
+// can have a core. It returns how many chunks had to be read again
 // through the driver.
 func (s *Store) eachRequestTextPacked(ctx context.Context, accountID string, f RequestFilter, labels map[string]KeyLabel, fn func(*RequestText) error) (int, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	full, empty := make(chan *exportChunk), make(chan *exportChunk, 2) // one read while one is written
+	for range cap(empty) {
+		empty <- new(exportChunk)
+	}
 	reread := 0
-	err := s.db.R.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var (
-			chunk  exportChunk
-			cursor string
-			packed sql.NullString
-			minID  sql.NullString
-			n      int
-		)
-		for {
-			q := exportQuery(tx, accountID, f, "", cursor).Select("id, " + exportPacked + " AS line").
-				Order("id DESC").Limit(exportChunkRows)
-			err := tx.Table("(?) AS chunk", q).Select("group_concat(line, char(0) ORDER BY id DESC), count(*), min(id)").
-				Row().Scan(&packed, &n, &minID)
-			if err != nil {
-				return err
-			}
-			if n == 0 {
-				return nil
-			}
-			if chunk.parse(packed.String, n, labels) {
-				for i := range chunk.rows {
-					if err := fn(&chunk.rows[i]); err != nil {
-						return err
-					}
+	done := make(chan error, 1)
+	go func() {
+		defer close(full)
+		done <- s.db.R.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			cursor := ""
+			for {
+				var c *exportChunk
+				select {
+				case c = <-empty:
+				case <-ctx.Done():
+					return ctx.Err()
 				}
-			} else {
-				// Read this chunk's rows again through the driver.
-				reread++
-				q := exportQuery(tx, accountID, f, minID.String, cursor)
-				var t RequestText
-				err := eachRequest(q, func(r *Request) error {
-					t.set(r, labels)
-					return fn(&t)
-				})
-				if err != nil {
+				next, again, err := c.read(tx, accountID, f, labels, cursor)
+				if err != nil || next == "" {
 					return err
 				}
+				if again {
+					reread++
+				}
+				select {
+				case full <- c:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+				cursor = next
 			}
-			cursor = minID.String
+		})
+	}()
+	for c := range full {
+		for i := range c.rows {
+			if err := fn(&c.rows[i]); err != nil {
+				cancel()
+				for range full {
+				}
+				<-done
+				return reread, err
+			}
 		}
-	})
-	return reread, err
+		empty <- c
+	}
+	return reread, <-done
 }
 
 // eachRequestTextSlow is EachRequestText reading every row through the
@@ -140,9 +148,8 @@ const exportColumns = "id, key_id, method, path, model, status, error_type, erro
 	"latency_ms, prompt_tokens, completion_tokens, hold_micros, charged_micros, billing_outcome, created_at"
 
 // exportPacked is exportColumns as one text value, NUL between the fields
-// (concat() needs SQLite 3.44, as the ordered group_concat does; the
-// driver bundles a newer one). A NULL key_id becomes "", as it does in an
-// export.
+// (concat() needs SQLite 3.44; the driver bundles a newer one). A NULL
+// key_id becomes "", as it does in an export.
 var exportPacked = "concat(" + strings.ReplaceAll(exportColumns, ", ", ", char(0), ") + ")"
 
 const (
@@ -188,6 +195,34 @@ type exportChunk struct {
 	lastDate string // the last date checked to be a real one
 }
 
+// read fills c with the rows matching f below the id cursor ("" for the
+// newest), at most exportChunkRows of them, newest first, and returns the
+// smallest id read ("" when no row is left) and whether the rows had to be
+// read again through the driver.
+func (c *exportChunk) read(tx *gorm.DB, accountID string, f RequestFilter, labels map[string]KeyLabel, cursor string) (string, bool, error) {
+	var (
+		packed, minID sql.NullString
+		n             int
+	)
+	q := exportQuery(tx, accountID, f, "", cursor).Select("id, " + exportPacked + " AS line").
+		Order("id DESC").Limit(exportChunkRows)
+	err := tx.Table("(?) AS chunk", q).Select("group_concat(line, char(0)), count(*), min(id)").Row().Scan(&packed, &n, &minID)
+	if err != nil || n == 0 {
+		return "", false, err
+	}
+	if c.parse(packed.String, n, labels) {
+		return minID.String, false, nil
+	}
+	c.rows = c.rows[:0]
+	err = eachRequest(exportQuery(tx, accountID, f, minID.String, cursor), func(r *Request) error {
+		var t RequestText
+		t.set(r, labels)
+		c.rows = append(c.rows, t)
+		return nil
+	})
+	return minID.String, true, err
+}
+
 // parse splits packed, n rows of exportFields fields each, into c.rows. It
 // reports false, leaving the rows unspecified, unless every field is
 // exactly what the driver's path would have made of the same value: a
@@ -230,8 +265,16 @@ func (c *exportChunk) parse(packed string, n int, labels map[string]KeyLabel) bo
 			HoldMicros: f[13], ChargedMicros: f[14], BillingOutcome: f[15],
 		})
 	}
+	// group_concat takes the rows in the order the subquery gives them,
+	// newest first; asking for that order in the aggregate too costs a
+	// sort, so the order is checked here instead.
+	if !slices.IsSortedFunc(c.rows, exportNewestFirst) {
+		slices.SortFunc(c.rows, exportNewestFirst)
+	}
 	return true
 }
+
+func exportNewestFirst(a, b RequestText) int { return strings.Compare(b.ID, a.ID) }
 
 // exportTime formats a stored created_at as the export shows it, without
 // parsing it, when it is in the form the driver writes a UTC time

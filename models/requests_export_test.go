@@ -2,6 +2,7 @@ package models_test
 
 import (
 	"context"
+	"errors"
 	"net/url"
 	"slices"
 	"strconv"
@@ -153,6 +154,28 @@ func TestExportPackedRowsMatchTheDriver(t *testing.T) {
 			t.Errorf("%s: no rows", q)
 		}
 		exportSame(t, packed, slow)
+	}
+}
+
+// TestExportStopsWhenTheWriterDoes stops an export part way, as a client
+// that goes away does: the writer's error comes back, and no row after it.
+func TestExportStopsWhenTheWriterDoes(t *testing.T) {
+	s := models.NewStore(testenv.DB(t))
+	ctx := context.Background()
+	acct, keys := exportAccount(t, s, "export@example.com")
+	if _, err := s.SeedRequests(ctx, acct, models.SeedOptions{Requests: 5000, KeyIDs: []string{keys[0].ID}, Seed: 5}); err != nil {
+		t.Fatal(err)
+	}
+	stop := errors.New("client went away")
+	n := 0
+	err := s.EachRequestText(ctx, acct, models.RequestFilter{}, func(*models.RequestText) error {
+		if n++; n == 1500 {
+			return stop
+		}
+		return nil
+	})
+	if err != stop || n != 1500 {
+		t.Fatalf("export went on to row %d after its writer stopped at 1500 (%v)", n, err)
 	}
 }
 
