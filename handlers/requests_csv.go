@@ -20,8 +20,8 @@ var csvHeader = []string{
 }
 
 // requestsCSV streams the account's requests that match the filters as
-// CSV (RFC 4180: CRLF line ends, quotes where needed), newest first, one
-// row at a time: memory stays flat whatever the size of the export.
+// CSV (RFC 4180: CRLF line ends, quotes where needed), newest first, as
+// the store reads them: memory stays flat whatever the size of the export.
 func (a *App) requestsCSV(c echo.Context) error {
 	ctx := c.Request().Context()
 	acct := currentUser(c).AccountID
