@@ -3,8 +3,6 @@ package handlers
 import (
 	"bufio"
 	"encoding/csv"
-	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -22,8 +20,8 @@ var csvHeader = []string{
 }
 
 // requestsCSV streams the account's requests that match the filters as
-// CSV (RFC 4180: CRLF line ends, quotes where needed), newest first, one
-// row at a time: memory stays flat whatever the size of the export.
+// CSV (RFC 4180: CRLF line ends, quotes where needed), newest first, as
+// the store reads them: memory stays flat whatever the size of the export.
 func (a *App) requestsCSV(c echo.Context) error {
 	ctx := c.Request().Context()
 	acct := currentUser(c).AccountID
@@ -31,15 +29,10 @@ func (a *App) requestsCSV(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	labels, err := a.Store.RequestKeyLabels(ctx, acct)
-	if err != nil {
-		return err
-	}
 	h := c.Response().Header()
 	h.Set(echo.HeaderContentType, "text/csv; charset=utf-8")
 	h.Set(echo.HeaderContentDisposition, `attachment; filename="requests-`+time.Now().UTC().Format("20060102-150405")+`.csv"`)
 	h.Set("Cache-Control", "no-store")
-	c.Response().WriteHeader(http.StatusOK)
 
 	bw := bufio.NewWriterSize(c.Response(), 64<<10)
 	w := csv.NewWriter(bw)
@@ -49,29 +42,24 @@ func (a *App) requestsCSV(c echo.Context) error {
 	}
 	rec := make([]string, len(csvHeader))
 	n := 0
-	err = a.Store.EachRequest(ctx, acct, f, func(r *models.Request) error {
-		keyID, keyName := "", ""
-		if r.KeyID != nil {
-			keyID = *r.KeyID
-			keyName = labels[keyID].Name
-		}
+	err = a.Store.EachRequestText(ctx, acct, f, func(r *models.RequestText) error {
 		rec[0] = r.ID
-		rec[1] = r.CreatedAt.UTC().Format("2006-01-02T15:04:05.000Z")
+		rec[1] = r.CreatedAt
 		rec[2] = csvText(r.Method)
 		rec[3] = csvText(r.Path)
 		rec[4] = csvText(r.Model)
-		rec[5] = strconv.Itoa(r.Status)
+		rec[5] = r.Status
 		rec[6] = csvText(r.ErrorType)
 		rec[7] = csvText(r.ErrorMessage)
-		rec[8] = csvText(keyID)
-		rec[9] = csvText(keyName)
+		rec[8] = csvText(r.KeyID)
+		rec[9] = csvText(r.KeyName)
 		rec[10] = csvText(r.ClientIP)
-		rec[11] = strconv.FormatBool(r.Stream)
-		rec[12] = strconv.FormatInt(r.LatencyMS, 10)
-		rec[13] = strconv.Itoa(r.PromptTokens)
-		rec[14] = strconv.Itoa(r.CompletionTokens)
-		rec[15] = strconv.FormatInt(r.HoldMicros, 10)
-		rec[16] = strconv.FormatInt(r.ChargedMicros, 10)
+		rec[11] = r.Stream
+		rec[12] = r.LatencyMS
+		rec[13] = r.PromptTokens
+		rec[14] = r.CompletionTokens
+		rec[15] = r.HoldMicros
+		rec[16] = r.ChargedMicros
 		rec[17] = csvText(r.BillingOutcome)
 		if err := w.Write(rec); err != nil {
 			return err
@@ -85,6 +73,9 @@ func (a *App) requestsCSV(c echo.Context) error {
 		}
 		return nil
 	})
+	if err != nil && !c.Response().Committed {
+		return err // nothing is sent yet: the error handler answers
+	}
 	w.Flush()
 	if ferr := bw.Flush(); err == nil {
 		err = ferr

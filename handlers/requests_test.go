@@ -408,6 +408,60 @@ func TestRequestsCSVQuotingAndFormulas(t *testing.T) {
 	}
 }
 
+// TestRequestsCSVBytes checks the export byte for byte against
+// encoding/csv's RFC 4180 output of the expected cells: quotes doubled,
+// CRLF inside quoted cells, leading spaces quoted, formula cells
+// neutralised, HTML and non-ASCII text as sent, a call without a key.
+func TestRequestsCSVBytes(t *testing.T) {
+	srv := testenv.NewServer(t)
+	a := rqNewAccount(t, srv, "ada@example.com")
+	ctx := context.Background()
+	named, _, err := srv.Store.CreateAPIKey(ctx, a.id, models.AdminCLI, models.KeyInput{Name: `@ops, "night" 日本`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vals := []string{
+		"", "plain", "a, b", `say "hi"`, "two\nlines", "cr\ronly", "crlf\r\nend", "=1+2", "+1", "-1", "@x", "\tTAB", "\rCR",
+		" lead", "\u00a0nbsp", "\u3000wide", `\.`, `<img src=x onerror=alert(1)>`, "日本語 🙂",
+	}
+	base := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	want := &strings.Builder{}
+	w := csv.NewWriter(want)
+	w.UseCRLF = true
+	w.Write(strings.Split("request_id,created_at_utc,method,path,model,status,error_type,error_message,key_id,key_name,client_ip,"+
+		"stream,latency_ms,prompt_tokens,completion_tokens,hold_micros,charged_micros,billing_outcome", ","))
+	var recs [][]string
+	for i, v := range vals {
+		at := base.Add(time.Duration(i)*time.Second + 7_654_321*time.Nanosecond)
+		r := models.Request{AccountID: &a.id, Method: "POST", Path: "/v1/chat/completions", Model: v, Status: 400,
+			ErrorType: "invalid_request", ErrorMessage: v, ClientIP: "203.0.113.7", Stream: i%2 == 0, LatencyMS: int64(i),
+			PromptTokens: 10, HoldMicros: 1536, BillingOutcome: models.OutcomeNotChargedRejected}
+		keyID, keyName := "", ""
+		switch i % 3 {
+		case 1:
+			r.KeyID, keyID, keyName = &a.key.ID, a.key.ID, "main"
+		case 2:
+			r.KeyID, keyID, keyName = &named.ID, named.ID, "'"+named.Name
+		}
+		cell := v
+		if v != "" && strings.ContainsRune("=+-@\t\r", rune(v[0])) {
+			cell = "'" + v
+		}
+		row := rqLog(t, srv, r, at)
+		recs = append(recs, []string{row.ID, at.Format("2006-01-02T15:04:05.000Z"), "POST", "/v1/chat/completions", cell, "400",
+			"invalid_request", cell, keyID, keyName, "203.0.113.7", strconv.FormatBool(i%2 == 0), strconv.Itoa(i), "10", "0",
+			"1536", "0", models.OutcomeNotChargedRejected})
+	}
+	for i := len(recs) - 1; i >= 0; i-- {
+		w.Write(recs[i])
+	}
+	w.Flush()
+	_, body := a.b.get("/requests.csv")
+	if body != want.String() {
+		t.Fatalf("export:\n%q\nwant:\n%q", body, want.String())
+	}
+}
+
 func TestRequestsCSVFollowsTheFilters(t *testing.T) {
 	srv := testenv.NewServer(t)
 	a := rqNewAccount(t, srv, "ada@example.com")

@@ -2,7 +2,6 @@ package models
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"net/url"
 	"strconv"
@@ -189,13 +188,41 @@ func (f RequestFilter) apply(q *gorm.DB) *gorm.DB {
 
 // between limits q to ids made in [from, to); zero bounds are open.
 func between(q *gorm.DB, from, to time.Time) *gorm.DB {
-	if !from.IsZero() {
-		q = q.Where("id >= ?", RequestIDAt(from))
+	return idRange(q, timeID(from), timeID(to))
+}
+
+// timeID is the smallest id made at t or later, "" for the zero time.
+func timeID(t time.Time) string {
+	if t.IsZero() {
+		return ""
 	}
-	if !to.IsZero() {
-		q = q.Where("id < ?", RequestIDAt(to))
+	return RequestIDAt(t)
+}
+
+// idRange limits q to ids in [lo, hi); "" is an open end. Each end must be
+// one condition: given two upper bounds (the range's end and a cursor)
+// SQLite seeks to the first it is given and only filters on the other,
+// walking every row in between, so callers narrow a bound with
+// laterID/earlierID instead of adding a second one.
+func idRange(q *gorm.DB, lo, hi string) *gorm.DB {
+	if lo != "" {
+		q = q.Where("id >= ?", lo)
+	}
+	if hi != "" {
+		q = q.Where("id < ?", hi)
 	}
 	return q
+}
+
+// laterID is the tighter of two lower bounds, earlierID of two upper
+// bounds; "" is an open bound.
+func laterID(a, b string) string { return max(a, b) }
+
+func earlierID(a, b string) string {
+	if a == "" || (b != "" && b < a) {
+		return b
+	}
+	return a
 }
 
 // listColumns is every column but the full error body, which only the
@@ -218,10 +245,7 @@ type RequestPage struct {
 // the 1000th page costs what the first does.
 func (s *Store) ListRequests(ctx context.Context, accountID string, f RequestFilter, cursor string, limit int) (*RequestPage, error) {
 	q := s.db.R.WithContext(ctx).Model(&Request{}).Select(listColumns).Where("account_id = ?", accountID)
-	q = between(f.apply(q), f.From, f.To)
-	if cursor != "" {
-		q = q.Where("id < ?", cursor)
-	}
+	q = idRange(f.apply(q), timeID(f.From), earlierID(timeID(f.To), cursor))
 	var rows []Request
 	if err := q.Order("id DESC").Limit(limit + 1).Find(&rows).Error; err != nil {
 		return nil, err
@@ -232,46 +256,6 @@ func (s *Store) ListRequests(ctx context.Context, accountID string, f RequestFil
 		p.Next = rows[limit-1].ID
 	}
 	return p, nil
-}
-
-// exportColumns are what an export carries: fewer columns is fewer calls
-// into the driver per row, which is most of an export's cost.
-const exportColumns = "id, key_id, method, path, model, status, error_type, error_message, client_ip, stream, " +
-	"latency_ms, prompt_tokens, completion_tokens, hold_micros, charged_micros, billing_outcome, created_at"
-
-// EachRequest calls fn for every request of an account that matches f,
-// newest first, streaming from one query: memory stays flat however many
-// rows there are. It fills the fields an export needs (not the account,
-// the error body, the rate-limit values or the completion time), and
-// fn's *Request is reused between calls.
-func (s *Store) EachRequest(ctx context.Context, accountID string, f RequestFilter, fn func(*Request) error) error {
-	q := s.db.R.WithContext(ctx).Model(&Request{}).Select(exportColumns).Where("account_id = ?", accountID)
-	rows, err := between(f.apply(q), f.From, f.To).Order("id DESC").Rows()
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	var (
-		r                                Request
-		key                              sql.NullString
-		latency, prompt, completion, sts int64
-	)
-	for rows.Next() {
-		if err := rows.Scan(&r.ID, &key, &r.Method, &r.Path, &r.Model, &sts, &r.ErrorType, &r.ErrorMessage,
-			&r.ClientIP, &r.Stream, &latency, &prompt, &completion, &r.HoldMicros, &r.ChargedMicros,
-			&r.BillingOutcome, &r.CreatedAt); err != nil {
-			return err
-		}
-		r.KeyID = nil
-		if key.Valid {
-			r.KeyID = &key.String
-		}
-		r.Status, r.LatencyMS, r.PromptTokens, r.CompletionTokens = int(sts), latency, int(prompt), int(completion)
-		if err := fn(&r); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
 }
 
 // StatusBucket counts requests by status class in [Start, End).

@@ -64,17 +64,10 @@ var seedModels = []struct {
 
 var seedIPs = []string{"203.0.113.7", "203.0.113.8", "198.51.100.23", "2001:db8::17", "192.0.2.44"}
 
-// seedColumns are the columns a seeded row fills.
-var seedColumns = []string{
-	"id", "account_id", "key_id", "method", "path", "model", "status", "error_type", "error_message", "error_body",
-	"client_ip", "stream", "latency_ms", "prompt_tokens", "completion_tokens", "hold_micros", "charged_micros",
-	"billing_outcome", "outcome_detail", "ratelimit_limit", "ratelimit_remaining", "ratelimit_reset", "retry_after",
-	"created_at", "completed_at",
-}
-
 const (
-	seedRowsPerInsert = 500    // 12,500 parameters: under SQLite's and PostgreSQL's limits
+	seedRowsPerInsert = 500    // PostgreSQL: 12,500 parameters, under its limit
 	seedRowsPerTx     = 50_000 // big transactions: the cost of a commit is paid rarely
+	seedRPM           = 60     // the seeded keys' rate limit
 )
 
 // SeedRequests writes a realistic request history for an account: a mix
@@ -85,6 +78,12 @@ const (
 // alone. Rows go in as multi-row INSERTs, many per transaction, in id
 // order, which is what makes it fast.
 func (s *Store) SeedRequests(ctx context.Context, accountID string, opt SeedOptions) (int, error) {
+	return s.seedRequests(ctx, accountID, opt, !s.db.Postgres)
+}
+
+// seedRequests is SeedRequests; packed writes rows the SQLite way (see
+// seedPackedInsert) rather than one parameter per column.
+func (s *Store) seedRequests(ctx context.Context, accountID string, opt SeedOptions, packed bool) (int, error) {
 	if opt.Requests <= 0 {
 		return 0, nil
 	}
@@ -99,17 +98,9 @@ func (s *Store) SeedRequests(ctx context.Context, accountID string, opt SeedOpti
 		seed = rand.Uint64()
 	}
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	entropy := ulid.Monotonic(rngReader{rng}, 0)
-
-	totalWeight := 0
+	gen := &seedGen{rng: rng, entropy: ulid.Monotonic(rngReader{rng}, 0), keys: opt.KeyIDs}
 	for _, sc := range seedScenarios {
-		totalWeight += sc.weight
-	}
-	bodies := make([]string, len(seedScenarios))
-	for i, sc := range seedScenarios {
-		if sc.errType != "" {
-			bodies[i] = `{"error":{"type":"` + sc.errType + `","message":` + strconv.Quote(sc.msg) + `}}`
-		}
+		gen.totalWeight += sc.weight
 	}
 
 	db := s.db.SQL()
@@ -123,35 +114,14 @@ func (s *Store) SeedRequests(ctx context.Context, accountID string, opt SeedOpti
 		}
 		defer db.ExecContext(context.WithoutCancel(ctx), "PRAGMA temp_store = DEFAULT")
 	}
-	stmtText := func(rows int) string {
-		var b strings.Builder
-		b.WriteString("INSERT INTO requests (" + strings.Join(seedColumns, ", ") + ") VALUES ")
-		n := 1
-		for r := range rows {
-			if r > 0 {
-				b.WriteByte(',')
-			}
-			b.WriteByte('(')
-			for c := range seedColumns {
-				if c > 0 {
-					b.WriteByte(',')
-				}
-				if s.db.Postgres {
-					b.WriteString("$" + strconv.Itoa(n))
-				} else {
-					b.WriteByte('?')
-				}
-				n++
-			}
-			b.WriteByte(')')
-		}
-		return b.String()
+	perInsert, stmtText := seedRowsPerInsert, func(n int) string { return seedPlainInsert(n, s.db.Postgres) }
+	if packed {
+		perInsert, stmtText = seedPackedRowsPerInsert, seedPackedInsert
 	}
 
 	start := opt.Now.Add(-opt.Span).UTC()
 	step := opt.Span / time.Duration(opt.Requests)
-	args := make([]any, 0, seedRowsPerInsert*len(seedColumns))
-	acct := accountID
+	var args []any
 	done := 0
 	for done < opt.Requests {
 		if err := ctx.Err(); err != nil {
@@ -166,15 +136,21 @@ func (s *Store) SeedRequests(ctx context.Context, accountID string, opt SeedOpti
 			defer tx.Rollback()
 			var full *sql.Stmt
 			for written := 0; written < txRows; {
-				n := min(seedRowsPerInsert, txRows-written)
+				n := min(perInsert, txRows-written)
 				args = args[:0]
+				if packed {
+					args = append(args, accountID)
+				}
 				for i := range n {
-					idx := done + written + i
-					at := start.Add(time.Duration(idx) * step)
-					args = seedRow(args, rng, entropy, at, &acct, opt.KeyIDs, bodies, totalWeight)
+					r := gen.next(start.Add(time.Duration(done+written+i) * step))
+					if packed {
+						args = r.appendPacked(args)
+					} else {
+						args = r.appendPlain(args, accountID)
+					}
 				}
 				var err error
-				if n == seedRowsPerInsert {
+				if n == perInsert {
 					if full == nil {
 						if full, err = tx.PrepareContext(ctx, stmtText(n)); err != nil {
 							return err
@@ -205,81 +181,284 @@ func (s *Store) SeedRequests(ctx context.Context, accountID string, opt SeedOpti
 	return done, nil
 }
 
-// seedRow appends one row's values to args.
-func seedRow(args []any, rng *rand.Rand, entropy ulid.MonotonicReader, at time.Time, acct *string,
-	keys []string, bodies []string, totalWeight int) []any {
-	w := rng.IntN(totalWeight)
-	si := 0
+// seedRequest is one seeded row as drawn, before it is written.
+type seedRequest struct {
+	id                          string
+	key                         string // "" for a call without a key
+	scenario, model, ip         int    // indexes into seedScenarios, seedModels, seedIPs
+	stream                      bool
+	latency, prompt, completion int
+	hold, charged               int64
+	remaining, retry            int // retry 0: no Retry-After
+	reset                       int64
+	at, completed               time.Time
+}
+
+// seedGen draws seeded rows.
+type seedGen struct {
+	rng         *rand.Rand
+	entropy     ulid.MonotonicReader
+	keys        []string
+	totalWeight int
+}
+
+// next draws the row of a call made at at.
+func (g *seedGen) next(at time.Time) seedRequest {
+	rng := g.rng
+	var r seedRequest
+	w := rng.IntN(g.totalWeight)
 	for i, sc := range seedScenarios {
 		if w < sc.weight {
-			si = i
+			r.scenario = i
 			break
 		}
 		w -= sc.weight
 	}
-	sc := seedScenarios[si]
+	sc := seedScenarios[r.scenario]
 	mw := rng.IntN(10)
-	m := seedModels[0]
-	for _, cand := range seedModels {
+	for i, cand := range seedModels {
 		if mw < cand.weight {
-			m = cand
+			r.model = i
 			break
 		}
 		mw -= cand.weight
 	}
-	id := "req_" + ulid.MustNew(ulid.Timestamp(at), entropy).String()
+	m := seedModels[r.model]
+	r.id = "req_" + ulid.MustNew(ulid.Timestamp(at), g.entropy).String()
+	if len(g.keys) > 0 && !sc.noKey {
+		r.key = g.keys[rng.IntN(len(g.keys))]
+	}
+	r.stream = m.streamy && rng.IntN(3) == 0
+	if sc.partial {
+		r.stream = true
+	}
+	r.prompt = 20 + rng.IntN(2000)
+	maxOut := 1024
+	r.latency = 5 + rng.IntN(40)
+	if sc.charged || sc.outcome == OutcomeNotChargedFailed || sc.errType == "billing_shortfall" || sc.errType == "api_key_quota_exceeded" {
+		r.hold = ceilDiv(int64(r.prompt)*m.in+int64(maxOut)*m.out, 1_000_000)
+	}
+	if sc.charged {
+		if !m.embed {
+			r.completion = 16 + rng.IntN(900)
+		}
+		if sc.partial {
+			r.completion /= 3
+		}
+		r.charged = min(r.hold, ceilDiv(int64(r.prompt)*m.in+int64(r.completion)*m.out, 1_000_000))
+		r.latency = 200 + rng.IntN(4000)
+	}
+	if sc.outcome == OutcomeNotChargedFailed {
+		r.latency = 500 + rng.IntN(30000)
+	}
+	if r.key != "" {
+		r.remaining = rng.IntN(seedRPM)
+		r.reset = at.Unix() + int64(1+rng.IntN(60))
+		if sc.rateLimited {
+			r.remaining = 0
+			r.retry = 1 + rng.IntN(60)
+			r.reset = at.Unix() + int64(r.retry)
+		}
+	}
+	r.ip = rng.IntN(len(seedIPs))
+	r.at = at
+	r.completed = at.Add(time.Duration(r.latency) * time.Millisecond)
+	return r
+}
+
+// A stream cut off is settled on what was delivered; the row says so.
+const (
+	seedPartialDetail1 = "client disconnected after "
+	seedPartialDetail2 = " tokens"
+)
+
+// seedColumns are the columns a seeded row fills.
+var seedColumns = []string{
+	"id", "account_id", "key_id", "method", "path", "model", "status", "error_type", "error_message", "error_body",
+	"client_ip", "stream", "latency_ms", "prompt_tokens", "completion_tokens", "hold_micros", "charged_micros",
+	"billing_outcome", "outcome_detail", "ratelimit_limit", "ratelimit_remaining", "ratelimit_reset", "retry_after",
+	"created_at", "completed_at",
+}
+
+// seedPlainInsert is a multi-row INSERT with one parameter per column.
+func seedPlainInsert(rows int, postgres bool) string {
+	var b strings.Builder
+	b.WriteString("INSERT INTO requests (" + strings.Join(seedColumns, ", ") + ") VALUES ")
+	n := 1
+	for r := range rows {
+		if r > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('(')
+		for c := range seedColumns {
+			if c > 0 {
+				b.WriteByte(',')
+			}
+			if postgres {
+				b.WriteString("$" + strconv.Itoa(n))
+			} else {
+				b.WriteByte('?')
+			}
+			n++
+		}
+		b.WriteByte(')')
+	}
+	return b.String()
+}
+
+// appendPlain appends r's values in the order of seedColumns.
+func (r *seedRequest) appendPlain(args []any, accountID string) []any {
+	sc, m := seedScenarios[r.scenario], seedModels[r.model]
 	path := m.path
 	if sc.path != "" {
 		path = sc.path
 	}
-	var key any
-	if len(keys) > 0 && !sc.noKey {
-		key = keys[rng.IntN(len(keys))]
+	detail := ""
+	switch {
+	case sc.partial:
+		detail = seedPartialDetail1 + strconv.Itoa(r.completion) + seedPartialDetail2
+	case sc.outcome == OutcomeNotChargedFailed:
+		detail = sc.msg
 	}
-	stream := m.streamy && rng.IntN(3) == 0
-	if sc.partial {
-		stream = true
+	var key, limit, remaining, reset, retry any
+	if r.key != "" {
+		key, limit, remaining, reset = r.key, seedRPM, r.remaining, r.reset
 	}
-	prompt := 20 + rng.IntN(2000)
-	maxOut := 1024
-	var completion int
-	var hold, charged int64
-	latency := 5 + rng.IntN(40)
-	outcomeDetail := ""
-	if sc.charged || sc.outcome == OutcomeNotChargedFailed || sc.errType == "billing_shortfall" || sc.errType == "api_key_quota_exceeded" {
-		hold = ceilDiv(int64(prompt)*m.in+int64(maxOut)*m.out, 1_000_000)
+	if r.retry != 0 {
+		retry = r.retry
 	}
-	if sc.charged {
-		if !m.embed {
-			completion = 16 + rng.IntN(900)
+	return append(args, r.id, accountID, key, "POST", path, m.id, sc.status, sc.errType, sc.msg, sc.body(),
+		seedIPs[r.ip], r.stream, r.latency, r.prompt, r.completion, r.hold, r.charged,
+		sc.outcome, detail, limit, remaining, reset, retry, r.at, r.completed)
+}
+
+// body is the error body the gateway returns for the scenario.
+func (sc seedScenario) body() string {
+	if sc.errType == "" {
+		return ""
+	}
+	return `{"error":{"type":"` + sc.errType + `","message":` + strconv.Quote(sc.msg) + `}}`
+}
+
+// On SQLite most of a seed's time outside SQLite's own work went into
+// binding 25 values a row through cgo, 14 of them text. A packed row binds
+// 7: the id, the key, the two times, the reset time, and two integers that
+// hold the small draws (which scenario, model and IP, the stream flag,
+// the rate-limit draws, latency and token counts) and the money (hold and
+// charge). The INSERT's SELECT unpacks them with bit operations and turns
+// the indexes into the scenario's, model's and IP's text with CASE.
+const (
+	seedPackedRowsPerInsert = 1000 // 7,001 parameters
+
+	packScenario   = 0  // 4 bits
+	packModel      = 4  // 2 bits
+	packIP         = 6  // 3 bits
+	packStream     = 9  // 1 bit
+	packRemaining  = 10 // 6 bits
+	packRetry      = 16 // 6 bits
+	packLatency    = 22 // 15 bits
+	packPrompt     = 37 // 11 bits
+	packCompletion = 48 // 10 bits
+	packHold       = 32 // in the second integer, above the charge
+)
+
+// appendPacked appends r's 7 values in the order seedPackedInsert reads
+// them.
+func (r *seedRequest) appendPacked(args []any) []any {
+	if r.scenario >= 1<<4 || r.model >= 1<<2 || r.ip >= 1<<3 || r.remaining >= 1<<6 || r.retry >= 1<<6 ||
+		r.latency >= 1<<15 || r.prompt >= 1<<11 || r.completion >= 1<<10 || r.charged >= 1<<packHold {
+		panic("seed: a draw outgrew its packed field")
+	}
+	var key, reset any
+	if r.key != "" {
+		key, reset = r.key, r.reset
+	}
+	stream := 0
+	if r.stream {
+		stream = 1
+	}
+	small := int64(r.scenario)<<packScenario | int64(r.model)<<packModel | int64(r.ip)<<packIP |
+		int64(stream)<<packStream | int64(r.remaining)<<packRemaining | int64(r.retry)<<packRetry |
+		int64(r.latency)<<packLatency | int64(r.prompt)<<packPrompt | int64(r.completion)<<packCompletion
+	return append(args, r.id, key, small, r.hold<<packHold|r.charged, reset,
+		r.at.Format(sqliteTimeLayout), r.completed.Format(sqliteTimeLayout))
+}
+
+// sqliteTimeLayout is how the SQLite driver writes a time.
+const sqliteTimeLayout = "2006-01-02 15:04:05.999999999-07:00"
+
+// seedPackedInsert is an INSERT of rows packed by appendPacked: the
+// account id, then 7 values a row.
+func seedPackedInsert(rows int) string {
+	field := func(shift, bits int) string {
+		return "((v.column3 >> " + strconv.Itoa(shift) + ") & " + strconv.Itoa(1<<bits-1) + ")"
+	}
+	q := func(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+	byScenario := func(val func(sc seedScenario) string) string {
+		var b strings.Builder
+		b.WriteString("CASE " + field(packScenario, 4))
+		for i, sc := range seedScenarios {
+			b.WriteString(" WHEN " + strconv.Itoa(i) + " THEN " + val(sc))
 		}
-		if sc.partial {
-			completion /= 3
-			outcomeDetail = "client disconnected after " + strconv.Itoa(completion) + " tokens"
+		b.WriteString(" END")
+		return b.String()
+	}
+	model := func(val func(i int) string) string {
+		var b strings.Builder
+		b.WriteString("CASE " + field(packModel, 2))
+		for i := range seedModels {
+			b.WriteString(" WHEN " + strconv.Itoa(i) + " THEN " + val(i))
 		}
-		charged = min(hold, ceilDiv(int64(prompt)*m.in+int64(completion)*m.out, 1_000_000))
-		latency = 200 + rng.IntN(4000)
+		b.WriteString(" END")
+		return b.String()
 	}
-	if sc.outcome == OutcomeNotChargedFailed {
-		latency = 500 + rng.IntN(30000)
-		outcomeDetail = sc.msg
+	var ip strings.Builder
+	ip.WriteString("CASE " + field(packIP, 3))
+	for i, a := range seedIPs {
+		ip.WriteString(" WHEN " + strconv.Itoa(i) + " THEN " + q(a))
 	}
-	var rlLimit, rlRemaining, rlReset, retry any
-	if key != nil {
-		rlLimit = 60
-		rlRemaining = rng.IntN(60)
-		rlReset = at.Unix() + int64(1+rng.IntN(60))
-		if sc.rateLimited {
-			rlRemaining = 0
-			retry = 1 + rng.IntN(60)
-			rlReset = at.Unix() + int64(retry.(int))
+	ip.WriteString(" END")
+	completion := field(packCompletion, 10)
+	hasKey := func(then string) string { return "CASE WHEN v.column2 IS NULL THEN NULL ELSE " + then + " END" }
+	exprs := []string{ // in the order of seedColumns
+		"v.column1", "?", "v.column2", "'POST'",
+		byScenario(func(sc seedScenario) string {
+			if sc.path != "" {
+				return q(sc.path)
+			}
+			return model(func(i int) string { return q(seedModels[i].path) })
+		}),
+		model(func(i int) string { return q(seedModels[i].id) }),
+		byScenario(func(sc seedScenario) string { return strconv.Itoa(sc.status) }),
+		byScenario(func(sc seedScenario) string { return q(sc.errType) }),
+		byScenario(func(sc seedScenario) string { return q(sc.msg) }),
+		byScenario(func(sc seedScenario) string { return q(sc.body()) }),
+		ip.String(),
+		field(packStream, 1), field(packLatency, 15), field(packPrompt, 11), completion,
+		"(v.column4 >> " + strconv.Itoa(packHold) + ")", "(v.column4 & " + strconv.Itoa(1<<packHold-1) + ")",
+		byScenario(func(sc seedScenario) string { return q(sc.outcome) }),
+		byScenario(func(sc seedScenario) string {
+			switch {
+			case sc.partial:
+				return q(seedPartialDetail1) + " || " + completion + " || " + q(seedPartialDetail2)
+			case sc.outcome == OutcomeNotChargedFailed:
+				return q(sc.msg)
+			}
+			return "''"
+		}),
+		hasKey(strconv.Itoa(seedRPM)), hasKey(field(packRemaining, 6)), "v.column5",
+		"NULLIF(" + field(packRetry, 6) + ", 0)", "v.column6", "v.column7",
+	}
+	var b strings.Builder
+	b.WriteString("INSERT INTO requests (" + strings.Join(seedColumns, ", ") + ") SELECT " + strings.Join(exprs, ", ") + " FROM (VALUES ")
+	for r := range rows {
+		if r > 0 {
+			b.WriteByte(',')
 		}
+		b.WriteString("(?,?,?,?,?,?,?)")
 	}
-	completed := at.Add(time.Duration(latency) * time.Millisecond)
-	accountArg := any(*acct)
-	return append(args, id, accountArg, key, "POST", path, m.id, sc.status, sc.errType, sc.msg, bodies[si],
-		seedIPs[rng.IntN(len(seedIPs))], stream, latency, prompt, completion, hold, charged,
-		sc.outcome, outcomeDetail, rlLimit, rlRemaining, rlReset, retry, at, completed)
+	b.WriteString(") AS v")
+	return b.String()
 }
 
 func ceilDiv(a, b int64) int64 { return (a + b - 1) / b }

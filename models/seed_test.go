@@ -2,6 +2,7 @@ package models_test
 
 import (
 	"context"
+	"reflect"
 	"testing"
 	"time"
 
@@ -65,5 +66,45 @@ func TestSeedRequestsWritesARealisticHistory(t *testing.T) {
 	}
 	if len(statuses) < 8 || len(outcomes) < 4 || len(types) < 10 || len(models_) < 3 || streams == 0 {
 		t.Fatalf("not a mix: statuses %v outcomes %v types %d models %v streams %d", statuses, outcomes, len(types), models_, streams)
+	}
+}
+
+// TestSeedPackedRowsAreThePlainOnes seeds the same history twice, packed
+// (SQLite's way) and one parameter per column: every column but the
+// account must come out the same.
+func TestSeedPackedRowsAreThePlainOnes(t *testing.T) {
+	if testenv.Postgres() {
+		t.Skip("packed rows are SQLite's way; PostgreSQL seeds one parameter per column")
+	}
+	ctx := context.Background()
+	opt := models.SeedOptions{Requests: 2345, Now: time.Now().UTC(), KeyIDs: []string{"key_a", "key_b", "key_c"}, Seed: 11}
+	cols := "id, key_id, method, path, model, status, error_type, error_message, error_body, client_ip, stream, latency_ms, " +
+		"prompt_tokens, completion_tokens, hold_micros, charged_micros, billing_outcome, outcome_detail, ratelimit_limit, " +
+		"ratelimit_remaining, ratelimit_reset, retry_after, CAST(created_at AS TEXT) AS created, CAST(completed_at AS TEXT) AS completed"
+	var rows [2][]map[string]any
+	for i, seed := range []func(*models.Store, string) (int, error){
+		func(s *models.Store, acct string) (int, error) { return s.SeedRequests(ctx, acct, opt) },
+		func(s *models.Store, acct string) (int, error) { return s.SeedRequestsPlain(ctx, acct, opt) },
+	} {
+		db := testenv.DB(t) // the same ids twice: two databases
+		store := models.NewStore(db)
+		u, err := store.CreateAccount(ctx, "seed@example.com", "long enough password")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, err := seed(store, u.AccountID); err != nil || n != opt.Requests {
+			t.Fatalf("seed %d: %d rows, %v", i, n, err)
+		}
+		if err := db.R.Raw("SELECT "+cols+" FROM requests WHERE account_id = ? ORDER BY id", u.AccountID).Scan(&rows[i]).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(rows[0]) != opt.Requests || len(rows[1]) != opt.Requests {
+		t.Fatalf("%d and %d rows", len(rows[0]), len(rows[1]))
+	}
+	for i := range rows[0] {
+		if !reflect.DeepEqual(rows[0][i], rows[1][i]) {
+			t.Fatalf("row %d differs:\npacked %v\nplain  %v", i, rows[0][i], rows[1][i])
+		}
 	}
 }

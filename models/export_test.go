@@ -1,0 +1,31 @@
+package models
+
+import "context"
+
+// ExportBothWays reads what EachRequestText would give on both of its
+// paths: rows SQLite packed (with how many chunks had to be read again
+// through the driver), and every row read through the driver.
+func (s *Store) ExportBothWays(ctx context.Context, accountID string, f RequestFilter) (packed, slow []RequestText, reread int, err error) {
+	labels, err := s.RequestKeyLabels(ctx, accountID)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	reread, err = s.eachRequestTextPacked(ctx, accountID, f, labels, func(t *RequestText) error {
+		packed = append(packed, *t)
+		return nil
+	})
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	err = s.eachRequestTextSlow(ctx, accountID, f, labels, func(t *RequestText) error {
+		slow = append(slow, *t)
+		return nil
+	})
+	return packed, slow, reread, err
+}
+
+// SeedRequestsPlain is SeedRequests binding one parameter per column, as
+// on PostgreSQL, whatever the database.
+func (s *Store) SeedRequestsPlain(ctx context.Context, accountID string, opt SeedOptions) (int, error) {
+	return s.seedRequests(ctx, accountID, opt, false)
+}
