@@ -134,18 +134,24 @@ func (p *proc) stop() {
 func (p *proc) url() string { return "http://" + p.addr }
 
 // peakRSS is the process's peak resident set size (VmHWM) in bytes.
-func (p *proc) peakRSS() (int64, error) {
+func (p *proc) peakRSS() (int64, error) { return p.status("VmHWM") }
+
+// rss is the process's resident set size now (VmRSS) in bytes.
+func (p *proc) rss() (int64, error) { return p.status("VmRSS") }
+
+// status reads a size in kB from the process's /proc status.
+func (p *proc) status(field string) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
 	if err != nil {
 		return 0, err
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
 			return kb << 10, err
 		}
 	}
-	return 0, errors.New("no VmHWM in /proc status")
+	return 0, errors.New("no " + field + " in /proc status")
 }
 
 // runCLI runs a ttconsole command to completion and returns its stdout.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -54,7 +55,7 @@ func Open(path, databaseURL string) (*DB, error) {
 		return &DB{W: g, R: g, Postgres: true}, nil
 	}
 
-	w, err := openSQLite(path, cfg, "_txlock=immediate")
+	w, err := openSQLite(path, cfg, writerCacheKiB, "_txlock=immediate")
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +64,7 @@ func Open(path, databaseURL string) (*DB, error) {
 	wsql.SetMaxIdleConns(1)
 	wsql.SetConnMaxLifetime(0)
 
-	r, err := openSQLite(path, cfg, "_query_only=1")
+	r, err := openSQLite(path, cfg, readerCacheKiB, "_query_only=1")
 	if err != nil {
 		wsql.Close()
 		return nil, err
@@ -97,7 +98,7 @@ func (db *DB) startCheckpoints(path string, cfg *gorm.Config) error {
 	if _, err := db.SQL().Exec("PRAGMA wal_autocheckpoint = 20000; PRAGMA temp_store = MEMORY"); err != nil {
 		return err
 	}
-	cp, err := openSQLite(path, cfg, "")
+	cp, err := openSQLite(path, cfg, checkpointCacheKiB, "")
 	if err != nil {
 		return err
 	}
@@ -128,13 +129,23 @@ func (db *DB) startCheckpoints(path string, cfg *gorm.Config) error {
 	return nil
 }
 
-func openSQLite(path string, cfg *gorm.Config, extra string) (*gorm.DB, error) {
+// Page cache per connection: the writer keeps the hot pages of every
+// table it appends to; a reader mostly walks an index once (a page, an
+// export), where the operating system's file cache serves as well, so
+// several readers stay small together.
+const (
+	writerCacheKiB     = 32 << 10
+	readerCacheKiB     = 8 << 10
+	checkpointCacheKiB = 1 << 10
+)
+
+func openSQLite(path string, cfg *gorm.Config, cacheKiB int, extra string) (*gorm.DB, error) {
 	q := url.Values{}
 	q.Set("_journal_mode", "WAL")
 	q.Set("_busy_timeout", "10000")
 	q.Set("_foreign_keys", "on")
 	q.Set("_synchronous", "NORMAL")
-	q.Set("_cache_size", "-32768") // 32 MiB of page cache per connection
+	q.Set("_cache_size", strconv.Itoa(-cacheKiB))
 	dsn := "file:" + path + "?" + q.Encode() + "&" + extra
 	g, err := gorm.Open(sqlite.Open(dsn), cfg)
 	if err != nil {
