@@ -9,20 +9,28 @@ import (
 	"time"
 )
 
+// sqliteStore is a Store on a migrated SQLite file of the test's own (the
+// group commit exists only on SQLite). The tests here are inside the
+// package, so they cannot use testenv.
+func sqliteStore(t *testing.T) *Store {
+	t.Helper()
+	db, err := Open(filepath.Join(t.TempDir(), "store.db"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if _, err := db.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return NewStore(db)
+}
+
 // TestGroupCommitIsolatesWrites queues writes behind a slow one so that
 // they share a transaction, and checks that each keeps its own outcome: a
 // failing write leaves nothing and takes nothing of the others with it, a
 // refusal is returned as it is, and every other write is committed.
 func TestGroupCommitIsolatesWrites(t *testing.T) {
-	db, err := Open(filepath.Join(t.TempDir(), "group.db"), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Migrate(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	s := NewStore(db)
+	s := sqliteStore(t)
 	if s.batch == nil {
 		t.Fatal("SQLite store without a group commit")
 	}
@@ -100,7 +108,7 @@ func TestGroupCommitIsolatesWrites(t *testing.T) {
 		t.Fatalf("good writes failed: a %v, b %v", results["a"], results["b"])
 	}
 	var names []string
-	if err := db.R.Table("settings").Where("name IN ?", []string{"first", "a", "b", "fails", "panics"}).
+	if err := s.db.R.Table("settings").Where("name IN ?", []string{"first", "a", "b", "fails", "panics"}).
 		Order("name").Pluck("name", &names).Error; err != nil {
 		t.Fatal(err)
 	}
@@ -114,15 +122,7 @@ func TestGroupCommitIsolatesWrites(t *testing.T) {
 // here a group rolled back by another write's failure, after which the
 // write runs again alone and is refused.
 func TestEarlyDecisionIsProvisional(t *testing.T) {
-	db, err := Open(filepath.Join(t.TempDir(), "early.db"), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Migrate(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	s := NewStore(db)
+	s := sqliteStore(t)
 	ctx := context.Background()
 
 	started := make(chan struct{})
@@ -191,15 +191,7 @@ func TestEarlyDecisionIsProvisional(t *testing.T) {
 // TestStartCallEarly places holds the early way: the hold is usable before
 // it is durable, committed confirms it, and a refusal is final at once.
 func TestStartCallEarly(t *testing.T) {
-	db, err := Open(filepath.Join(t.TempDir(), "early.db"), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Migrate(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	s := NewStore(db)
+	s := sqliteStore(t)
 	ctx := context.Background()
 	u, err := s.CreateAccount(ctx, "early@example.com", "long enough password")
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"gorm.io/gorm"
@@ -25,4 +26,21 @@ func retryable(err error) bool {
 		return pgErr.Code == "40P01" || pgErr.Code == "40001"
 	}
 	return strings.Contains(err.Error(), "database is locked")
+}
+
+// retrying runs fn again, a few times, while it fails in a way that means
+// "nothing was written, try again".
+func retrying(ctx context.Context, fn func() error) error {
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if err = fn(); !retryable(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt+1) * 5 * time.Millisecond):
+		}
+	}
+	return err
 }

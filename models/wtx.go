@@ -6,7 +6,6 @@ import (
 	"errors"
 	"strconv"
 	"strings"
-	"time"
 
 	"gorm.io/gorm"
 )
@@ -132,21 +131,4 @@ func (s *Store) write(ctx context.Context, fn func(*wtx) error) error {
 		}
 		return tx.Commit()
 	})
-}
-
-// retrying runs fn again, a few times, while it fails in a way that means
-// "nothing was written, try again".
-func retrying(ctx context.Context, fn func() error) error {
-	var err error
-	for attempt := 0; attempt < 5; attempt++ {
-		if err = fn(); !retryable(err) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(time.Duration(attempt+1) * 5 * time.Millisecond):
-		}
-	}
-	return err
 }
