@@ -59,13 +59,14 @@ func BenchmarkGateway(b *testing.B) {
 		b.Fatalf("admin key create printed %q, not a key", secret)
 	}
 
+	procs := [2]*proc{gw, bare}
 	targets := [2]target{
 		{name: "gateway", url: gw.url() + "/v1/chat/completions", secret: secret, client: newClient(concurrencyHigh)},
 		{name: "bare", url: bare.url() + "/v1/chat/completions", secret: secret, client: newClient(concurrencyHigh)},
 	}
 	fmt.Printf("\nGateway vs bare httputil.ReverseProxy — %s, %d CPUs, %s; %d rounds × %s per target, alternating\n",
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.NumCPU(), runtime.Version(), *rounds, *roundTime)
-	fmt.Printf("%-5s %-8s %8s %9s %8s %8s   %s\n", "conc", "target", "calls", "req/s", "p50 ms", "p99 ms", "req/s per round")
+	fmt.Printf("%-5s %-8s %8s %9s %8s %8s   %-16s %s\n", "conc", "target", "calls", "req/s", "p50 ms", "p99 ms", "req/s per round", "CPU µs a call: own, simulator")
 
 	b.ResetTimer()
 	gatewayOK := 0 // every 200 of the gateway, warm-up included: each must be in the log
@@ -86,13 +87,17 @@ func BenchmarkGateway(b *testing.B) {
 		// Alternate which target goes first, so a slow drift of the
 		// shared machine (other engineers' tests) weighs on both.
 		var got [2][]round
+		var cpuOwn, cpuSim [2]time.Duration // CPU of the target's process and of the simulator
 		for n := 0; n < *rounds; n++ {
 			order := []int{0, 1}
 			if n%2 == 1 {
 				order = []int{1, 0}
 			}
 			for _, i := range order {
+				own, up := procs[i].cpu(), sim.cpu()
 				got[i] = append(got[i], drive(targets[i], conc, *roundTime))
+				cpuOwn[i] += procs[i].cpu() - own
+				cpuSim[i] += sim.cpu() - up
 			}
 		}
 		var sums [2]summary
@@ -101,8 +106,9 @@ func BenchmarkGateway(b *testing.B) {
 			if sums[i].errs > 0 {
 				b.Fatalf("%s at concurrency %d: %d calls did not answer 200; first: %s", targets[i].name, conc, sums[i].errs, sums[i].firstErr)
 			}
-			fmt.Printf("%-5d %-8s %8d %9.0f %8.2f %8.2f   %s\n", conc, targets[i].name, sums[i].calls, sums[i].rps,
-				ms(sums[i].p50), ms(sums[i].p99), fmtRates(sums[i].roundRPS))
+			fmt.Printf("%-5d %-8s %8d %9.0f %8.2f %8.2f   %-16s %6.0f %6.0f\n", conc, targets[i].name, sums[i].calls, sums[i].rps,
+				ms(sums[i].p50), ms(sums[i].p99), fmtRates(sums[i].roundRPS),
+				perCall(cpuOwn[i], sums[i].calls), perCall(cpuSim[i], sums[i].calls))
 		}
 		gatewayOK += sums[0].calls
 		ids = append(ids, sums[0].ids...)
@@ -133,6 +139,14 @@ func BenchmarkGateway(b *testing.B) {
 	b.ReportMetric(results[concurrencyHigh][0].rps, "gw_req/s_c16")
 
 	verifyBilled(b, gw.url(), secret, dbPath, gatewayOK, ids)
+}
+
+// perCall is a CPU time per call in microseconds.
+func perCall(d time.Duration, calls int) float64 {
+	if calls == 0 {
+		return 0
+	}
+	return float64(d.Microseconds()) / float64(calls)
 }
 
 func verdict(ok bool) string {

@@ -154,6 +154,23 @@ func (p *proc) status(field string) (int64, error) {
 	return 0, errors.New("no " + field + " in /proc status")
 }
 
+// cpu is the CPU time (user + system) the process has used so far.
+func (p *proc) cpu() time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses: utime and
+	// stime are the 12th and 13th of them, in clock ticks (100 a second).
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
 // runCLI runs a ttconsole command to completion and returns its stdout.
 func runCLI(tb testing.TB, env []string, bin string, args ...string) string {
 	tb.Helper()
