@@ -13,10 +13,12 @@ import (
 const maxBatch = 128
 
 // Under load (the last group had groupDelayFrom writes or more) a group
-// waits groupDelay for more writes before it starts: a group's commit
-// costs about the same whatever its size, so fewer, larger groups leave
-// more of the machine to the calls themselves. One call at a time never
-// waits. (PostgreSQL's commit_delay and commit_siblings do the same.)
+// stays open for groupDelay: writes that arrive meanwhile run in it at
+// once, and it commits when the time is up. A group's commit costs about
+// the same whatever its size, so fewer, larger groups leave more of the
+// machine to the calls themselves, and the writes' own statements run
+// while the group waits, not after it. One call at a time never waits.
+// (PostgreSQL's commit_delay and commit_siblings do the same.)
 const (
 	groupDelay     = 400 * time.Microsecond
 	groupDelayFrom = 3
@@ -41,8 +43,10 @@ type batcher struct {
 
 	mu        sync.Mutex
 	queue     []*batchOp
-	running   bool // a group is running
-	lastGroup int  // size of the group run last
+	running   bool          // a group is running
+	lastGroup int           // size of the group run last
+	waiting   bool          // the running group waits for writes
+	arrived   chan struct{} // tells a waiting group that a write arrived
 }
 
 type batchOp struct {
@@ -105,6 +109,10 @@ func (b *batcher) enqueue(fn func(*wtx) error, early bool) *batchOp {
 	b.queue = append(b.queue, op)
 	lead := !b.running
 	b.running = true
+	if b.waiting {
+		b.waiting = false
+		b.arrived <- struct{}{} // buffered: the group takes it when it wakes
+	}
 	b.mu.Unlock()
 	switch {
 	case !lead: // the running group's leader will take it
@@ -124,29 +132,20 @@ func (b *batcher) lead() {
 	}
 }
 
-// runGroup runs the queue's first group and reports whether more writes
-// are queued; when none are, the batcher is idle again.
+// runGroup runs one group and reports whether more writes are queued;
+// when none are, the batcher is idle again.
 func (b *batcher) runGroup() bool {
 	b.mu.Lock()
-	if busy := b.lastGroup >= groupDelayFrom && len(b.queue) < maxBatch; busy {
-		b.mu.Unlock()
-		time.Sleep(groupDelay)
-		b.mu.Lock()
-	}
-	n := min(len(b.queue), maxBatch)
-	b.lastGroup = n
-	group := make([]*batchOp, n)
-	copy(group, b.queue)
-	b.queue = append(b.queue[:0], b.queue[n:]...)
+	window := b.lastGroup >= groupDelayFrom
 	b.mu.Unlock()
-
-	b.run(group)
-	for _, o := range group {
+	g := b.runWindow(window)
+	for _, o := range g {
 		close(o.finished)
 	}
 
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.lastGroup = len(g)
 	if len(b.queue) == 0 {
 		b.running = false
 		return false
@@ -154,43 +153,129 @@ func (b *batcher) runGroup() bool {
 	return true
 }
 
-// run writes a group in one transaction and sets each write's error.
-func (b *batcher) run(group []*batchOp) {
-	if len(group) > 1 {
-		if err := b.runTx(group); err == nil {
-			return
-		}
-	}
-	for _, o := range group {
-		b.runTx([]*batchOp{o}) // sets o.err
-	}
+// take removes up to n writes from the queue.
+func (b *batcher) take(n int) []*batchOp {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n = min(n, len(b.queue))
+	ops := make([]*batchOp, n)
+	copy(ops, b.queue)
+	b.queue = append(b.queue[:0], b.queue[n:]...)
+	return ops
 }
 
-// runTx runs writes in one transaction, setting each one's error, and
-// commits it, unless one of them fails without being a refusal: then it
-// rolls back and returns that error.
-func (b *batcher) runTx(group []*batchOp) error {
+// await waits until a write is queued or the deadline passes, and reports
+// whether the group should take more.
+func (b *batcher) await(deadline time.Time) bool {
+	wait := time.Until(deadline)
+	if wait <= 0 {
+		return false
+	}
+	b.mu.Lock()
+	if len(b.queue) > 0 {
+		b.mu.Unlock()
+		return true
+	}
+	b.waiting = true
+	b.mu.Unlock()
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-b.arrived:
+		return true
+	case <-t.C:
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.waiting { // a write arrived as the time ran out: drain its signal
+		<-b.arrived
+	}
+	b.waiting = false
+	return len(b.queue) > 0
+}
+
+// runWindow runs the queued writes in one transaction — and, when window
+// is set, those that arrive in the next groupDelay — and commits it,
+// setting each write's error. A write that fails without being a refusal
+// rolls the transaction back, and then every write of the group runs
+// again alone, so one write's failure is never another's. It returns the
+// group's writes.
+func (b *batcher) runWindow(window bool) []*batchOp {
+	deadline := time.Now().Add(groupDelay)
+	g := b.take(maxBatch)
 	// A queued write runs whatever its caller's context says (the caller
 	// waits for it regardless), and no statement is cancelled under the
 	// others' writes.
 	ctx := context.Background()
 	tx, err := b.db.BeginTx(ctx, nil)
 	if err != nil {
+		for _, o := range g {
+			o.err = err
+		}
+		return g
+	}
+	w := &wtx{ctx: ctx, tx: tx, stmts: b.stmts}
+	for ops := g; ; {
+		for _, o := range ops {
+			if err := b.call(o, w); err != nil {
+				tx.Rollback()
+				if len(g) > 1 { // alone, its error is already set
+					for _, o := range g {
+						b.runTx([]*batchOp{o})
+					}
+				}
+				return g
+			}
+		}
+		if !window || len(g) >= maxBatch || !b.await(deadline) {
+			break
+		}
+		ops = b.take(maxBatch - len(g))
+		g = append(g, ops...)
+	}
+	if err := tx.Commit(); err != nil {
+		for _, o := range g {
+			o.err = err
+		}
+	}
+	return g
+}
+
+// call runs one write of a group, tells an early caller its write's own
+// result (first attempt only: final says the rest), and returns an error
+// that must roll the group back: a failure other than a refusal.
+func (b *batcher) call(o *batchOp, w *wtx) error {
+	o.err = o.call(w)
+	if o.early != nil {
+		select {
+		case o.early <- o.err:
+		default:
+		}
+	}
+	var r refusal
+	if o.err != nil && !errors.As(o.err, &r) {
+		return o.err
+	}
+	return nil
+}
+
+// runTx runs writes in one transaction, setting each one's error, and
+// commits it, unless one of them fails without being a refusal: then it
+// rolls back and returns that error.
+func (b *batcher) runTx(group []*batchOp) error {
+	ctx := context.Background()
+	tx, err := b.db.BeginTx(ctx, nil)
+	if err != nil {
+		for _, o := range group {
+			o.err = err
+		}
 		return err
 	}
 	w := &wtx{ctx: ctx, tx: tx, stmts: b.stmts}
 	for _, o := range group {
-		o.err = o.call(w)
-		if o.early != nil {
-			select {
-			case o.early <- o.err: // first attempt only; final says the rest
-			default:
-			}
-		}
-		var r refusal
-		if o.err != nil && !errors.As(o.err, &r) {
+		if err := b.call(o, w); err != nil {
 			tx.Rollback()
-			return o.err
+			return err
 		}
 	}
 	if err := tx.Commit(); err != nil {

@@ -2,6 +2,7 @@ package models
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"path/filepath"
 	"sync"
@@ -232,5 +233,29 @@ func TestStartCallEarly(t *testing.T) {
 	}
 	if err := s.LedgerInvariant(ctx, u.AccountID); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestGroupCommitCannotBegin checks that a write whose transaction could
+// not even begin (the database closed, or locked by another process past
+// the busy timeout) is told so, never reported as committed.
+func TestGroupCommitCannotBegin(t *testing.T) {
+	s := sqliteStore(t)
+	db, err := sql.Open("sqlite3", filepath.Join(t.TempDir(), "closed.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	b := &batcher{db: db, stmts: s.stmts, arrived: make(chan struct{}, 1)}
+	ran := false
+	if err := b.do(func(*wtx) error { ran = true; return nil }); err == nil {
+		t.Fatal("a write that never began reported success")
+	}
+	if ran {
+		t.Fatal("a write ran without a transaction")
+	}
+	// The batcher is idle again: the next write is tried, and told too.
+	if err := b.do(func(*wtx) error { return nil }); err == nil {
+		t.Fatal("the second write reported success")
 	}
 }

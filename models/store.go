@@ -23,7 +23,7 @@ func NewStore(db *DB) *Store {
 	s := &Store{db: db}
 	s.prepare()
 	if !db.Postgres {
-		s.batch = &batcher{db: db.SQL(), stmts: s.stmts}
+		s.batch = &batcher{db: db.SQL(), stmts: s.stmts, arrived: make(chan struct{}, 1)}
 	}
 	return s
 }
