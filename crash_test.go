@@ -172,7 +172,7 @@ func TestCrashSafety(t *testing.T) {
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		var open, running int64
-		db.W.Model(&models.Hold{}).Where("status = ?", models.HoldOpen).Count(&open)
+		db.W.Model(&models.Request{}).Where("hold_status = ?", models.HoldOpen).Count(&open)
 		db.W.Model(&models.Task{}).Where("status = ?", models.TaskRunning).Count(&running)
 		if open == 0 && running == 0 {
 			break

@@ -218,7 +218,7 @@ func verifyBilled(b *testing.B, base, secret, dbPath string, gatewayOK int, ids 
 		(SELECT coalesce(sum(amount_micros), 0) FROM ledger_entries WHERE kind <> 'charge') AS credit,
 		(SELECT coalesce(sum(balance_micros), 0) FROM wallets) AS balance,
 		(SELECT coalesce(sum(held_micros), 0) FROM wallets) AS held,
-		(SELECT count(*) FROM holds WHERE status = 'open') AS open_holds`).Scan(&st).Error
+		(SELECT count(*) FROM requests WHERE hold_status = 'open') AS open_holds`).Scan(&st).Error
 	if err != nil {
 		b.Fatal(err)
 	}

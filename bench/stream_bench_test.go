@@ -404,7 +404,7 @@ func verifyStreamsBilled(b *testing.B, dbPath string, ids []string) bool {
 			b.Fatal(err)
 		}
 		err = db.QueryRow(`SELECT
-			(SELECT count(*) FROM holds WHERE status = 'open'),
+			(SELECT count(*) FROM requests WHERE hold_status = 'open'),
 			(SELECT coalesce(sum(held_micros), 0) FROM wallets),
 			(SELECT coalesce(sum(charged_micros), 0) FROM requests),
 			(SELECT coalesce(sum(amount_micros), 0) FROM ledger_entries WHERE kind = 'charge')`).

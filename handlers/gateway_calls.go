@@ -114,7 +114,7 @@ func (a *App) settleFailure(c echo.Context, gc *call, h *models.Hold, apiErr *AP
 	// Settle even when the client has gone: the money must not wait.
 	ctx := context.WithoutCancel(c.Request().Context())
 	if err := a.Store.ReleaseCall(ctx, h, &gc.row, outcome); err != nil {
-		a.Log.Error("release hold", "request_id", gc.row.ID, "hold", h.ID, "err", err.Error())
+		a.Log.Error("release hold", "request_id", gc.row.ID, "err", err.Error())
 	}
 	return apiErr
 }
@@ -285,7 +285,7 @@ func (a *App) settleSuccess(c echo.Context, gc *call, h *models.Hold, cost int64
 	gc.row.Status = http.StatusOK
 	gc.row.LatencyMS = time.Since(gc.row.CreatedAt).Milliseconds()
 	if err := a.Store.FinishCall(context.WithoutCancel(c.Request().Context()), h, &gc.row, cost); err != nil {
-		a.Log.Error("capture hold", "request_id", gc.row.ID, "hold", h.ID, "err", err.Error())
+		a.Log.Error("capture hold", "request_id", gc.row.ID, "err", err.Error())
 		return &APIError{Status: http.StatusServiceUnavailable, Type: "service_unavailable",
 			Message: "The call completed but could not be recorded; it will not be charged. Retry shortly."}
 	}

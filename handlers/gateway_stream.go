@@ -134,7 +134,7 @@ func (a *App) streamChat(c echo.Context, gc *call, req *upstream.ChatRequest, m 
 	}
 	cost := models.TokenCost(gc.row.PromptTokens, gc.row.CompletionTokens, m.InputMicrosPerMTok, m.OutputMicrosPerMTok)
 	if err := a.Store.FinishCall(context.WithoutCancel(c.Request().Context()), h, &gc.row, cost); err != nil {
-		a.Log.Error("settle stream", "request_id", gc.row.ID, "hold", h.ID, "err", err.Error())
+		a.Log.Error("settle stream", "request_id", gc.row.ID, "err", err.Error())
 	}
 	return nil
 }

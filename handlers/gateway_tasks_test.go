@@ -236,7 +236,7 @@ func TestReapersEndEachHoldOnce(t *testing.T) {
 		t.Fatalf("reapers ended %d + %d holds, want %d in all", counts[0], counts[1], n)
 	}
 	var expired int64
-	a.DB().W.Model(&models.Hold{}).Where("status = ?", models.HoldExpired).Count(&expired)
+	a.DB().W.Model(&models.Request{}).Where("hold_status = ?", models.HoldExpired).Count(&expired)
 	if expired != n {
 		t.Fatalf("%d holds expired, want %d", expired, n)
 	}

@@ -521,7 +521,7 @@ func TestLedgerInvariantsAfterAMix(t *testing.T) {
 	p.invariants(p.account)
 	p.invariants(poorKey.AccountID)
 	var open int64
-	p.srv.DB.W.Model(&models.Hold{}).Where("status = ?", models.HoldOpen).Count(&open)
+	p.srv.DB.W.Model(&models.Request{}).Where("hold_status = ?", models.HoldOpen).Count(&open)
 	if open != 0 {
 		t.Fatalf("%d holds still open", open)
 	}

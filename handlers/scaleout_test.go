@@ -256,14 +256,12 @@ func TestScaleOutReapersEndEachOnce(t *testing.T) {
 	for i := 0; i < holds+tasks; i++ {
 		r := &models.Request{ID: models.NewID("req"), AccountID: &a.account, KeyID: &a.key.ID, Method: "POST",
 			Path: "/v1/chat/completions", Status: 200, CreatedAt: time.Now().UTC()}
-		h, err := st.StartCall(ctx, r, a.key.ID, nil, 1000, time.Millisecond)
-		if err != nil {
+		if _, err := st.StartCall(ctx, r, a.key.ID, nil, 1000, time.Millisecond); err != nil {
 			t.Fatal(err)
 		}
 		if i >= holds {
-			h2 := h
 			if err := st.CreateTask(ctx, &models.Task{ID: models.NewID("task"), AccountID: a.account, KeyID: a.key.ID,
-				RequestID: r.ID, HoldID: h2.ID, Model: "tt-video-1", UpstreamID: "up_" + r.ID, Status: models.TaskRunning,
+				RequestID: r.ID, Model: "tt-video-1", UpstreamID: "up_" + r.ID, Status: models.TaskRunning,
 				PriceMicros: 1000, CreatedAt: time.Now().UTC(), ExpiresAt: time.Now().UTC()}); err != nil {
 				t.Fatal(err)
 			}
@@ -298,8 +296,8 @@ func TestScaleOutReapersEndEachOnce(t *testing.T) {
 	}
 	var expired, openHolds, running, pending int64
 	db := a.srv.DB.W
-	db.Model(&models.Hold{}).Where("status = ?", models.HoldExpired).Count(&expired)
-	db.Model(&models.Hold{}).Where("status = ?", models.HoldOpen).Count(&openHolds)
+	db.Model(&models.Request{}).Where("hold_status = ?", models.HoldExpired).Count(&expired)
+	db.Model(&models.Request{}).Where("hold_status = ?", models.HoldOpen).Count(&openHolds)
 	db.Model(&models.Task{}).Where("status = ?", models.TaskRunning).Count(&running)
 	db.Model(&models.Request{}).Where("billing_outcome = ?", models.OutcomePending).Count(&pending)
 	if expired != holds+tasks || openHolds != 0 || running != 0 || pending != 0 {

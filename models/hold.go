@@ -17,19 +17,36 @@ const (
 	HoldExpired  = "expired"
 )
 
-// Hold reserves a call's maximum cost while it runs.
+// Hold reserves a call's maximum cost while it runs. It is stored on the
+// call's request row (hold_status, held_at, hold_expires_at,
+// hold_ended_at, with hold_micros and charged_micros).
 type Hold struct {
-	ID             string
-	AccountID      string
-	KeyID          string
-	RequestID      string
-	Month          string
-	AmountMicros   int64
-	Status         string
-	CapturedMicros int64
-	CreatedAt      time.Time
-	ExpiresAt      time.Time
-	EndedAt        *time.Time
+	RequestID    string
+	AccountID    string
+	KeyID        string
+	Month        string // the key's month it counts against: that of CreatedAt
+	AmountMicros int64
+	CreatedAt    time.Time
+	ExpiresAt    time.Time
+}
+
+// holdOf is the hold a request row carries.
+func holdOf(r *Request) *Hold {
+	h := &Hold{RequestID: r.ID, AmountMicros: r.HoldMicros}
+	if r.AccountID != nil {
+		h.AccountID = *r.AccountID
+	}
+	if r.KeyID != nil {
+		h.KeyID = *r.KeyID
+	}
+	if r.HeldAt != nil {
+		h.CreatedAt = *r.HeldAt
+		h.Month = MonthOf(*r.HeldAt)
+	}
+	if r.HoldExpiresAt != nil {
+		h.ExpiresAt = *r.HoldExpiresAt
+	}
+	return h
 }
 
 // keyMonthUsage is a key's spend and open holds in one calendar month.
@@ -82,21 +99,22 @@ var (
 	qHoldWallet     = newQuery(`UPDATE wallets SET held_micros = held_micros + ?, updated_at = ?
 		WHERE account_id = ? AND balance_micros - held_micros >= ?`)
 	qWalletAvailable = newQuery(`SELECT balance_micros - held_micros FROM wallets WHERE account_id = ?`)
-	qInsertHold      = newQuery(`INSERT INTO holds (id, account_id, key_id, request_id, month, amount_micros, status,
-		captured_micros, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`)
-	qInsertRequest = newQuery(`INSERT INTO requests (id, account_id, key_id, method, path, model, status, error_type,
+	qInsertRequest   = newQuery(`INSERT INTO requests (id, account_id, key_id, method, path, model, status, error_type,
 		error_message, error_body, client_ip, stream, latency_ms, prompt_tokens, completion_tokens, hold_micros,
 		charged_micros, billing_outcome, outcome_detail, ratelimit_limit, ratelimit_remaining, ratelimit_reset,
-		retry_after, created_at, completed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-	qCompleteRequest = newQuery(`UPDATE requests SET status = ?, error_type = ?, error_message = ?, error_body = ?,
-		latency_ms = ?, prompt_tokens = ?, completion_tokens = ?, charged_micros = ?, billing_outcome = ?,
-		outcome_detail = ?, completed_at = ? WHERE id = ?`)
+		retry_after, created_at, completed_at, hold_status, held_at, hold_expires_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	// Ending a hold and completing its request is one guarded update: it
+	// changes the row only while the hold is open, so a hold ends once.
+	qCompleteHeld = newQuery(`UPDATE requests SET hold_status = ?, hold_ended_at = ?, status = ?, error_type = ?,
+		error_message = ?, error_body = ?, latency_ms = ?, prompt_tokens = ?, completion_tokens = ?, charged_micros = ?,
+		billing_outcome = ?, outcome_detail = ?, completed_at = ? WHERE id = ? AND hold_status = 'open'`)
 	// The charge's balance_after is read from the wallet row the same
 	// transaction just updated.
 	qInsertCharge = newQuery(`INSERT INTO ledger_entries (id, account_id, kind, amount_micros, balance_after_micros,
 		request_id, memo, created_at) SELECT ?, account_id, ?, ?, balance_micros, ?, ?, ? FROM wallets WHERE account_id = ?`)
-	qEndHold = newQuery(`UPDATE holds SET status = ?, captured_micros = ?, ended_at = ?
-		WHERE id = ? AND status = 'open'`)
+	qEndHold = newQuery(`UPDATE requests SET hold_status = ?, hold_ended_at = ?, charged_micros = ?
+		WHERE id = ? AND hold_status = 'open'`)
 	qSettleKeyMonth = newQuery(`UPDATE key_month_usage SET held_micros = held_micros - ?, spent_micros = spent_micros + ?
 		WHERE key_id = ? AND month = ?`)
 	qSettleWallet = newQuery(`UPDATE wallets SET held_micros = held_micros - ?, balance_micros = balance_micros - ?,
@@ -115,7 +133,7 @@ func (s *Store) StartCall(ctx context.Context, r *Request, keyID string, limit *
 		return nil, err
 	}
 	if err := s.write(ctx, fn); err != nil {
-		r.HoldMicros, r.BillingOutcome = 0, "" // nothing was held
+		r.unhold()
 		return nil, err
 	}
 	return h, nil
@@ -138,7 +156,7 @@ func (s *Store) StartCallEarly(ctx context.Context, r *Request, keyID string, li
 		return nil, nil, err
 	}
 	fail := func(err error) error {
-		r.HoldMicros, r.BillingOutcome = 0, "" // nothing was held
+		r.unhold()
 		return err
 	}
 	err, final := s.batch.doEarly(fn)
@@ -160,11 +178,12 @@ func (s *Store) startCall(r *Request, keyID string, limit *int64, hold int64, tt
 	}
 	now := time.Now().UTC()
 	h := &Hold{
-		ID: NewID("hold"), AccountID: *r.AccountID, KeyID: keyID, RequestID: r.ID, Month: MonthOf(now),
-		AmountMicros: hold, Status: HoldOpen, CreatedAt: now, ExpiresAt: now.Add(ttl),
+		AccountID: *r.AccountID, KeyID: keyID, RequestID: r.ID, Month: MonthOf(now),
+		AmountMicros: hold, CreatedAt: now, ExpiresAt: now.Add(ttl),
 	}
 	r.HoldMicros = hold
 	r.BillingOutcome = OutcomePending
+	r.HoldStatus, r.HeldAt, r.HoldExpiresAt = HoldOpen, &h.CreatedAt, &h.ExpiresAt
 	return h, func(w *wtx) error {
 		// One guarded upsert: the key's month takes the hold only if it
 		// stays within the limit, whether or not the month has a row yet.
@@ -201,10 +220,6 @@ func (s *Store) startCall(r *Request, keyID string, limit *int64, hold int64, tt
 			}
 			return &ShortfallError{AvailableMicros: available, HoldMicros: hold}
 		}
-		if _, err := w.exec(qInsertHold, h.ID, h.AccountID, h.KeyID, h.RequestID, h.Month, h.AmountMicros,
-			h.Status, h.CreatedAt, h.ExpiresAt); err != nil {
-			return err
-		}
 		return insertRequest(w, r)
 	}, nil
 }
@@ -213,7 +228,7 @@ func insertRequest(w *wtx, r *Request) error {
 	_, err := w.exec(qInsertRequest, r.ID, r.AccountID, r.KeyID, r.Method, r.Path, r.Model, r.Status, r.ErrorType,
 		r.ErrorMessage, r.ErrorBody, r.ClientIP, r.Stream, r.LatencyMS, r.PromptTokens, r.CompletionTokens,
 		r.HoldMicros, r.ChargedMicros, r.BillingOutcome, r.OutcomeDetail, r.RatelimitLimit, r.RatelimitRemaining,
-		r.RatelimitReset, r.RetryAfter, r.CreatedAt, r.CompletedAt)
+		r.RatelimitReset, r.RetryAfter, r.CreatedAt, r.CompletedAt, r.HoldStatus, r.HeldAt, r.HoldExpiresAt)
 	return err
 }
 
@@ -224,16 +239,16 @@ func insertRequest(w *wtx, r *Request) error {
 func (s *Store) FinishCall(ctx context.Context, h *Hold, r *Request, cost int64) error {
 	cost = min(max(cost, 0), h.AmountMicros)
 	now := time.Now().UTC()
+	outcome := r.BillingOutcome
+	if outcome == "" || outcome == OutcomePending {
+		outcome = OutcomeCharged
+	}
 	return s.write(ctx, func(w *wtx) error {
-		ok, err := captureTx(w, h, cost, now)
+		ok, err := completeHeld(w, h, r, HoldCaptured, cost, outcome, now)
 		if err != nil || !ok {
 			return err
 		}
-		r.ChargedMicros = cost
-		if r.BillingOutcome == "" || r.BillingOutcome == OutcomePending {
-			r.BillingOutcome = OutcomeCharged
-		}
-		return completeRequest(w, r, now)
+		return settleHold(w, h, HoldCaptured, cost, now)
 	})
 }
 
@@ -242,26 +257,32 @@ func (s *Store) FinishCall(ctx context.Context, h *Hold, r *Request, cost int64)
 func (s *Store) ReleaseCall(ctx context.Context, h *Hold, r *Request, outcome string) error {
 	now := time.Now().UTC()
 	return s.write(ctx, func(w *wtx) error {
-		ok, err := releaseTx(w, h, HoldReleased, now)
+		ok, err := completeHeld(w, h, r, HoldReleased, 0, outcome, now)
 		if err != nil || !ok {
 			return err
 		}
-		r.ChargedMicros = 0
-		r.BillingOutcome = outcome
-		return completeRequest(w, r, now)
+		return settleHold(w, h, HoldReleased, 0, now)
 	})
 }
 
-// captureTx ends an open hold as captured at cost, with its ledger
-// charge. It reports false, changing nothing, when the hold had already
-// ended.
-func captureTx(w *wtx, h *Hold, cost int64, now time.Time) (bool, error) {
-	ok, err := endHold(w, h, HoldCaptured, cost, now)
-	if err != nil || !ok || cost == 0 {
-		return ok, err
+// completeHeld ends r's open hold as status and completes r with the
+// charge and outcome, in one guarded update. It reports false, changing
+// nothing, when the hold had already ended.
+func completeHeld(w *wtx, h *Hold, r *Request, status string, charged int64, outcome string, now time.Time) (bool, error) {
+	n, err := w.exec(qCompleteHeld, status, now, r.Status, r.ErrorType, r.ErrorMessage, r.ErrorBody, r.LatencyMS,
+		r.PromptTokens, r.CompletionTokens, charged, outcome, r.OutcomeDetail, now, h.RequestID)
+	if err != nil || n == 0 {
+		return false, err
 	}
-	_, err = w.exec(qInsertCharge, NewID("led"), LedgerCharge, -cost, h.RequestID, "API call "+h.RequestID, now, h.AccountID)
-	return err == nil, err
+	r.HoldStatus, r.HoldEndedAt, r.ChargedMicros, r.BillingOutcome, r.CompletedAt = status, &now, charged, outcome, &now
+	return true, nil
+}
+
+// captureTx ends an open hold as captured at cost, with its ledger
+// charge; its request row's outcome is the caller's to set. It reports
+// false, changing nothing, when the hold had already ended.
+func captureTx(w *wtx, h *Hold, cost int64, now time.Time) (bool, error) {
+	return endHold(w, h, HoldCaptured, cost, now)
 }
 
 // releaseTx ends an open hold without a charge (status released or
@@ -271,30 +292,33 @@ func releaseTx(w *wtx, h *Hold, status string, now time.Time) (bool, error) {
 	return endHold(w, h, status, 0, now)
 }
 
-// endHold moves an open hold to status exactly once and gives back what it
-// held on the key's month and the wallet; with status captured, cost moves
-// from held to spent and leaves the balance. It reports false when the
+// endHold moves an open hold to status exactly once, with its request
+// row's charge, and settles it (settleHold). It reports false when the
 // hold had already ended, having changed nothing.
 func endHold(w *wtx, h *Hold, status string, cost int64, now time.Time) (bool, error) {
-	n, err := w.exec(qEndHold, status, cost, now, h.ID)
+	n, err := w.exec(qEndHold, status, now, cost, h.RequestID)
 	if err != nil || n == 0 {
 		return false, err
 	}
+	return true, settleHold(w, h, status, cost, now)
+}
+
+// settleHold gives back what a hold that just ended held on the key's
+// month and the wallet; with status captured, cost moves from held to
+// spent, leaves the balance and is charged in the ledger.
+func settleHold(w *wtx, h *Hold, status string, cost int64, now time.Time) error {
 	// Rows are locked in the same order as StartCall (key usage, then
 	// wallet), so concurrent calls on PostgreSQL cannot deadlock.
 	if _, err := w.exec(qSettleKeyMonth, h.AmountMicros, cost, h.KeyID, h.Month); err != nil {
-		return false, err
+		return err
 	}
 	if _, err := w.exec(qSettleWallet, h.AmountMicros, cost, now, h.AccountID); err != nil {
-		return false, err
+		return err
 	}
-	return true, nil
-}
-
-func completeRequest(w *wtx, r *Request, now time.Time) error {
-	r.CompletedAt = &now
-	_, err := w.exec(qCompleteRequest, r.Status, r.ErrorType, r.ErrorMessage, r.ErrorBody, r.LatencyMS,
-		r.PromptTokens, r.CompletionTokens, r.ChargedMicros, r.BillingOutcome, r.OutcomeDetail, now, r.ID)
+	if status != HoldCaptured || cost == 0 {
+		return nil
+	}
+	_, err := w.exec(qInsertCharge, NewID("led"), LedgerCharge, -cost, h.RequestID, "API call "+h.RequestID, now, h.AccountID)
 	return err
 }
 
@@ -303,15 +327,15 @@ func completeRequest(w *wtx, r *Request, now time.Time) error {
 // when several reapers run at the same time: the guarded update in endHold
 // lets only one of them end it.
 func (s *Store) ExpireHolds(ctx context.Context, now time.Time) (int, error) {
-	var due []Hold
-	// status as a literal, so SQLite can use the partial index of open holds.
-	if err := s.db.W.WithContext(ctx).Where("status = 'open' AND expires_at < ?", now.UTC()).
-		Order("expires_at").Limit(500).Find(&due).Error; err != nil {
+	var due []Request
+	// The status as a literal, so that the partial index of open holds serves.
+	if err := s.db.W.WithContext(ctx).Where("hold_status = 'open' AND hold_expires_at < ?", now.UTC()).
+		Order("hold_expires_at").Limit(500).Find(&due).Error; err != nil {
 		return 0, err
 	}
 	n := 0
 	for i := range due {
-		h := &due[i]
+		h := holdOf(&due[i])
 		ended := false
 		err := s.tx(ctx, func(tx *gorm.DB) error {
 			ended = false // a retried transaction starts over

@@ -98,7 +98,7 @@ func (s *Store) LedgerInvariant(ctx context.Context, accountID string) error {
 		Scan(&sums.Ledger).Error; err != nil {
 		return err
 	}
-	if err := db.Raw(`SELECT COALESCE(SUM(amount_micros), 0) FROM holds WHERE account_id = ? AND status = 'open'`, accountID).
+	if err := db.Raw(`SELECT COALESCE(SUM(hold_micros), 0) FROM requests WHERE account_id = ? AND hold_status = 'open'`, accountID).
 		Scan(&sums.Held).Error; err != nil {
 		return err
 	}

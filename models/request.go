@@ -72,6 +72,18 @@ type Request struct {
 	RetryAfter         *int
 	CreatedAt          time.Time
 	CompletedAt        *time.Time
+	// The call's hold, when it held one: HoldStatus is open, captured,
+	// released or expired ("" for none), for HoldMicros from HeldAt.
+	HoldStatus    string
+	HeldAt        *time.Time
+	HoldExpiresAt *time.Time
+	HoldEndedAt   *time.Time
+}
+
+// unhold clears what a hold that was never placed wrote on the row.
+func (r *Request) unhold() {
+	r.HoldMicros, r.BillingOutcome = 0, ""
+	r.HoldStatus, r.HeldAt, r.HoldExpiresAt = "", nil, nil
 }
 
 // BillingEvent is one step of a request's billing timeline.
@@ -110,33 +122,29 @@ func (s *Store) RequestOf(ctx context.Context, accountID, id string) (*Request, 
 // Timeline returns a request's billing timeline, oldest first: the hold
 // placed, then captured (with its ledger charge) and the unused part
 // released, or released whole, or expired. Every step is read from the
-// hold, the request's outcome detail and the ledger; nothing is stored
-// twice. A request that held nothing has no timeline.
+// request row's hold and outcome detail and from the ledger; nothing is
+// stored twice. A request that held nothing has no timeline.
 func (s *Store) Timeline(ctx context.Context, requestID string) ([]BillingEvent, error) {
 	db := s.db.R.WithContext(ctx)
-	var holds []Hold
-	if err := db.Where("request_id = ?", requestID).Order("id").Limit(1).Find(&holds).Error; err != nil || len(holds) == 0 {
+	var rows []Request
+	if err := db.Select("id", "hold_micros", "charged_micros", "outcome_detail", "hold_status", "held_at", "hold_ended_at").
+		Where("id = ?", requestID).Limit(1).Find(&rows).Error; err != nil || len(rows) == 0 {
 		return nil, err
 	}
-	h := holds[0]
-	out := []BillingEvent{{Event: "hold_placed", AmountMicros: h.AmountMicros, CreatedAt: h.CreatedAt}}
-	if h.Status == HoldOpen || h.EndedAt == nil {
+	r := rows[0]
+	if r.HoldStatus == "" || r.HeldAt == nil {
+		return nil, nil
+	}
+	out := []BillingEvent{{Event: "hold_placed", AmountMicros: r.HoldMicros, CreatedAt: *r.HeldAt}}
+	if r.HoldStatus == HoldOpen || r.HoldEndedAt == nil {
 		return out, nil
 	}
-	var details []string
-	if err := db.Model(&Request{}).Where("id = ?", requestID).Limit(1).Pluck("outcome_detail", &details).Error; err != nil {
-		return nil, err
-	}
-	detail := ""
-	if len(details) > 0 {
-		detail = details[0]
-	}
-	end := BillingEvent{Event: h.Status, AmountMicros: h.AmountMicros, Detail: detail, CreatedAt: *h.EndedAt}
-	if h.Status != HoldCaptured {
+	end := BillingEvent{Event: r.HoldStatus, AmountMicros: r.HoldMicros, Detail: r.OutcomeDetail, CreatedAt: *r.HoldEndedAt}
+	if r.HoldStatus != HoldCaptured {
 		return append(out, end), nil
 	}
-	end.AmountMicros = h.CapturedMicros
-	if h.CapturedMicros > 0 {
+	end.AmountMicros = r.ChargedMicros
+	if r.ChargedMicros > 0 {
 		var ids []string
 		if err := db.Model(&LedgerEntry{}).Where("request_id = ? AND kind = ?", requestID, LedgerCharge).
 			Order("id").Limit(1).Pluck("id", &ids).Error; err != nil {
@@ -147,9 +155,9 @@ func (s *Store) Timeline(ctx context.Context, requestID string) ([]BillingEvent,
 		}
 	}
 	out = append(out, end)
-	if rest := h.AmountMicros - h.CapturedMicros; rest > 0 {
+	if rest := r.HoldMicros - r.ChargedMicros; rest > 0 {
 		out = append(out, BillingEvent{Event: HoldReleased, AmountMicros: rest,
-			Detail: "the unused part of the hold", CreatedAt: *h.EndedAt})
+			Detail: "the unused part of the hold", CreatedAt: *r.HoldEndedAt})
 	}
 	return out, nil
 }

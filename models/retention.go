@@ -14,9 +14,10 @@ import (
 const RetentionBatch = 500
 
 // PurgeRequests deletes the request log older than before, with each
-// request's billing timeline, in transactions of at most batch requests,
-// pausing between them. Requests still pending (their hold open) are kept;
-// the ledger, holds and tasks are money records and are never purged. It
+// request's billing timeline (its hold is on its row), in transactions of
+// at most batch requests, pausing between them. Requests still pending
+// (their hold open) are kept; the ledger and tasks are money records and
+// are never purged, so every charge stays with its request id. It
 // returns how many requests it deleted; ctx ends it between batches.
 func (s *Store) PurgeRequests(ctx context.Context, before time.Time, batch int, pause time.Duration) (int, error) {
 	if batch <= 0 {

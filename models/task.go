@@ -22,8 +22,7 @@ type Task struct {
 	ID          string
 	AccountID   string
 	KeyID       string
-	RequestID   string
-	HoldID      string
+	RequestID   string // the POST /v1/tasks call, whose row holds the task's price
 	Model       string
 	UpstreamID  string
 	Status      string
@@ -94,10 +93,11 @@ func (s *Store) EndTask(ctx context.Context, t *Task, status, result, errMsg str
 			}
 			return errTaskEnded(&cur)
 		}
-		var h Hold
-		if err := tx.Where("id = ?", t.HoldID).Take(&h).Error; err != nil {
+		var r Request
+		if err := tx.Where("id = ?", t.RequestID).Take(&r).Error; err != nil {
 			return err
 		}
+		h := holdOf(&r)
 		detail := "task " + status
 		if errMsg != "" {
 			detail += ": " + errMsg
@@ -109,14 +109,14 @@ func (s *Store) EndTask(ctx context.Context, t *Task, status, result, errMsg str
 		}
 		switch status {
 		case TaskSucceeded:
-			ok, err = captureTx(w, &h, t.PriceMicros, now)
+			ok, err = captureTx(w, h, t.PriceMicros, now)
 			if ok {
 				charged = t.PriceMicros
 			}
 		case TaskExpired:
-			ok, err = releaseTx(w, &h, HoldExpired, now)
+			ok, err = releaseTx(w, h, HoldExpired, now)
 		default:
-			ok, err = releaseTx(w, &h, HoldReleased, now)
+			ok, err = releaseTx(w, h, HoldReleased, now)
 		}
 		if err != nil {
 			return err
