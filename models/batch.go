@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -51,20 +52,21 @@ type batcher struct {
 
 type batchOp struct {
 	fn       func(*wtx) error
-	err      error         // final once finished is closed
-	finished chan struct{} // closed once the write committed or failed
-	early    chan error    // doEarly only: fn's own result, before the commit
+	then     func(*wtx) error // doEarly only: runs after fn's result is told, in the same transaction
+	err      error            // final once finished is closed
+	finished chan struct{}    // closed once the write committed or failed
+	early    chan error       // doEarly only: fn's own result, before the commit
 }
 
-// call runs the write, turning a panic into its error: the group's other
+// call runs fn, turning a panic into its error: the group's other
 // writes, and every write queued after them, must go on.
-func (o *batchOp) call(w *wtx) (err error) {
+func call(fn func(*wtx) error, w *wtx) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("write panicked: %v", p)
 		}
 	}()
-	return o.fn(w)
+	return fn(w)
 }
 
 // refusal is an error after which a write has left nothing behind.
@@ -75,16 +77,17 @@ func (*ShortfallError) refused() {}
 
 // do runs fn in a group and returns once its fate is final.
 func (b *batcher) do(fn func(*wtx) error) error {
-	op := b.enqueue(fn, false)
+	op := b.enqueue(fn, nil, false)
 	<-op.finished
 	return op.err
 }
 
-// doEarly runs fn in a group and returns as soon as fn has run, before the
-// group commits, when fn succeeded; final then says whether it committed.
-// An error is returned only once final.
-func (b *batcher) doEarly(fn func(*wtx) error) (err error, final func() error) {
-	op := b.enqueue(fn, true)
+// doEarly runs decide and then record in a group, and returns as soon as
+// decide has run, before record and the commit, when decide succeeded;
+// final then says whether the whole write committed. An error is
+// returned only once final.
+func (b *batcher) doEarly(decide, record func(*wtx) error) (err error, final func() error) {
+	op := b.enqueue(decide, record, true)
 	wait := func() error {
 		<-op.finished
 		return op.err
@@ -100,8 +103,8 @@ func (b *batcher) doEarly(fn func(*wtx) error) (err error, final func() error) {
 	return err, func() error { return err }
 }
 
-func (b *batcher) enqueue(fn func(*wtx) error, early bool) *batchOp {
-	op := &batchOp{fn: fn, finished: make(chan struct{})}
+func (b *batcher) enqueue(fn, then func(*wtx) error, early bool) *batchOp {
+	op := &batchOp{fn: fn, then: then, finished: make(chan struct{})}
 	if early {
 		op.early = make(chan error, 1)
 	}
@@ -241,16 +244,24 @@ func (b *batcher) runWindow(window bool) []*batchOp {
 	return g
 }
 
-// call runs one write of a group, tells an early caller its write's own
-// result (first attempt only: final says the rest), and returns an error
-// that must roll the group back: a failure other than a refusal.
+// call runs one write of a group, tells an early caller its decision
+// (first attempt only: final says the rest) before the write goes on, and
+// returns an error that must roll the group back: a failure other than a
+// refusal.
 func (b *batcher) call(o *batchOp, w *wtx) error {
-	o.err = o.call(w)
+	o.err = call(o.fn, w)
 	if o.early != nil {
 		select {
 		case o.early <- o.err:
+			// The caller is now runnable on this goroutine's P, which the
+			// cgo calls below would keep from it until the runtime takes
+			// the P back: let it run first, and go on from the run queue.
+			runtime.Gosched()
 		default:
 		}
+	}
+	if o.err == nil && o.then != nil {
+		o.err = call(o.then, w)
 	}
 	var r refusal
 	if o.err != nil && !errors.As(o.err, &r) {

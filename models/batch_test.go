@@ -152,7 +152,7 @@ func TestEarlyDecisionIsProvisional(t *testing.T) {
 				return nil
 			}
 			return &ShortfallError{HoldMicros: 1}
-		})
+		}, nil)
 		got <- result{err, final}
 	}()
 	go func() {
@@ -257,5 +257,37 @@ func TestGroupCommitCannotBegin(t *testing.T) {
 	// The batcher is idle again: the next write is tried, and told too.
 	if err := b.do(func(*wtx) error { return nil }); err == nil {
 		t.Fatal("the second write reported success")
+	}
+}
+
+// TestEarlyDecisionThenRecordFails checks the second part of an early
+// write: the decision is told before the record runs, and when the record
+// then fails, the final result says so and the decision's own changes are
+// rolled back with it.
+func TestEarlyDecisionThenRecordFails(t *testing.T) {
+	s := sqliteStore(t)
+	boom := errors.New("boom")
+	decide := func(w *wtx) error {
+		_, err := w.tx.ExecContext(w.ctx, "INSERT INTO settings (name, value) VALUES ('decided', 'x')")
+		return err
+	}
+	err, final := s.batch.doEarly(decide, func(*wtx) error { return boom })
+	if err != nil {
+		t.Fatalf("early result %v, want the decision's success", err)
+	}
+	if err := final(); !errors.Is(err, boom) {
+		t.Fatalf("final %v, want the record's failure", err)
+	}
+	var n int64
+	if err := s.db.R.Table("settings").Where("name = 'decided'").Count(&n).Error; err != nil || n != 0 {
+		t.Fatalf("the decision's row is there %d times (%v) after its write failed", n, err)
+	}
+	// And a refused decision never records.
+	recorded := false
+	err, final = s.batch.doEarly(func(*wtx) error { return &QuotaError{LimitMicros: 1} },
+		func(*wtx) error { recorded = true; return nil })
+	var qe *QuotaError
+	if !errors.As(err, &qe) || !errors.As(final(), &qe) || recorded {
+		t.Fatalf("refused decision: early %v, final %v, recorded %v", err, final(), recorded)
 	}
 }

@@ -128,11 +128,17 @@ var (
 // *QuotaError or *ShortfallError, having written nothing, when either
 // cannot take the hold.
 func (s *Store) StartCall(ctx context.Context, r *Request, keyID string, limit *int64, hold int64, ttl time.Duration) (*Hold, error) {
-	h, fn, err := s.startCall(r, keyID, limit, hold, ttl)
+	h, decide, record, err := s.startCall(r, keyID, limit, hold, ttl)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.write(ctx, fn); err != nil {
+	err = s.write(ctx, func(w *wtx) error {
+		if err := decide(w); err != nil {
+			return err
+		}
+		return record(w)
+	})
+	if err != nil {
 		r.unhold()
 		return nil, err
 	}
@@ -141,8 +147,8 @@ func (s *Store) StartCall(ctx context.Context, r *Request, keyID string, limit *
 
 // StartCallEarly is StartCall for a caller with work to do while the hold
 // commits. On SQLite it returns as soon as the hold is decided — its
-// guarded updates ran inside the writer's transaction — and the commit
-// goes on meanwhile; committed waits for it. Until committed returns nil
+// guarded updates ran inside the writer's transaction — and the request
+// row's insert and the commit go on meanwhile; committed waits for them. Until committed returns nil
 // the caller must not answer its client, settle the hold or touch r;
 // committed's error is final and the same as StartCall's (nothing held).
 // An error returned at once is final too.
@@ -151,7 +157,7 @@ func (s *Store) StartCallEarly(ctx context.Context, r *Request, keyID string, li
 		h, err := s.StartCall(ctx, r, keyID, limit, hold, ttl)
 		return h, func() error { return err }, err
 	}
-	h, fn, err := s.startCall(r, keyID, limit, hold, ttl)
+	h, decide, record, err := s.startCall(r, keyID, limit, hold, ttl)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -159,7 +165,7 @@ func (s *Store) StartCallEarly(ctx context.Context, r *Request, keyID string, li
 		r.unhold()
 		return err
 	}
-	err, final := s.batch.doEarly(fn)
+	err, final := s.batch.doEarly(decide, record)
 	if err != nil {
 		return nil, nil, fail(err)
 	}
@@ -171,13 +177,16 @@ func (s *Store) StartCallEarly(ctx context.Context, r *Request, keyID string, li
 	}, nil
 }
 
-// startCall prepares a call's hold and the write that places it.
-func (s *Store) startCall(r *Request, keyID string, limit *int64, hold int64, ttl time.Duration) (*Hold, func(*wtx) error, error) {
+// startCall prepares a call's hold and the write that places it, in two
+// parts: decide takes the hold on the key's month and the wallet, or
+// refuses it having changed nothing; record then writes the request row
+// that carries the hold.
+func (s *Store) startCall(r *Request, keyID string, limit *int64, hold int64, ttl time.Duration) (h *Hold, decide, record func(*wtx) error, _ error) {
 	if r.AccountID == nil {
-		return nil, nil, errors.New("start call: request without an account")
+		return nil, nil, nil, errors.New("start call: request without an account")
 	}
 	now := time.Now().UTC()
-	h := &Hold{
+	h = &Hold{
 		AccountID: *r.AccountID, KeyID: keyID, RequestID: r.ID, Month: MonthOf(now),
 		AmountMicros: hold, CreatedAt: now, ExpiresAt: now.Add(ttl),
 	}
@@ -220,8 +229,8 @@ func (s *Store) startCall(r *Request, keyID string, limit *int64, hold int64, tt
 			}
 			return &ShortfallError{AvailableMicros: available, HoldMicros: hold}
 		}
-		return insertRequest(w, r)
-	}, nil
+		return nil
+	}, func(w *wtx) error { return insertRequest(w, r) }, nil
 }
 
 func insertRequest(w *wtx, r *Request) error {
