@@ -206,25 +206,18 @@ func (b *batcher) await(deadline time.Time) bool {
 func (b *batcher) runWindow(window bool) []*batchOp {
 	deadline := time.Now().Add(groupDelay)
 	g := b.take(maxBatch)
-	// A queued write runs whatever its caller's context says (the caller
-	// waits for it regardless), and no statement is cancelled under the
-	// others' writes.
-	ctx := context.Background()
-	tx, err := b.db.BeginTx(ctx, nil)
+	tx, w, err := b.begin()
 	if err != nil {
-		for _, o := range g {
-			o.err = err
-		}
+		failAll(g, err)
 		return g
 	}
-	w := &wtx{ctx: ctx, tx: tx, stmts: b.stmts}
 	for ops := g; ; {
 		for _, o := range ops {
 			if err := b.call(o, w); err != nil {
 				tx.Rollback()
 				if len(g) > 1 { // alone, its error is already set
 					for _, o := range g {
-						b.runTx([]*batchOp{o})
+						b.runAlone(o)
 					}
 				}
 				return g
@@ -237,9 +230,7 @@ func (b *batcher) runWindow(window bool) []*batchOp {
 		g = append(g, ops...)
 	}
 	if err := tx.Commit(); err != nil {
-		for _, o := range g {
-			o.err = err
-		}
+		failAll(g, err)
 	}
 	return g
 }
@@ -270,30 +261,38 @@ func (b *batcher) call(o *batchOp, w *wtx) error {
 	return nil
 }
 
-// runTx runs writes in one transaction, setting each one's error, and
-// commits it, unless one of them fails without being a refusal: then it
-// rolls back and returns that error.
-func (b *batcher) runTx(group []*batchOp) error {
+// runAlone runs one write in a transaction of its own, setting its error,
+// and commits it unless the write failed without being a refusal.
+func (b *batcher) runAlone(o *batchOp) {
+	tx, w, err := b.begin()
+	if err != nil {
+		o.err = err
+		return
+	}
+	if b.call(o, w) != nil {
+		tx.Rollback()
+		return
+	}
+	if err := tx.Commit(); err != nil {
+		o.err = err
+	}
+}
+
+// begin starts a group's transaction. A queued write runs whatever its
+// caller's context says (the caller waits for it regardless), and no
+// statement is cancelled under the others' writes.
+func (b *batcher) begin() (*sql.Tx, *wtx, error) {
 	ctx := context.Background()
 	tx, err := b.db.BeginTx(ctx, nil)
 	if err != nil {
-		for _, o := range group {
-			o.err = err
-		}
-		return err
+		return nil, nil, err
 	}
-	w := &wtx{ctx: ctx, tx: tx, stmts: b.stmts}
-	for _, o := range group {
-		if err := b.call(o, w); err != nil {
-			tx.Rollback()
-			return err
-		}
+	return tx, &wtx{ctx: ctx, tx: tx, stmts: b.stmts}, nil
+}
+
+// failAll gives every write of a group the same error.
+func failAll(g []*batchOp, err error) {
+	for _, o := range g {
+		o.err = err
 	}
-	if err := tx.Commit(); err != nil {
-		for _, o := range group {
-			o.err = err
-		}
-		return err
-	}
-	return nil
 }

@@ -271,7 +271,11 @@ func TestEarlyDecisionThenRecordFails(t *testing.T) {
 		_, err := w.tx.ExecContext(w.ctx, "INSERT INTO settings (name, value) VALUES ('decided', 'x')")
 		return err
 	}
-	err, final := s.batch.doEarly(decide, func(*wtx) error { return boom })
+	// The record waits until the caller has its decision: doEarly must
+	// return before the record has run.
+	release := make(chan struct{})
+	err, final := s.batch.doEarly(decide, func(*wtx) error { <-release; return boom })
+	close(release)
 	if err != nil {
 		t.Fatalf("early result %v, want the decision's success", err)
 	}
