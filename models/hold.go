@@ -148,10 +148,10 @@ func (s *Store) StartCall(ctx context.Context, r *Request, keyID string, limit *
 // StartCallEarly is StartCall for a caller with work to do while the hold
 // commits. On SQLite it returns as soon as the hold is decided — its
 // guarded updates ran inside the writer's transaction — and the request
-// row's insert and the commit go on meanwhile; committed waits for them. Until committed returns nil
-// the caller must not answer its client, settle the hold or touch r;
-// committed's error is final and the same as StartCall's (nothing held).
-// An error returned at once is final too.
+// row's insert and the commit go on meanwhile; committed waits for them.
+// Until committed returns nil the caller must not answer its client,
+// settle the hold or touch r; committed's error is final and the same as
+// StartCall's (nothing held). An error returned at once is final too.
 func (s *Store) StartCallEarly(ctx context.Context, r *Request, keyID string, limit *int64, hold int64, ttl time.Duration) (_ *Hold, committed func() error, _ error) {
 	if s.batch == nil {
 		h, err := s.StartCall(ctx, r, keyID, limit, hold, ttl)
