@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"flag"
 	"fmt"
 	"io"
@@ -66,17 +65,11 @@ func BenchmarkExport(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	rows := -1 // the header
-	sc := bufio.NewScanner(res.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		rows++
-	}
-	res.Body.Close()
+	rows, err := testenv.CSVRows(res.Body)
 	el := time.Since(start)
 	b.StopTimer()
-	if res.StatusCode != http.StatusOK || sc.Err() != nil || rows <= 0 {
-		b.Fatalf("export: status %d, %d rows, %v", res.StatusCode, rows, sc.Err())
+	if res.StatusCode != http.StatusOK || err != nil || rows <= 0 {
+		b.Fatalf("export: status %d, %d rows, %v", res.StatusCode, rows, err)
 	}
 	peak, err := srv.peakRSS()
 	if err != nil {

@@ -1,7 +1,6 @@
 package handlers_test
 
 import (
-	"bufio"
 	"context"
 	"flag"
 	"fmt"
@@ -251,13 +250,7 @@ func BenchmarkRequestsPages(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		rows := -1 // the header
-		sc := bufio.NewScanner(res.Body)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			rows++
-		}
-		res.Body.Close()
+		rows, _ := testenv.CSVRows(res.Body)
 		el := time.Since(start)
 		cpu := cpuTime() - cpu0
 		close(done)

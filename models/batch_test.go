@@ -157,26 +157,10 @@ func TestEarlyDecisionIsProvisional(t *testing.T) {
 	}()
 	go func() {
 		defer wg.Done()
-		for { // queue the failing write behind the early one
-			s.batch.mu.Lock()
-			n := len(s.batch.queue)
-			s.batch.mu.Unlock()
-			if n == 1 {
-				break
-			}
-			time.Sleep(time.Millisecond)
-		}
+		waitQueued(s.batch, 1) // queue the failing write behind the early one
 		s.write(ctx, func(*wtx) error { return errors.New("boom") })
 	}()
-	for {
-		s.batch.mu.Lock()
-		n := len(s.batch.queue)
-		s.batch.mu.Unlock()
-		if n == 2 {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitQueued(s.batch, 2)
 	close(release)
 	r := <-got
 	wg.Wait()
@@ -186,6 +170,19 @@ func TestEarlyDecisionIsProvisional(t *testing.T) {
 	var se *ShortfallError
 	if err := r.final(); !errors.As(err, &se) || attempts != 2 {
 		t.Fatalf("final %v after %d attempts, want the second attempt's refusal", err, attempts)
+	}
+}
+
+// waitQueued waits until n writes wait in b's queue.
+func waitQueued(b *batcher, n int) {
+	for {
+		b.mu.Lock()
+		queued := len(b.queue)
+		b.mu.Unlock()
+		if queued == n {
+			return
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 

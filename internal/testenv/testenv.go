@@ -4,6 +4,7 @@
 package testenv
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"database/sql"
@@ -201,6 +202,20 @@ func Body(t testing.TB, res *http.Response) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// CSVRows reads a CSV export to its end, line by line without keeping it,
+// and returns how many records follow its header line (records here hold
+// no line breaks), closing the body.
+func CSVRows(body io.ReadCloser) (int, error) {
+	defer body.Close()
+	rows := -1 // the header
+	sc := bufio.NewScanner(body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		rows++
+	}
+	return rows, sc.Err()
 }
 
 // Doc parses an HTML page.
