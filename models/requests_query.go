@@ -214,6 +214,14 @@ func idRange(q *gorm.DB, lo, hi string) *gorm.DB {
 	return q
 }
 
+// listQuery selects a page of ListRequests, with one row more than the
+// page to tell whether another follows.
+func (s *Store) listQuery(db *gorm.DB, accountID string, f RequestFilter, cursor string, limit int) *gorm.DB {
+	q := db.Model(&Request{}).Select(listColumns).Where("account_id = ?", accountID)
+	q = idRange(f.apply(q), timeID(f.From), earlierID(timeID(f.To), cursor))
+	return q.Order("id DESC").Limit(limit + 1)
+}
+
 // laterID is the tighter of two lower bounds, earlierID of two upper
 // bounds; "" is an open bound.
 func laterID(a, b string) string { return max(a, b) }
@@ -244,10 +252,8 @@ type RequestPage struct {
 // meanwhile (always newer) never shift, duplicate or hide older ones, and
 // the 1000th page costs what the first does.
 func (s *Store) ListRequests(ctx context.Context, accountID string, f RequestFilter, cursor string, limit int) (*RequestPage, error) {
-	q := s.db.R.WithContext(ctx).Model(&Request{}).Select(listColumns).Where("account_id = ?", accountID)
-	q = idRange(f.apply(q), timeID(f.From), earlierID(timeID(f.To), cursor))
 	var rows []Request
-	if err := q.Order("id DESC").Limit(limit + 1).Find(&rows).Error; err != nil {
+	if err := s.listQuery(s.db.R.WithContext(ctx), accountID, f, cursor, limit).Find(&rows).Error; err != nil {
 		return nil, err
 	}
 	p := &RequestPage{Rows: rows}
