@@ -6,28 +6,45 @@
 #include <string.h>
 #include "walbuf.h"
 
-// A WAL file opened through the VFS: the buffer of frames not yet
-// written, then (at real) the underlying VFS's own file object.
-typedef struct walFile {
+typedef struct walFile walFile;
+
+// A database file opened through the VFS: the default VFS's file, and the
+// log file the same connection opened for it, if any.
+typedef struct dbFile {
 	sqlite3_file base;
 	sqlite3_file *real;
+	walFile *wal;
+} dbFile;
+
+// A WAL file opened through the VFS: the buffer of frames not yet
+// written, then (at real) the underlying VFS's own file object.
+struct walFile {
+	sqlite3_file base;
+	sqlite3_file *real;
+	dbFile *db;          // the database file the log belongs to
 	char *buf;
 	sqlite3_int64 off;   // file offset of buf[0]
 	int n;               // bytes pending in buf
 	int flushNext;       // a commit frame's header is pending: flush after its page
 	int throughNext;     // a commit frame's header went straight to the file: so does its page
-	int pad;             // keeps the underlying file object 8-byte aligned
-} walFile;
+};
 
 #define WALBUF_CAP (1 << 20)
+// Room for either wrapper before the default VFS's file object.
+#define WRAPPER_SIZE ((int)((sizeof(walFile) > sizeof(dbFile) ? sizeof(walFile) : sizeof(dbFile)) + 7) / 8 * 8)
 #define WAL_FRAME_HDRSIZE 24
 // The default VFS writes at most 128 KiB - 1 bytes a call (it masks the
 // count), so a flush goes in pieces of 124 KiB.
 #define WRITE_MAX 0x1f000
 
+// WAL_WRITE_LOCK, the shared-memory lock a connection holds while it
+// writes to the log.
+#define WAL_WRITE_LOCK 0
+
 static sqlite3_vfs walbufVfs;
 static sqlite3_vfs *origVfs;
 static sqlite3_io_methods walMethods;
+static sqlite3_io_methods dbMethods;
 
 static int flush(walFile *p) {
 	if (p->n == 0) {
@@ -127,7 +144,19 @@ static int walClose(sqlite3_file *f) {
 	int rc2 = p->real->pMethods->xClose(p->real);
 	free(p->buf);
 	p->buf = NULL;
+	if (p->db != NULL) {
+		p->db->wal = NULL;
+		p->db = NULL;
+	}
 	return rc != SQLITE_OK ? rc : rc2;
+}
+
+// walDiscard drops what is pending: the frames of a transaction that
+// rolled back.
+static void walDiscard(walFile *p) {
+	p->n = 0;
+	p->flushNext = 0;
+	p->throughNext = 0;
 }
 
 static int walRead(sqlite3_file *f, void *data, int amt, sqlite3_int64 ofst) {
@@ -187,26 +216,141 @@ static int walDeviceCharacteristics(sqlite3_file *f) {
 	return p->real->pMethods->xDeviceCharacteristics(p->real);
 }
 
+// The database file's methods are the default VFS's, but for one thing:
+// when the connection ends a write transaction (releases the log's write
+// lock), whatever its log file still holds is dropped. A commit leaves
+// nothing pending (its commit frame wrote it all), so what is left belongs
+// to a transaction that rolled back, and it must never reach the file:
+// once the lock is released, another connection may write its own frames
+// where those were.
+
+#define REAL(f) (((dbFile *)(f))->real)
+
+static int dbClose(sqlite3_file *f) {
+	dbFile *p = (dbFile *)f;
+	if (p->wal != NULL) {
+		p->wal->db = NULL;
+		p->wal = NULL;
+	}
+	return p->real->pMethods->xClose(p->real);
+}
+
+static int dbRead(sqlite3_file *f, void *data, int amt, sqlite3_int64 ofst) {
+	return REAL(f)->pMethods->xRead(REAL(f), data, amt, ofst);
+}
+
+static int dbWrite(sqlite3_file *f, const void *data, int amt, sqlite3_int64 ofst) {
+	return REAL(f)->pMethods->xWrite(REAL(f), data, amt, ofst);
+}
+
+static int dbTruncate(sqlite3_file *f, sqlite3_int64 size) {
+	return REAL(f)->pMethods->xTruncate(REAL(f), size);
+}
+
+static int dbSync(sqlite3_file *f, int flags) {
+	return REAL(f)->pMethods->xSync(REAL(f), flags);
+}
+
+static int dbFileSize(sqlite3_file *f, sqlite3_int64 *size) {
+	return REAL(f)->pMethods->xFileSize(REAL(f), size);
+}
+
+static int dbLock(sqlite3_file *f, int lock) {
+	return REAL(f)->pMethods->xLock(REAL(f), lock);
+}
+
+static int dbUnlock(sqlite3_file *f, int lock) {
+	return REAL(f)->pMethods->xUnlock(REAL(f), lock);
+}
+
+static int dbCheckReservedLock(sqlite3_file *f, int *out) {
+	return REAL(f)->pMethods->xCheckReservedLock(REAL(f), out);
+}
+
+static int dbFileControl(sqlite3_file *f, int op, void *arg) {
+	return REAL(f)->pMethods->xFileControl(REAL(f), op, arg);
+}
+
+static int dbSectorSize(sqlite3_file *f) {
+	return REAL(f)->pMethods->xSectorSize(REAL(f));
+}
+
+static int dbDeviceCharacteristics(sqlite3_file *f) {
+	return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f));
+}
+
+static int dbShmMap(sqlite3_file *f, int pg, int pgsz, int extend, void volatile **pp) {
+	return REAL(f)->pMethods->xShmMap(REAL(f), pg, pgsz, extend, pp);
+}
+
+static int dbShmLock(sqlite3_file *f, int offset, int n, int flags) {
+	dbFile *p = (dbFile *)f;
+	if (p->wal != NULL && offset == WAL_WRITE_LOCK && (flags & SQLITE_SHM_UNLOCK) != 0) {
+		walDiscard(p->wal);
+	}
+	return p->real->pMethods->xShmLock(p->real, offset, n, flags);
+}
+
+static void dbShmBarrier(sqlite3_file *f) {
+	REAL(f)->pMethods->xShmBarrier(REAL(f));
+}
+
+static int dbShmUnmap(sqlite3_file *f, int deleteFlag) {
+	return REAL(f)->pMethods->xShmUnmap(REAL(f), deleteFlag);
+}
+
+static int dbFetch(sqlite3_file *f, sqlite3_int64 ofst, int amt, void **pp) {
+	return REAL(f)->pMethods->xFetch(REAL(f), ofst, amt, pp);
+}
+
+static int dbUnfetch(sqlite3_file *f, sqlite3_int64 ofst, void *pp) {
+	return REAL(f)->pMethods->xUnfetch(REAL(f), ofst, pp);
+}
+
 // The log file has no shared memory or memory map of its own (those
 // belong to the database file), so the version-1 methods are all it uses.
 
+// openReal opens the default VFS's file at real, into the space after the
+// wrapper at f.
+static int openReal(const char *name, sqlite3_file *f, sqlite3_file *real, int flags, int *outFlags) {
+	int rc = origVfs->xOpen(origVfs, name, real, flags, outFlags);
+	if (rc != SQLITE_OK) {
+		if (real->pMethods != NULL) {
+			real->pMethods->xClose(real);
+		}
+		f->pMethods = NULL;
+	}
+	return rc;
+}
+
 static int walbufOpen(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags, int *outFlags) {
+	if ((flags & SQLITE_OPEN_MAIN_DB) != 0) {
+		dbFile *p = (dbFile *)f;
+		memset(p, 0, sizeof(*p));
+		p->real = (sqlite3_file *)((char *)f + WRAPPER_SIZE);
+		int rc = openReal(name, f, p->real, flags, outFlags);
+		if (rc == SQLITE_OK) {
+			p->base.pMethods = &dbMethods;
+		}
+		return rc;
+	}
 	if ((flags & SQLITE_OPEN_WAL) == 0) {
-		// Anything but a log file is the underlying VFS's own, untouched.
+		// Journals, temporary files: the default VFS's own, untouched.
 		return origVfs->xOpen(origVfs, name, f, flags, outFlags);
 	}
 	walFile *p = (walFile *)f;
 	memset(p, 0, sizeof(*p));
-	p->real = (sqlite3_file *)(p + 1);
-	int rc = origVfs->xOpen(origVfs, name, p->real, flags, outFlags);
+	p->real = (sqlite3_file *)((char *)f + WRAPPER_SIZE);
+	int rc = openReal(name, f, p->real, flags, outFlags);
 	if (rc != SQLITE_OK) {
-		if (p->real->pMethods != NULL) {
-			p->real->pMethods->xClose(p->real);
-		}
-		p->base.pMethods = NULL;
 		return rc;
 	}
 	p->base.pMethods = &walMethods;
+	sqlite3_file *db = sqlite3_database_file_object(name);
+	if (db != NULL && db->pMethods == &dbMethods) {
+		p->db = (dbFile *)db;
+		p->db->wal = p;
+	}
 	return SQLITE_OK;
 }
 
@@ -232,10 +376,30 @@ int walbuf_register(const char *name) {
 	walMethods.xSectorSize = walSectorSize;
 	walMethods.xDeviceCharacteristics = walDeviceCharacteristics;
 
+	dbMethods.iVersion = 3;
+	dbMethods.xClose = dbClose;
+	dbMethods.xRead = dbRead;
+	dbMethods.xWrite = dbWrite;
+	dbMethods.xTruncate = dbTruncate;
+	dbMethods.xSync = dbSync;
+	dbMethods.xFileSize = dbFileSize;
+	dbMethods.xLock = dbLock;
+	dbMethods.xUnlock = dbUnlock;
+	dbMethods.xCheckReservedLock = dbCheckReservedLock;
+	dbMethods.xFileControl = dbFileControl;
+	dbMethods.xSectorSize = dbSectorSize;
+	dbMethods.xDeviceCharacteristics = dbDeviceCharacteristics;
+	dbMethods.xShmMap = dbShmMap;
+	dbMethods.xShmLock = dbShmLock;
+	dbMethods.xShmBarrier = dbShmBarrier;
+	dbMethods.xShmUnmap = dbShmUnmap;
+	dbMethods.xFetch = dbFetch;
+	dbMethods.xUnfetch = dbUnfetch;
+
 	walbufVfs = *orig;
 	walbufVfs.pNext = NULL;
 	walbufVfs.zName = name;
-	walbufVfs.szOsFile = (int)sizeof(walFile) + orig->szOsFile;
+	walbufVfs.szOsFile = WRAPPER_SIZE + orig->szOsFile;
 	walbufVfs.xOpen = walbufOpen;
 	origVfs = orig;
 	return sqlite3_vfs_register(&walbufVfs, 0);

@@ -18,8 +18,12 @@
 // would have. Every other operation on the log file (a read, a sync, a
 // truncation, closing it) first writes what is pending, so the
 // connection itself, recovery and checkpoints see the file as SQLite
-// wrote it. Database files, journals and everything but the log are
-// opened by the default VFS untouched.
+// wrote it. And when the connection releases the log's write lock, what
+// is still pending is dropped: a commit leaves nothing behind, so it is
+// the pages of a transaction that rolled back, which must not land on
+// frames another connection may write next. That lock is taken on the
+// database file, so the VFS wraps it too (every other method passes
+// through); journals and temporary files are the default VFS's own.
 package walbuf
 
 /*

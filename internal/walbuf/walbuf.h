@@ -61,9 +61,12 @@ struct sqlite3_vfs {
 
 #define SQLITE_OK 0
 #define SQLITE_ERROR 1
+#define SQLITE_OPEN_MAIN_DB 0x00000100
 #define SQLITE_OPEN_WAL 0x00080000
+#define SQLITE_SHM_UNLOCK 1
 
 sqlite3_vfs *sqlite3_vfs_find(const char *zVfsName);
 int sqlite3_vfs_register(sqlite3_vfs *, int makeDflt);
+sqlite3_file *sqlite3_database_file_object(const char *);
 
 int walbuf_register(const char *name);
