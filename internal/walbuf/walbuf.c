@@ -307,9 +307,6 @@ static int dbUnfetch(sqlite3_file *f, sqlite3_int64 ofst, void *pp) {
 	return REAL(f)->pMethods->xUnfetch(REAL(f), ofst, pp);
 }
 
-// The log file has no shared memory or memory map of its own (those
-// belong to the database file), so the version-1 methods are all it uses.
-
 // openReal opens the default VFS's file at real, into the space after the
 // wrapper at f.
 static int openReal(const char *name, sqlite3_file *f, sqlite3_file *real, int flags, int *outFlags) {
@@ -362,6 +359,9 @@ int walbuf_register(const char *name) {
 	if (orig == NULL) {
 		return SQLITE_ERROR;
 	}
+	// The log file has no shared memory or memory map of its own (those
+	// belong to the database file), so the version-1 methods are all it
+	// uses.
 	walMethods.iVersion = 1;
 	walMethods.xClose = walClose;
 	walMethods.xRead = walRead;
