@@ -15,7 +15,8 @@ import (
 )
 
 // The writes the child process makes: one-page transactions (a commit
-// frame alone), small ones, many-page ones, one larger than the buffer, and one that
+// frame alone), small ones, many-page ones, one larger than the buffer,
+// one that rolls back before another connection commits, and one that
 // overflows a tiny page cache, so SQLite writes pages to the log before
 // the commit and rewrites their checksums in place when it commits.
 const (
