@@ -287,23 +287,10 @@ func completeHeld(w *wtx, h *Hold, r *Request, status string, charged int64, out
 	return true, nil
 }
 
-// captureTx ends an open hold as captured at cost, with its ledger
-// charge; its request row's outcome is the caller's to set. It reports
-// false, changing nothing, when the hold had already ended.
-func captureTx(w *wtx, h *Hold, cost int64, now time.Time) (bool, error) {
-	return endHold(w, h, HoldCaptured, cost, now)
-}
-
-// releaseTx ends an open hold without a charge (status released or
-// expired). It reports false, changing nothing, when the hold had already
-// ended.
-func releaseTx(w *wtx, h *Hold, status string, now time.Time) (bool, error) {
-	return endHold(w, h, status, 0, now)
-}
-
 // endHold moves an open hold to status exactly once, with its request
-// row's charge, and settles it (settleHold). It reports false when the
-// hold had already ended, having changed nothing.
+// row's charge (cost, captured only; 0 when released or expired), and
+// settles it (settleHold); the row's outcome is the caller's to set. It
+// reports false when the hold had already ended, having changed nothing.
 func endHold(w *wtx, h *Hold, status string, cost int64, now time.Time) (bool, error) {
 	n, err := w.exec(qEndHold, status, now, cost, h.RequestID)
 	if err != nil || n == 0 {
@@ -352,7 +339,7 @@ func (s *Store) ExpireHolds(ctx context.Context, now time.Time) (int, error) {
 			if err != nil {
 				return err
 			}
-			ok, err := releaseTx(w, h, HoldExpired, now.UTC())
+			ok, err := endHold(w, h, HoldExpired, 0, now.UTC())
 			if err != nil || !ok {
 				return err
 			}

@@ -102,22 +102,18 @@ func (s *Store) EndTask(ctx context.Context, t *Task, status, result, errMsg str
 		if errMsg != "" {
 			detail += ": " + errMsg
 		}
-		var charged int64
 		w, err := s.wtxOf(tx)
 		if err != nil {
 			return err
 		}
+		holdStatus, charged := HoldReleased, int64(0)
 		switch status {
 		case TaskSucceeded:
-			ok, err = captureTx(w, h, t.PriceMicros, now)
-			if ok {
-				charged = t.PriceMicros
-			}
+			holdStatus, charged = HoldCaptured, t.PriceMicros
 		case TaskExpired:
-			ok, err = releaseTx(w, h, HoldExpired, now)
-		default:
-			ok, err = releaseTx(w, h, HoldReleased, now)
+			holdStatus = HoldExpired
 		}
+		ok, err = endHold(w, h, holdStatus, charged, now)
 		if err != nil {
 			return err
 		}
