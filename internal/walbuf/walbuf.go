@@ -43,6 +43,8 @@ import (
 const Name = "walbuf"
 
 var register = sync.OnceValue(func() error {
+	// SQLite keeps the name for as long as the VFS is registered: the
+	// process's life, so the C string is never freed.
 	if rc := C.walbuf_register(C.CString(Name)); rc != C.SQLITE_OK {
 		return fmt.Errorf("register the %s SQLite VFS: error %d", Name, int(rc))
 	}
