@@ -292,3 +292,76 @@ func TestEarlyDecisionThenRecordFails(t *testing.T) {
 		t.Fatalf("refused decision: early %v, final %v, recorded %v", err, final(), recorded)
 	}
 }
+
+// TestCompletedCallsKeepTheirOutcome completes held calls every way a
+// call ends and reads each row back: a success has no error, a failure
+// its own, and a row that was written with an error and then completed
+// without one no longer shows it.
+func TestCompletedCallsKeepTheirOutcome(t *testing.T) {
+	s := sqliteStore(t)
+	ctx := context.Background()
+	u, err := s.CreateAccount(ctx, "outcomes@example.com", "long enough password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Credit(ctx, u.AccountID, 1000, LedgerAdjustment, "test", LedgerRef{}); err != nil {
+		t.Fatal(err)
+	}
+	k, _, err := s.CreateAPIKey(ctx, u.AccountID, AdminCLI, KeyInput{Name: "outcomes"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := func(errType string) (*Request, *Hold) {
+		r := &Request{ID: NewID("req"), AccountID: &u.AccountID, KeyID: &k.ID, Method: "POST",
+			Path: "/v1/chat/completions", Model: "tt-chat-small", CreatedAt: time.Now().UTC(), ErrorType: errType}
+		h, err := s.StartCall(ctx, r, k.ID, nil, 100, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r, h
+	}
+	check := func(r *Request, status int, errType, outcome string, charged int64) {
+		t.Helper()
+		got, err := s.RequestOf(ctx, u.AccountID, r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status != status || got.ErrorType != errType || got.BillingOutcome != outcome ||
+			got.ChargedMicros != charged || got.HoldStatus == HoldOpen || got.CompletedAt == nil {
+			t.Fatalf("row %+v, want status %d, error %q, outcome %s, charged %d, hold ended, completed",
+				got, status, errType, outcome, charged)
+		}
+	}
+
+	ok, okHold := start("")
+	ok.Status, ok.PromptTokens, ok.CompletionTokens = 200, 7, 16
+	if err := s.FinishCall(ctx, okHold, ok, 30); err != nil {
+		t.Fatal(err)
+	}
+	check(ok, 200, "", OutcomeCharged, 30)
+
+	failed, h := start("")
+	failed.Status, failed.ErrorType, failed.ErrorMessage = 502, "upstream_error", "The model server failed to answer."
+	failed.ErrorBody = `{"error":{"type":"upstream_error"}}`
+	if err := s.ReleaseCall(ctx, h, failed, OutcomeNotChargedFailed); err != nil {
+		t.Fatal(err)
+	}
+	check(failed, 502, "upstream_error", OutcomeNotChargedFailed, 0)
+
+	cleared, h := start("upstream_error")
+	cleared.Status, cleared.ErrorType = 200, ""
+	if err := s.FinishCall(ctx, h, cleared, 40); err != nil {
+		t.Fatal(err)
+	}
+	check(cleared, 200, "", OutcomeCharged, 40)
+
+	// A second completion of an ended hold changes nothing.
+	ok.Status = 500
+	if err := s.FinishCall(ctx, okHold, ok, 50); err != nil {
+		t.Fatal(err)
+	}
+	check(ok, 200, "", OutcomeCharged, 30)
+	if err := s.LedgerInvariant(ctx, u.AccountID); err != nil {
+		t.Fatal(err)
+	}
+}

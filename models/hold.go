@@ -104,11 +104,24 @@ var (
 		charged_micros, billing_outcome, outcome_detail, ratelimit_limit, ratelimit_remaining, ratelimit_reset,
 		retry_after, created_at, completed_at, hold_status, held_at, hold_expires_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	// The row of a call whose hold was just placed: nothing has happened
+	// to the call yet, so its error, usage, charge and completion keep
+	// their defaults.
+	qInsertHeld = newQuery(`INSERT INTO requests (id, account_id, key_id, method, path, model, status, client_ip,
+		stream, hold_micros, billing_outcome, ratelimit_limit, ratelimit_remaining, ratelimit_reset, retry_after,
+		created_at, hold_status, held_at, hold_expires_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '` + OutcomePending + `', ?, ?, ?, ?, ?, '` + HoldOpen + `', ?, ?)`)
 	// Ending a hold and completing its request is one guarded update: it
 	// changes the row only while the hold is open, so a hold ends once.
 	qCompleteHeld = newQuery(`UPDATE requests SET hold_status = ?, hold_ended_at = ?, status = ?, error_type = ?,
 		error_message = ?, error_body = ?, latency_ms = ?, prompt_tokens = ?, completion_tokens = ?, charged_micros = ?,
 		billing_outcome = ?, outcome_detail = ?, completed_at = ? WHERE id = ? AND hold_status = 'open'`)
+	// The same for a call without an error whose row has none either: its
+	// error columns stay as they are, and so does their index.
+	qCompleteHeldClean = newQuery(`UPDATE requests SET hold_status = ?, hold_ended_at = ?, status = ?, latency_ms = ?,
+		prompt_tokens = ?, completion_tokens = ?, charged_micros = ?, billing_outcome = ?, outcome_detail = ?,
+		completed_at = ? WHERE id = ? AND hold_status = 'open' AND error_type = '' AND error_message = ''
+		AND error_body = ''`)
 	// The charge's balance_after is read from the wallet row the same
 	// transaction just updated.
 	qInsertCharge = newQuery(`INSERT INTO ledger_entries (id, account_id, kind, amount_micros, balance_after_micros,
@@ -230,7 +243,19 @@ func (s *Store) startCall(r *Request, keyID string, limit *int64, hold int64, tt
 			return &ShortfallError{AvailableMicros: available, HoldMicros: hold}
 		}
 		return nil
-	}, func(w *wtx) error { return insertRequest(w, r) }, nil
+	}, func(w *wtx) error { return insertHeld(w, r) }, nil
+}
+
+// insertHeld writes the row of a call whose hold was just placed.
+func insertHeld(w *wtx, r *Request) error {
+	if r.ErrorType != "" || r.ErrorMessage != "" || r.ErrorBody != "" || r.LatencyMS != 0 || r.PromptTokens != 0 ||
+		r.CompletionTokens != 0 || r.ChargedMicros != 0 || r.OutcomeDetail != "" || r.CompletedAt != nil {
+		return insertRequest(w, r) // more than a fresh call's row: write it all
+	}
+	_, err := w.exec(qInsertHeld, r.ID, r.AccountID, r.KeyID, r.Method, r.Path, r.Model, r.Status, r.ClientIP,
+		r.Stream, r.HoldMicros, r.RatelimitLimit, r.RatelimitRemaining, r.RatelimitReset, r.RetryAfter,
+		r.CreatedAt, r.HeldAt, r.HoldExpiresAt)
+	return err
 }
 
 func insertRequest(w *wtx, r *Request) error {
@@ -278,8 +303,16 @@ func (s *Store) ReleaseCall(ctx context.Context, h *Hold, r *Request, outcome st
 // charge and outcome, in one guarded update. It reports false, changing
 // nothing, when the hold had already ended.
 func completeHeld(w *wtx, h *Hold, r *Request, status string, charged int64, outcome string, now time.Time) (bool, error) {
-	n, err := w.exec(qCompleteHeld, status, now, r.Status, r.ErrorType, r.ErrorMessage, r.ErrorBody, r.LatencyMS,
-		r.PromptTokens, r.CompletionTokens, charged, outcome, r.OutcomeDetail, now, h.RequestID)
+	var n int64
+	var err error
+	if r.ErrorType == "" && r.ErrorMessage == "" && r.ErrorBody == "" {
+		n, err = w.exec(qCompleteHeldClean, status, now, r.Status, r.LatencyMS, r.PromptTokens, r.CompletionTokens,
+			charged, outcome, r.OutcomeDetail, now, h.RequestID)
+	}
+	if n == 0 && err == nil { // an error to record or clear, or the hold had ended
+		n, err = w.exec(qCompleteHeld, status, now, r.Status, r.ErrorType, r.ErrorMessage, r.ErrorBody, r.LatencyMS,
+			r.PromptTokens, r.CompletionTokens, charged, outcome, r.OutcomeDetail, now, h.RequestID)
+	}
 	if err != nil || n == 0 {
 		return false, err
 	}
