@@ -3,6 +3,7 @@ package models
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"runtime"
@@ -39,8 +40,8 @@ const (
 // during a group queues, and the groups after it run on a goroutine that
 // ends when the queue is empty.
 type batcher struct {
-	db    *sql.DB
-	stmts []*sql.Stmt
+	db *sql.DB
+	wc *writerConn // used by the running group only
 
 	mu        sync.Mutex
 	queue     []*batchOp
@@ -141,7 +142,11 @@ func (b *batcher) runGroup() bool {
 	b.mu.Lock()
 	window := b.lastGroup >= groupDelayFrom
 	b.mu.Unlock()
-	g := b.runWindow(window)
+	var g []*batchOp
+	if err := b.onWriter(func(c *writerConn) { g = b.runWindow(c, window) }); err != nil && g == nil {
+		g = b.take(maxBatch)
+		failAll(g, err)
+	}
 	for _, o := range g {
 		close(o.finished)
 	}
@@ -203,10 +208,10 @@ func (b *batcher) await(deadline time.Time) bool {
 // rolls the transaction back, and then every write of the group runs
 // again alone, so one write's failure is never another's. It returns the
 // group's writes.
-func (b *batcher) runWindow(window bool) []*batchOp {
+func (b *batcher) runWindow(c *writerConn, window bool) []*batchOp {
 	deadline := time.Now().Add(groupDelay)
 	g := b.take(maxBatch)
-	tx, w, err := b.begin()
+	w, err := c.tx()
 	if err != nil {
 		failAll(g, err)
 		return g
@@ -214,10 +219,10 @@ func (b *batcher) runWindow(window bool) []*batchOp {
 	for ops := g; ; {
 		for _, o := range ops {
 			if err := b.call(o, w); err != nil {
-				tx.Rollback()
+				c.end(false)
 				if len(g) > 1 { // alone, its error is already set
 					for _, o := range g {
-						b.runAlone(o)
+						b.runAlone(c, o)
 					}
 				}
 				return g
@@ -229,7 +234,7 @@ func (b *batcher) runWindow(window bool) []*batchOp {
 		ops = b.take(maxBatch - len(g))
 		g = append(g, ops...)
 	}
-	if err := tx.Commit(); err != nil {
+	if err := c.end(true); err != nil {
 		failAll(g, err)
 	}
 	return g
@@ -263,31 +268,66 @@ func (b *batcher) call(o *batchOp, w *wtx) error {
 
 // runAlone runs one write in a transaction of its own, setting its error,
 // and commits it unless the write failed without being a refusal.
-func (b *batcher) runAlone(o *batchOp) {
-	tx, w, err := b.begin()
+func (b *batcher) runAlone(c *writerConn, o *batchOp) {
+	w, err := c.tx()
 	if err != nil {
 		o.err = err
 		return
 	}
 	if b.call(o, w) != nil {
-		tx.Rollback()
+		c.end(false)
 		return
 	}
-	if err := tx.Commit(); err != nil {
+	if err := c.end(true); err != nil {
 		o.err = err
 	}
 }
 
-// begin starts a group's transaction. A queued write runs whatever its
-// caller's context says (the caller waits for it regardless), and no
-// statement is cancelled under the others' writes.
-func (b *batcher) begin() (*sql.Tx, *wtx, error) {
-	ctx := context.Background()
-	tx, err := b.db.BeginTx(ctx, nil)
+// onWriter runs fn on the writer connection, holding it until fn returns.
+// A queued write runs whatever its caller's context says (the caller
+// waits for it regardless), and no statement is cancelled under the
+// others' writes.
+func (b *batcher) onWriter(fn func(*writerConn)) error {
+	conn, err := b.db.Conn(context.Background())
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
-	return tx, &wtx{ctx: ctx, tx: tx, stmts: b.stmts}, nil
+	defer conn.Close()
+	return conn.Raw(func(dc any) error {
+		if b.wc == nil || b.wc.dc != dc {
+			if b.wc != nil { // database/sql replaced the connection
+				b.wc.close()
+			}
+			b.wc = nil
+			d, ok := dc.(driver.Conn)
+			if !ok {
+				return fmt.Errorf("write path: %T is not a driver connection", dc)
+			}
+			wc, err := newWriterConn(d)
+			if err != nil {
+				return err
+			}
+			b.wc = wc
+		}
+		fn(b.wc)
+		return nil
+	})
+}
+
+// close finalizes the writer's statements, before its connection closes.
+func (b *batcher) close() {
+	conn, err := b.db.Conn(context.Background())
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	conn.Raw(func(any) error { // no group runs while this holds the connection
+		if b.wc != nil {
+			b.wc.close()
+			b.wc = nil
+		}
+		return nil
+	})
 }
 
 // failAll gives every write of a group the same error.

@@ -4,11 +4,15 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 )
+
+// qPutSetting is a write of the tests' own, through the write path.
+var qPutSetting = newQuery("INSERT INTO settings (name, value) VALUES (?, 'x')")
 
 // sqliteStore is a Store on a migrated SQLite file of the test's own (the
 // group commit exists only on SQLite). The tests here are inside the
@@ -38,7 +42,7 @@ func TestGroupCommitIsolatesWrites(t *testing.T) {
 	ctx := context.Background()
 	put := func(name string) func(*wtx) error {
 		return func(w *wtx) error {
-			_, err := w.tx.ExecContext(w.ctx, "INSERT INTO settings (name, value) VALUES (?, 'x')", name)
+			_, err := w.exec(qPutSetting, name)
 			return err
 		}
 	}
@@ -237,13 +241,12 @@ func TestStartCallEarly(t *testing.T) {
 // not even begin (the database closed, or locked by another process past
 // the busy timeout) is told so, never reported as committed.
 func TestGroupCommitCannotBegin(t *testing.T) {
-	s := sqliteStore(t)
 	db, err := sql.Open("sqlite3", filepath.Join(t.TempDir(), "closed.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	db.Close()
-	b := &batcher{db: db, stmts: s.stmts, arrived: make(chan struct{}, 1)}
+	b := &batcher{db: db, arrived: make(chan struct{}, 1)}
 	ran := false
 	if err := b.do(func(*wtx) error { ran = true; return nil }); err == nil {
 		t.Fatal("a write that never began reported success")
@@ -265,7 +268,7 @@ func TestEarlyDecisionThenRecordFails(t *testing.T) {
 	s := sqliteStore(t)
 	boom := errors.New("boom")
 	decide := func(w *wtx) error {
-		_, err := w.tx.ExecContext(w.ctx, "INSERT INTO settings (name, value) VALUES ('decided', 'x')")
+		_, err := w.exec(qPutSetting, "decided")
 		return err
 	}
 	// The record waits until the caller has its decision: doEarly must
@@ -363,5 +366,34 @@ func TestCompletedCallsKeepTheirOutcome(t *testing.T) {
 	check(ok, 200, "", OutcomeCharged, 30)
 	if err := s.LedgerInvariant(ctx, u.AccountID); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestCloseLeavesOneFile writes through the group commit and closes the
+// database: every connection, the group commit's included, really
+// closes, so the last one folds the log into the file and removes it.
+func TestCloseLeavesOneFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "close.db")
+	db, err := Open(path, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s := NewStore(db)
+	if err := s.write(context.Background(), func(w *wtx) error {
+		_, err := w.exec(qPutSetting, "closing")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, suffix := range []string{"-wal", "-shm"} {
+		if _, err := os.Stat(path + suffix); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s after Close: %v, want it removed", suffix, err)
+		}
 	}
 }

@@ -30,7 +30,8 @@ type DB struct {
 	R        *gorm.DB // plain reads
 	Postgres bool
 
-	stopCheckpoints func() // SQLite: ends the background checkpointer
+	stopCheckpoints func()   // SQLite: ends the background checkpointer
+	beforeClose     []func() // SQLite: the group commits' statements to finalize
 }
 
 // Open connects to PostgreSQL when databaseURL is set, otherwise to the
@@ -169,6 +170,10 @@ func openSQLite(path string, cfg *gorm.Config, cacheKiB int, extra string) (*gor
 
 // Close closes every connection.
 func (db *DB) Close() error {
+	for _, fn := range db.beforeClose {
+		fn()
+	}
+	db.beforeClose = nil
 	if db.stopCheckpoints != nil {
 		db.stopCheckpoints()
 		db.stopCheckpoints = nil

@@ -220,8 +220,8 @@ func (s *Store) startCall(r *Request, keyID string, limit *int64, hold int64, tt
 			return err
 		}
 		if n == 0 {
-			var mtd int64
-			if err := w.queryRow(qKeyMonthToDate, keyID, h.Month).Scan(&mtd); err != nil {
+			mtd, err := w.queryInt(qKeyMonthToDate, keyID, h.Month)
+			if err != nil {
 				return err
 			}
 			return &QuotaError{LimitMicros: *limit, MonthToDateMicros: mtd, HoldMicros: hold}
@@ -236,8 +236,8 @@ func (s *Store) startCall(r *Request, keyID string, limit *int64, hold int64, tt
 			if _, err := w.exec(qUnholdKeyMonth, hold, keyID, h.Month); err != nil {
 				return err
 			}
-			var available int64
-			if err := w.queryRow(qWalletAvailable, h.AccountID).Scan(&available); err != nil {
+			available, err := w.queryInt(qWalletAvailable, h.AccountID)
+			if err != nil {
 				return err
 			}
 			return &ShortfallError{AvailableMicros: available, HoldMicros: hold}

@@ -12,8 +12,9 @@ type Store struct {
 	keys    ttlCache[*APIKey]
 	catalog ttlCache[[]CatalogModel]
 
-	// The money path's statements, prepared on SQLite's writer connection,
-	// and its group commit (see wtx.go and batch.go); both nil on PostgreSQL.
+	// The money path's statements, prepared on SQLite's writer connection
+	// for transactions through database/sql, and its group commit, which
+	// has its own (see wtx.go, batch.go and writer.go); nil on PostgreSQL.
 	stmts []*sql.Stmt
 	batch *batcher
 }
@@ -23,7 +24,8 @@ func NewStore(db *DB) *Store {
 	s := &Store{db: db}
 	s.prepare()
 	if !db.Postgres {
-		s.batch = &batcher{db: db.SQL(), stmts: s.stmts, arrived: make(chan struct{}, 1)}
+		s.batch = &batcher{db: db.SQL(), arrived: make(chan struct{}, 1)}
+		db.beforeClose = append(db.beforeClose, s.batch.close)
 	}
 	return s
 }

@@ -59,9 +59,11 @@ func (s *Store) prepare() {
 	}
 }
 
-// wtx is a write transaction of the money path.
+// wtx is a write transaction of the money path: SQLite's group commit on
+// the writer's own connection (own, writer.go), or a *sql.Tx.
 type wtx struct {
 	ctx   context.Context
+	own   *writerConn
 	tx    *sql.Tx
 	stmts []*sql.Stmt // prepared statements, SQLite only
 	pg    bool
@@ -92,6 +94,9 @@ func (w *wtx) text(q *query) string {
 
 // exec runs q and returns how many rows it changed.
 func (w *wtx) exec(q *query, args ...any) (int64, error) {
+	if w.own != nil {
+		return w.own.exec(q, args)
+	}
 	var res sql.Result
 	var err error
 	if st := w.stmt(q); st != nil {
@@ -105,12 +110,20 @@ func (w *wtx) exec(q *query, args ...any) (int64, error) {
 	return res.RowsAffected()
 }
 
-// queryRow runs q for its one row.
-func (w *wtx) queryRow(q *query, args ...any) *sql.Row {
-	if st := w.stmt(q); st != nil {
-		return st.QueryRowContext(w.ctx, args...)
+// queryInt runs q for the integer its one row holds.
+func (w *wtx) queryInt(q *query, args ...any) (int64, error) {
+	if w.own != nil {
+		return w.own.queryInt(q, args)
 	}
-	return w.tx.QueryRowContext(w.ctx, w.text(q), args...)
+	var row *sql.Row
+	if st := w.stmt(q); st != nil {
+		row = st.QueryRowContext(w.ctx, args...)
+	} else {
+		row = w.tx.QueryRowContext(w.ctx, w.text(q), args...)
+	}
+	var n int64
+	err := row.Scan(&n)
+	return n, err
 }
 
 // write runs fn in a write transaction of the money path. On SQLite it
