@@ -30,6 +30,24 @@ func sqliteStore(t *testing.T) *Store {
 	return NewStore(db)
 }
 
+// fundedKey makes an account with micros in its wallet and a key.
+func fundedKey(t *testing.T, s *Store, email string, micros int64) (*User, *APIKey) {
+	t.Helper()
+	ctx := context.Background()
+	u, err := s.CreateAccount(ctx, email, "long enough password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Credit(ctx, u.AccountID, micros, LedgerAdjustment, "test", LedgerRef{}); err != nil {
+		t.Fatal(err)
+	}
+	k, _, err := s.CreateAPIKey(ctx, u.AccountID, AdminCLI, KeyInput{Name: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u, k
+}
+
 // TestGroupCommitIsolatesWrites queues writes behind a slow one so that
 // they share a transaction, and checks that each keeps its own outcome: a
 // failing write leaves nothing and takes nothing of the others with it, a
@@ -195,17 +213,7 @@ func waitQueued(b *batcher, n int) {
 func TestStartCallEarly(t *testing.T) {
 	s := sqliteStore(t)
 	ctx := context.Background()
-	u, err := s.CreateAccount(ctx, "early@example.com", "long enough password")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Credit(ctx, u.AccountID, 100, LedgerAdjustment, "test", LedgerRef{}); err != nil {
-		t.Fatal(err)
-	}
-	k, _, err := s.CreateAPIKey(ctx, u.AccountID, AdminCLI, KeyInput{Name: "early"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	u, k := fundedKey(t, s, "early@example.com", 100)
 	row := func() *Request {
 		return &Request{ID: NewID("req"), AccountID: &u.AccountID, KeyID: &k.ID, Method: "POST",
 			Path: "/v1/chat/completions", CreatedAt: time.Now().UTC()}
@@ -303,17 +311,7 @@ func TestEarlyDecisionThenRecordFails(t *testing.T) {
 func TestCompletedCallsKeepTheirOutcome(t *testing.T) {
 	s := sqliteStore(t)
 	ctx := context.Background()
-	u, err := s.CreateAccount(ctx, "outcomes@example.com", "long enough password")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Credit(ctx, u.AccountID, 1000, LedgerAdjustment, "test", LedgerRef{}); err != nil {
-		t.Fatal(err)
-	}
-	k, _, err := s.CreateAPIKey(ctx, u.AccountID, AdminCLI, KeyInput{Name: "outcomes"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	u, k := fundedKey(t, s, "outcomes@example.com", 1000)
 	start := func(errType string) (*Request, *Hold) {
 		r := &Request{ID: NewID("req"), AccountID: &u.AccountID, KeyID: &k.ID, Method: "POST",
 			Path: "/v1/chat/completions", Model: "tt-chat-small", CreatedAt: time.Now().UTC(), ErrorType: errType}

@@ -105,18 +105,23 @@ func (c *writerConn) stmt(q *query) (driver.Stmt, error) {
 	return c.stmts[q.i], nil
 }
 
-// bind converts args as database/sql would for the driver.
-func (c *writerConn) bind(args []any) ([]driver.NamedValue, error) {
+// bind returns q's statement and args converted as database/sql would
+// for the driver.
+func (c *writerConn) bind(q *query, args []any) (driver.Stmt, []driver.NamedValue, error) {
+	st, err := c.stmt(q)
+	if err != nil {
+		return nil, nil, err
+	}
 	nv := c.args[:0]
 	for i, a := range args {
 		v, err := driverValue(a)
 		if err != nil {
-			return nil, fmt.Errorf("write path: argument %d: %w", i+1, err)
+			return nil, nil, fmt.Errorf("write path: argument %d: %w", i+1, err)
 		}
 		nv = append(nv, driver.NamedValue{Ordinal: i + 1, Value: v})
 	}
 	c.args = nv
-	return nv, nil
+	return st, nv, nil
 }
 
 // driverValue is driver.DefaultParameterConverter, without reflection for
@@ -152,11 +157,7 @@ func driverValue(a any) (driver.Value, error) {
 }
 
 func (c *writerConn) exec(q *query, args []any) (int64, error) {
-	st, err := c.stmt(q)
-	if err != nil {
-		return 0, err
-	}
-	nv, err := c.bind(args)
+	st, nv, err := c.bind(q, args)
 	if err != nil {
 		return 0, err
 	}
@@ -170,11 +171,7 @@ func (c *writerConn) exec(q *query, args []any) (int64, error) {
 
 // queryInt runs q for the integer in the first column of its one row.
 func (c *writerConn) queryInt(q *query, args []any) (int64, error) {
-	st, err := c.stmt(q)
-	if err != nil {
-		return 0, err
-	}
-	nv, err := c.bind(args)
+	st, nv, err := c.bind(q, args)
 	if err != nil {
 		return 0, err
 	}
