@@ -51,7 +51,7 @@ func rqNewAccount(t *testing.T, srv *testenv.Server, email string) *rqAccount {
 func rqLog(t *testing.T, srv *testenv.Server, r models.Request, at time.Time) *models.Request {
 	t.Helper()
 	if r.ID == "" {
-		r.ID = "req_" + ulid.MustNew(ulid.Timestamp(at), ulid.DefaultEntropy()).String()
+		r.ID = models.NewRequestIDAt(at)
 	}
 	if r.Method == "" {
 		r.Method, r.Path = "POST", "/v1/chat/completions"

@@ -254,7 +254,7 @@ func TestScaleOutReapersEndEachOnce(t *testing.T) {
 	st := a.srv.Store
 	const holds, tasks = 40, 20
 	for i := 0; i < holds+tasks; i++ {
-		r := &models.Request{ID: models.NewID("req"), AccountID: &a.account, KeyID: &a.key.ID, Method: "POST",
+		r := &models.Request{ID: models.NewRequestID(), AccountID: &a.account, KeyID: &a.key.ID, Method: "POST",
 			Path: "/v1/chat/completions", Status: 200, CreatedAt: time.Now().UTC()}
 		if _, err := st.StartCall(ctx, r, a.key.ID, nil, 1000, time.Millisecond); err != nil {
 			t.Fatal(err)

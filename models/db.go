@@ -218,7 +218,7 @@ func (db *DB) Migrate(ctx context.Context) (int, error) {
 	if db.Postgres {
 		dialect = goose.DialectPostgres
 	}
-	var opts []goose.ProviderOption
+	opts := []goose.ProviderOption{goose.WithGoMigrations(migrations.Go(db.Postgres)...)}
 	if db.Postgres {
 		// Instances starting together take turns instead of racing.
 		locker, err := lock.NewPostgresSessionLocker()

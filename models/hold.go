@@ -99,18 +99,18 @@ var (
 	qHoldWallet     = newQuery(`UPDATE wallets SET held_micros = held_micros + ?, updated_at = ?
 		WHERE account_id = ? AND balance_micros - held_micros >= ?`)
 	qWalletAvailable = newQuery(`SELECT balance_micros - held_micros FROM wallets WHERE account_id = ?`)
-	qInsertRequest   = newQuery(`INSERT INTO requests (id, account_id, key_id, method, path, model, status, error_type,
+	qInsertRequest   = newLogInsert(`id, account_id, key_id, method, path, model, status, error_type,
 		error_message, error_body, client_ip, stream, latency_ms, prompt_tokens, completion_tokens, hold_micros,
 		charged_micros, billing_outcome, outcome_detail, ratelimit_limit, ratelimit_remaining, ratelimit_reset,
-		retry_after, created_at, completed_at, hold_status, held_at, hold_expires_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		retry_after, created_at, completed_at, hold_status, held_at, hold_expires_at`,
+		`?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?`)
 	// The row of a call whose hold was just placed: nothing has happened
 	// to the call yet, so its error, usage, charge and completion keep
 	// their defaults.
-	qInsertHeld = newQuery(`INSERT INTO requests (id, account_id, key_id, method, path, model, status, client_ip,
+	qInsertHeld = newLogInsert(`id, account_id, key_id, method, path, model, status, client_ip,
 		stream, hold_micros, billing_outcome, ratelimit_limit, ratelimit_remaining, ratelimit_reset, retry_after,
-		created_at, hold_status, held_at, hold_expires_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '` + OutcomePending + `', ?, ?, ?, ?, ?, '` + HoldOpen + `', ?, ?)`)
+		created_at, hold_status, held_at, hold_expires_at`,
+		`?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '`+OutcomePending+`', ?, ?, ?, ?, ?, '`+HoldOpen+`', ?, ?`)
 	// Ending a hold and completing its request is one guarded update: it
 	// changes the row only while the hold is open, so a hold ends once.
 	qCompleteHeld = newQuery(`UPDATE requests SET hold_status = ?, hold_ended_at = ?, status = ?, error_type = ?,
@@ -252,14 +252,23 @@ func insertHeld(w *wtx, r *Request) error {
 		r.CompletionTokens != 0 || r.ChargedMicros != 0 || r.OutcomeDetail != "" || r.CompletedAt != nil {
 		return insertRequest(w, r) // more than a fresh call's row: write it all
 	}
-	_, err := w.exec(qInsertHeld, r.ID, r.AccountID, r.KeyID, r.Method, r.Path, r.Model, r.Status, r.ClientIP,
+	_, err := w.exec(qInsertHeld, logSeq(r.ID), r.ID, r.AccountID, r.KeyID, r.Method, r.Path, r.Model, r.Status, r.ClientIP,
 		r.Stream, r.HoldMicros, r.RatelimitLimit, r.RatelimitRemaining, r.RatelimitReset, r.RetryAfter,
 		r.CreatedAt, r.HeldAt, r.HoldExpiresAt)
 	return err
 }
 
+// logSeq is the place in SQLite's log of a request with id, or nil, for
+// the next place after the newest, for an id not made by NewRequestID.
+func logSeq(id string) any {
+	if seq := RequestSeq(id); seq != 0 {
+		return seq
+	}
+	return nil
+}
+
 func insertRequest(w *wtx, r *Request) error {
-	_, err := w.exec(qInsertRequest, r.ID, r.AccountID, r.KeyID, r.Method, r.Path, r.Model, r.Status, r.ErrorType,
+	_, err := w.exec(qInsertRequest, logSeq(r.ID), r.ID, r.AccountID, r.KeyID, r.Method, r.Path, r.Model, r.Status, r.ErrorType,
 		r.ErrorMessage, r.ErrorBody, r.ClientIP, r.Stream, r.LatencyMS, r.PromptTokens, r.CompletionTokens,
 		r.HoldMicros, r.ChargedMicros, r.BillingOutcome, r.OutcomeDetail, r.RatelimitLimit, r.RatelimitRemaining,
 		r.RatelimitReset, r.RetryAfter, r.CreatedAt, r.CompletedAt, r.HoldStatus, r.HeldAt, r.HoldExpiresAt)

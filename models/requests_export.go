@@ -86,7 +86,7 @@ func (s *Store) eachRequestTextPacked(ctx context.Context, accountID string, f R
 	go func() {
 		defer close(full)
 		done <- s.db.R.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-			cursor := ""
+			var below int64 // 0: from the newest
 			for {
 				var c *exportChunk
 				select {
@@ -94,8 +94,8 @@ func (s *Store) eachRequestTextPacked(ctx context.Context, accountID string, f R
 				case <-ctx.Done():
 					return ctx.Err()
 				}
-				next, again, err := c.read(tx, accountID, f, labels, cursor)
-				if err != nil || next == "" {
+				next, again, err := c.read(tx, accountID, f, labels, below)
+				if err != nil || next == 0 {
 					return err
 				}
 				if again {
@@ -106,7 +106,7 @@ func (s *Store) eachRequestTextPacked(ctx context.Context, accountID string, f R
 				case <-ctx.Done():
 					return ctx.Err()
 				}
-				cursor = next
+				below = next
 			}
 		})
 	}()
@@ -129,17 +129,34 @@ func (s *Store) eachRequestTextPacked(ctx context.Context, accountID string, f R
 // driver.
 func (s *Store) eachRequestTextSlow(ctx context.Context, accountID string, f RequestFilter, labels map[string]KeyLabel, fn func(*RequestText) error) error {
 	var t RequestText
-	return eachRequest(exportQuery(s.db.R.WithContext(ctx), accountID, f, "", ""), func(r *Request) error {
+	return eachRequest(exportQuery(s.db.R.WithContext(ctx), accountID, f), func(r *Request) error {
 		t.set(r, labels)
 		return fn(&t)
 	})
 }
 
-// exportQuery is the account's requests that match f with ids in
-// [lo, hi) ("" for an open end).
-func exportQuery(db *gorm.DB, accountID string, f RequestFilter, lo, hi string) *gorm.DB {
-	q := db.Model(&Request{}).Where("account_id = ?", accountID)
-	return idRange(f.apply(q), laterID(timeID(f.From), lo), earlierID(timeID(f.To), hi))
+// exportQuery is the account's requests that match f.
+func exportQuery(db *gorm.DB, accountID string, f RequestFilter) *gorm.DB {
+	return between(f.apply(db.Model(&Request{}).Where("account_id = ?", accountID)), f.From, f.To)
+}
+
+// chunkQuery is exportQuery on SQLite, limited to the log's places in
+// [lo, hi) (0 for an open end).
+func chunkQuery(db *gorm.DB, accountID string, f RequestFilter, lo, hi int64) *gorm.DB {
+	q := f.apply(db.Model(&Request{}).Where("account_id = ?", accountID))
+	if from := seqAt(f.From); from > lo {
+		lo = from
+	}
+	if to := seqAt(f.To); to != 0 && (hi == 0 || to < hi) {
+		hi = to
+	}
+	if lo != 0 {
+		q = q.Where("seq >= ?", lo)
+	}
+	if hi != 0 {
+		q = q.Where("seq < ?", hi)
+	}
+	return q
 }
 
 // exportColumns are what an export carries: fewer columns is fewer calls
@@ -161,7 +178,7 @@ const (
 // export's columns through the driver in one streaming query. fn's
 // *Request is reused between calls.
 func eachRequest(q *gorm.DB, fn func(*Request) error) error {
-	rows, err := q.Select(exportColumns).Order("id DESC").Rows()
+	rows, err := newestFirst(q.Select(exportColumns)).Rows()
 	if err != nil {
 		return err
 	}
@@ -195,32 +212,33 @@ type exportChunk struct {
 	lastDate string // the last date checked to be a real one
 }
 
-// read fills c with the rows matching f below the id cursor ("" for the
-// newest), at most exportChunkRows of them, newest first, and returns the
-// smallest id read ("" when no row is left) and whether the rows had to be
-// read again through the driver.
-func (c *exportChunk) read(tx *gorm.DB, accountID string, f RequestFilter, labels map[string]KeyLabel, cursor string) (string, bool, error) {
+// read fills c with the rows matching f below the place below in the log
+// (0 for the newest), at most exportChunkRows of them, newest first, and
+// returns the place of the oldest row read (0 when no row is left) and
+// whether the rows had to be read again through the driver.
+func (c *exportChunk) read(tx *gorm.DB, accountID string, f RequestFilter, labels map[string]KeyLabel, below int64) (int64, bool, error) {
 	var (
-		packed, minID sql.NullString
-		n             int
+		packed sql.NullString
+		oldest sql.NullInt64
+		n      int
 	)
-	q := exportQuery(tx, accountID, f, "", cursor).Select("id, " + exportPacked + " AS line").
-		Order("id DESC").Limit(exportChunkRows)
-	err := tx.Table("(?) AS chunk", q).Select("group_concat(line, char(0)), count(*), min(id)").Row().Scan(&packed, &n, &minID)
+	q := chunkQuery(tx, accountID, f, 0, below).Select("seq, " + exportPacked + " AS line").
+		Order("seq DESC").Limit(exportChunkRows)
+	err := tx.Table("(?) AS chunk", q).Select("group_concat(line, char(0)), count(*), min(seq)").Row().Scan(&packed, &n, &oldest)
 	if err != nil || n == 0 {
-		return "", false, err
+		return 0, false, err
 	}
 	if c.parse(packed.String, n, labels) {
-		return minID.String, false, nil
+		return oldest.Int64, false, nil
 	}
 	c.rows = c.rows[:0]
-	err = eachRequest(exportQuery(tx, accountID, f, minID.String, cursor), func(r *Request) error {
+	err = eachRequest(chunkQuery(tx, accountID, f, oldest.Int64, below), func(r *Request) error {
 		var t RequestText
 		t.set(r, labels)
 		c.rows = append(c.rows, t)
 		return nil
 	})
-	return minID.String, true, err
+	return oldest.Int64, true, err
 }
 
 // parse splits packed, n rows of exportFields fields each, into c.rows. It

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/oklog/ulid/v2"
-
 	"ttconsole/internal/testenv"
 	"ttconsole/models"
 )
@@ -75,7 +73,7 @@ func TestExportPackedRowsMatchTheDriver(t *testing.T) {
 	for i := range vals {
 		v := func(k int) string { return vals[(i+k)%len(vals)] }
 		r := models.Request{
-			ID:        "req_" + ulid.MustNew(ulid.Timestamp(mid.Add(time.Duration(i)*time.Millisecond)), ulid.DefaultEntropy()).String(),
+			ID:        models.NewRequestIDAt(mid.Add(time.Duration(i) * time.Millisecond)),
 			AccountID: &acct, Method: v(0), Path: v(1), Model: v(2), Status: 400 + i, ErrorType: v(3), ErrorMessage: v(4),
 			ClientIP: v(5), BillingOutcome: v(6), ErrorBody: v(7), Stream: i%2 == 0, LatencyMS: int64(i), PromptTokens: i * 7,
 			HoldMicros: int64(i) * 1_000_001, ChargedMicros: -int64(i), CreatedAt: mid.Add(time.Duration(i)*time.Millisecond + 123456789),
@@ -98,9 +96,9 @@ func TestExportPackedRowsMatchTheDriver(t *testing.T) {
 	// chunk) and the rest older (the last chunk).
 	odd := func(at time.Time, set, value string) {
 		t.Helper()
-		id := "req_" + ulid.MustNew(ulid.Timestamp(at), ulid.DefaultEntropy()).String()
-		if err := db.W.Exec("INSERT INTO requests (id, account_id, key_id, method, path, status, billing_outcome, created_at) VALUES (?, ?, ?, 'POST', '/v1/odd', 200, 'charged', ?)",
-			id, acct, keys[0].ID, at).Error; err != nil {
+		id := models.NewRequestIDAt(at)
+		if err := db.W.Exec("INSERT INTO requests (seq, id, account_id, key_id, method, path, status, billing_outcome, created_at) VALUES (?, ?, ?, ?, 'POST', '/v1/odd', 200, 'charged', ?)",
+			models.RequestSeq(id), id, acct, keys[0].ID, at).Error; err != nil {
 			t.Fatal(err)
 		}
 		if set != "" {
@@ -116,7 +114,7 @@ func TestExportPackedRowsMatchTheDriver(t *testing.T) {
 	odd(old.Add(-2*time.Second), "created_at", "2026-11-25 10:00:00.1+00:00")
 	odd(old.Add(-3*time.Second), "created_at", "2026-11-25 10:00:07+00:00")
 	odd(old.Add(-4*time.Second), "stream", "true")
-	if err := db.W.Exec("UPDATE requests SET created_at = 1764064800 WHERE id = (SELECT min(id) FROM requests WHERE account_id = ?)", acct).Error; err != nil {
+	if err := db.W.Exec("UPDATE requests SET created_at = 1764064800 WHERE seq = (SELECT min(seq) FROM requests WHERE account_id = ?)", acct).Error; err != nil {
 		t.Fatal(err)
 	}
 
@@ -201,7 +199,7 @@ func TestExportTextOnEveryDatabase(t *testing.T) {
 	base := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 	for i, v := range exportTricky {
 		r := models.Request{
-			ID:        "req_" + ulid.MustNew(ulid.Timestamp(base.Add(time.Duration(i)*time.Second)), ulid.DefaultEntropy()).String(),
+			ID:        models.NewRequestIDAt(base.Add(time.Duration(i) * time.Second)),
 			AccountID: &acct, Method: "POST", Path: "/v1/chat/completions", Model: v, Status: 402, ErrorType: "billing_shortfall",
 			ErrorMessage: v, ClientIP: "2001:db8::1", BillingOutcome: models.OutcomeNotChargedRejected, Stream: i%2 == 1,
 			LatencyMS: 12, PromptTokens: 3, CompletionTokens: 4, HoldMicros: 24_600, ChargedMicros: 0,

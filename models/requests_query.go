@@ -186,9 +186,9 @@ func (f RequestFilter) apply(q *gorm.DB) *gorm.DB {
 	return q
 }
 
-// between limits q to ids made in [from, to); zero bounds are open.
+// between limits q to requests made in [from, to); zero bounds are open.
 func between(q *gorm.DB, from, to time.Time) *gorm.DB {
-	return idRange(q, timeID(from), timeID(to))
+	return logRange(q, from, to, "")
 }
 
 // timeID is the smallest id made at t or later, "" for the zero time.
@@ -199,11 +199,54 @@ func timeID(t time.Time) string {
 	return RequestIDAt(t)
 }
 
-// idRange limits q to ids in [lo, hi); "" is an open end. Each end must be
-// one condition: given two upper bounds (the range's end and a cursor)
-// SQLite seeks to the first it is given and only filters on the other,
-// walking every row in between, so callers narrow a bound with
-// laterID/earlierID instead of adding a second one.
+// seqAt is the first place in SQLite's log of requests made at t or later,
+// 0 for the zero time.
+func seqAt(t time.Time) int64 { return RequestSeq(timeID(t)) }
+
+// onSQLite reports whether q runs on SQLite, which orders the request log
+// by seq (see migration 9); PostgreSQL orders it by id.
+func onSQLite(q *gorm.DB) bool { return q.Dialector.Name() != "postgres" }
+
+// newestFirst orders q's requests as the log does, newest first.
+func newestFirst(q *gorm.DB) *gorm.DB {
+	if onSQLite(q) {
+		return q.Order("seq DESC")
+	}
+	return q.Order("id DESC")
+}
+
+// logRange limits q to requests made in [from, to) (zero times are open
+// ends) and, given a cursor (a request id), older than it. Each end must
+// be one condition: given two upper bounds (the range's end and a cursor)
+// the database seeks to the first it is given and only filters on the
+// other, walking every row in between, so the tighter of two bounds is
+// picked before it reaches the query.
+func logRange(q *gorm.DB, from, to time.Time, cursor string) *gorm.DB {
+	if !onSQLite(q) {
+		return idRange(q, timeID(from), earlierID(timeID(to), cursor))
+	}
+	if lo := seqAt(from); lo != 0 {
+		q = q.Where("seq >= ?", lo)
+	}
+	hi := seqAt(to)
+	switch {
+	case cursor != "":
+		// The cursor's place is read from its row: rows written before
+		// migration 9 were numbered in id order rather than placed by
+		// their id. A cursor whose row is gone is placed by its id.
+		at := "COALESCE((SELECT seq FROM requests WHERE id = ?), ?)"
+		if hi != 0 {
+			q = q.Where("seq < min(?, "+at+")", hi, cursor, RequestSeq(cursor))
+		} else {
+			q = q.Where("seq < "+at, cursor, RequestSeq(cursor))
+		}
+	case hi != 0:
+		q = q.Where("seq < ?", hi)
+	}
+	return q
+}
+
+// idRange limits q to ids in [lo, hi); "" is an open end.
 func idRange(q *gorm.DB, lo, hi string) *gorm.DB {
 	if lo != "" {
 		q = q.Where("id >= ?", lo)
@@ -218,8 +261,7 @@ func idRange(q *gorm.DB, lo, hi string) *gorm.DB {
 // page to tell whether another follows.
 func (s *Store) listQuery(db *gorm.DB, accountID string, f RequestFilter, cursor string, limit int) *gorm.DB {
 	q := db.Model(&Request{}).Select(listColumns).Where("account_id = ?", accountID)
-	q = idRange(f.apply(q), timeID(f.From), earlierID(timeID(f.To), cursor))
-	return q.Order("id DESC").Limit(limit + 1)
+	return newestFirst(logRange(f.apply(q), f.From, f.To, cursor)).Limit(limit + 1)
 }
 
 // laterID is the tighter of two lower bounds, earlierID of two upper
@@ -359,8 +401,9 @@ func (s *Store) LatestFailed(ctx context.Context, accountID string, n int) ([]Re
 	var all []Request
 	for _, class := range []int{4, 5} {
 		var rows []Request
-		err := s.db.R.WithContext(ctx).Model(&Request{}).Select(listColumns).
-			Where("account_id = ? AND status / 100 = ?", accountID, class).Order("id DESC").Limit(n).Find(&rows).Error
+		q := s.db.R.WithContext(ctx).Model(&Request{}).Select(listColumns).
+			Where("account_id = ? AND status / 100 = ?", accountID, class)
+		err := newestFirst(q).Limit(n).Find(&rows).Error
 		if err != nil {
 			return nil, err
 		}

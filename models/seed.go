@@ -3,6 +3,7 @@ package models
 import (
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -68,6 +69,7 @@ const (
 	seedRowsPerInsert = 500    // PostgreSQL: 12,500 parameters, under its limit
 	seedRowsPerTx     = 50_000 // big transactions: the cost of a commit is paid rarely
 	seedRPM           = 60     // the seeded keys' rate limit
+	seedPlaceTries    = 10     // draws of a statement's places before giving up
 )
 
 // SeedRequests writes a realistic request history for an account: a mix
@@ -98,7 +100,7 @@ func (s *Store) seedRequests(ctx context.Context, accountID string, opt SeedOpti
 		seed = rand.Uint64()
 	}
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	gen := &seedGen{rng: rng, entropy: ulid.Monotonic(rngReader{rng}, 0), keys: opt.KeyIDs}
+	gen := &seedGen{rng: rng, keys: opt.KeyIDs}
 	for _, sc := range seedScenarios {
 		gen.totalWeight += sc.weight
 	}
@@ -121,7 +123,10 @@ func (s *Store) seedRequests(ctx context.Context, accountID string, opt SeedOpti
 
 	start := opt.Now.Add(-opt.Span).UTC()
 	step := opt.Span / time.Duration(opt.Requests)
-	var args []any
+	var (
+		args []any
+		rows []seedRequest
+	)
 	done := 0
 	for done < opt.Requests {
 		if err := ctx.Err(); err != nil {
@@ -137,31 +142,43 @@ func (s *Store) seedRequests(ctx context.Context, accountID string, opt SeedOpti
 			var full *sql.Stmt
 			for written := 0; written < txRows; {
 				n := min(perInsert, txRows-written)
-				args = args[:0]
-				if packed {
-					args = append(args, accountID)
-				}
+				rows = rows[:0]
 				for i := range n {
-					r := gen.next(start.Add(time.Duration(done+written+i) * step))
-					if packed {
-						args = r.appendPacked(args)
-					} else {
-						args = r.appendPlain(args, accountID)
-					}
+					rows = append(rows, gen.next(start.Add(time.Duration(done+written+i)*step)))
 				}
-				var err error
-				if n == perInsert {
-					if full == nil {
+				for try := 1; ; try++ {
+					args = args[:0]
+					if packed {
+						args = append(args, accountID)
+					}
+					for i := range rows {
+						if packed {
+							args = rows[i].appendPacked(args)
+						} else {
+							args = rows[i].appendPlain(args, accountID)
+						}
+					}
+					if n == perInsert && full == nil {
 						if full, err = tx.PrepareContext(ctx, stmtText(n)); err != nil {
 							return err
 						}
 					}
-					_, err = full.ExecContext(ctx, args...)
-				} else {
-					_, err = tx.ExecContext(ctx, stmtText(n), args...)
-				}
-				if err != nil {
-					return fmt.Errorf("seed requests: %w", err)
+					if n == perInsert {
+						_, err = full.ExecContext(ctx, args...)
+					} else {
+						_, err = tx.ExecContext(ctx, stmtText(n), args...)
+					}
+					if err == nil {
+						break
+					}
+					// On SQLite a failed INSERT undoes only itself: a place
+					// already taken is drawn again for every row.
+					if !packed || !isUniqueViolation(err) || try == seedPlaceTries {
+						return fmt.Errorf("seed requests: %w", err)
+					}
+					for i := range rows {
+						gen.place(&rows[i], rows[i].at)
+					}
 				}
 				written += n
 			}
@@ -184,6 +201,7 @@ func (s *Store) seedRequests(ctx context.Context, accountID string, opt SeedOpti
 // seedRequest is one seeded row as drawn, before it is written.
 type seedRequest struct {
 	id                          string
+	seq                         int64  // its place in SQLite's log
 	key                         string // "" for a call without a key
 	scenario, model, ip         int    // indexes into seedScenarios, seedModels, seedIPs
 	stream                      bool
@@ -197,7 +215,6 @@ type seedRequest struct {
 // seedGen draws seeded rows.
 type seedGen struct {
 	rng         *rand.Rand
-	entropy     ulid.MonotonicReader
 	keys        []string
 	totalWeight int
 }
@@ -224,7 +241,7 @@ func (g *seedGen) next(at time.Time) seedRequest {
 		mw -= cand.weight
 	}
 	m := seedModels[r.model]
-	r.id = "req_" + ulid.MustNew(ulid.Timestamp(at), g.entropy).String()
+	g.place(&r, at)
 	if len(g.keys) > 0 && !sc.noKey {
 		r.key = g.keys[rng.IntN(len(g.keys))]
 	}
@@ -264,6 +281,20 @@ func (g *seedGen) next(at time.Time) seedRequest {
 	r.at = at
 	r.completed = at.Add(time.Duration(r.latency) * time.Millisecond)
 	return r
+}
+
+// place gives r, a call made at at, its id and its place in the log: the
+// seeded half of the millisecond's places (see NewRequestID), one drawn
+// at random, so a history seeded next to live traffic, or next to another
+// seeded history, rarely meets a place already taken; when it does, the
+// INSERT fails on the place and the rows are placed again.
+func (g *seedGen) place(r *seedRequest, at time.Time) {
+	var entropy [10]byte
+	binary.BigEndian.PutUint16(entropy[:2], uint16(seqSeeded|g.rng.IntN(seqSeeded)))
+	binary.BigEndian.PutUint64(entropy[2:], g.rng.Uint64())
+	ms := ulid.Timestamp(at)
+	r.id = requestID(ms, entropy)
+	r.seq = int64(ms<<seqCountBits | uint64(binary.BigEndian.Uint16(entropy[:2])))
 }
 
 // A stream cut off is settled on what was delivered; the row says so.
@@ -342,13 +373,13 @@ func (sc seedScenario) body() string {
 
 // On SQLite most of a seed's time outside SQLite's own work went into
 // binding 25 values a row through cgo, 14 of them text. A packed row binds
-// 7: the id, the key, the two times, the reset time, and two integers that
+// 8: the id, the key, the two times, the reset time, two integers that
 // hold the small draws (which scenario, model and IP, the stream flag,
 // the rate-limit draws, latency and token counts) and the money (hold and
-// charge). The INSERT's SELECT unpacks them with bit operations and turns
+// charge), and the row's place in the log. The INSERT's SELECT unpacks them with bit operations and turns
 // the indexes into the scenario's, model's and IP's text with CASE.
 const (
-	seedPackedRowsPerInsert = 1000 // 7,001 parameters
+	seedPackedRowsPerInsert = 1000 // 8,001 parameters
 
 	packScenario   = 0  // 4 bits
 	packModel      = 4  // 2 bits
@@ -362,7 +393,7 @@ const (
 	packHold       = 32 // in the second integer, above the charge
 )
 
-// appendPacked appends r's 7 values in the order seedPackedInsert reads
+// appendPacked appends r's 8 values in the order seedPackedInsert reads
 // them.
 func (r *seedRequest) appendPacked(args []any) []any {
 	if r.scenario >= 1<<4 || r.model >= 1<<2 || r.ip >= 1<<3 || r.remaining >= 1<<6 || r.retry >= 1<<6 ||
@@ -381,14 +412,14 @@ func (r *seedRequest) appendPacked(args []any) []any {
 		int64(stream)<<packStream | int64(r.remaining)<<packRemaining | int64(r.retry)<<packRetry |
 		int64(r.latency)<<packLatency | int64(r.prompt)<<packPrompt | int64(r.completion)<<packCompletion
 	return append(args, r.id, key, small, r.hold<<packHold|r.charged, reset,
-		r.at.Format(sqliteTimeLayout), r.completed.Format(sqliteTimeLayout))
+		r.at.Format(sqliteTimeLayout), r.completed.Format(sqliteTimeLayout), r.seq)
 }
 
 // sqliteTimeLayout is how the SQLite driver writes a time.
 const sqliteTimeLayout = "2006-01-02 15:04:05.999999999-07:00"
 
 // seedPackedInsert is an INSERT of rows packed by appendPacked: the
-// account id, then 7 values a row.
+// account id, then 8 values a row.
 func seedPackedInsert(rows int) string {
 	field := func(shift, bits int) string {
 		return "((v.column3 >> " + strconv.Itoa(shift) + ") & " + strconv.Itoa(1<<bits-1) + ")"
@@ -450,26 +481,15 @@ func seedPackedInsert(rows int) string {
 		"NULLIF(" + field(packRetry, 6) + ", 0)", "v.column6", "v.column7",
 	}
 	var b strings.Builder
-	b.WriteString("INSERT INTO requests (" + strings.Join(seedColumns, ", ") + ") SELECT " + strings.Join(exprs, ", ") + " FROM (VALUES ")
+	b.WriteString("INSERT INTO requests (seq, " + strings.Join(seedColumns, ", ") + ") SELECT v.column8, " + strings.Join(exprs, ", ") + " FROM (VALUES ")
 	for r := range rows {
 		if r > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString("(?,?,?,?,?,?,?)")
+		b.WriteString("(?,?,?,?,?,?,?,?)")
 	}
 	b.WriteString(") AS v")
 	return b.String()
 }
 
 func ceilDiv(a, b int64) int64 { return (a + b - 1) / b }
-
-// rngReader feeds ULIDs' entropy from a fast seeded generator: seeded ids
-// need uniqueness, not secrecy.
-type rngReader struct{ r *rand.Rand }
-
-func (r rngReader) Read(p []byte) (int, error) {
-	for i := range p {
-		p[i] = byte(r.r.Uint32())
-	}
-	return len(p), nil
-}

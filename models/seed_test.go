@@ -108,3 +108,56 @@ func TestSeedPackedRowsAreThePlainOnes(t *testing.T) {
 		}
 	}
 }
+
+// TestSeedBesideAnotherHistory seeds the same account twice over the same
+// month. On SQLite the second history is drawn exactly as the first (the
+// same seed and time), so every one of its rows first meets a place in the
+// log already taken and is placed again: both histories are written whole,
+// each row once, and the Requests page lists them all newest first.
+func TestSeedBesideAnotherHistory(t *testing.T) {
+	db := testenv.DB(t)
+	store := models.NewStore(db)
+	ctx := context.Background()
+	u, err := store.CreateAccount(ctx, "seed@example.com", "long enough password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	const n = 2500
+	seeds := []uint64{3, 3}
+	if db.Postgres {
+		seeds[1] = 4 // PostgreSQL's log is in id order: there are no places to meet
+	}
+	for _, seed := range seeds {
+		if got, err := store.SeedRequests(ctx, u.AccountID, models.SeedOptions{Requests: n, Now: now, Seed: seed}); err != nil || got != n {
+			t.Fatalf("seed %d: %d rows, %v", seed, got, err)
+		}
+	}
+	var listed []string
+	cursor := ""
+	for {
+		page, err := store.ListRequests(ctx, u.AccountID, models.RequestFilter{}, cursor, 500)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range page.Rows {
+			listed = append(listed, r.ID)
+		}
+		if cursor = page.Next; cursor == "" {
+			break
+		}
+	}
+	seen := map[string]bool{}
+	for i, id := range listed {
+		if seen[id] {
+			t.Fatalf("%s listed twice", id)
+		}
+		seen[id] = true
+		if i > 0 && id > listed[i-1] {
+			t.Fatalf("%s listed after %s: not newest first", id, listed[i-1])
+		}
+	}
+	if len(listed) != 2*n {
+		t.Fatalf("the page lists %d requests, want both histories' %d", len(listed), 2*n)
+	}
+}

@@ -24,6 +24,12 @@ func NewStore(db *DB) *Store {
 	s := &Store{db: db}
 	s.prepare()
 	if !db.Postgres {
+		// New request ids come after the newest row in the log, whatever
+		// the clock says now (a database not migrated yet has none).
+		var newest sql.NullInt64
+		if db.SQL().QueryRow("SELECT max(seq) FROM requests").Scan(&newest) == nil && newest.Valid {
+			keepRequestIDsAfter(newest.Int64)
+		}
 		s.batch = &batcher{db: db.SQL(), arrived: make(chan struct{}, 1)}
 		db.beforeClose = append(db.beforeClose, s.batch.close)
 	}

@@ -19,6 +19,7 @@ import (
 type query struct {
 	sqlite, pg string
 	i          int // index into Store.stmts
+	pgSkip     int // leading arguments only SQLite's text takes
 }
 
 // queries lists every query, so a Store can prepare them all up front.
@@ -27,6 +28,16 @@ var queries []*query
 func newQuery(text string) *query {
 	q := &query{sqlite: text, pg: numbered(text), i: len(queries)}
 	queries = append(queries, q)
+	return q
+}
+
+// newLogInsert is an INSERT of a request row with columns and values: on
+// SQLite the row's place in the log, seq, comes first, as an argument of
+// its own that PostgreSQL, which orders its log by id, skips.
+func newLogInsert(columns, values string) *query {
+	q := newQuery("INSERT INTO requests (seq, " + columns + ") VALUES (?, " + values + ")")
+	q.pg = numbered("INSERT INTO requests (" + columns + ") VALUES (" + values + ")")
+	q.pgSkip = 1
 	return q
 }
 
@@ -96,6 +107,9 @@ func (w *wtx) text(q *query) string {
 func (w *wtx) exec(q *query, args ...any) (int64, error) {
 	if w.own != nil {
 		return w.own.exec(q, args)
+	}
+	if w.pg {
+		args = args[q.pgSkip:]
 	}
 	var res sql.Result
 	var err error

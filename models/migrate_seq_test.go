@@ -1,0 +1,118 @@
+package models_test
+
+import (
+	"context"
+	"math/rand"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	"github.com/pressly/goose/v3"
+
+	"ttconsole/internal/testenv"
+	"ttconsole/migrations"
+	"ttconsole/models"
+)
+
+// TestRequestLogKeepsItsOrderThroughVersion9 migrates a request log
+// written with the old ids (random bits where new ids count, several in
+// one millisecond, inserted out of order) to version 9, which on SQLite
+// orders the log by seq: the Requests page still lists it newest first in
+// id order, page after page; new calls come before it; and on SQLite the
+// way back restores the table as it was.
+func TestRequestLogKeepsItsOrderThroughVersion9(t *testing.T) {
+	path, dbURL := testenv.EmptyDB(t)
+	db, err := models.Open(path, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	dialect := goose.DialectSQLite3
+	if db.Postgres {
+		dialect = goose.DialectPostgres
+	}
+	p, err := goose.NewProvider(dialect, db.SQL(), migrations.FS, goose.WithGoMigrations(migrations.Go(db.Postgres)...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := p.UpTo(ctx, 8); err != nil {
+		t.Fatal(err)
+	}
+
+	rng := rand.New(rand.NewSource(9))
+	entropy := ulid.Monotonic(rng, 0)
+	base := time.Now().Add(-time.Hour).UTC()
+	var ids []string
+	for ms := range 12 {
+		at := base.Add(time.Duration(ms*ms) * time.Millisecond)
+		for range 1 + ms%4 { // up to four in one millisecond
+			ids = append(ids, "req_"+ulid.MustNew(ulid.Timestamp(at), entropy).String())
+		}
+	}
+	insert := slices.Clone(ids)
+	rng.Shuffle(len(insert), func(i, j int) { insert[i], insert[j] = insert[j], insert[i] })
+	for _, id := range insert {
+		if err := db.W.Exec(`INSERT INTO requests (id, account_id, method, path, model, status, billing_outcome, created_at)
+			VALUES (?, 'acct_1', 'POST', '/v1/chat/completions', 'tt-chat-small', 200, 'charged', ?)`, id, base).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+	slices.Sort(ids)
+	slices.Reverse(ids) // newest first
+
+	if _, err := p.UpTo(ctx, 9); err != nil {
+		t.Fatal(err)
+	}
+	s := models.NewStore(db)
+	pages := func() []string {
+		t.Helper()
+		var got []string
+		cursor := ""
+		for range 100 {
+			page, err := s.ListRequests(ctx, "acct_1", models.RequestFilter{}, cursor, 5)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range page.Rows {
+				got = append(got, r.ID)
+			}
+			if cursor = page.Next; cursor == "" {
+				break
+			}
+		}
+		return got
+	}
+	if got := pages(); !slices.Equal(got, ids) {
+		t.Fatalf("after version 9 the log lists\n%v\nwant, newest first,\n%v", got, ids)
+	}
+
+	acct := "acct_1"
+	fresh := &models.Request{ID: models.NewRequestID(), AccountID: &acct, Method: "POST", Path: "/v1/embeddings",
+		Status: 200, BillingOutcome: models.OutcomeCharged, CreatedAt: time.Now().UTC()}
+	if err := s.LogRequest(ctx, fresh); err != nil {
+		t.Fatal(err)
+	}
+	if got := pages(); len(got) != len(ids)+1 || got[0] != fresh.ID || !slices.Equal(got[1:], ids) {
+		t.Fatalf("a new call: the log lists %v, want %s first and then the rest as before", got, fresh.ID)
+	}
+
+	if db.Postgres {
+		return // version 9 changes nothing there
+	}
+	if _, err := p.DownTo(ctx, 8); err != nil {
+		t.Fatal(err)
+	}
+	var back []string
+	if err := db.W.Raw("SELECT id FROM requests ORDER BY id DESC").Scan(&back).Error; err != nil {
+		t.Fatal(err)
+	}
+	if want := append([]string{fresh.ID}, ids...); !slices.Equal(back, want) {
+		t.Fatalf("after the way back the table holds %v, want %v", back, want)
+	}
+	var pk int
+	if err := db.W.Raw("SELECT pk FROM pragma_table_info('requests') WHERE name = 'id'").Scan(&pk).Error; err != nil || pk != 1 {
+		t.Fatalf("after the way back id is not the primary key again (pk %d, %v)", pk, err)
+	}
+}
