@@ -56,3 +56,39 @@ func TestRequestIDsPlaceTheLog(t *testing.T) {
 		}
 	}
 }
+
+// TestCursorOfAPurgedRequest pages a log whose cursor row is deleted
+// between two pages (a retention purge): the next page starts right after
+// it, with nothing repeated or skipped.
+func TestCursorOfAPurgedRequest(t *testing.T) {
+	s := sqliteStore(t)
+	ctx := t.Context()
+	acct := "acct_cursor"
+	var ids []string
+	for range 7 {
+		r := &Request{ID: NewRequestID(), AccountID: &acct, Method: "POST", Path: "/v1/chat/completions", Status: 200,
+			BillingOutcome: OutcomeCharged, CreatedAt: time.Now().UTC()}
+		if err := s.LogRequest(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		ids = append([]string{r.ID}, ids...) // newest first
+	}
+	first, err := s.ListRequests(ctx, acct, RequestFilter{}, "", 3)
+	if err != nil || first.Next != ids[2] {
+		t.Fatalf("first page: next %q, %v; want %s", first.Next, err, ids[2])
+	}
+	if err := s.db.W.Exec("DELETE FROM requests WHERE id = ?", first.Next).Error; err != nil {
+		t.Fatal(err)
+	}
+	second, err := s.ListRequests(ctx, acct, RequestFilter{}, first.Next, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range second.Rows {
+		got = append(got, r.ID)
+	}
+	if want := ids[3:6]; len(got) != 3 || got[0] != want[0] || got[1] != want[1] || got[2] != want[2] {
+		t.Fatalf("after the cursor's row was purged the next page is %v, want %v", got, want)
+	}
+}
