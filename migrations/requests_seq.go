@@ -40,21 +40,36 @@ func requestsSeqUp() []string {
     id                  TEXT NOT NULL,
 ` + requestColumns + `
 )`,
-		`INSERT INTO requests_by_seq (seq, id, ` + requestColumnNames + `)
-SELECT (ms << 16) + row_number() OVER (PARTITION BY ms ORDER BY id) - 1, id, ` + requestColumnNames + `
-FROM (SELECT ` + ulidMillis("id") + ` AS ms, * FROM requests)`,
-		`DROP TABLE requests`,
-		`ALTER TABLE requests_by_seq RENAME TO requests`,
-		`CREATE UNIQUE INDEX requests_id ON requests (id)`,
+		// The old indexes go first so the new ones can take their names;
+		// being there before the rows, they are filled as the rows go in,
+		// in seq order, with nothing to sort.
+		`DROP INDEX requests_account`,
+		`DROP INDEX requests_account_status_class`,
+		`DROP INDEX requests_account_error_type`,
+		`DROP INDEX requests_account_key`,
+		`DROP INDEX requests_account_model`,
+		`DROP INDEX requests_account_outcome`,
+		`DROP INDEX requests_holds_open`,
+		`CREATE UNIQUE INDEX requests_id ON requests_by_seq (id)`,
 		// The Requests page's indexes (see version 5), each now (account_id,
 		// <filter>, seq).
-		`CREATE INDEX requests_account ON requests (account_id)`,
-		`CREATE INDEX requests_account_status_class ON requests (account_id, (status / 100))`,
-		`CREATE INDEX requests_account_error_type ON requests (account_id, error_type)`,
-		`CREATE INDEX requests_account_key ON requests (account_id, key_id)`,
-		`CREATE INDEX requests_account_model ON requests (account_id, model)`,
-		`CREATE INDEX requests_account_outcome ON requests (account_id, billing_outcome)`,
-		`CREATE INDEX requests_holds_open ON requests (account_id, hold_expires_at) WHERE hold_status = 'open'`,
+		`CREATE INDEX requests_account ON requests_by_seq (account_id)`,
+		`CREATE INDEX requests_account_status_class ON requests_by_seq (account_id, (status / 100))`,
+		`CREATE INDEX requests_account_error_type ON requests_by_seq (account_id, error_type)`,
+		`CREATE INDEX requests_account_key ON requests_by_seq (account_id, key_id)`,
+		`CREATE INDEX requests_account_model ON requests_by_seq (account_id, model)`,
+		`CREATE INDEX requests_account_outcome ON requests_by_seq (account_id, billing_outcome)`,
+		`CREATE INDEX requests_holds_open ON requests_by_seq (account_id, hold_expires_at) WHERE hold_status = 'open'`,
+		// Rows are read in id order through the primary key and numbered
+		// within their millisecond by counting the ids before them in it
+		// (the ids of a millisecond share their first 14 characters): a
+		// seek each, where a window function would sort the whole table.
+		`INSERT INTO requests_by_seq (seq, id, ` + requestColumnNames + `)
+SELECT (` + ulidMillis("r.id") + ` << 16) + (SELECT count(*) FROM requests AS same
+    WHERE same.id >= substr(r.id, 1, 14) AND same.id < r.id), r.id, ` + requestColumnNames + `
+FROM requests AS r ORDER BY r.id`,
+		`DROP TABLE requests`,
+		`ALTER TABLE requests_by_seq RENAME TO requests`,
 	}
 }
 

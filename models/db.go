@@ -227,6 +227,21 @@ func (db *DB) Migrate(ctx context.Context) (int, error) {
 		}
 		opts = append(opts, goose.WithSessionLocker(locker))
 	}
+	if !db.Postgres {
+		// SQLite's writer keeps temporary data in memory (see
+		// startCheckpoints); a migration's, such as the statement journal
+		// of copying a table of ten million requests, would be gigabytes,
+		// so it goes to temporary files while migrations run. The writer
+		// is one connection, the one the migrations run on.
+		var tempStore int
+		if err := sqlDB.QueryRowContext(ctx, "PRAGMA temp_store").Scan(&tempStore); err != nil {
+			return 0, err
+		}
+		if _, err := sqlDB.ExecContext(ctx, "PRAGMA temp_store = FILE"); err != nil {
+			return 0, err
+		}
+		defer sqlDB.ExecContext(context.WithoutCancel(ctx), "PRAGMA temp_store = "+strconv.Itoa(tempStore))
+	}
 	p, err := goose.NewProvider(dialect, sqlDB, migrations.FS, opts...)
 	if err != nil {
 		return 0, fmt.Errorf("migrations: %w", err)
