@@ -29,7 +29,8 @@ var Outcomes = []string{
 // RequestFilter narrows an account's request log. Zero fields match
 // everything. From and To bound the time the request arrived, From
 // inclusive and To exclusive; because ids are ULIDs made on arrival, the
-// bounds become id bounds and every filter stays an index range.
+// bounds become bounds of the log's order (ids, or on SQLite their places)
+// and every filter stays an index range.
 type RequestFilter struct {
 	StatusClass int // 2 for 2xx, 4 for 4xx …; 0 = any
 	Status      int // an exact code; 0 = any
@@ -327,7 +328,8 @@ var ChartClasses = []int{2, 4, 5}
 
 // RequestStatusChart counts an account's requests matching f by status
 // class in n equal buckets over [from, to). Each count is one range of the
-// (account_id, status / 100, id) index, counted without reading a row, so
+// status-class index (account_id, status / 100, then the log's order),
+// counted without reading a row, so
 // the chart costs the same on the first page and the thousandth, and
 // grows with the rows in the range rather than with the whole log.
 func (s *Store) RequestStatusChart(ctx context.Context, accountID string, f RequestFilter, from, to time.Time, n int) ([]StatusBucket, error) {

@@ -23,8 +23,8 @@ func (s *Store) PurgeRequests(ctx context.Context, before time.Time, batch int, 
 	if batch <= 0 {
 		batch = RetentionBatch
 	}
-	// Request ids are time-ordered ULIDs, so the primary key bounds the
-	// scan to old rows; created_at is checked too, for ids made otherwise.
+	// Request ids are time-ordered ULIDs, so the id index bounds the scan
+	// to old rows; created_at is checked too, for ids made otherwise.
 	bound := "req_" + ulid.MustNew(ulid.Timestamp(before), zeroEntropy{}).String()
 	total := 0
 	for {
