@@ -25,9 +25,10 @@ func Go(postgres bool) []*goose.Migration {
 // the table's rowid, instead of by the 30-character request id. Every
 // index of the Requests page ends with the rowid anyway, so (account_id,
 // model) pages in seq order as (account_id, model, id) did in id order,
-// with entries half the size: a row goes into the table's seven B-trees
-// with a third fewer bytes, and in the five where it lands mid-index
-// (status class, error type, key, model, outcome) with fewer splits.
+// with entries about 40% smaller: fewer bytes to write for every row, and
+// fewer page splits in the five indexes where a new row lands mid-index
+// (status class, error type, key, model, outcome). A million seeded
+// requests take 739 MB instead of 905.
 //
 // A request id's seq is its millisecond and 16 bits that place it within
 // it (see models.RequestSeq). Ids made before this version have random

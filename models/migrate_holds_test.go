@@ -5,10 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pressly/goose/v3"
-
-	"ttconsole/internal/testenv"
-	"ttconsole/migrations"
 	"ttconsole/models"
 )
 
@@ -18,24 +14,8 @@ import (
 // ledger invariant; the reaper still finds the open hold; and the way
 // back restores the holds table.
 func TestHoldsMoveOntoRequests(t *testing.T) {
-	path, dbURL := testenv.EmptyDB(t)
-	db, err := models.Open(path, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	dialect := goose.DialectSQLite3
-	if db.Postgres {
-		dialect = goose.DialectPostgres
-	}
-	p, err := goose.NewProvider(dialect, db.SQL(), migrations.FS)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, p := migratedTo(t, 7)
 	ctx := context.Background()
-	if _, err := p.UpTo(ctx, 7); err != nil {
-		t.Fatal(err)
-	}
 
 	// An account with 1000 µ$ charged out of 10,000 credited and 500 held.
 	held := time.Date(2026, 10, 31, 23, 59, 0, 0, time.UTC) // its key month is October

@@ -22,24 +22,8 @@ import (
 // id order, page after page; new calls come before it; and on SQLite the
 // way back restores the table as it was.
 func TestRequestLogKeepsItsOrderThroughVersion9(t *testing.T) {
-	path, dbURL := testenv.EmptyDB(t)
-	db, err := models.Open(path, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	dialect := goose.DialectSQLite3
-	if db.Postgres {
-		dialect = goose.DialectPostgres
-	}
-	p, err := goose.NewProvider(dialect, db.SQL(), migrations.FS, goose.WithGoMigrations(migrations.Go(db.Postgres)...))
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, p := migratedTo(t, 8)
 	ctx := context.Background()
-	if _, err := p.UpTo(ctx, 8); err != nil {
-		t.Fatal(err)
-	}
 
 	rng := rand.New(rand.NewSource(9))
 	entropy := ulid.Monotonic(rng, 0)
@@ -66,24 +50,7 @@ func TestRequestLogKeepsItsOrderThroughVersion9(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := models.NewStore(db)
-	pages := func() []string {
-		t.Helper()
-		var got []string
-		cursor := ""
-		for range 100 {
-			page, err := s.ListRequests(ctx, "acct_1", models.RequestFilter{}, cursor, 5)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, r := range page.Rows {
-				got = append(got, r.ID)
-			}
-			if cursor = page.Next; cursor == "" {
-				break
-			}
-		}
-		return got
-	}
+	pages := func() []string { return listedIDs(t, s, "acct_1", 5) }
 	if got := pages(); !slices.Equal(got, ids) {
 		t.Fatalf("after version 9 the log lists\n%v\nwant, newest first,\n%v", got, ids)
 	}
@@ -114,5 +81,49 @@ func TestRequestLogKeepsItsOrderThroughVersion9(t *testing.T) {
 	var pk int
 	if err := db.W.Raw("SELECT pk FROM pragma_table_info('requests') WHERE name = 'id'").Scan(&pk).Error; err != nil || pk != 1 {
 		t.Fatalf("after the way back id is not the primary key again (pk %d, %v)", pk, err)
+	}
+}
+
+// migratedTo opens an empty database with every migration up to version
+// applied, and the goose provider that applied them.
+func migratedTo(t *testing.T, version int64) (*models.DB, *goose.Provider) {
+	t.Helper()
+	path, dbURL := testenv.EmptyDB(t)
+	db, err := models.Open(path, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	dialect := goose.DialectSQLite3
+	if db.Postgres {
+		dialect = goose.DialectPostgres
+	}
+	p, err := goose.NewProvider(dialect, db.SQL(), migrations.FS, goose.WithGoMigrations(migrations.Go(db.Postgres)...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.UpTo(context.Background(), version); err != nil {
+		t.Fatal(err)
+	}
+	return db, p
+}
+
+// listedIDs follows an account's Requests list, unfiltered, limit a page,
+// and returns the ids it shows in order.
+func listedIDs(t *testing.T, s *models.Store, accountID string, limit int) []string {
+	t.Helper()
+	var ids []string
+	cursor := ""
+	for {
+		page, err := s.ListRequests(context.Background(), accountID, models.RequestFilter{}, cursor, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range page.Rows {
+			ids = append(ids, r.ID)
+		}
+		if cursor = page.Next; cursor == "" {
+			return ids
+		}
 	}
 }

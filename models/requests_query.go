@@ -265,10 +265,7 @@ func (s *Store) listQuery(db *gorm.DB, accountID string, f RequestFilter, cursor
 	return newestFirst(logRange(f.apply(q), f.From, f.To, cursor)).Limit(limit + 1)
 }
 
-// laterID is the tighter of two lower bounds, earlierID of two upper
-// bounds; "" is an open bound.
-func laterID(a, b string) string { return max(a, b) }
-
+// earlierID is the tighter of two upper bounds; "" is an open bound.
 func earlierID(a, b string) string {
 	if a == "" || (b != "" && b < a) {
 		return b

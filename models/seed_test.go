@@ -133,20 +133,7 @@ func TestSeedBesideAnotherHistory(t *testing.T) {
 			t.Fatalf("seed %d: %d rows, %v", seed, got, err)
 		}
 	}
-	var listed []string
-	cursor := ""
-	for {
-		page, err := store.ListRequests(ctx, u.AccountID, models.RequestFilter{}, cursor, 500)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range page.Rows {
-			listed = append(listed, r.ID)
-		}
-		if cursor = page.Next; cursor == "" {
-			break
-		}
-	}
+	listed := listedIDs(t, store, u.AccountID, 500)
 	seen := map[string]bool{}
 	for i, id := range listed {
 		if seen[id] {
