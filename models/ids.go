@@ -50,8 +50,6 @@ var requestIDs struct {
 // keepRequestIDsAfter): a clock that steps back keeps the last millisecond
 // until it catches up.
 func NewRequestID() string {
-	var entropy [10]byte
-	rand.Read(entropy[2:])
 	g := &requestIDs
 	g.Lock()
 	ms := ulid.Timestamp(time.Now())
@@ -65,8 +63,8 @@ func NewRequestID() string {
 	}
 	ms, count := g.ms, g.count
 	g.Unlock()
-	binary.BigEndian.PutUint16(entropy[:2], uint16(count))
-	return requestID(ms, entropy)
+	id, _ := requestID(ms, uint16(count), randomUint64())
+	return id
 }
 
 var madeAt atomic.Uint64
@@ -76,18 +74,27 @@ var madeAt atomic.Uint64
 // seeded half of at's millisecond, counted across the process, so two ids
 // it makes differ unless 32,768 others were made between them.
 func NewRequestIDAt(at time.Time) string {
-	var entropy [10]byte
-	rand.Read(entropy[2:])
-	binary.BigEndian.PutUint16(entropy[:2], uint16(seqSeeded|madeAt.Add(1)%seqSeeded))
-	return requestID(ulid.Timestamp(at), entropy)
+	id, _ := requestID(ulid.Timestamp(at), uint16(seqSeeded|madeAt.Add(1)%seqSeeded), randomUint64())
+	return id
 }
 
-// requestID is "req_" and the ULID of ms and entropy.
-func requestID(ms uint64, entropy [10]byte) string {
+// requestID is "req_" and the ULID of millisecond ms, then place, then
+// random; and the id's place in the log, RequestSeq.
+func requestID(ms uint64, place uint16, random uint64) (string, int64) {
 	var u ulid.ULID
 	_ = u.SetTime(ms) // every millisecond of a time.Time fits in 48 bits
-	copy(u[6:], entropy[:])
-	return "req_" + u.String()
+	binary.BigEndian.PutUint16(u[6:8], place)
+	binary.BigEndian.PutUint64(u[8:], random)
+	return "req_" + u.String(), seqOf(ms, place)
+}
+
+// seqOf is the place in the log of millisecond ms's place.
+func seqOf(ms uint64, place uint16) int64 { return int64(ms<<seqCountBits | uint64(place)) }
+
+func randomUint64() uint64 {
+	var b [8]byte
+	rand.Read(b[:])
+	return binary.BigEndian.Uint64(b[:])
 }
 
 // keepRequestIDsAfter makes the ids this process makes from now on later
@@ -114,5 +121,5 @@ func RequestSeq(id string) int64 {
 	if err != nil {
 		return 0
 	}
-	return int64(u.Time()<<seqCountBits | uint64(binary.BigEndian.Uint16(u[6:8])))
+	return seqOf(u.Time(), binary.BigEndian.Uint16(u[6:8]))
 }

@@ -143,20 +143,7 @@ func exportQuery(db *gorm.DB, accountID string, f RequestFilter) *gorm.DB {
 // chunkQuery is exportQuery on SQLite, limited to the log's places in
 // [lo, hi) (0 for an open end).
 func chunkQuery(db *gorm.DB, accountID string, f RequestFilter, lo, hi int64) *gorm.DB {
-	q := f.apply(db.Model(&Request{}).Where("account_id = ?", accountID))
-	if from := seqAt(f.From); from > lo {
-		lo = from
-	}
-	if to := seqAt(f.To); to != 0 && (hi == 0 || to < hi) {
-		hi = to
-	}
-	if lo != 0 {
-		q = q.Where("seq >= ?", lo)
-	}
-	if hi != 0 {
-		q = q.Where("seq < ?", hi)
-	}
-	return q
+	return seqRange(f.apply(db.Model(&Request{}).Where("account_id = ?", accountID)), f.From, f.To, lo, hi)
 }
 
 // exportColumns are what an export carries: fewer columns is fewer calls

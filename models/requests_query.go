@@ -226,22 +226,32 @@ func logRange(q *gorm.DB, from, to time.Time, cursor string) *gorm.DB {
 	if !onSQLite(q) {
 		return idRange(q, timeID(from), earlierID(timeID(to), cursor))
 	}
-	if lo := seqAt(from); lo != 0 {
+	if cursor == "" {
+		return seqRange(q, from, to, 0, 0)
+	}
+	q = seqRange(q, from, time.Time{}, 0, 0)
+	// The cursor's place is read from its row: rows written before
+	// migration 9 were numbered in id order rather than placed by their id.
+	// A cursor whose row is gone is placed by its id.
+	at := "COALESCE((SELECT seq FROM requests WHERE id = ?), ?)"
+	if hi := seqAt(to); hi != 0 {
+		return q.Where("seq < min(?, "+at+")", hi, cursor, RequestSeq(cursor))
+	}
+	return q.Where("seq < "+at, cursor, RequestSeq(cursor))
+}
+
+// seqRange limits q, on SQLite, to requests made in [from, to) whose
+// places are in [lo, hi); zero times and places are open ends, and each
+// end is the tighter of its two bounds.
+func seqRange(q *gorm.DB, from, to time.Time, lo, hi int64) *gorm.DB {
+	lo = max(lo, seqAt(from))
+	if t := seqAt(to); t != 0 && (hi == 0 || t < hi) {
+		hi = t
+	}
+	if lo != 0 {
 		q = q.Where("seq >= ?", lo)
 	}
-	hi := seqAt(to)
-	switch {
-	case cursor != "":
-		// The cursor's place is read from its row: rows written before
-		// migration 9 were numbered in id order rather than placed by
-		// their id. A cursor whose row is gone is placed by its id.
-		at := "COALESCE((SELECT seq FROM requests WHERE id = ?), ?)"
-		if hi != 0 {
-			q = q.Where("seq < min(?, "+at+")", hi, cursor, RequestSeq(cursor))
-		} else {
-			q = q.Where("seq < "+at, cursor, RequestSeq(cursor))
-		}
-	case hi != 0:
+	if hi != 0 {
 		q = q.Where("seq < ?", hi)
 	}
 	return q

@@ -3,7 +3,6 @@ package models
 import (
 	"context"
 	"database/sql"
-	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -289,12 +288,7 @@ func (g *seedGen) next(at time.Time) seedRequest {
 // seeded history, rarely meets a place already taken; when it does, the
 // INSERT fails on the place and the rows are placed again.
 func (g *seedGen) place(r *seedRequest, at time.Time) {
-	var entropy [10]byte
-	binary.BigEndian.PutUint16(entropy[:2], uint16(seqSeeded|g.rng.IntN(seqSeeded)))
-	binary.BigEndian.PutUint64(entropy[2:], g.rng.Uint64())
-	ms := ulid.Timestamp(at)
-	r.id = requestID(ms, entropy)
-	r.seq = int64(ms<<seqCountBits | uint64(binary.BigEndian.Uint16(entropy[:2])))
+	r.id, r.seq = requestID(ulid.Timestamp(at), uint16(seqSeeded|g.rng.IntN(seqSeeded)), g.rng.Uint64())
 }
 
 // A stream cut off is settled on what was delivered; the row says so.
