@@ -13,12 +13,14 @@ import (
 // databases; postgres says which one they run on.
 func Go(postgres bool) []*goose.Migration {
 	if postgres {
-		// PostgreSQL keeps its request log in id order: version 9 is
-		// recorded and changes nothing.
-		return []*goose.Migration{goose.NewGoMigration(9, nil, nil)}
+		// PostgreSQL keeps its request log in id order and by account id:
+		// versions 9 and 10 are recorded and change nothing.
+		return []*goose.Migration{goose.NewGoMigration(9, nil, nil), goose.NewGoMigration(10, nil, nil)}
 	}
-	return []*goose.Migration{goose.NewGoMigration(9,
-		&goose.GoFunc{RunTx: execAll(requestsSeqUp())}, &goose.GoFunc{RunTx: execAll(requestsSeqDown)})}
+	return []*goose.Migration{
+		goose.NewGoMigration(9, &goose.GoFunc{RunTx: execAll(requestsSeqUp())}, &goose.GoFunc{RunTx: execAll(requestsSeqDown)}),
+		goose.NewGoMigration(10, &goose.GoFunc{RunTx: execAll(accountNumUp)}, &goose.GoFunc{RunTx: execAll(accountNumDown)}),
+	}
 }
 
 // Version 9 on SQLite: the request log is kept in order by an integer, seq,

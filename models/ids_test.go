@@ -63,7 +63,11 @@ func TestRequestIDsPlaceTheLog(t *testing.T) {
 func TestCursorOfAPurgedRequest(t *testing.T) {
 	s := sqliteStore(t)
 	ctx := t.Context()
-	acct := "acct_cursor"
+	u, err := s.CreateAccount(ctx, "cursor@example.com", "long enough password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	acct := u.AccountID
 	var ids []string
 	for range 7 {
 		r := &Request{ID: NewRequestID(), AccountID: &acct, Method: "POST", Path: "/v1/chat/completions", Status: 200,

@@ -35,6 +35,9 @@ func TestRequestLogKeepsItsOrderThroughVersion9(t *testing.T) {
 			ids = append(ids, "req_"+ulid.MustNew(ulid.Timestamp(at), entropy).String())
 		}
 	}
+	if err := db.W.Exec(`INSERT INTO accounts (id, name, created_at) VALUES ('acct_1', 'one', ?)`, base).Error; err != nil {
+		t.Fatal(err)
+	}
 	insert := slices.Clone(ids)
 	rng.Shuffle(len(insert), func(i, j int) { insert[i], insert[j] = insert[j], insert[i] })
 	for _, id := range insert {
@@ -46,7 +49,7 @@ func TestRequestLogKeepsItsOrderThroughVersion9(t *testing.T) {
 	slices.Sort(ids)
 	slices.Reverse(ids) // newest first
 
-	if _, err := p.UpTo(ctx, 9); err != nil {
+	if _, err := p.Up(ctx); err != nil { // through 9, and 10, which the Requests page reads with
 		t.Fatal(err)
 	}
 	s := models.NewStore(db)
@@ -125,5 +128,113 @@ func listedIDs(t *testing.T, s *models.Store, accountID string, limit int) []str
 		if cursor = page.Next; cursor == "" {
 			return ids
 		}
+	}
+}
+
+// TestRequestsByAccountNumberThroughVersion10 migrates the request log of
+// two accounts, and a call whose caller was never identified, to version
+// 10, which on SQLite keys the request indexes by a number for the
+// account: each account's pages list its own requests and no other's,
+// before and after new calls, an account made afterwards gets a number
+// no request row carries, and the way back restores the indexes by
+// account id.
+func TestRequestsByAccountNumberThroughVersion10(t *testing.T) {
+	db, p := migratedTo(t, 9)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	want := map[string][]string{}
+	for _, acct := range []string{"acct_b", "acct_a"} {
+		if err := db.W.Exec(`INSERT INTO accounts (id, name, created_at) VALUES (?, ?, ?)`, acct, acct, now).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := models.NewStore(db)
+	logCall := func(acct *string) string {
+		t.Helper()
+		r := &models.Request{ID: models.NewRequestID(), AccountID: acct, Method: "POST", Path: "/v1/chat/completions",
+			Status: 200, BillingOutcome: models.OutcomeCharged, CreatedAt: time.Now().UTC()}
+		if err := s.LogRequest(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		if acct != nil {
+			want[*acct] = append([]string{r.ID}, want[*acct]...) // newest first
+		}
+		return r.ID
+	}
+	insertOld := func(acct *string) {
+		t.Helper()
+		id := models.NewRequestID()
+		if err := db.W.Exec(`INSERT INTO requests (seq, id, account_id, method, path, status, billing_outcome, created_at)
+			VALUES (?, ?, ?, 'POST', '/v1/chat/completions', 401, 'not_charged_rejected', ?)`,
+			models.RequestSeq(id), id, acct, now).Error; err != nil {
+			t.Fatal(err)
+		}
+		if acct != nil {
+			want[*acct] = append([]string{id}, want[*acct]...)
+		}
+	}
+	a, b := "acct_a", "acct_b"
+	for i := range 7 {
+		insertOld([]*string{&a, &b, nil}[i%3])
+	}
+
+	if _, err := p.UpTo(ctx, 10); err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string) {
+		t.Helper()
+		for _, acct := range []string{a, b} {
+			if got := listedIDs(t, s, acct, 2); !slices.Equal(got, want[acct]) {
+				t.Fatalf("%s, %s lists %v, want %v", when, acct, got, want[acct])
+			}
+		}
+	}
+	check("after version 10")
+	logCall(&a)
+	logCall(&b)
+	logCall(nil)
+	logCall(&a)
+	check("after new calls")
+
+	if db.Postgres {
+		return // version 10 changes nothing there
+	}
+	var nums []int64
+	if err := db.W.Raw("SELECT num FROM accounts ORDER BY num").Scan(&nums).Error; err != nil ||
+		len(nums) != 2 || nums[0] == nums[1] || nums[0] < 1 {
+		t.Fatalf("the accounts' numbers: %v, %v", nums, err)
+	}
+	// A number a request row carries is never given again, even with its
+	// account gone from the accounts table.
+	if err := db.W.Exec("UPDATE requests SET account_num = 40 WHERE account_id IS NULL").Error; err != nil {
+		t.Fatal(err)
+	}
+	u, err := s.CreateAccount(ctx, "late@example.com", "long enough password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var num int64
+	if err := db.W.Raw("SELECT num FROM accounts WHERE id = ?", u.AccountID).Scan(&num).Error; err != nil || num != 41 {
+		t.Fatalf("an account made after a request row numbered 40: number %d, %v; want 41", num, err)
+	}
+	if got := listedIDs(t, s, u.AccountID, 5); len(got) != 0 {
+		t.Fatalf("a new account lists %v, want nothing", got)
+	}
+	late := logCall(&u.AccountID)
+	if got := listedIDs(t, s, u.AccountID, 5); !slices.Equal(got, []string{late}) {
+		t.Fatalf("a new account's call: it lists %v, want %s", got, late)
+	}
+
+	if _, err := p.DownTo(ctx, 9); err != nil {
+		t.Fatal(err)
+	}
+	var lead string
+	if err := db.W.Raw("SELECT name FROM pragma_index_info('requests_account_model') WHERE seqno = 0").Scan(&lead).Error; err != nil ||
+		lead != "account_id" {
+		t.Fatalf("after the way back requests_account_model leads with %q (%v), want account_id", lead, err)
+	}
+	var cols int
+	if err := db.W.Raw("SELECT count(*) FROM pragma_table_info('requests') WHERE name = 'account_num'").Scan(&cols).Error; err != nil || cols != 0 {
+		t.Fatalf("after the way back requests still has account_num (%d, %v)", cols, err)
 	}
 }

@@ -137,13 +137,13 @@ func (s *Store) eachRequestTextSlow(ctx context.Context, accountID string, f Req
 
 // exportQuery is the account's requests that match f.
 func exportQuery(db *gorm.DB, accountID string, f RequestFilter) *gorm.DB {
-	return between(f.apply(db.Model(&Request{}).Where("account_id = ?", accountID)), f.From, f.To)
+	return between(f.apply(ofAccount(db.Model(&Request{}), accountID)), f.From, f.To)
 }
 
 // chunkQuery is exportQuery on SQLite, limited to the log's places in
 // [lo, hi) (0 for an open end).
 func chunkQuery(db *gorm.DB, accountID string, f RequestFilter, lo, hi int64) *gorm.DB {
-	return seqRange(f.apply(db.Model(&Request{}).Where("account_id = ?", accountID)), f.From, f.To, lo, hi)
+	return seqRange(f.apply(ofAccount(db.Model(&Request{}), accountID)), f.From, f.To, lo, hi)
 }
 
 // exportColumns are what an export carries: fewer columns is fewer calls

@@ -61,8 +61,8 @@ func TestRequestFiltersWalkTheirIndex(t *testing.T) {
 	}
 
 	for name, q := range map[string]*gorm.DB{
-		"the overview's latest failures": dry.Model(&Request{}).Select(listColumns).
-			Where("account_id = ? AND status / 100 = ?", "acct_x", 5).Order("id DESC").Limit(10),
+		"the overview's latest failures": newestFirst(ofAccount(dry.Model(&Request{}).Select(listColumns), "acct_x").
+			Where("status / 100 = ?", 5)).Limit(10),
 		"the reaper's open holds": dry.Model(&Request{}).
 			Where("hold_status = 'open' AND hold_expires_at < ?", time.Now()),
 	} {

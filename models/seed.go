@@ -308,8 +308,15 @@ var seedColumns = []string{
 // seedPlainInsert is a multi-row INSERT with one parameter per column.
 func seedPlainInsert(rows int, postgres bool) string {
 	var b strings.Builder
-	b.WriteString("INSERT INTO requests (" + strings.Join(seedColumns, ", ") + ") VALUES ")
-	n := 1
+	b.WriteString("INSERT INTO requests (" + strings.Join(seedColumns, ", "))
+	if !postgres {
+		b.WriteString(", account_num") // see migration 10
+	}
+	b.WriteString(") VALUES ")
+	n, mark := 1, "?"
+	if postgres {
+		mark = "$"
+	}
 	for r := range rows {
 		if r > 0 {
 			b.WriteByte(',')
@@ -319,12 +326,12 @@ func seedPlainInsert(rows int, postgres bool) string {
 			if c > 0 {
 				b.WriteByte(',')
 			}
-			if postgres {
-				b.WriteString("$" + strconv.Itoa(n))
-			} else {
-				b.WriteByte('?')
-			}
+			b.WriteString(mark + strconv.Itoa(n))
 			n++
+		}
+		if !postgres {
+			// The account id is the row's second value.
+			b.WriteString(",(SELECT num FROM accounts WHERE id = ?" + strconv.Itoa(n-len(seedColumns)+1) + ")")
 		}
 		b.WriteByte(')')
 	}
@@ -475,7 +482,10 @@ func seedPackedInsert(rows int) string {
 		"NULLIF(" + field(packRetry, 6) + ", 0)", "v.column6", "v.column7",
 	}
 	var b strings.Builder
-	b.WriteString("INSERT INTO requests (seq, " + strings.Join(seedColumns, ", ") + ") SELECT v.column8, " + strings.Join(exprs, ", ") + " FROM (VALUES ")
+	// The account's number (see migration 10) is read once for the
+	// statement, from its first parameter, the account id.
+	b.WriteString("INSERT INTO requests (seq, " + strings.Join(seedColumns, ", ") + ", account_num) SELECT v.column8, " +
+		strings.Join(exprs, ", ") + ", (SELECT num FROM accounts WHERE id = ?1) FROM (VALUES ")
 	for r := range rows {
 		if r > 0 {
 			b.WriteByte(',')

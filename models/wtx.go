@@ -31,11 +31,17 @@ func newQuery(text string) *query {
 	return q
 }
 
-// newLogInsert is an INSERT of a request row with columns and values: on
-// SQLite the row's place in the log, seq, comes first, as an argument of
-// its own that PostgreSQL, which orders its log by id, skips.
+// newLogInsert is an INSERT of a request row with columns and values,
+// which begin with the id and the account id: on SQLite the row's place in
+// the log, seq, comes first, as an argument of its own that PostgreSQL,
+// which orders its log by id, skips, and the account's number (see
+// migration 10) is read from the account id, the third argument.
 func newLogInsert(columns, values string) *query {
-	q := newQuery("INSERT INTO requests (seq, " + columns + ") VALUES (?, " + values + ")")
+	if !strings.HasPrefix(columns, "id, account_id,") {
+		panic("newLogInsert: columns must begin with id, account_id")
+	}
+	q := newQuery("INSERT INTO requests (seq, " + columns + ", account_num) VALUES (?, " + values +
+		", (SELECT num FROM accounts WHERE id = ?3))")
 	q.pg = numbered("INSERT INTO requests (" + columns + ") VALUES (" + values + ")")
 	q.pgSkip = 1
 	return q

@@ -1,0 +1,65 @@
+package migrations
+
+// Version 10 on SQLite: the request indexes lead with a small integer for
+// the account, account_num, instead of its 30-character id. An index
+// entry shrinks from about 45 bytes to about 15, so each of the five
+// indexes where a new row lands mid-index (status class, error type, key,
+// model, outcome) takes fewer seeks' comparisons and fewer page splits
+// per row.
+//
+// An account's number is accounts.num, given when the account is made
+// (a trigger: the number after every one in use, on accounts or on
+// requests, so none is ever given twice). A request's account_num is
+// written with the row, read from its account id (models.newLogInsert,
+// the seed). It is not filled by a trigger: a row trigger makes SQLite
+// stage every multi-row INSERT in a temporary table first, which cost the
+// seed most of what the narrower indexes gave.
+var accountNumUp = []string{
+	`ALTER TABLE accounts ADD COLUMN num INTEGER`,
+	`UPDATE accounts SET num = rowid`,
+	`CREATE UNIQUE INDEX accounts_num ON accounts (num)`,
+	`ALTER TABLE requests ADD COLUMN account_num INTEGER`,
+	// The indexes go before the rows are numbered, which then rewrites
+	// only the table, and are built afterwards, sorted, in one pass each.
+	`DROP INDEX requests_account`,
+	`DROP INDEX requests_account_status_class`,
+	`DROP INDEX requests_account_error_type`,
+	`DROP INDEX requests_account_key`,
+	`DROP INDEX requests_account_model`,
+	`DROP INDEX requests_account_outcome`,
+	`UPDATE requests SET account_num = (SELECT num FROM accounts WHERE accounts.id = requests.account_id)
+WHERE account_id IS NOT NULL`,
+	// The Requests page's indexes (see versions 5 and 9), each now
+	// (account_num, <filter>, seq).
+	`CREATE INDEX requests_account ON requests (account_num)`,
+	`CREATE INDEX requests_account_status_class ON requests (account_num, (status / 100))`,
+	`CREATE INDEX requests_account_error_type ON requests (account_num, error_type)`,
+	`CREATE INDEX requests_account_key ON requests (account_num, key_id)`,
+	`CREATE INDEX requests_account_model ON requests (account_num, model)`,
+	`CREATE INDEX requests_account_outcome ON requests (account_num, billing_outcome)`,
+	`CREATE TRIGGER accounts_num AFTER INSERT ON accounts WHEN NEW.num IS NULL BEGIN
+    UPDATE accounts SET num = 1 + max(
+        coalesce((SELECT max(num) FROM accounts), 0),
+        coalesce((SELECT max(account_num) FROM requests), 0))
+    WHERE id = NEW.id;
+END`,
+}
+
+var accountNumDown = []string{
+	`DROP TRIGGER accounts_num`,
+	`DROP INDEX requests_account`,
+	`DROP INDEX requests_account_status_class`,
+	`DROP INDEX requests_account_error_type`,
+	`DROP INDEX requests_account_key`,
+	`DROP INDEX requests_account_model`,
+	`DROP INDEX requests_account_outcome`,
+	`ALTER TABLE requests DROP COLUMN account_num`,
+	`DROP INDEX accounts_num`,
+	`ALTER TABLE accounts DROP COLUMN num`,
+	`CREATE INDEX requests_account ON requests (account_id)`,
+	`CREATE INDEX requests_account_status_class ON requests (account_id, (status / 100))`,
+	`CREATE INDEX requests_account_error_type ON requests (account_id, error_type)`,
+	`CREATE INDEX requests_account_key ON requests (account_id, key_id)`,
+	`CREATE INDEX requests_account_model ON requests (account_id, model)`,
+	`CREATE INDEX requests_account_outcome ON requests (account_id, billing_outcome)`,
+}
