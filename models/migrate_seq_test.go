@@ -164,9 +164,8 @@ func TestRequestsByAccountNumberThroughVersion10(t *testing.T) {
 	insertOld := func(acct *string) {
 		t.Helper()
 		id := models.NewRequestID()
-		if err := db.W.Exec(`INSERT INTO requests (seq, id, account_id, method, path, status, billing_outcome, created_at)
-			VALUES (?, ?, ?, 'POST', '/v1/chat/completions', 401, 'not_charged_rejected', ?)`,
-			models.RequestSeq(id), id, acct, now).Error; err != nil {
+		if err := db.W.Exec(`INSERT INTO requests (id, account_id, method, path, status, billing_outcome, created_at)
+			VALUES (?, ?, 'POST', '/v1/chat/completions', 401, 'not_charged_rejected', ?)`, id, acct, now).Error; err != nil {
 			t.Fatal(err)
 		}
 		if acct != nil {
