@@ -224,6 +224,19 @@ func TestRequestsByAccountNumberThroughVersion10(t *testing.T) {
 		t.Fatalf("a new account's call: it lists %v, want %s", got, late)
 	}
 
+	// A row written without the number, as a binary from before version
+	// 10 writes it, is numbered at the next start.
+	insertOld(&b)
+	if got := listedIDs(t, s, b, 5); slices.Equal(got, want[b]) {
+		t.Fatal("a row without its account's number is listed before the start that numbers it")
+	}
+	if _, err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := listedIDs(t, s, b, 5); !slices.Equal(got, want[b]) {
+		t.Fatalf("after a start, %s lists %v, want %v", b, got, want[b])
+	}
+
 	if _, err := p.DownTo(ctx, 9); err != nil {
 		t.Fatal(err)
 	}
