@@ -115,10 +115,16 @@ func migratedTo(t *testing.T, version int64) (*models.DB, *goose.Provider) {
 // and returns the ids it shows in order.
 func listedIDs(t *testing.T, s *models.Store, accountID string, limit int) []string {
 	t.Helper()
+	return listedWith(t, s, accountID, models.RequestFilter{}, limit)
+}
+
+// listedWith is listedIDs with a filter.
+func listedWith(t *testing.T, s *models.Store, accountID string, f models.RequestFilter, limit int) []string {
+	t.Helper()
 	var ids []string
 	cursor := ""
 	for {
-		page, err := s.ListRequests(context.Background(), accountID, models.RequestFilter{}, cursor, limit)
+		page, err := s.ListRequests(context.Background(), accountID, f, cursor, limit)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -132,49 +138,67 @@ func listedIDs(t *testing.T, s *models.Store, accountID string, limit int) []str
 }
 
 // TestRequestsByAccountNumberThroughVersion10 migrates the request log of
-// two accounts, and a call whose caller was never identified, to version
-// 10, which on SQLite keys the request indexes by a number for the
-// account: each account's pages list its own requests and no other's,
-// before and after new calls, an account made afterwards gets a number
-// no request row carries, and the way back restores the indexes by
-// account id.
+// two accounts with a key each, and a call whose caller was never
+// identified, to version 10, which on SQLite keys the request indexes by
+// numbers for the account and the key: each account's pages, unfiltered
+// and by key, list its own requests and no other's, before and after new
+// calls; an account or key made afterwards gets a number none carries;
+// rows written without numbers are numbered at the next start; and the
+// way back restores the indexes by account and key id.
 func TestRequestsByAccountNumberThroughVersion10(t *testing.T) {
 	db, p := migratedTo(t, 9)
 	ctx := context.Background()
 	now := time.Now().UTC()
-	want := map[string][]string{}
-	for _, acct := range []string{"acct_b", "acct_a"} {
+	a, b := "acct_a", "acct_b"
+	keyOf := map[string]string{a: "key_a", b: "key_b"}
+	for _, acct := range []string{b, a} {
 		if err := db.W.Exec(`INSERT INTO accounts (id, name, created_at) VALUES (?, ?, ?)`, acct, acct, now).Error; err != nil {
+			t.Fatal(err)
+		}
+		if err := db.W.Exec(`INSERT INTO api_keys (id, account_id, name, secret_hash, prefix, last4, created_at)
+			VALUES (?1, ?2, ?1, ?1, 'sk-tt-', 'abcd', ?3)`, keyOf[acct], acct, now).Error; err != nil {
 			t.Fatal(err)
 		}
 	}
 	s := models.NewStore(db)
-	logCall := func(acct *string) string {
-		t.Helper()
-		r := &models.Request{ID: models.NewRequestID(), AccountID: acct, Method: "POST", Path: "/v1/chat/completions",
-			Status: 200, BillingOutcome: models.OutcomeCharged, CreatedAt: time.Now().UTC()}
-		if err := s.LogRequest(ctx, r); err != nil {
-			t.Fatal(err)
-		}
-		if acct != nil {
-			want[*acct] = append([]string{r.ID}, want[*acct]...) // newest first
-		}
-		return r.ID
-	}
-	insertOld := func(acct *string) {
-		t.Helper()
-		id := models.NewRequestID()
-		if err := db.W.Exec(`INSERT INTO requests (id, account_id, method, path, status, billing_outcome, created_at)
-			VALUES (?, ?, 'POST', '/v1/chat/completions', 401, 'not_charged_rejected', ?)`, id, acct, now).Error; err != nil {
-			t.Fatal(err)
-		}
+	want := map[string][]string{} // by account, and by key: newest first
+	logged := func(acct, key *string, id string) {
 		if acct != nil {
 			want[*acct] = append([]string{id}, want[*acct]...)
 		}
+		if key != nil {
+			want[*key] = append([]string{id}, want[*key]...)
+		}
 	}
-	a, b := "acct_a", "acct_b"
-	for i := range 7 {
-		insertOld([]*string{&a, &b, nil}[i%3])
+	logCall := func(acct, key *string) string {
+		t.Helper()
+		r := &models.Request{ID: models.NewRequestID(), AccountID: acct, KeyID: key, Method: "POST",
+			Path: "/v1/chat/completions", Status: 200, BillingOutcome: models.OutcomeCharged, CreatedAt: time.Now().UTC()}
+		if err := s.LogRequest(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		logged(acct, key, r.ID)
+		return r.ID
+	}
+	insertOld := func(acct, key *string) { // as a binary from before version 10 writes it
+		t.Helper()
+		id := models.NewRequestID()
+		if err := db.W.Exec(`INSERT INTO requests (id, account_id, key_id, method, path, status, billing_outcome, created_at)
+			VALUES (?, ?, ?, 'POST', '/v1/chat/completions', 401, 'not_charged_rejected', ?)`, id, acct, key, now).Error; err != nil {
+			t.Fatal(err)
+		}
+		logged(acct, key, id)
+	}
+	ka, kb := keyOf[a], keyOf[b]
+	for i := range 9 {
+		switch i % 3 {
+		case 0:
+			insertOld(&a, []*string{&ka, nil}[i%2])
+		case 1:
+			insertOld(&b, []*string{&kb, nil}[i%2])
+		default:
+			insertOld(nil, nil)
+		}
 	}
 
 	if _, err := p.UpTo(ctx, 10); err != nil {
@@ -182,26 +206,36 @@ func TestRequestsByAccountNumberThroughVersion10(t *testing.T) {
 	}
 	check := func(when string) {
 		t.Helper()
-		for _, acct := range []string{a, b} {
-			if got := listedIDs(t, s, acct, 2); !slices.Equal(got, want[acct]) {
+		for acct, other := range map[string]string{a: b, b: a} {
+			if got := listedWith(t, s, acct, models.RequestFilter{}, 2); !slices.Equal(got, want[acct]) {
 				t.Fatalf("%s, %s lists %v, want %v", when, acct, got, want[acct])
+			}
+			key := keyOf[acct]
+			if got := listedWith(t, s, acct, models.RequestFilter{KeyID: key}, 2); !slices.Equal(got, want[key]) {
+				t.Fatalf("%s, %s lists %v for its key, want %v", when, acct, got, want[key])
+			}
+			if got := listedWith(t, s, acct, models.RequestFilter{KeyID: keyOf[other]}, 2); len(got) != 0 {
+				t.Fatalf("%s, %s lists %v for another account's key, want nothing", when, acct, got)
 			}
 		}
 	}
 	check("after version 10")
-	logCall(&a)
-	logCall(&b)
-	logCall(nil)
-	logCall(&a)
+	logCall(&a, &ka)
+	logCall(&b, nil)
+	logCall(nil, nil)
+	logCall(&a, nil)
+	logCall(&b, &kb)
 	check("after new calls")
 
 	if db.Postgres {
 		return // version 10 changes nothing there
 	}
-	var nums []int64
-	if err := db.W.Raw("SELECT num FROM accounts ORDER BY num").Scan(&nums).Error; err != nil ||
-		len(nums) != 2 || nums[0] == nums[1] || nums[0] < 1 {
-		t.Fatalf("the accounts' numbers: %v, %v", nums, err)
+	for _, table := range []string{"accounts", "api_keys"} {
+		var nums []int64
+		if err := db.W.Raw("SELECT num FROM " + table + " ORDER BY num").Scan(&nums).Error; err != nil ||
+			len(nums) != 2 || nums[0] == nums[1] || nums[0] < 1 {
+			t.Fatalf("the numbers of %s: %v, %v", table, nums, err)
+		}
 	}
 	// A number a request row carries is never given again, even with its
 	// account gone from the accounts table.
@@ -212,41 +246,52 @@ func TestRequestsByAccountNumberThroughVersion10(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var num int64
+	k, _, err := s.CreateAPIKey(ctx, u.AccountID, models.AdminCLI, models.KeyInput{Name: "late"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var num, knum int64
 	if err := db.W.Raw("SELECT num FROM accounts WHERE id = ?", u.AccountID).Scan(&num).Error; err != nil || num != 41 {
 		t.Fatalf("an account made after a request row numbered 40: number %d, %v; want 41", num, err)
 	}
-	if got := listedIDs(t, s, u.AccountID, 5); len(got) != 0 {
+	if err := db.W.Raw("SELECT num FROM api_keys WHERE id = ?", k.ID).Scan(&knum).Error; err != nil || knum != 3 {
+		t.Fatalf("the third key: number %d, %v; want 3", knum, err)
+	}
+	if got := listedWith(t, s, u.AccountID, models.RequestFilter{}, 5); len(got) != 0 {
 		t.Fatalf("a new account lists %v, want nothing", got)
 	}
-	late := logCall(&u.AccountID)
-	if got := listedIDs(t, s, u.AccountID, 5); !slices.Equal(got, []string{late}) {
-		t.Fatalf("a new account's call: it lists %v, want %s", got, late)
+	late := logCall(&u.AccountID, &k.ID)
+	if got := listedWith(t, s, u.AccountID, models.RequestFilter{KeyID: k.ID}, 5); !slices.Equal(got, []string{late}) {
+		t.Fatalf("a new account's call: its key lists %v, want %s", got, late)
 	}
 
-	// A row written without the number, as a binary from before version
-	// 10 writes it, is numbered at the next start.
-	insertOld(&b)
-	if got := listedIDs(t, s, b, 5); slices.Equal(got, want[b]) {
+	// Rows written without the numbers are numbered at the next start.
+	insertOld(&b, &kb)
+	if got := listedWith(t, s, b, models.RequestFilter{}, 5); slices.Equal(got, want[b]) {
 		t.Fatal("a row without its account's number is listed before the start that numbers it")
 	}
 	if _, err := db.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got := listedIDs(t, s, b, 5); !slices.Equal(got, want[b]) {
-		t.Fatalf("after a start, %s lists %v, want %v", b, got, want[b])
-	}
+	check("after a start")
 
 	if _, err := p.DownTo(ctx, 9); err != nil {
 		t.Fatal(err)
 	}
-	var lead string
-	if err := db.W.Raw("SELECT name FROM pragma_index_info('requests_account_model') WHERE seqno = 0").Scan(&lead).Error; err != nil ||
-		lead != "account_id" {
-		t.Fatalf("after the way back requests_account_model leads with %q (%v), want account_id", lead, err)
+	for _, c := range []struct {
+		index string
+		seqno int
+		want  string
+	}{{"requests_account_model", 0, "account_id"}, {"requests_account_key", 1, "key_id"}} {
+		var col string
+		if err := db.W.Raw("SELECT name FROM pragma_index_info(?) WHERE seqno = ?", c.index, c.seqno).Scan(&col).Error; err != nil ||
+			col != c.want {
+			t.Fatalf("after the way back column %d of %s is %q (%v), want %s", c.seqno, c.index, col, err, c.want)
+		}
 	}
 	var cols int
-	if err := db.W.Raw("SELECT count(*) FROM pragma_table_info('requests') WHERE name = 'account_num'").Scan(&cols).Error; err != nil || cols != 0 {
-		t.Fatalf("after the way back requests still has account_num (%d, %v)", cols, err)
+	if err := db.W.Raw(`SELECT count(*) FROM pragma_table_info('requests') WHERE name IN ('account_num', 'key_num')`).
+		Scan(&cols).Error; err != nil || cols != 0 {
+		t.Fatalf("after the way back requests still has %d of its numbers (%v)", cols, err)
 	}
 }

@@ -97,9 +97,10 @@ func TestExportPackedRowsMatchTheDriver(t *testing.T) {
 	odd := func(at time.Time, set, value string) {
 		t.Helper()
 		id := models.NewRequestIDAt(at)
-		if err := db.W.Exec(`INSERT INTO requests (seq, id, account_id, account_num, key_id, method, path, status, billing_outcome, created_at)
-			VALUES (?, ?, ?, (SELECT num FROM accounts WHERE id = ?), ?, 'POST', '/v1/odd', 200, 'charged', ?)`,
-			models.RequestSeq(id), id, acct, acct, keys[0].ID, at).Error; err != nil {
+		if err := db.W.Exec(`INSERT INTO requests (seq, id, account_id, account_num, key_id, key_num, method, path, status,
+			billing_outcome, created_at) VALUES (?1, ?2, ?3, (SELECT num FROM accounts WHERE id = ?3), ?4,
+			(SELECT num FROM api_keys WHERE id = ?4), 'POST', '/v1/odd', 200, 'charged', ?5)`,
+			models.RequestSeq(id), id, acct, keys[0].ID, at).Error; err != nil {
 			t.Fatal(err)
 		}
 		if set != "" {

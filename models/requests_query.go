@@ -176,7 +176,11 @@ func (f RequestFilter) apply(q *gorm.DB) *gorm.DB {
 		q = q.Where("error_type = ?", f.Type)
 	}
 	if f.KeyID != "" {
-		q = q.Where("key_id = ?", f.KeyID)
+		if onSQLite(q) {
+			q = q.Where("key_num = (SELECT num FROM api_keys WHERE id = ?)", f.KeyID) // see migration 10
+		} else {
+			q = q.Where("key_id = ?", f.KeyID)
+		}
 	}
 	if f.Model != "" {
 		q = q.Where("model = ?", f.Model)

@@ -100,6 +100,28 @@ func (s *Store) seedRequests(ctx context.Context, accountID string, opt SeedOpti
 	}
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	gen := &seedGen{rng: rng, keys: opt.KeyIDs}
+	if packed && len(opt.KeyIDs) > 0 {
+		// A packed row carries its key's number (see migration 10).
+		var nums []struct {
+			ID  string
+			Num int64
+		}
+		if err := s.db.R.WithContext(ctx).Table("api_keys").Select("id, num").Where("id IN ?", opt.KeyIDs).
+			Scan(&nums).Error; err != nil {
+			return 0, err
+		}
+		byID := make(map[string]int64, len(nums))
+		for _, n := range nums {
+			byID[n.ID] = n.Num
+		}
+		for _, id := range opt.KeyIDs {
+			num, ok := byID[id]
+			if !ok {
+				return 0, fmt.Errorf("seed requests: no key %s", id)
+			}
+			gen.keyNums = append(gen.keyNums, num)
+		}
+	}
 	for _, sc := range seedScenarios {
 		gen.totalWeight += sc.weight
 	}
@@ -202,6 +224,7 @@ type seedRequest struct {
 	id                          string
 	seq                         int64  // its place in SQLite's log
 	key                         string // "" for a call without a key
+	keyNum                      int64  // its number, on SQLite
 	scenario, model, ip         int    // indexes into seedScenarios, seedModels, seedIPs
 	stream                      bool
 	latency, prompt, completion int
@@ -215,6 +238,7 @@ type seedRequest struct {
 type seedGen struct {
 	rng         *rand.Rand
 	keys        []string
+	keyNums     []int64 // the keys' numbers, when rows are packed
 	totalWeight int
 }
 
@@ -242,7 +266,11 @@ func (g *seedGen) next(at time.Time) seedRequest {
 	m := seedModels[r.model]
 	g.place(&r, at)
 	if len(g.keys) > 0 && !sc.noKey {
-		r.key = g.keys[rng.IntN(len(g.keys))]
+		i := rng.IntN(len(g.keys))
+		r.key = g.keys[i]
+		if g.keyNums != nil {
+			r.keyNum = g.keyNums[i]
+		}
 	}
 	r.stream = m.streamy && rng.IntN(3) == 0
 	if sc.partial {
@@ -310,7 +338,7 @@ func seedPlainInsert(rows int, postgres bool) string {
 	var b strings.Builder
 	b.WriteString("INSERT INTO requests (" + strings.Join(seedColumns, ", "))
 	if !postgres {
-		b.WriteString(", account_num") // see migration 10
+		b.WriteString(", account_num, key_num") // see migration 10
 	}
 	b.WriteString(") VALUES ")
 	n, mark := 1, "?"
@@ -330,8 +358,10 @@ func seedPlainInsert(rows int, postgres bool) string {
 			n++
 		}
 		if !postgres {
-			// The account id is the row's second value.
-			b.WriteString(",(SELECT num FROM accounts WHERE id = ?" + strconv.Itoa(n-len(seedColumns)+1) + ")")
+			// The account and key ids are the row's second and third values.
+			first := n - len(seedColumns)
+			b.WriteString(",(SELECT num FROM accounts WHERE id = ?" + strconv.Itoa(first+1) +
+				"),(SELECT num FROM api_keys WHERE id = ?" + strconv.Itoa(first+2) + ")")
 		}
 		b.WriteByte(')')
 	}
@@ -374,13 +404,14 @@ func (sc seedScenario) body() string {
 
 // On SQLite most of a seed's time outside SQLite's own work went into
 // binding 25 values a row through cgo, 14 of them text. A packed row binds
-// 8: the id, the key, the two times, the reset time, two integers that
+// 9: the id, the key, the two times, the reset time, two integers that
 // hold the small draws (which scenario, model and IP, the stream flag,
 // the rate-limit draws, latency and token counts) and the money (hold and
-// charge), and the row's place in the log. The INSERT's SELECT unpacks them with bit operations and turns
-// the indexes into the scenario's, model's and IP's text with CASE.
+// charge), the row's place in the log and the key's number (see migration
+// 10). The INSERT's SELECT unpacks them with bit operations and turns the
+// indexes into the scenario's, model's and IP's text with CASE.
 const (
-	seedPackedRowsPerInsert = 1000 // 8,001 parameters
+	seedPackedRowsPerInsert = 1000 // 9,001 parameters
 
 	packScenario   = 0  // 4 bits
 	packModel      = 4  // 2 bits
@@ -394,16 +425,16 @@ const (
 	packHold       = 32 // in the second integer, above the charge
 )
 
-// appendPacked appends r's 8 values in the order seedPackedInsert reads
+// appendPacked appends r's 9 values in the order seedPackedInsert reads
 // them.
 func (r *seedRequest) appendPacked(args []any) []any {
 	if r.scenario >= 1<<4 || r.model >= 1<<2 || r.ip >= 1<<3 || r.remaining >= 1<<6 || r.retry >= 1<<6 ||
 		r.latency >= 1<<15 || r.prompt >= 1<<11 || r.completion >= 1<<10 || r.charged >= 1<<packHold {
 		panic("seed: a draw outgrew its packed field")
 	}
-	var key, reset any
+	var key, keyNum, reset any
 	if r.key != "" {
-		key, reset = r.key, r.reset
+		key, keyNum, reset = r.key, r.keyNum, r.reset
 	}
 	stream := 0
 	if r.stream {
@@ -413,14 +444,14 @@ func (r *seedRequest) appendPacked(args []any) []any {
 		int64(stream)<<packStream | int64(r.remaining)<<packRemaining | int64(r.retry)<<packRetry |
 		int64(r.latency)<<packLatency | int64(r.prompt)<<packPrompt | int64(r.completion)<<packCompletion
 	return append(args, r.id, key, small, r.hold<<packHold|r.charged, reset,
-		r.at.Format(sqliteTimeLayout), r.completed.Format(sqliteTimeLayout), r.seq)
+		r.at.Format(sqliteTimeLayout), r.completed.Format(sqliteTimeLayout), r.seq, keyNum)
 }
 
 // sqliteTimeLayout is how the SQLite driver writes a time.
 const sqliteTimeLayout = "2006-01-02 15:04:05.999999999-07:00"
 
 // seedPackedInsert is an INSERT of rows packed by appendPacked: the
-// account id, then 8 values a row.
+// account id, then 9 values a row.
 func seedPackedInsert(rows int) string {
 	field := func(shift, bits int) string {
 		return "((v.column3 >> " + strconv.Itoa(shift) + ") & " + strconv.Itoa(1<<bits-1) + ")"
@@ -484,13 +515,13 @@ func seedPackedInsert(rows int) string {
 	var b strings.Builder
 	// The account's number (see migration 10) is read once for the
 	// statement, from its first parameter, the account id.
-	b.WriteString("INSERT INTO requests (seq, " + strings.Join(seedColumns, ", ") + ", account_num) SELECT v.column8, " +
-		strings.Join(exprs, ", ") + ", (SELECT num FROM accounts WHERE id = ?1) FROM (VALUES ")
+	b.WriteString("INSERT INTO requests (seq, " + strings.Join(seedColumns, ", ") + ", account_num, key_num) SELECT v.column8, " +
+		strings.Join(exprs, ", ") + ", (SELECT num FROM accounts WHERE id = ?1), v.column9 FROM (VALUES ")
 	for r := range rows {
 		if r > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString("(?,?,?,?,?,?,?,?)")
+		b.WriteString("(?,?,?,?,?,?,?,?,?)")
 	}
 	b.WriteString(") AS v")
 	return b.String()

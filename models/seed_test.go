@@ -71,14 +71,14 @@ func TestSeedRequestsWritesARealisticHistory(t *testing.T) {
 
 // TestSeedPackedRowsAreThePlainOnes seeds the same history twice, packed
 // (SQLite's way) and one parameter per column: every column but the
-// account must come out the same.
+// account must come out the same, the key's number (migration 10) too.
 func TestSeedPackedRowsAreThePlainOnes(t *testing.T) {
 	if testenv.Postgres() {
 		t.Skip("packed rows are SQLite's way; PostgreSQL seeds one parameter per column")
 	}
 	ctx := context.Background()
 	opt := models.SeedOptions{Requests: 2345, Now: time.Now().UTC(), KeyIDs: []string{"key_a", "key_b", "key_c"}, Seed: 11}
-	cols := "id, key_id, method, path, model, status, error_type, error_message, error_body, client_ip, stream, latency_ms, " +
+	cols := "id, key_id, key_num, method, path, model, status, error_type, error_message, error_body, client_ip, stream, latency_ms, " +
 		"prompt_tokens, completion_tokens, hold_micros, charged_micros, billing_outcome, outcome_detail, ratelimit_limit, " +
 		"ratelimit_remaining, ratelimit_reset, retry_after, CAST(created_at AS TEXT) AS created, CAST(completed_at AS TEXT) AS completed"
 	var rows [2][]map[string]any
@@ -91,6 +91,12 @@ func TestSeedPackedRowsAreThePlainOnes(t *testing.T) {
 		u, err := store.CreateAccount(ctx, "seed@example.com", "long enough password")
 		if err != nil {
 			t.Fatal(err)
+		}
+		for _, id := range opt.KeyIDs { // the same key ids in both
+			if err := db.W.Exec(`INSERT INTO api_keys (id, account_id, name, secret_hash, prefix, last4, created_at)
+				VALUES (?1, ?2, ?1, ?1, 'sk-tt-', 'abcd', ?3)`, id, u.AccountID, opt.Now).Error; err != nil {
+				t.Fatal(err)
+			}
 		}
 		if n, err := seed(store, u.AccountID); err != nil || n != opt.Requests {
 			t.Fatalf("seed %d: %d rows, %v", i, n, err)

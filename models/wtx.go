@@ -32,16 +32,17 @@ func newQuery(text string) *query {
 }
 
 // newLogInsert is an INSERT of a request row with columns and values,
-// which begin with the id and the account id: on SQLite the row's place in
-// the log, seq, comes first, as an argument of its own that PostgreSQL,
-// which orders its log by id, skips, and the account's number (see
-// migration 10) is read from the account id, the third argument.
+// which begin with the id, the account id and the key id: on SQLite the
+// row's place in the log, seq, comes first, as an argument of its own that
+// PostgreSQL, which orders its log by id, skips, and the account's and the
+// key's numbers (see migration 10) are read from the third and fourth
+// arguments.
 func newLogInsert(columns, values string) *query {
-	if !strings.HasPrefix(columns, "id, account_id,") {
-		panic("newLogInsert: columns must begin with id, account_id")
+	if !strings.HasPrefix(columns, "id, account_id, key_id,") {
+		panic("newLogInsert: columns must begin with id, account_id, key_id")
 	}
-	q := newQuery("INSERT INTO requests (seq, " + columns + ", account_num) VALUES (?, " + values +
-		", (SELECT num FROM accounts WHERE id = ?3))")
+	q := newQuery("INSERT INTO requests (seq, " + columns + ", account_num, key_num) VALUES (?, " + values +
+		", (SELECT num FROM accounts WHERE id = ?3), (SELECT num FROM api_keys WHERE id = ?4))")
 	q.pg = numbered("INSERT INTO requests (" + columns + ") VALUES (" + values + ")")
 	q.pgSkip = 1
 	return q
