@@ -156,7 +156,7 @@ func TestRequestsByAccountNumberThroughVersion10(t *testing.T) {
 			t.Fatal(err)
 		}
 		if err := db.W.Exec(`INSERT INTO api_keys (id, account_id, name, secret_hash, prefix, last4, created_at)
-			VALUES (?1, ?2, ?1, ?1, 'sk-tt-', 'abcd', ?3)`, keyOf[acct], acct, now).Error; err != nil {
+			VALUES (?, ?, ?, ?, 'sk-tt-', 'abcd', ?)`, keyOf[acct], acct, keyOf[acct], keyOf[acct], now).Error; err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -94,7 +94,7 @@ func TestSeedPackedRowsAreThePlainOnes(t *testing.T) {
 		}
 		for _, id := range opt.KeyIDs { // the same key ids in both
 			if err := db.W.Exec(`INSERT INTO api_keys (id, account_id, name, secret_hash, prefix, last4, created_at)
-				VALUES (?1, ?2, ?1, ?1, 'sk-tt-', 'abcd', ?3)`, id, u.AccountID, opt.Now).Error; err != nil {
+				VALUES (?, ?, ?, ?, 'sk-tt-', 'abcd', ?)`, id, u.AccountID, id, id, opt.Now).Error; err != nil {
 				t.Fatal(err)
 			}
 		}
