@@ -37,42 +37,61 @@ func Go(postgres bool) []*goose.Migration {
 // bits there, so their rows are numbered within each millisecond in id
 // order instead: seq order is id order either way.
 func requestsSeqUp() []string {
-	return []string{
+	up := []string{
 		`CREATE TABLE requests_by_seq (
     seq                 INTEGER PRIMARY KEY,
     id                  TEXT NOT NULL,
 ` + requestColumns + `
 )`,
-		// The old indexes go first so the new ones can take their names;
-		// being there before the rows, they are filled as the rows go in,
-		// in seq order, with nothing to sort.
-		`DROP INDEX requests_account`,
-		`DROP INDEX requests_account_status_class`,
-		`DROP INDEX requests_account_error_type`,
-		`DROP INDEX requests_account_key`,
-		`DROP INDEX requests_account_model`,
-		`DROP INDEX requests_account_outcome`,
+	}
+	// The old indexes go first so the new ones can take their names;
+	// being there before the rows, they are filled as the rows go in, in
+	// seq order, with nothing to sort.
+	up = append(up, dropPageIndexes...)
+	up = append(up,
 		`DROP INDEX requests_holds_open`,
-		`CREATE UNIQUE INDEX requests_id ON requests_by_seq (id)`,
-		// The Requests page's indexes (see version 5), each now (account_id,
-		// <filter>, seq).
-		`CREATE INDEX requests_account ON requests_by_seq (account_id)`,
-		`CREATE INDEX requests_account_status_class ON requests_by_seq (account_id, (status / 100))`,
-		`CREATE INDEX requests_account_error_type ON requests_by_seq (account_id, error_type)`,
-		`CREATE INDEX requests_account_key ON requests_by_seq (account_id, key_id)`,
-		`CREATE INDEX requests_account_model ON requests_by_seq (account_id, model)`,
-		`CREATE INDEX requests_account_outcome ON requests_by_seq (account_id, billing_outcome)`,
+		`CREATE UNIQUE INDEX requests_id ON requests_by_seq (id)`)
+	// The Requests page's indexes (see version 5), each now (account_id,
+	// <filter>, seq).
+	up = append(up, pageIndexes("requests_by_seq", "account_id", "key_id")...)
+	return append(up,
 		`CREATE INDEX requests_holds_open ON requests_by_seq (account_id, hold_expires_at) WHERE hold_status = 'open'`,
 		// Rows are read in id order through the primary key and numbered
 		// within their millisecond by counting the ids before them in it
 		// (the ids of a millisecond share their first 14 characters): a
 		// seek each, where a window function would sort the whole table.
-		`INSERT INTO requests_by_seq (seq, id, ` + requestColumnNames + `)
-SELECT (` + ulidMillis("r.id") + ` << 16) + (SELECT count(*) FROM requests AS same
-    WHERE same.id >= substr(r.id, 1, 14) AND same.id < r.id), r.id, ` + requestColumnNames + `
+		`INSERT INTO requests_by_seq (seq, id, `+requestColumnNames+`)
+SELECT (`+ulidMillis("r.id")+` << 16) + (SELECT count(*) FROM requests AS same
+    WHERE same.id >= substr(r.id, 1, 14) AND same.id < r.id), r.id, `+requestColumnNames+`
 FROM requests AS r ORDER BY r.id`,
 		`DROP TABLE requests`,
 		`ALTER TABLE requests_by_seq RENAME TO requests`,
+	)
+}
+
+// dropPageIndexes drops the Requests page's six indexes.
+var dropPageIndexes = []string{
+	`DROP INDEX requests_account`,
+	`DROP INDEX requests_account_status_class`,
+	`DROP INDEX requests_account_error_type`,
+	`DROP INDEX requests_account_key`,
+	`DROP INDEX requests_account_model`,
+	`DROP INDEX requests_account_outcome`,
+}
+
+// pageIndexes creates the Requests page's six indexes on table, each led
+// by the account column, for the list unfiltered and by each filter (the
+// key filter's column is key); the table's rowid, the log's place, ends
+// each.
+func pageIndexes(table, account, key string) []string {
+	on := " ON " + table + " (" + account
+	return []string{
+		`CREATE INDEX requests_account` + on + `)`,
+		`CREATE INDEX requests_account_status_class` + on + `, (status / 100))`,
+		`CREATE INDEX requests_account_error_type` + on + `, error_type)`,
+		`CREATE INDEX requests_account_key` + on + `, ` + key + `)`,
+		`CREATE INDEX requests_account_model` + on + `, model)`,
+		`CREATE INDEX requests_account_outcome` + on + `, billing_outcome)`,
 	}
 }
 
