@@ -242,26 +242,23 @@ func TestRequestsByAccountNumberThroughVersion10(t *testing.T) {
 	if err := db.W.Exec("UPDATE requests SET account_num = 40 WHERE account_id IS NULL").Error; err != nil {
 		t.Fatal(err)
 	}
-	u, err := s.CreateAccount(ctx, "late@example.com", "long enough password")
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, _, err := s.CreateAPIKey(ctx, u.AccountID, models.AdminCLI, models.KeyInput{Name: "late"})
+	lateAcct := newAccount(t, s, "late@example.com")
+	k, _, err := s.CreateAPIKey(ctx, lateAcct, models.AdminCLI, models.KeyInput{Name: "late"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var num, knum int64
-	if err := db.W.Raw("SELECT num FROM accounts WHERE id = ?", u.AccountID).Scan(&num).Error; err != nil || num != 41 {
+	if err := db.W.Raw("SELECT num FROM accounts WHERE id = ?", lateAcct).Scan(&num).Error; err != nil || num != 41 {
 		t.Fatalf("an account made after a request row numbered 40: number %d, %v; want 41", num, err)
 	}
 	if err := db.W.Raw("SELECT num FROM api_keys WHERE id = ?", k.ID).Scan(&knum).Error; err != nil || knum != 3 {
 		t.Fatalf("the third key: number %d, %v; want 3", knum, err)
 	}
-	if got := listedWith(t, s, u.AccountID, models.RequestFilter{}, 5); len(got) != 0 {
+	if got := listedWith(t, s, lateAcct, models.RequestFilter{}, 5); len(got) != 0 {
 		t.Fatalf("a new account lists %v, want nothing", got)
 	}
-	late := logCall(&u.AccountID, &k.ID)
-	if got := listedWith(t, s, u.AccountID, models.RequestFilter{KeyID: k.ID}, 5); !slices.Equal(got, []string{late}) {
+	late := logCall(&lateAcct, &k.ID)
+	if got := listedWith(t, s, lateAcct, models.RequestFilter{KeyID: k.ID}, 5); !slices.Equal(got, []string{late}) {
 		t.Fatalf("a new account's call: its key lists %v, want %s", got, late)
 	}
 

@@ -102,24 +102,9 @@ func (s *Store) seedRequests(ctx context.Context, accountID string, opt SeedOpti
 	gen := &seedGen{rng: rng, keys: opt.KeyIDs}
 	if packed && len(opt.KeyIDs) > 0 {
 		// A packed row carries its key's number (see migration 10).
-		var nums []struct {
-			ID  string
-			Num int64
-		}
-		if err := s.db.R.WithContext(ctx).Table("api_keys").Select("id, num").Where("id IN ?", opt.KeyIDs).
-			Scan(&nums).Error; err != nil {
+		var err error
+		if gen.keyNums, err = s.keyNums(ctx, opt.KeyIDs); err != nil {
 			return 0, err
-		}
-		byID := make(map[string]int64, len(nums))
-		for _, n := range nums {
-			byID[n.ID] = n.Num
-		}
-		for _, id := range opt.KeyIDs {
-			num, ok := byID[id]
-			if !ok {
-				return 0, fmt.Errorf("seed requests: no key %s", id)
-			}
-			gen.keyNums = append(gen.keyNums, num)
 		}
 	}
 	for _, sc := range seedScenarios {
@@ -217,6 +202,31 @@ func (s *Store) seedRequests(ctx context.Context, accountID string, opt SeedOpti
 		}
 	}
 	return done, nil
+}
+
+// keyNums returns the numbers of the keys with ids, in their order (SQLite
+// only, see migration 10).
+func (s *Store) keyNums(ctx context.Context, ids []string) ([]int64, error) {
+	var rows []struct {
+		ID  string
+		Num int64
+	}
+	if err := s.db.R.WithContext(ctx).Table("api_keys").Select("id, num").Where("id IN ?", ids).Scan(&rows).Error; err != nil {
+		return nil, err
+	}
+	byID := make(map[string]int64, len(rows))
+	for _, r := range rows {
+		byID[r.ID] = r.Num
+	}
+	nums := make([]int64, len(ids))
+	for i, id := range ids {
+		num, ok := byID[id]
+		if !ok {
+			return nil, fmt.Errorf("seed requests: no key %s", id)
+		}
+		nums[i] = num
+	}
+	return nums, nil
 }
 
 // seedRequest is one seeded row as drawn, before it is written.

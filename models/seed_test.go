@@ -124,10 +124,7 @@ func TestSeedBesideAnotherHistory(t *testing.T) {
 	db := testenv.DB(t)
 	store := models.NewStore(db)
 	ctx := context.Background()
-	u, err := store.CreateAccount(ctx, "seed@example.com", "long enough password")
-	if err != nil {
-		t.Fatal(err)
-	}
+	acct := newAccount(t, store, "seed@example.com")
 	now := time.Now().UTC()
 	const n = 2500
 	seeds := []uint64{3, 3}
@@ -135,11 +132,11 @@ func TestSeedBesideAnotherHistory(t *testing.T) {
 		seeds[1] = 4 // PostgreSQL's log is in id order: there are no places to meet
 	}
 	for _, seed := range seeds {
-		if got, err := store.SeedRequests(ctx, u.AccountID, models.SeedOptions{Requests: n, Now: now, Seed: seed}); err != nil || got != n {
+		if got, err := store.SeedRequests(ctx, acct, models.SeedOptions{Requests: n, Now: now, Seed: seed}); err != nil || got != n {
 			t.Fatalf("seed %d: %d rows, %v", seed, got, err)
 		}
 	}
-	listed := listedIDs(t, store, u.AccountID, 500)
+	listed := listedIDs(t, store, acct, 500)
 	seen := map[string]bool{}
 	for i, id := range listed {
 		if seen[id] {
