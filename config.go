@@ -28,6 +28,8 @@ type Config struct {
 	UpstreamTimeout time.Duration // wait for an upstream answer (or a stream's first byte)
 	HoldTTL         time.Duration // a hold still open after this is released by the reaper
 	TaskTTL         time.Duration // a task still running after this expires, not charged
+	StreamMax       time.Duration // the longest a stream may run
+	BodyTimeout     time.Duration // to read a whole request body
 
 	// RetentionDays keeps the request log (and each request's billing
 	// timeline) this many days; 0 keeps it forever. The ledger is kept.
@@ -60,6 +62,10 @@ func serveFlags(fs *flag.FlagSet, cfg *Config) {
 		"release holds of calls still running after this long (TT_HOLD_TTL)")
 	fs.DurationVar(&cfg.TaskTTL, "task-ttl", envDuration("TT_TASK_TTL", 10*time.Minute),
 		"expire async tasks still running after this long, not charged (TT_TASK_TTL)")
+	fs.DurationVar(&cfg.StreamMax, "stream-max", envDuration("TT_STREAM_MAX", 30*time.Minute),
+		"stop a stream that runs longer than this, charged for the tokens delivered (TT_STREAM_MAX)")
+	fs.DurationVar(&cfg.BodyTimeout, "body-timeout", envDuration("TT_BODY_TIMEOUT", 30*time.Second),
+		"the time a client has to send a whole request body (TT_BODY_TIMEOUT)")
 	fs.IntVar(&cfg.RetentionDays, "retention-days", envInt("TT_RETENTION_DAYS", 0),
 		"delete request log rows older than this many days; 0 keeps them forever (TT_RETENTION_DAYS)")
 }
@@ -121,8 +127,8 @@ func (cfg *Config) finish() error {
 			return fmt.Errorf("UPSTREAM_URL must be an http(s) URL such as http://127.0.0.1:9000, not %q", cfg.UpstreamURL)
 		}
 	}
-	if cfg.UpstreamTimeout < 0 || cfg.HoldTTL < 0 || cfg.TaskTTL < 0 {
-		return fmt.Errorf("TT_UPSTREAM_TIMEOUT, TT_HOLD_TTL and TT_TASK_TTL must be durations such as 90s or 10m")
+	if cfg.UpstreamTimeout < 0 || cfg.HoldTTL < 0 || cfg.TaskTTL < 0 || cfg.StreamMax < 0 || cfg.BodyTimeout < 0 {
+		return fmt.Errorf("TT_UPSTREAM_TIMEOUT, TT_HOLD_TTL, TT_TASK_TTL, TT_STREAM_MAX and TT_BODY_TIMEOUT must be durations such as 90s or 10m")
 	}
 	if cfg.HoldTTL > 0 && cfg.HoldTTL <= cfg.UpstreamTimeout {
 		return fmt.Errorf("the hold TTL (%s) must be longer than the upstream timeout (%s)", cfg.HoldTTL, cfg.UpstreamTimeout)

@@ -164,6 +164,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		UpstreamTimeout: cfg.UpstreamTimeout,
 		HoldTTL:         cfg.HoldTTL,
 		TaskTTL:         cfg.TaskTTL,
+		StreamMax:       cfg.StreamMax,
+		BodyTimeout:     cfg.BodyTimeout,
 	}
 	// Rate limits: shared by every instance through Redis when configured.
 	switch {

@@ -51,6 +51,14 @@ type App struct {
 	HoldTTL         time.Duration // a hold left open longer is released by the reaper
 	TaskTTL         time.Duration // a task still running after this expires, not charged
 	TaskPoll        time.Duration // how often running tasks are checked upstream
+	// StreamMax is the longest a stream may run (TT_STREAM_MAX, default
+	// 30m); StreamWriteTimeout cuts a client that reads nothing for that
+	// long (default 60s). Both settle on the tokens delivered.
+	StreamMax          time.Duration
+	StreamWriteTimeout time.Duration
+	// BodyTimeout bounds the reading of a whole request body (default 30s),
+	// so a client sending a byte now and then cannot hold a connection.
+	BodyTimeout time.Duration
 
 	// RateLimitRedis, when set, holds every API key's rate limit so that
 	// all instances share it; nil counts in process. While Redis cannot be
@@ -65,6 +73,7 @@ type App struct {
 	loginPerIP    *throttled.GCRARateLimiterCtx
 	loginPerEmail *throttled.GCRARateLimiterCtx
 	keyLimits     *keyLimits
+	live          liveCalls // calls whose holds this instance keeps alive
 
 	background     context.Context // background work: task watchers
 	stopBackground context.CancelFunc

@@ -133,6 +133,9 @@ func (a *App) readBody(c echo.Context, gc *call) error {
 		return tooLarge()
 	}
 	b, err := io.ReadAll(io.LimitReader(r.Body, MaxAPIBody+1))
+	if bodyTimedOut(err) {
+		return invalid("The request body did not arrive within %s; send it whole, at once.", a.BodyTimeout)
+	}
 	if err != nil {
 		return &APIError{Status: http.StatusBadRequest, Type: "invalid_request", Message: "The request body could not be read."}
 	}

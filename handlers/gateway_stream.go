@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -30,9 +31,15 @@ func (a *App) streamChat(c echo.Context, gc *call, req *upstream.ChatRequest, m 
 	body := withField(gc.body, "max_tokens", maxTokens)
 	body = withField(body, "stream_options", map[string]bool{"include_usage": true})
 
-	// The client's context: when it goes away, the upstream call is cancelled.
-	ctx, cancel := context.WithCancel(c.Request().Context())
-	defer cancel()
+	// The call's context ends when the client goes away, when the stream
+	// reaches its maximum duration, or when its hold could not be kept
+	// alive (see liveCalls); each cancels the upstream call, and its cause
+	// says why the stream stopped.
+	ctx, cancel := context.WithCancelCause(c.Request().Context())
+	defer cancel(nil)
+	ctx, cancelMax := context.WithTimeoutCause(ctx, a.StreamMax, errStreamMax)
+	defer cancelMax()
+	defer a.keepAlive(gc.row.ID, h.ExpiresAt, cancel)()
 	headerCtx, stopHeaderTimer := context.WithCancel(ctx)
 	timer := time.AfterFunc(a.UpstreamTimeout, stopHeaderTimer)
 	res, err := a.Upstream.Post(headerCtx, "/v1/chat/completions", body)
@@ -51,11 +58,27 @@ func (a *App) streamChat(c echo.Context, gc *call, req *upstream.ChatRequest, m 
 	}
 
 	w := c.Response()
+	// Each write has a deadline: a client that reads nothing for
+	// StreamWriteTimeout is cut, and charged for what it was sent.
+	rc := http.NewResponseController(w.Writer)
+	defer rc.SetWriteDeadline(time.Time{}) // the connection may serve another request
+	write := func(b []byte, flush bool) error {
+		if err := rc.SetWriteDeadline(time.Now().Add(a.StreamWriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			return err
+		}
+		if _, err := w.Write(b); err != nil {
+			return err
+		}
+		if flush {
+			return rc.Flush()
+		}
+		return nil
+	}
 	w.Header().Set(echo.HeaderContentType, "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	w.Flush()
+	write(nil, true)
 
 	wantsUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
 	skipEvent := false // the rest of an event not passed on
@@ -63,13 +86,16 @@ func (a *App) streamChat(c echo.Context, gc *call, req *upstream.ChatRequest, m 
 		delivered  int // completion tokens passed to the client
 		finalUsage *upstream.Usage
 		done       bool
-		clientGone bool
+		writeErr   error
 		readErr    error
 	)
 	rd := bufio.NewReaderSize(res.Body, 16<<10)
 	for {
 		line, err := rd.ReadBytes('\n')
 		if len(line) > 0 {
+			if ctx.Err() != nil {
+				break // nothing more is delivered once the call must stop
+			}
 			tokens, usage, isDone := inspectSSELine(line)
 			blank := len(bytes.TrimSpace(line)) == 0
 			pass := !(blank && skipEvent)
@@ -82,18 +108,14 @@ func (a *App) streamChat(c echo.Context, gc *call, req *upstream.ChatRequest, m 
 				}
 			}
 			if pass {
-				if _, werr := w.Write(line); werr != nil {
-					clientGone = true
+				// An event is flushed at its end, or at [DONE].
+				if writeErr = write(line, blank || isDone); writeErr != nil {
 					break
-				}
-				if blank {
-					w.Flush() // end of an event
 				}
 			}
 			delivered += tokens
 			if isDone {
 				done = true
-				w.Flush()
 				break
 			}
 		}
@@ -102,35 +124,46 @@ func (a *App) streamChat(c echo.Context, gc *call, req *upstream.ChatRequest, m 
 			break
 		}
 	}
-	if ctx.Err() != nil && !done {
-		clientGone = true
-	}
-	cancel() // stop the upstream now, whatever happened
+	cause := context.Cause(ctx) // nil while the call's context is live
+	cancel(nil)                 // stop the upstream now, whatever happened
 
 	gc.row.Status = http.StatusOK
 	gc.row.LatencyMS = time.Since(gc.row.CreatedAt).Milliseconds()
 	gc.row.PromptTokens, gc.row.CompletionTokens = prompt, delivered
+	// stopped tells the client, in the stream itself as its last event,
+	// why it ended early, and records it on the row.
+	stopped := func(typ, msg string) {
+		gc.row.ErrorType, gc.row.ErrorMessage = typ, msg
+		gc.row.ErrorBody = errorBody(typ, msg)
+		write([]byte("data: "+gc.row.ErrorBody+"\n\n"), true)
+	}
 	switch {
 	case done && finalUsage != nil:
 		gc.row.PromptTokens, gc.row.CompletionTokens = finalUsage.PromptTokens, finalUsage.CompletionTokens
 		gc.row.BillingOutcome = models.OutcomeCharged
 	case done:
 		gc.row.BillingOutcome = models.OutcomeCharged
-	case clientGone:
+	case errors.Is(cause, errStreamMax):
+		gc.row.BillingOutcome = models.OutcomeChargedPartial
+		gc.row.OutcomeDetail = fmt.Sprintf("stream stopped at the maximum duration of %s after %d tokens", a.StreamMax, delivered)
+		stopped("upstream_timeout", fmt.Sprintf("The stream reached the maximum duration of %s and was stopped after %d tokens; charged for the tokens delivered.", a.StreamMax, delivered))
+	case errors.Is(cause, errHoldLost) || errors.Is(cause, errHoldEnded):
+		gc.row.BillingOutcome = models.OutcomeChargedPartial
+		gc.row.OutcomeDetail = fmt.Sprintf("stream stopped after %d tokens: %s", delivered, cause)
+		stopped("service_unavailable", fmt.Sprintf("The stream was stopped after %d tokens because its billing hold could not be kept; charged for the tokens delivered. Retry shortly.", delivered))
+	case errors.Is(writeErr, os.ErrDeadlineExceeded):
+		gc.row.BillingOutcome = models.OutcomeChargedPartial
+		gc.row.OutcomeDetail = fmt.Sprintf("client read nothing for %s; cut after %d tokens", a.StreamWriteTimeout, delivered)
+	case writeErr != nil || cause != nil:
 		gc.row.BillingOutcome = models.OutcomeChargedPartial
 		gc.row.OutcomeDetail = fmt.Sprintf("client disconnected after %d tokens", delivered)
 	default:
 		gc.row.BillingOutcome = models.OutcomeChargedPartial
 		gc.row.OutcomeDetail = fmt.Sprintf("stream cut off by upstream after %d tokens", delivered)
-		gc.row.ErrorType = "upstream_error"
-		gc.row.ErrorMessage = "The model server broke the stream after " + fmt.Sprint(delivered) + " tokens; charged for the tokens delivered."
-		gc.row.ErrorBody = errorBody(gc.row.ErrorType, gc.row.ErrorMessage)
 		if readErr != nil && !errors.Is(readErr, io.EOF) {
 			a.Log.Info("upstream stream broke", "request_id", gc.row.ID, "err", readErr.Error())
 		}
-		// Tell the client in the stream itself, as its last event.
-		fmt.Fprintf(w, "data: %s\n\n", gc.row.ErrorBody)
-		w.Flush()
+		stopped("upstream_error", "The model server broke the stream after "+fmt.Sprint(delivered)+" tokens; charged for the tokens delivered.")
 	}
 	cost := models.TokenCost(gc.row.PromptTokens, gc.row.CompletionTokens, m.InputMicrosPerMTok, m.OutputMicrosPerMTok)
 	if err := a.Store.FinishCall(context.WithoutCancel(c.Request().Context()), h, &gc.row, cost); err != nil {

@@ -39,7 +39,22 @@ func (a *App) init() error {
 	if a.TaskPoll == 0 {
 		a.TaskPoll = 500 * time.Millisecond
 	}
+	if a.StreamMax == 0 {
+		a.StreamMax = 30 * time.Minute
+	}
+	if a.StreamWriteTimeout == 0 {
+		a.StreamWriteTimeout = time.Minute
+	}
+	if a.BodyTimeout == 0 {
+		a.BodyTimeout = 30 * time.Second
+	}
 	a.background, a.stopBackground = context.WithCancel(context.Background())
+	a.live.calls = make(map[string]*liveCall)
+	a.tasks.Add(1)
+	go func() {
+		defer a.tasks.Done()
+		a.renewHolds(a.background)
+	}()
 	if a.Registry == nil {
 		a.Registry = prometheus.NewRegistry()
 		a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -20,7 +20,7 @@ func (a *App) NewServer() (*echo.Echo, error) {
 	e.HTTPErrorHandler = a.handleError
 	e.IPExtractor = a.clientIP
 
-	e.Pre(a.requestID)
+	e.Pre(a.requestID, a.bodyDeadline)
 	e.Use(a.logRequests, a.recoverPanics, a.secureHeaders)
 
 	// Operations.

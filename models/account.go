@@ -35,11 +35,15 @@ type Wallet struct {
 	AccountID     string `gorm:"primaryKey"`
 	BalanceMicros int64
 	HeldMicros    int64
-	UpdatedAt     time.Time
+	// DebtMicros is what late charges could not take from the balance
+	// (see FinishCall); it counts against new holds until a credit pays it.
+	DebtMicros int64
+	UpdatedAt  time.Time
 }
 
-// Available is what new holds may take.
-func (w Wallet) Available() int64 { return w.BalanceMicros - w.HeldMicros }
+// Available is what new holds may take: the balance less open holds and
+// any debt. It is negative only while a debt exceeds the balance left.
+func (w Wallet) Available() int64 { return w.BalanceMicros - w.HeldMicros - w.DebtMicros }
 
 // Limits on what people type.
 const (

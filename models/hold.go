@@ -97,8 +97,8 @@ var (
 		WHERE key_month_usage.spent_micros + key_month_usage.held_micros + excluded.held_micros <= ?`)
 	qKeyMonthToDate = newQuery(`SELECT COALESCE(SUM(spent_micros + held_micros), 0) FROM key_month_usage WHERE key_id = ? AND month = ?`)
 	qHoldWallet     = newQuery(`UPDATE wallets SET held_micros = held_micros + ?, updated_at = ?
-		WHERE account_id = ? AND balance_micros - held_micros >= ?`)
-	qWalletAvailable = newQuery(`SELECT balance_micros - held_micros FROM wallets WHERE account_id = ?`)
+		WHERE account_id = ? AND balance_micros - held_micros - debt_micros >= ?`)
+	qWalletAvailable = newQuery(`SELECT balance_micros - held_micros - debt_micros FROM wallets WHERE account_id = ?`)
 	qInsertRequest   = newLogInsert(`id, account_id, key_id, method, path, model, status, error_type,
 		error_message, error_body, client_ip, stream, latency_ms, prompt_tokens, completion_tokens, hold_micros,
 		charged_micros, billing_outcome, outcome_detail, ratelimit_limit, ratelimit_remaining, ratelimit_reset,
@@ -133,6 +133,20 @@ var (
 	qSettleWallet = newQuery(`UPDATE wallets SET held_micros = held_micros - ?, balance_micros = balance_micros - ?,
 		updated_at = ? WHERE account_id = ?`)
 	qUnholdKeyMonth = newQuery(`UPDATE key_month_usage SET held_micros = held_micros - ? WHERE key_id = ? AND month = ?`)
+
+	// A late charge: the call's hold was expired by the reaper before the
+	// call settled. It finds the row the reaper left, takes what the
+	// wallet can give without going below zero, and records the rest as
+	// the wallet's debt.
+	qExpiredUnsettled = newQuery(`SELECT COUNT(*) FROM requests WHERE id = ? AND hold_status = 'expired'
+		AND billing_outcome = '` + OutcomeNotChargedExpired + `'`)
+	qWalletSpendable = newQuery(`SELECT balance_micros - held_micros FROM wallets WHERE account_id = ?`)
+	qChargeLate      = newQuery(`UPDATE wallets SET balance_micros = balance_micros - ?, debt_micros = debt_micros + ?,
+		updated_at = ? WHERE account_id = ? AND balance_micros - held_micros >= ?`)
+	qCompleteLate = newQuery(`UPDATE requests SET status = ?, error_type = ?, error_message = ?, error_body = ?,
+		latency_ms = ?, prompt_tokens = ?, completion_tokens = ?, charged_micros = ?, billing_outcome = ?,
+		outcome_detail = ?, completed_at = ? WHERE id = ? AND hold_status = 'expired'
+		AND billing_outcome = '` + OutcomeNotChargedExpired + `'`)
 )
 
 // StartCall places a call's hold and writes its request row, outcome
@@ -276,9 +290,13 @@ func insertRequest(w *wtx, r *Request) error {
 }
 
 // FinishCall captures a hold at the call's real cost (never more than the
-// hold) and completes its request row, in one transaction. When the hold
-// had already ended (the reaper expired it), nothing is charged and the
-// row keeps the reaper's outcome.
+// hold) and completes its request row, in one transaction.
+//
+// When the hold had already expired (the reaper ended it while the call
+// still ran: its instance could not keep it alive), what was delivered is
+// charged all the same, late: the wallet gives what its balance not held
+// by other calls allows, never going below zero, and the rest becomes the
+// wallet's debt. The row says so in its outcome detail.
 func (s *Store) FinishCall(ctx context.Context, h *Hold, r *Request, cost int64) error {
 	cost = min(max(cost, 0), h.AmountMicros)
 	now := time.Now().UTC()
@@ -288,11 +306,68 @@ func (s *Store) FinishCall(ctx context.Context, h *Hold, r *Request, cost int64)
 	}
 	return s.write(ctx, func(w *wtx) error {
 		ok, err := completeHeld(w, h, r, HoldCaptured, cost, outcome, now)
-		if err != nil || !ok {
+		if err != nil {
 			return err
 		}
-		return settleHold(w, h, HoldCaptured, cost, now)
+		if ok {
+			return settleHold(w, h, HoldCaptured, cost, now)
+		}
+		if cost == 0 {
+			return nil
+		}
+		return chargeLate(w, h, r, cost, outcome, now)
 	})
+}
+
+// chargeLate charges cost for a call whose hold the reaper expired, once:
+// only a row still as the reaper left it is charged.
+func chargeLate(w *wtx, h *Hold, r *Request, cost int64, outcome string, now time.Time) error {
+	if n, err := w.queryInt(qExpiredUnsettled, h.RequestID); err != nil || n == 0 {
+		return err
+	}
+	// Read, then a guarded update: the guard keeps the wallet from going
+	// below zero should another instance's hold land in between (then the
+	// read is taken again).
+	var paid int64
+	for attempt := 0; ; attempt++ {
+		spendable, err := w.queryInt(qWalletSpendable, h.AccountID)
+		if err != nil {
+			return err
+		}
+		paid = min(cost, max(spendable, 0))
+		n, err := w.exec(qChargeLate, paid, cost-paid, now, h.AccountID, paid)
+		if err != nil {
+			return err
+		}
+		if n == 1 {
+			break
+		}
+		if attempt == 4 {
+			return fmt.Errorf("late charge of %s: the wallet kept changing", h.RequestID)
+		}
+	}
+	detail := r.OutcomeDetail
+	if detail != "" {
+		detail += "; "
+	}
+	detail += "the hold had expired before the call settled, so it was charged afterwards"
+	if paid < cost {
+		detail += fmt.Sprintf(": %s from the balance and %s recorded as outstanding, paid by the next recharge",
+			FormatUSDExact(paid), FormatUSDExact(cost-paid))
+	}
+	if _, err := w.exec(qCompleteLate, r.Status, r.ErrorType, r.ErrorMessage, r.ErrorBody, r.LatencyMS, r.PromptTokens,
+		r.CompletionTokens, cost, outcome, detail, now, h.RequestID); err != nil {
+		return err
+	}
+	if _, err := w.exec(qSettleKeyMonth, 0, cost, h.KeyID, h.Month); err != nil {
+		return err
+	}
+	r.ChargedMicros, r.BillingOutcome, r.OutcomeDetail, r.CompletedAt = cost, outcome, detail, &now
+	if paid == 0 {
+		return nil
+	}
+	_, err := w.exec(qInsertCharge, NewID("led"), LedgerCharge, -paid, h.RequestID, "API call "+h.RequestID, now, h.AccountID)
+	return err
 }
 
 // ReleaseCall ends a hold without charging (upstream failure, cancel) and
@@ -398,4 +473,28 @@ func (s *Store) ExpireHolds(ctx context.Context, now time.Time) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// KeepHoldsAlive pushes the expiry of the open holds of the calls ids to
+// until, so the reaper leaves them alone while this instance still serves
+// them: one statement for up to 500 calls. It returns the ids whose hold
+// is no longer open (the reaper ended it, say after the instance lost the
+// database for longer than the TTL); their calls must stop at once.
+func (s *Store) KeepHoldsAlive(ctx context.Context, ids []string, until time.Time) (ended []string, _ error) {
+	db := s.db.W.WithContext(ctx)
+	for len(ids) > 0 {
+		part := ids[:min(len(ids), 500)]
+		ids = ids[len(part):]
+		if err := db.Exec(`UPDATE requests SET hold_expires_at = ? WHERE hold_status = 'open' AND id IN ?`,
+			until.UTC(), part).Error; err != nil {
+			return nil, err
+		}
+		var gone []string
+		if err := db.Raw(`SELECT id FROM requests WHERE id IN ? AND hold_status <> 'open'`, part).
+			Scan(&gone).Error; err != nil {
+			return nil, err
+		}
+		ended = append(ended, gone...)
+	}
+	return ended, nil
 }

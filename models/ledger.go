@@ -81,7 +81,37 @@ func creditTx(tx *gorm.DB, accountID string, amount int64, kind, memo string, re
 	if err := tx.Create(e).Error; err != nil {
 		return nil, err
 	}
+	if amount > 0 {
+		if err := payDebt(tx, accountID, now); err != nil {
+			return nil, err
+		}
+	}
 	return e, nil
+}
+
+// payDebt pays what the wallet owes from late charges (see FinishCall)
+// out of its balance not held by calls, as far as that goes, with a
+// ledger charge: a credit is where a debt ends.
+func payDebt(tx *gorm.DB, accountID string, now time.Time) error {
+	var w Wallet
+	if err := tx.Where("account_id = ?", accountID).Take(&w).Error; err != nil {
+		return err
+	}
+	pay := min(w.DebtMicros, w.BalanceMicros-w.HeldMicros)
+	if pay <= 0 {
+		return nil
+	}
+	var balance int64
+	res := tx.Raw(`UPDATE wallets SET balance_micros = balance_micros - ?, debt_micros = debt_micros - ?, updated_at = ?
+		WHERE account_id = ? AND debt_micros >= ? AND balance_micros - held_micros >= ? RETURNING balance_micros`,
+		pay, pay, now, accountID, pay, pay).Scan(&balance)
+	if res.Error != nil || res.RowsAffected == 0 {
+		return res.Error // changed meanwhile: the next credit pays it
+	}
+	return tx.Create(&LedgerEntry{
+		ID: NewID("led"), AccountID: accountID, Kind: LedgerCharge, AmountMicros: -pay, BalanceAfterMicros: balance,
+		Memo: "Outstanding late charges of calls whose hold had expired", CreatedAt: now,
+	}).Error
 }
 
 // LedgerInvariant checks, for one account, that the wallet's balance is
