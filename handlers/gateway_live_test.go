@@ -51,7 +51,7 @@ func TestStreamLongerThanHoldTTLIsChargedInFull(t *testing.T) {
 	}
 	row := p.settled(res.Header.Get("X-TT-Request-ID"))
 	want := models.TokenCost(7, 30, 500_000, 1_500_000)
-	if row.BillingOutcome != models.OutcomeCharged || row.CompletionTokens != 30 || row.ChargedMicros != want {
+	if row.BillingOutcome != models.OutcomeCharged || row.HoldStatus != models.HoldCaptured || row.CompletionTokens != 30 || row.ChargedMicros != want {
 		t.Fatalf("row outcome %s, %d tokens, charged %d: want charged %d for 30 tokens (%s)",
 			row.BillingOutcome, row.CompletionTokens, row.ChargedMicros, want, row.OutcomeDetail)
 	}
@@ -164,8 +164,8 @@ func TestReaperEndsOnlyHoldsNoInstanceKeeps(t *testing.T) {
 	if evs[len(evs)-1] != "[DONE]" {
 		t.Fatalf("live stream ended with %q", evs[len(evs)-1])
 	}
-	if row := p.settled(res.Header.Get("X-TT-Request-ID")); row.BillingOutcome != models.OutcomeCharged {
-		t.Fatalf("live stream: %s", row.BillingOutcome)
+	if row := p.settled(res.Header.Get("X-TT-Request-ID")); row.BillingOutcome != models.OutcomeCharged || row.HoldStatus != models.HoldCaptured {
+		t.Fatalf("live stream: %s, hold %s", row.BillingOutcome, row.HoldStatus)
 	}
 	if row := p.row(p.account, orphan.ID); row.BillingOutcome != models.OutcomeNotChargedExpired || row.HoldStatus != models.HoldExpired {
 		t.Fatalf("orphaned hold: %s %s", row.BillingOutcome, row.HoldStatus)
