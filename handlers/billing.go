@@ -90,6 +90,9 @@ func (a *App) billingData(ctx context.Context, acct, cursor string, now time.Tim
 	d.Balance = models.FormatUSD(w.BalanceMicros)
 	d.Available = models.FormatUSD(w.Available())
 	d.Held = models.FormatUSD(w.HeldMicros)
+	if w.DebtMicros > 0 {
+		d.Debt = models.FormatUSD(w.DebtMicros)
+	}
 	d.MonthToDate = models.FormatUSD(mtd)
 	d.MonthName = now.UTC().Format("January 2006")
 	d.LowBalance = models.IsLowBalance(w, threshold)

@@ -110,6 +110,18 @@ func TestStreamWhoseHoldEndedIsCutAndChargedLate(t *testing.T) {
 	if err := p.srv.Store.LedgerInvariant(ctx, p.account); err != nil {
 		t.Fatal(err)
 	}
+	// The customer sees it on Billing and through the API.
+	b := newBrowser(t, p.srv)
+	if res, _ := b.login("owner@example.com", "long enough password"); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("login: %d", res.StatusCode)
+	}
+	_, page := b.get("/billing")
+	if got := testenv.Doc(t, page).Find(`[data-testid="billing-debt"]`).Text(); got != models.FormatUSD(cost-1) {
+		t.Fatalf("Billing shows outstanding %q, want %s", got, models.FormatUSD(cost-1))
+	}
+	if r := p.do("GET", "/v1/account", p.secret, ""); !strings.Contains(r.body, fmt.Sprintf(`"debt_micros":%d`, cost-1)) {
+		t.Fatalf("/v1/account: %s", r.body)
+	}
 	// The debt counts against new calls until a credit pays it.
 	if r := p.chat(p.secret, 10, nil); r.res.StatusCode != http.StatusPaymentRequired {
 		t.Fatalf("a call while in debt: %d %s", r.res.StatusCode, r.body)

@@ -133,6 +133,7 @@ func (a *App) getAccount(c echo.Context) error {
 		"balance_micros":   w.BalanceMicros,
 		"held_micros":      w.HeldMicros,
 		"available_micros": w.Available(),
+		"debt_micros":      w.DebtMicros,
 		"key": map[string]any{
 			"id": gc.key.ID, "name": gc.key.Name, "models": models, "allowed_ips": ips,
 			"monthly_limit_micros": gc.key.MonthlyLimitMicros, "month_to_date_micros": spent + held,
