@@ -242,6 +242,9 @@ func TestRequestsByAccountNumberThroughVersion10(t *testing.T) {
 	if err := db.W.Exec("UPDATE requests SET account_num = 40 WHERE account_id IS NULL").Error; err != nil {
 		t.Fatal(err)
 	}
+	if _, err := p.Up(ctx); err != nil { // the versions after 10, which today's accounts need
+		t.Fatal(err)
+	}
 	lateAcct := newAccount(t, s, "late@example.com")
 	k, _, err := s.CreateAPIKey(ctx, lateAcct, models.AdminCLI, models.KeyInput{Name: "late"})
 	if err != nil {
