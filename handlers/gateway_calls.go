@@ -338,18 +338,3 @@ func (a *App) embeddings(c echo.Context) error {
 	gc.row.PromptTokens = usage.PromptTokens
 	return a.settleSuccess(c, gc, h, models.TokenCost(usage.PromptTokens, 0, m.InputMicrosPerMTok, 0), out)
 }
-
-// withField returns a JSON object with one more field.
-func withField(body []byte, name string, value any) []byte {
-	var obj map[string]json.RawMessage
-	if json.Unmarshal(body, &obj) != nil {
-		return body
-	}
-	v, _ := json.Marshal(value)
-	obj[name] = v
-	out, err := json.Marshal(obj)
-	if err != nil {
-		return body
-	}
-	return out
-}
