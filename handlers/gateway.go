@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"reflect"
 	"strings"
 	"time"
 
@@ -213,10 +214,15 @@ func invalid(format string, args ...any) *APIError {
 	return &APIError{Status: http.StatusBadRequest, Type: "invalid_request", Message: fmt.Sprintf(format, args...)}
 }
 
-// decodeJSON reads a JSON object into v, naming the field at fault.
+// decodeJSON reads a JSON object into v, naming the field at fault. It
+// refuses a body that an upstream could read differently (see strictJSON).
 func decodeJSON(body []byte, v any) *APIError {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return invalid("The request body is empty: send a JSON object.")
+	}
+	nameErr, strictErr := strictJSON(body, shapeOf(reflect.TypeOf(v)))
+	if nameErr != nil {
+		return nameErr
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(v); err != nil {
@@ -236,6 +242,9 @@ func decodeJSON(body []byte, v any) *APIError {
 	}
 	if dec.More() {
 		return invalid("The request body has data after its JSON object.")
+	}
+	if strictErr != nil { // valid to encoding/json, but not to a strict reader (invalid UTF-8, say)
+		return invalid("The request body is not valid JSON: %s.", strings.TrimPrefix(strictErr.Error(), "jsontext: "))
 	}
 	return nil
 }

@@ -220,11 +220,11 @@ func (a *App) chatCompletions(c echo.Context) error {
 		return err
 	}
 	maxTokens := models.DefaultMaxTokens
-	if req.MaxTokens != nil {
-		maxTokens = *req.MaxTokens
+	if b := req.OutputBudget(); b != nil {
+		maxTokens = *b
 	}
 	if maxTokens > m.MaxOutputTokens {
-		return invalid("The field \"max_tokens\" must be between 1 and %d for %s.", m.MaxOutputTokens, m.ID)
+		return invalid("The field %q must be between 1 and %d for %s.", budgetField(req), m.MaxOutputTokens, m.ID)
 	}
 	if err := checkModel(gc, req.Model); err != nil {
 		return err
@@ -232,14 +232,14 @@ func (a *App) chatCompletions(c echo.Context) error {
 	if req.Stream {
 		return a.streamChat(c, gc, req, m, maxTokens)
 	}
-	prompt := req.PromptTokens()
-	h, committed, err := a.holdEarly(c, gc, models.TokenCost(prompt, maxTokens, m.InputMicrosPerMTok, m.OutputMicrosPerMTok))
+	h, committed, err := a.holdEarly(c, gc, chatHold(req, gc.body, maxTokens, m))
 	if err != nil {
 		return err
 	}
 	body := gc.body
 	if req.MaxTokens == nil {
-		// The upstream must not answer more than was held for.
+		// The upstream must not answer more than was held for, whichever
+		// name of the budget it honours.
 		body = withField(body, "max_tokens", maxTokens)
 	}
 	out, usage, apiErr := a.forwardForUsage(c, "/v1/chat/completions", body)
@@ -277,11 +277,57 @@ func parseChatRequest(body []byte) (*upstream.ChatRequest, *APIError) {
 	if req.MaxTokens != nil && *req.MaxTokens < 1 {
 		return &req, invalid("The field \"max_tokens\" must be a positive number of tokens, not %d.", *req.MaxTokens)
 	}
+	if req.MaxCompletionTokens != nil && *req.MaxCompletionTokens < 1 {
+		return &req, invalid("The field \"max_completion_tokens\" must be a positive number of tokens, not %d.", *req.MaxCompletionTokens)
+	}
+	if req.MaxTokens != nil && req.MaxCompletionTokens != nil && *req.MaxTokens != *req.MaxCompletionTokens {
+		return &req, invalid("The fields \"max_tokens\" (%d) and \"max_completion_tokens\" (%d) disagree: send one of them.",
+			*req.MaxTokens, *req.MaxCompletionTokens)
+	}
+	if req.N != nil && (*req.N < 1 || *req.N > maxChoices) {
+		return &req, invalid("The field \"n\" must be a whole number of completions from 1 to %d, not %d.", maxChoices, *req.N)
+	}
 	return &req, nil
+}
+
+// maxChoices is the most completions one chat call may ask for.
+const maxChoices = 128
+
+// budgetField names the field that set a chat call's output budget.
+func budgetField(req *upstream.ChatRequest) string {
+	if req.MaxTokens == nil && req.MaxCompletionTokens != nil {
+		return "max_completion_tokens"
+	}
+	return "max_tokens"
+}
+
+// chatHold is the most a chat call can cost at the upstream: n completions
+// of maxTokens each, and a prompt of every byte of the body. The upstream
+// bills tools, functions, response_format and content parts as prompt
+// too; counting the whole body at the platform's 4 bytes a token bounds
+// them all.
+func chatHold(req *upstream.ChatRequest, body []byte, maxTokens int, m *models.CatalogModel) int64 {
+	prompt := max(req.PromptTokens(), upstream.ByteTokens(len(body)))
+	return models.TokenCost(prompt, req.Choices()*maxTokens, m.InputMicrosPerMTok, m.OutputMicrosPerMTok)
+}
+
+// costWithinHold caps a call's cost at its hold. Usage above the hold means
+// the hold missed something the upstream bills: the call is charged the
+// hold, and operators see it counted and logged.
+func (a *App) costWithinHold(gc *call, h *models.Hold, cost int64) int64 {
+	if cost <= h.AmountMicros {
+		return cost
+	}
+	a.metrics.overHold.Inc()
+	a.Log.Warn("upstream usage above the hold; charged the hold", "request_id", gc.row.ID, "model", gc.row.Model,
+		"prompt_tokens", gc.row.PromptTokens, "completion_tokens", gc.row.CompletionTokens,
+		"cost_micros", cost, "hold_micros", h.AmountMicros)
+	return h.AmountMicros
 }
 
 // settleSuccess captures the call's cost and then answers the client.
 func (a *App) settleSuccess(c echo.Context, gc *call, h *models.Hold, cost int64, out []byte) error {
+	cost = a.costWithinHold(gc, h, cost)
 	gc.row.Status = http.StatusOK
 	gc.row.LatencyMS = time.Since(gc.row.CreatedAt).Milliseconds()
 	if err := a.Store.FinishCall(context.WithoutCancel(c.Request().Context()), h, &gc.row, cost); err != nil {
@@ -317,10 +363,13 @@ func (a *App) embeddings(c echo.Context) error {
 	if len(inputs) == 0 || len(inputs) > 2048 {
 		return invalid("The field \"input\" must hold 1 to 2048 strings.")
 	}
-	prompt := 0
+	// The upstream bills its own count of the input; the whole body bounds it.
+	prompt := upstream.ByteTokens(len(gc.body))
+	sum := 0
 	for _, in := range inputs {
-		prompt += upstream.Tokens(in)
+		sum += upstream.Tokens(in)
 	}
+	prompt = max(prompt, sum)
 	if err := checkModel(gc, req.Model); err != nil {
 		return err
 	}
@@ -337,19 +386,4 @@ func (a *App) embeddings(c echo.Context) error {
 	}
 	gc.row.PromptTokens = usage.PromptTokens
 	return a.settleSuccess(c, gc, h, models.TokenCost(usage.PromptTokens, 0, m.InputMicrosPerMTok, 0), out)
-}
-
-// withField returns a JSON object with one more field.
-func withField(body []byte, name string, value any) []byte {
-	var obj map[string]json.RawMessage
-	if json.Unmarshal(body, &obj) != nil {
-		return body
-	}
-	v, _ := json.Marshal(value)
-	obj[name] = v
-	out, err := json.Marshal(obj)
-	if err != nil {
-		return body
-	}
-	return out
 }

@@ -20,6 +20,8 @@ func FuzzParseChatRequest(f *testing.F) {
 		`{"model":"a"}{"model":"b"}`,
 		`[1,2,3]`, `null`, `"text"`, ``, `{`, "\x00\xff",
 		`{"model":"tt-chat-small","messages":[{"role":"user","content":"\ud800"}]}`,
+		`{"model":"tt-chat-small","messages":[{"role":"user","content":"hi","Content":"x"}],"max_tokens":2,"MAX_TOKENS":1}`,
+		`{"model":"tt-chat-small","model":"tt-chat-large","messages":[{"role":"user","content":"hi"}],"n":8}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -31,7 +33,8 @@ func FuzzParseChatRequest(f *testing.F) {
 			}
 			return
 		}
-		if req.Model == "" || len(req.Messages) == 0 || req.MaxTokens != nil && *req.MaxTokens < 1 {
+		if req.Model == "" || len(req.Messages) == 0 || req.MaxTokens != nil && *req.MaxTokens < 1 ||
+			req.N != nil && (*req.N < 1 || *req.N > 128) {
 			t.Fatalf("accepted an invalid request: %+v", req)
 		}
 	})

@@ -24,7 +24,7 @@ import (
 // client goes away or the upstream breaks.
 func (a *App) streamChat(c echo.Context, gc *call, req *upstream.ChatRequest, m *models.CatalogModel, maxTokens int) error {
 	prompt := req.PromptTokens()
-	h, err := a.hold(c, gc, models.TokenCost(prompt, maxTokens, m.InputMicrosPerMTok, m.OutputMicrosPerMTok))
+	h, err := a.hold(c, gc, chatHold(req, gc.body, maxTokens, m))
 	if err != nil {
 		return err
 	}
@@ -166,7 +166,7 @@ func (a *App) streamChat(c echo.Context, gc *call, req *upstream.ChatRequest, m 
 		stopped("upstream_error", "The model server broke the stream after "+fmt.Sprint(delivered)+" tokens; charged for the tokens delivered.")
 	}
 	cost := models.TokenCost(gc.row.PromptTokens, gc.row.CompletionTokens, m.InputMicrosPerMTok, m.OutputMicrosPerMTok)
-	if err := a.Store.FinishCall(context.WithoutCancel(c.Request().Context()), h, &gc.row, cost); err != nil {
+	if err := a.Store.FinishCall(context.WithoutCancel(c.Request().Context()), h, &gc.row, a.costWithinHold(gc, h, cost)); err != nil {
 		a.Log.Error("settle stream", "request_id", gc.row.ID, "err", err.Error())
 	}
 	return nil

@@ -12,6 +12,7 @@ import (
 
 	"ttconsole/internal/testenv"
 	"ttconsole/models"
+	"ttconsole/upstream"
 )
 
 // platform is a test server with one funded account and its key.
@@ -151,9 +152,11 @@ func (p *platform) invariants(account string) {
 	}
 }
 
-func chatHold(t *testing.T, maxTokens int) int64 {
-	// "Say hello to the platform." is 26 bytes: 7 prompt tokens.
-	return models.TokenCost(7, maxTokens, 500_000, 1_500_000)
+// chatHold is the hold of a chat call with chatBody's body: its prompt is
+// every byte of the body ("Say hello to the platform." alone, the 7 prompt
+// tokens the upstream bills, would miss tools and the like).
+func chatHold(t *testing.T, maxTokens int, metadata map[string]string) int64 {
+	return models.TokenCost(upstream.Tokens(chatBody("tt-chat-small", maxTokens, metadata)), maxTokens, 500_000, 1_500_000)
 }
 
 // TestErrorContract has one row per error of the platform's catalogue:
@@ -212,7 +215,7 @@ func TestErrorContract(t *testing.T) {
 		{"absurd max_tokens", "POST", "/v1/chat/completions", p.secret, chatBody("tt-chat-small", 10_000_000, nil), 400, "invalid_request", "between 1 and 16384", p.account, true},
 		{"model not allowed", "POST", "/v1/chat/completions", scopedSecret, chatBody("tt-chat-large", 10, nil), 403, "model_not_allowed", `"tt-chat-large" is not in the scope of the API key "small only", which allows: tt-chat-small`, p.account, true},
 		{"quota exceeded", "POST", "/v1/chat/completions", quotaSecret, chatBody("tt-chat-small", 10, nil), 402, "api_key_quota_exceeded", "monthly limit is $0.000001", p.account, true},
-		{"billing shortfall", "POST", "/v1/chat/completions", poorSecret, chatBody("tt-chat-small", 10, nil), 402, "billing_shortfall", "recharge at least $0.000019", poorAccount, true},
+		{"billing shortfall", "POST", "/v1/chat/completions", poorSecret, chatBody("tt-chat-small", 10, nil), 402, "billing_shortfall", "recharge at least " + models.FormatUSDExact(chatHold(t, 10, nil)), poorAccount, true},
 		{"upstream error", "POST", "/v1/chat/completions", p.secret, chatBody("tt-chat-small", 10, map[string]string{"sim_status": "500"}), 502, "upstream_error", "answered 500", p.account, true},
 		{"upstream unavailable", "POST", "/v1/chat/completions", p.secret, chatBody("tt-chat-small", 10, map[string]string{"sim_status": "503"}), 503, "service_unavailable", "temporarily unavailable", p.account, true},
 		{"upstream timeout", "POST", "/v1/chat/completions", p.secret, chatBody("tt-chat-small", 10, map[string]string{"sim_status": "504"}), 504, "upstream_timeout", "timed out", p.account, true},
@@ -316,7 +319,7 @@ func TestChatChargesRealUsage(t *testing.T) {
 		t.Fatalf("cost arithmetic: %d", wantCost)
 	}
 	row := p.row(p.account, r.id())
-	if row.ChargedMicros != wantCost || row.HoldMicros != chatHold(t, 100) || row.ChargedMicros > row.HoldMicros ||
+	if row.ChargedMicros != wantCost || row.HoldMicros != chatHold(t, 100, map[string]string{"sim_output_tokens": "40"}) || row.ChargedMicros > row.HoldMicros ||
 		row.BillingOutcome != models.OutcomeCharged || row.PromptTokens != 7 || row.CompletionTokens != 40 {
 		t.Fatalf("row: %+v", row)
 	}
@@ -445,7 +448,8 @@ func TestTrustedProxies(t *testing.T) {
 // sends 4n overlapping calls: at most n run, the rest are refused.
 func TestConcurrentHoldsNeverOverdraw(t *testing.T) {
 	const n = 5
-	hold := chatHold(t, 1000)
+	slow := map[string]string{"sim_delay_ms": "1500", "sim_output_tokens": "1000"}
+	hold := chatHold(t, 1000, slow)
 	for _, limitByKey := range []bool{false, true} {
 		t.Run(map[bool]string{false: "wallet", true: "key monthly limit"}[limitByKey], func(t *testing.T) {
 			p := newPlatform(t)
@@ -462,7 +466,7 @@ func TestConcurrentHoldsNeverOverdraw(t *testing.T) {
 			results := make(chan apiResult, 4*n)
 			for i := 0; i < 4*n; i++ {
 				go func() {
-					results <- p.chat(secret, 1000, map[string]string{"sim_delay_ms": "1500", "sim_output_tokens": "1000"})
+					results <- p.chat(secret, 1000, slow)
 				}()
 			}
 			ok, refused := 0, 0

@@ -99,6 +99,9 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	routes   map[string]bool
+	// overHold counts calls whose upstream usage cost more than their hold:
+	// each was charged only the hold, so the hold missed something.
+	overHold prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -112,7 +115,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"route", "method"}),
 	}
-	reg.MustRegister(m.requests, m.latency)
+	m.overHold = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tt_gateway_usage_over_hold_total",
+		Help: "Gateway calls whose upstream usage cost more than their hold; each was charged the hold.",
+	})
+	reg.MustRegister(m.requests, m.latency, m.overHold)
 	return m
 }
 

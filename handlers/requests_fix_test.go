@@ -174,7 +174,7 @@ func TestFixBillingShortfallLinksToRecharge(t *testing.T) {
 		t.Fatalf("recharge link %q", href)
 	}
 	amount, ok := models.ParseUSD(u.Query().Get("amount_usd"), false)
-	if hold := chatHold(t, 16384); !ok || amount < hold {
+	if hold := chatHold(t, 16384, nil); !ok || amount < hold {
 		t.Fatalf("recharge prefilled with %q, want at least the shortfall %d", u.Query().Get("amount_usd"), hold)
 	}
 	if _, err := p.srv.Store.Credit(context.Background(), p.account, amount, models.LedgerRecharge, "recharge", models.LedgerRef{}); err != nil {

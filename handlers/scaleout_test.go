@@ -131,13 +131,14 @@ func TestScaleOutNoDoubleSpend(t *testing.T) {
 	redisURL := testenv.ScaleOut(t)
 	a, b := twoInstances(t, testenv.Options{RedisURL: redisURL})
 	const n = 5
-	hold := chatHold(t, 1000)
+	slow := map[string]string{"sim_delay_ms": "1500", "sim_output_tokens": "1000"}
+	hold := chatHold(t, 1000, slow)
 	account, _, secret := a.newAccount("exact@example.com", n*hold, models.KeyInput{Name: "exact", RPM: "600"})
 	inst := []*platform{a, b}
 	results := make(chan apiResult, 4*n)
 	for i := 0; i < 4*n; i++ {
 		go func() {
-			results <- inst[i%2].chat(secret, 1000, map[string]string{"sim_delay_ms": "1500", "sim_output_tokens": "1000"})
+			results <- inst[i%2].chat(secret, 1000, slow)
 		}()
 	}
 	ok, refused := 0, 0

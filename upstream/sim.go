@@ -31,12 +31,15 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Se
 
 // ChatRequest is the part of an OpenAI chat request the platform reads.
 type ChatRequest struct {
-	Model         string            `json:"model"`
-	Messages      []ChatMessage     `json:"messages"`
-	MaxTokens     *int              `json:"max_tokens,omitempty"`
-	Stream        bool              `json:"stream,omitempty"`
-	StreamOptions *StreamOptions    `json:"stream_options,omitempty"`
-	Metadata      map[string]string `json:"metadata,omitempty"`
+	Model     string        `json:"model"`
+	Messages  []ChatMessage `json:"messages"`
+	MaxTokens *int          `json:"max_tokens,omitempty"`
+	// An upstream may honour either name of the output budget.
+	MaxCompletionTokens *int              `json:"max_completion_tokens,omitempty"`
+	N                   *int              `json:"n,omitempty"` // completions, each up to the budget
+	Stream              bool              `json:"stream,omitempty"`
+	StreamOptions       *StreamOptions    `json:"stream_options,omitempty"`
+	Metadata            map[string]string `json:"metadata,omitempty"`
 }
 
 // StreamOptions asks for a final usage chunk in a stream.
@@ -55,6 +58,23 @@ type Usage struct {
 	PromptTokens     int `json:"prompt_tokens"`
 	CompletionTokens int `json:"completion_tokens"`
 	TotalTokens      int `json:"total_tokens"`
+}
+
+// OutputBudget is the most tokens each completion may have, when the
+// request sets it under either name.
+func (r *ChatRequest) OutputBudget() *int {
+	if r.MaxTokens != nil {
+		return r.MaxTokens
+	}
+	return r.MaxCompletionTokens
+}
+
+// Choices is how many completions the request asks for.
+func (r *ChatRequest) Choices() int {
+	if r.N == nil || *r.N < 1 {
+		return 1
+	}
+	return *r.N
 }
 
 // PromptText is the text of every message, the part counted as prompt tokens.
@@ -158,7 +178,7 @@ func (s *Simulator) chat(w http.ResponseWriter, r *http.Request) {
 		simError(w, http.StatusBadRequest, "bad JSON: "+err.Error())
 		return
 	}
-	d := readDirectives(req.Metadata, req.MaxTokens)
+	d := readDirectives(req.Metadata, req.OutputBudget())
 	if !sleep(r, d.delay) {
 		return
 	}
@@ -167,30 +187,34 @@ func (s *Simulator) chat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	seed := seedOf(req.PromptText())
-	usage := Usage{PromptTokens: req.PromptTokens(), CompletionTokens: d.outputTokens}
+	n := min(req.Choices(), 128)
+	usage := Usage{PromptTokens: req.PromptTokens(), CompletionTokens: n * d.outputTokens}
 	usage.TotalTokens = usage.PromptTokens + usage.CompletionTokens
 	id := fmt.Sprintf("chatcmpl-sim%08x", seed)
 	if req.Stream {
-		s.stream(w, r, &req, d, seed, id, usage)
+		s.stream(w, r, &req, d, seed, n, id, usage)
 		return
 	}
-	var text strings.Builder
-	for i := 0; i < d.outputTokens; i++ {
-		text.WriteString(word(seed, i))
+	choices := make([]any, n)
+	for c := range choices {
+		var text strings.Builder
+		for i := 0; i < d.outputTokens; i++ {
+			text.WriteString(word(seed+uint32(c), i))
+		}
+		choices[c] = map[string]any{
+			"index": c, "message": ChatMessage{Role: "assistant", Content: text.String()}, "finish_reason": "stop",
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"id": id, "object": "chat.completion", "created": time.Now().Unix(), "model": req.Model,
-		"choices": []any{map[string]any{
-			"index": 0, "message": ChatMessage{Role: "assistant", Content: text.String()}, "finish_reason": "stop",
-		}},
-		"usage": usage,
+		"choices": choices, "usage": usage,
 	})
 }
 
-// stream answers with one SSE chunk per token, then a usage chunk when
-// asked for, then [DONE]. sim_cut_after breaks the connection after N
-// chunks, as a failing upstream would.
-func (s *Simulator) stream(w http.ResponseWriter, r *http.Request, req *ChatRequest, d directives, seed uint32, id string, usage Usage) {
+// stream answers with one SSE chunk per token of each of the n choices,
+// then a usage chunk when asked for, then [DONE]. sim_cut_after breaks the
+// connection after N tokens, as a failing upstream would.
+func (s *Simulator) stream(w http.ResponseWriter, r *http.Request, req *ChatRequest, d directives, seed uint32, n int, id string, usage Usage) {
 	fl, _ := w.(http.Flusher)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
@@ -213,16 +237,20 @@ func (s *Simulator) stream(w http.ResponseWriter, r *http.Request, req *ChatRequ
 		if i > 0 && !sleep(r, d.interval) {
 			return
 		}
-		if !send(map[string]any{"id": id, "object": "chat.completion.chunk", "created": created, "model": req.Model,
-			"choices": []any{map[string]any{"index": 0, "delta": map[string]string{"content": word(seed, i)}, "finish_reason": nil}}}) {
-			return
+		for c := 0; c < n; c++ {
+			if !send(map[string]any{"id": id, "object": "chat.completion.chunk", "created": created, "model": req.Model,
+				"choices": []any{map[string]any{"index": c, "delta": map[string]string{"content": word(seed+uint32(c), i)}, "finish_reason": nil}}}) {
+				return
+			}
 		}
 	}
 	if d.cutAfter == d.outputTokens {
 		panic(http.ErrAbortHandler) // every token sent, but never the end of the stream
 	}
-	send(map[string]any{"id": id, "object": "chat.completion.chunk", "created": created, "model": req.Model,
-		"choices": []any{map[string]any{"index": 0, "delta": map[string]string{}, "finish_reason": "stop"}}})
+	for c := 0; c < n; c++ {
+		send(map[string]any{"id": id, "object": "chat.completion.chunk", "created": created, "model": req.Model,
+			"choices": []any{map[string]any{"index": c, "delta": map[string]string{}, "finish_reason": "stop"}}})
+	}
 	if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
 		send(map[string]any{"id": id, "object": "chat.completion.chunk", "created": created, "model": req.Model,
 			"choices": []any{}, "usage": usage})

@@ -79,6 +79,45 @@ func TestSimulatorChat(t *testing.T) {
 	}
 }
 
+// TestSimulatorHonoursN: n completions, each up to max_tokens, and usage
+// for all of them, streamed or not.
+func TestSimulatorHonoursN(t *testing.T) {
+	for name, c := range clients(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			body := `{"model":"m","n":3,"max_completion_tokens":4,"messages":[{"role":"user","content":"abcd"}],"metadata":{"sim_output_tokens":"10"}%s}`
+			res, b := post(t, c, ctx, "/v1/chat/completions", strings.Replace(body, "%s", "", 1))
+			var out struct {
+				Choices []struct {
+					Index   int         `json:"index"`
+					Message ChatMessage `json:"message"`
+				} `json:"choices"`
+				Usage Usage `json:"usage"`
+			}
+			if err := json.Unmarshal(b, &out); err != nil || res.StatusCode != http.StatusOK {
+				t.Fatalf("%d %s: %v", res.StatusCode, b, err)
+			}
+			if len(out.Choices) != 3 || out.Choices[2].Index != 2 || len(out.Choices[2].Message.Content) != 16 ||
+				out.Usage.CompletionTokens != 12 || out.Usage.TotalTokens != 13 {
+				t.Fatalf("n=3: %s", b)
+			}
+			res, err := c.Post(ctx, "/v1/chat/completions", []byte(strings.Replace(body, "%s", `,"stream":true,"stream_options":{"include_usage":true}`, 1)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			lines, err := sse(res.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// 4 tokens × 3 choices, 3 finish chunks, usage, [DONE].
+			if len(lines) != 12+3+2 || !strings.Contains(lines[15], `"completion_tokens":12`) || lines[16] != "[DONE]" {
+				t.Fatalf("n=3 stream: %q", lines)
+			}
+		})
+	}
+}
+
 func content(t *testing.T, b []byte) string {
 	t.Helper()
 	var out struct {
