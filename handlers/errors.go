@@ -95,9 +95,15 @@ func (a *App) handleError(err error, c echo.Context) {
 }
 
 // classify returns the status, the API error type and a message safe to
-// show for err. Errors the product did not make are 500 with a generic
-// message: their text may hold internals.
+// show, log and store for err. Errors the product did not make are 500
+// with a generic message: their text may hold internals. A message that
+// echoes what the caller sent has any key secret in it redacted.
 func classify(err error, c echo.Context) (int, string, string) {
+	status, typ, msg := classifyRaw(err, c)
+	return status, typ, models.RedactSecrets(msg)
+}
+
+func classifyRaw(err error, c echo.Context) (int, string, string) {
 	var apiErr *APIError
 	if errors.As(err, &apiErr) {
 		return apiErr.Status, apiErr.Type, apiErr.Message

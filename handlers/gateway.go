@@ -42,7 +42,7 @@ func (a *App) gateway(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
 		gc := &call{row: models.Request{
-			ID: RequestID(c), Method: r.Method, Path: truncate(r.URL.Path, 512), ClientIP: c.RealIP(),
+			ID: RequestID(c), Method: r.Method, Path: truncate(models.RedactSecrets(r.URL.Path), 512), ClientIP: c.RealIP(),
 			CreatedAt: time.Now().UTC(),
 		}}
 		c.Set(ctxCall, gc)
@@ -62,6 +62,7 @@ func (a *App) gateway(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		gc.row.LatencyMS = time.Since(gc.row.CreatedAt).Milliseconds()
 		gc.row.BillingOutcome = models.OutcomeNotChargedRejected
+		gc.row.Model = models.RedactSecrets(gc.row.Model) // an unknown model is whatever was sent
 		if logErr := a.Store.LogRequest(r.Context(), &gc.row); logErr != nil {
 			a.Log.Error("log request", "request_id", gc.row.ID, "err", logErr.Error())
 		}
