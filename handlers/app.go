@@ -65,6 +65,7 @@ type App struct {
 	loginPerIP    *throttled.GCRARateLimiterCtx
 	loginPerEmail *throttled.GCRARateLimiterCtx
 	keyLimits     *keyLimits
+	authFailures  *authFailures
 
 	background     context.Context // background work: task watchers
 	stopBackground context.CancelFunc

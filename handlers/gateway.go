@@ -37,7 +37,8 @@ func callOf(c echo.Context) *call {
 
 // gateway wraps every /v1 route: it starts the request's row and, for a
 // call that moved no money (a rejection, a free read), writes it before the
-// client gets its answer.
+// client gets its answer. A call that no key identifies is not written:
+// no account could ever see it (see unidentified).
 func (a *App) gateway(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
@@ -57,8 +58,13 @@ func (a *App) gateway(next echo.HandlerFunc) echo.HandlerFunc {
 		} else {
 			gc.row.Status = c.Response().Status
 		}
+		// So a customer finds even a 404 or 413 of theirs. A 401 comes from
+		// authenticate, which has looked the key up already.
+		if gc.row.AccountID == nil && gc.row.Status != http.StatusUnauthorized {
+			a.identify(c, gc)
+		}
 		if gc.row.AccountID == nil {
-			a.identify(c, gc) // so a customer finds even a 404 or 413 of theirs
+			return a.unidentified(c, gc.row.Status, err)
 		}
 		gc.row.LatencyMS = time.Since(gc.row.CreatedAt).Milliseconds()
 		gc.row.BillingOutcome = models.OutcomeNotChargedRejected

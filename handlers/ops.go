@@ -53,6 +53,7 @@ func (a *App) init() error {
 		return err
 	}
 	a.keyLimits.start(a.background)
+	a.authFailures = newAuthFailures(a.keyLimits, a.Registry)
 	return nil
 }
 
