@@ -40,7 +40,17 @@ type Config struct {
 	// its webhook, or signs the test provider's events when Stripe is off.
 	StripeSecretKey      string
 	StripeWebhookSecrets []string
+	// Payments is who takes recharges: PaymentsStripe, or PaymentsTest,
+	// the built-in provider whose recharges are free. TT_PAYMENTS asks for
+	// one; see choosePayments for the default.
+	Payments string
 }
+
+// Payment providers, as TT_PAYMENTS names them.
+const (
+	PaymentsStripe = "stripe"
+	PaymentsTest   = "test"
+)
 
 // configFlags registers the flags shared by every subcommand that opens the
 // database, with defaults taken from the environment.
@@ -56,6 +66,7 @@ func serveFlags(fs *flag.FlagSet, cfg *Config) {
 	fs.StringVar(&cfg.Addr, "addr", envOr("TT_ADDR", ":8080"), "listen address (TT_ADDR)")
 	cfg.UpstreamURL = os.Getenv("UPSTREAM_URL")
 	cfg.RedisURL = os.Getenv("REDIS_URL")
+	cfg.Payments = strings.TrimSpace(os.Getenv("TT_PAYMENTS"))
 	fs.DurationVar(&cfg.UpstreamTimeout, "upstream-timeout", envDuration("TT_UPSTREAM_TIMEOUT", time.Minute),
 		"how long to wait for the upstream's answer (TT_UPSTREAM_TIMEOUT)")
 	fs.DurationVar(&cfg.HoldTTL, "hold-ttl", envDuration("TT_HOLD_TTL", 10*time.Minute),
@@ -121,6 +132,9 @@ func (cfg *Config) finish() error {
 	if cfg.StripeSecretKey != "" && len(cfg.StripeWebhookSecrets) == 0 {
 		return fmt.Errorf("STRIPE_WEBHOOK_SECRET is required with STRIPE_SECRET_KEY: without it no Stripe payment could be verified and credited")
 	}
+	if err := cfg.choosePayments(); err != nil {
+		return err
+	}
 	if cfg.UpstreamURL != "" {
 		u, err := url.Parse(cfg.UpstreamURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -144,6 +158,38 @@ func (cfg *Config) finish() error {
 	}
 	if cfg.LogFormat != "json" && cfg.LogFormat != "text" {
 		return fmt.Errorf("TT_LOG_FORMAT must be json or text, not %q", cfg.LogFormat)
+	}
+	return nil
+}
+
+// choosePayments decides who takes recharges. The test provider credits
+// any amount for free, so it runs by default only where nothing real can
+// be bought with it (the built-in simulated upstream), and otherwise only
+// when TT_PAYMENTS=test asks for it; a real upstream without Stripe is
+// refused rather than given away.
+func (cfg *Config) choosePayments() error {
+	switch cfg.Payments {
+	case "":
+		switch {
+		case cfg.StripeSecretKey != "":
+			cfg.Payments = PaymentsStripe
+		case cfg.UpstreamURL == "":
+			cfg.Payments = PaymentsTest
+		default:
+			return fmt.Errorf("UPSTREAM_URL is set but STRIPE_SECRET_KEY is not: recharges would go through the test payment provider, " +
+				"which credits any amount for free, and be spent on the real upstream. Set STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET " +
+				"to take real payments, or TT_PAYMENTS=test to run the test provider on purpose")
+		}
+	case PaymentsStripe:
+		if cfg.StripeSecretKey == "" {
+			return fmt.Errorf("TT_PAYMENTS=stripe needs STRIPE_SECRET_KEY (and STRIPE_WEBHOOK_SECRET)")
+		}
+	case PaymentsTest:
+		if cfg.StripeSecretKey != "" {
+			return fmt.Errorf("TT_PAYMENTS=test and STRIPE_SECRET_KEY are both set: unset STRIPE_SECRET_KEY to run the test provider, or TT_PAYMENTS to take payments through Stripe")
+		}
+	default:
+		return fmt.Errorf("TT_PAYMENTS must be test or stripe, not %q", cfg.Payments)
 	}
 	return nil
 }

@@ -183,10 +183,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		log.Warn("REDIS_URL is not set: API key rate limits are counted per instance; " +
 			"with several instances behind a load balancer, a key gets its limit on each one. Set REDIS_URL to share them.")
 	}
-	// Billing and payments: Stripe when configured, else the test provider.
+	// Billing and payments: Stripe, or the test provider (nil), as
+	// cfg.choosePayments decided.
 	app.Config.StripeWebhookSecrets = cfg.StripeWebhookSecrets
-	if cfg.StripeSecretKey != "" {
+	if cfg.Payments == PaymentsStripe {
 		app.Payments = handlers.NewStripeProvider(cfg.StripeSecretKey)
+	} else {
+		log.Warn("TEST MODE: recharges are free: the test payment provider credits any amount and no card is charged. " +
+			"Set STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET to take real payments.")
 	}
 	e, err := app.NewServer()
 	if err != nil {

@@ -8,7 +8,9 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"ttconsole/internal/testenv"
 	"ttconsole/migrations"
@@ -153,5 +155,108 @@ func TestAdminKeyCreate(t *testing.T) {
 	keys, _ := c.store().APIKeysOf(context.Background(), k.AccountID)
 	if len(keys) != 2 {
 		t.Fatalf("%d keys, want 2", len(keys))
+	}
+}
+
+// syncBuffer collects what a running server writes to stderr.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// serveOnce starts `ttconsole serve` on a free port, waits until it
+// listens, stops it and returns what it wrote to stderr, or the error it
+// refused to start with.
+func (c *cli) serveOnce() (string, error) {
+	c.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--db", c.path}, &stdout, &stderr) }()
+	deadline := time.After(20 * time.Second)
+	for !strings.Contains(stderr.String(), "TT Console listening") {
+		select {
+		case err := <-done:
+			return stderr.String(), err
+		case <-deadline:
+			c.t.Fatalf("serve did not start: %s", stderr.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		c.t.Fatalf("serve stopped with %v", err)
+	}
+	return stderr.String(), nil
+}
+
+// TestServeRunsTheTestPaymentProviderOnlyWhenNothingRealIsSold: the test
+// provider credits any recharge for free, so next to a real upstream
+// serve refuses to start without Stripe unless TT_PAYMENTS=test asks for
+// it; whenever it runs, the start-up log says recharges are free.
+func TestServeRunsTheTestPaymentProviderOnlyWhenNothingRealIsSold(t *testing.T) {
+	cases := []struct {
+		name                      string
+		upstream, stripeKey, mode string
+		refused                   []string // what the refusal names; nil: it starts
+		testMode                  bool
+	}{
+		{"the simulator", "", "", "", nil, true},
+		{"a real upstream without Stripe", "http://127.0.0.1:9", "", "", []string{"STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "TT_PAYMENTS=test"}, false},
+		{"a real upstream, test payments asked for", "http://127.0.0.1:9", "", "test", nil, true},
+		{"a real upstream with Stripe", "http://127.0.0.1:9", "sk_test_x", "", nil, false},
+		{"Stripe asked for", "http://127.0.0.1:9", "sk_test_x", "stripe", nil, false},
+		{"Stripe asked for without its key", "", "", "stripe", []string{"TT_PAYMENTS=stripe", "STRIPE_SECRET_KEY"}, false},
+		{"test asked for beside a Stripe key", "http://127.0.0.1:9", "sk_test_x", "test", []string{"TT_PAYMENTS=test", "STRIPE_SECRET_KEY"}, false},
+		{"an unknown mode", "", "", "free", []string{"TT_PAYMENTS must be test or stripe", `"free"`}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCLI(t)
+			t.Setenv("UPSTREAM_URL", tc.upstream)
+			t.Setenv("STRIPE_SECRET_KEY", tc.stripeKey)
+			t.Setenv("STRIPE_WEBHOOK_SECRET", "whsec_test")
+			t.Setenv("TT_PAYMENTS", tc.mode)
+			stderr, err := c.serveOnce()
+			if tc.refused != nil {
+				if err == nil {
+					t.Fatalf("serve started:\n%s", stderr)
+				}
+				for _, want := range tc.refused {
+					if !strings.Contains(err.Error(), want) {
+						t.Errorf("refusal %q does not name %s", err, want)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("serve refused to start: %v", err)
+			}
+			warned := 0
+			for _, line := range strings.Split(stderr, "\n") {
+				if strings.Contains(line, "TEST MODE") {
+					warned++
+					if !strings.Contains(line, `"level":"WARN"`) || !strings.Contains(line, "recharges are free") {
+						t.Errorf("test mode line %q: want a warning that recharges are free", line)
+					}
+				}
+			}
+			if want := map[bool]int{true: 1, false: 0}[tc.testMode]; warned != want {
+				t.Errorf("%d TEST MODE lines at start-up, want %d:\n%s", warned, want, stderr)
+			}
+		})
 	}
 }

@@ -52,18 +52,20 @@ func goBuild(tb testing.TB, root, dir, name, pkg string) string {
 
 // cleanEnv is the environment for the product's processes: this one's,
 // minus what would send them elsewhere than the benchmark's SQLite file
-// (DATABASE_URL would select PostgreSQL), plus extra.
+// (DATABASE_URL would select PostgreSQL), plus extra. Their upstream is
+// the simulator, so payments are the test provider's.
 func cleanEnv(extra ...string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
 		switch name {
-		case "DATABASE_URL", "REDIS_URL", "UPSTREAM_URL", "TT_DB", "TT_ADDR", "TT_LOG_FORMAT", "TT_TRUSTED_PROXIES":
+		case "DATABASE_URL", "REDIS_URL", "UPSTREAM_URL", "TT_DB", "TT_ADDR", "TT_LOG_FORMAT", "TT_TRUSTED_PROXIES",
+			"TT_PAYMENTS", "STRIPE_SECRET_KEY":
 			continue
 		}
 		env = append(env, kv)
 	}
-	return append(env, extra...)
+	return append(append(env, "TT_PAYMENTS=test"), extra...)
 }
 
 // proc is a server the benchmark started as its own process.

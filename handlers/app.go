@@ -74,6 +74,7 @@ type App struct {
 	loginPerEmail *throttled.GCRARateLimiterCtx
 	keyLimits     *keyLimits
 	live          liveCalls // calls whose holds this instance keeps alive
+	authFailures  *authFailures
 
 	background     context.Context // background work: task watchers
 	stopBackground context.CancelFunc

@@ -95,9 +95,15 @@ func (a *App) handleError(err error, c echo.Context) {
 }
 
 // classify returns the status, the API error type and a message safe to
-// show for err. Errors the product did not make are 500 with a generic
-// message: their text may hold internals.
+// show, log and store for err. Errors the product did not make are 500
+// with a generic message: their text may hold internals. A message that
+// echoes what the caller sent has any key secret in it redacted.
 func classify(err error, c echo.Context) (int, string, string) {
+	status, typ, msg := classifyRaw(err, c)
+	return status, typ, models.RedactSecrets(msg)
+}
+
+func classifyRaw(err error, c echo.Context) (int, string, string) {
 	var apiErr *APIError
 	if errors.As(err, &apiErr) {
 		return apiErr.Status, apiErr.Type, apiErr.Message
@@ -164,9 +170,26 @@ func typeOfStatus(status int) string {
 	return "invalid_request"
 }
 
-// apiPaths are the gateway's endpoints, used to recognise a base URL that
-// lost or doubled its /v1.
-var apiPaths = []string{"/chat/completions", "/embeddings", "/models", "/tasks", "/requests", "/account"}
+// apiPaths are the gateway's endpoints that no console page shares, used
+// to recognise a base URL that lost its /v1. /requests and /account are
+// not among them: without /v1 those are console pages.
+var apiPaths = []string{"/chat/completions", "/embeddings", "/models", "/tasks"}
+
+// consoleSections are the first segments of the console's pages. A path
+// under one of them is the console's, whatever the request carries: its
+// errors are the console's HTML page.
+var consoleSections = []string{"/requests", "/account", "/keys", "/billing", "/login", "/signup", "/logout"}
+
+// isConsolePath says whether p is a console page or under one:
+// /requests, /requests.csv and /requests/… all are.
+func isConsolePath(p string) bool {
+	for _, s := range consoleSections {
+		if rest, ok := strings.CutPrefix(p, s); ok && (rest == "" || rest[0] == '/' || rest[0] == '.') {
+			return true
+		}
+	}
+	return false
+}
 
 // isAPIRequest says whether the client is a program talking to the
 // gateway, which gets JSON errors, rather than a browser.
@@ -174,6 +197,9 @@ func isAPIRequest(c echo.Context) bool {
 	p := c.Request().URL.Path
 	if p == "/v1" || strings.HasPrefix(p, "/v1/") || strings.HasPrefix(p, "/webhooks/") {
 		return true
+	}
+	if isConsolePath(p) {
+		return false
 	}
 	if strings.HasPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer ") {
 		return true

@@ -38,12 +38,13 @@ func callOf(c echo.Context) *call {
 
 // gateway wraps every /v1 route: it starts the request's row and, for a
 // call that moved no money (a rejection, a free read), writes it before the
-// client gets its answer.
+// client gets its answer. A call that no key identifies is not written:
+// no account could ever see it (see unidentified).
 func (a *App) gateway(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
 		gc := &call{row: models.Request{
-			ID: RequestID(c), Method: r.Method, Path: truncate(r.URL.Path, 512), ClientIP: c.RealIP(),
+			ID: RequestID(c), Method: r.Method, Path: truncate(models.RedactSecrets(r.URL.Path), 512), ClientIP: c.RealIP(),
 			CreatedAt: time.Now().UTC(),
 		}}
 		c.Set(ctxCall, gc)
@@ -58,11 +59,17 @@ func (a *App) gateway(next echo.HandlerFunc) echo.HandlerFunc {
 		} else {
 			gc.row.Status = c.Response().Status
 		}
+		// So a customer finds even a 404 or 413 of theirs. A 401 comes from
+		// authenticate, which has looked the key up already.
+		if gc.row.AccountID == nil && gc.row.Status != http.StatusUnauthorized {
+			a.identify(c, gc)
+		}
 		if gc.row.AccountID == nil {
-			a.identify(c, gc) // so a customer finds even a 404 or 413 of theirs
+			return a.unidentified(c, gc.row.Status, err)
 		}
 		gc.row.LatencyMS = time.Since(gc.row.CreatedAt).Milliseconds()
 		gc.row.BillingOutcome = models.OutcomeNotChargedRejected
+		gc.row.Model = models.RedactSecrets(gc.row.Model) // an unknown model is whatever was sent
 		if logErr := a.Store.LogRequest(r.Context(), &gc.row); logErr != nil {
 			a.Log.Error("log request", "request_id", gc.row.ID, "err", logErr.Error())
 		}

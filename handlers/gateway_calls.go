@@ -143,7 +143,7 @@ func upstreamError(res *http.Response, err error) *APIError {
 			} `json:"error"`
 		}
 		if b, err := io.ReadAll(io.LimitReader(res.Body, 64<<10)); err == nil && json.Unmarshal(b, &body) == nil && body.Error.Message != "" {
-			msg = truncate(body.Error.Message, 300)
+			msg = truncate(models.RedactSecrets(body.Error.Message), 300) // it may echo the prompt
 		}
 		return invalid("The model server refused the request: %s. Not charged.", msg)
 	case res.StatusCode == http.StatusServiceUnavailable || res.StatusCode == http.StatusTooManyRequests:

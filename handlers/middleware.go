@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -8,6 +9,7 @@ import (
 	"net/netip"
 	"runtime"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -152,3 +154,90 @@ func csrfToken(c echo.Context) string {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// redactLog is a log handler that redacts key secrets (models.RedactSecrets)
+// from every line: the message and each text or error attribute. Paths,
+// messages and errors echo what callers sent, and a caller may send a
+// secret anywhere, so it is done once here rather than at each call site.
+type redactLog struct{ h slog.Handler }
+
+// withRedaction wraps a logger, once, so that it never writes a secret.
+func withRedaction(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return nil
+	}
+	if _, ok := l.Handler().(redactLog); ok {
+		return l
+	}
+	return slog.New(redactLog{l.Handler()})
+}
+
+func (r redactLog) Enabled(ctx context.Context, l slog.Level) bool { return r.h.Enabled(ctx, l) }
+
+func (r redactLog) Handle(ctx context.Context, rec slog.Record) error {
+	dirty := strings.Contains(rec.Message, models.KeySecretPrefix)
+	rec.Attrs(func(a slog.Attr) bool {
+		_, changed := redactAttr(a)
+		dirty = dirty || changed
+		return !dirty
+	})
+	if !dirty {
+		return r.h.Handle(ctx, rec)
+	}
+	out := slog.NewRecord(rec.Time, rec.Level, models.RedactSecrets(rec.Message), rec.PC)
+	rec.Attrs(func(a slog.Attr) bool {
+		a, _ = redactAttr(a)
+		out.AddAttrs(a)
+		return true
+	})
+	return r.h.Handle(ctx, out)
+}
+
+func (r redactLog) WithAttrs(as []slog.Attr) slog.Handler {
+	out := make([]slog.Attr, len(as))
+	for i, a := range as {
+		out[i], _ = redactAttr(a)
+	}
+	return redactLog{r.h.WithAttrs(out)}
+}
+
+func (r redactLog) WithGroup(name string) slog.Handler { return redactLog{r.h.WithGroup(name)} }
+
+// redactAttr returns a with any secret in its text redacted, and whether
+// that changed it. An error is logged as its text, as slog does anyway.
+func redactAttr(a slog.Attr) (slog.Attr, bool) {
+	v := a.Value.Resolve()
+	var s string
+	switch v.Kind() {
+	case slog.KindString:
+		s = v.String()
+	case slog.KindAny:
+		switch x := v.Any().(type) {
+		case error:
+			s = x.Error()
+		case fmt.Stringer:
+			s = x.String()
+		default:
+			return a, false
+		}
+	case slog.KindGroup:
+		as := v.Group()
+		out := make([]slog.Attr, len(as))
+		changed := false
+		for i, g := range as {
+			var c bool
+			out[i], c = redactAttr(g)
+			changed = changed || c
+		}
+		if !changed {
+			return a, false
+		}
+		return slog.Attr{Key: a.Key, Value: slog.GroupValue(out...)}, true
+	default:
+		return a, false
+	}
+	if !strings.Contains(s, models.KeySecretPrefix) {
+		return a, false
+	}
+	return slog.String(a.Key, models.RedactSecrets(s)), true
+}

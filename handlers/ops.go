@@ -16,6 +16,7 @@ import (
 )
 
 func (a *App) init() error {
+	a.Log = withRedaction(a.Log)
 	a.ipFromXFF, a.ipFromRealIP = newIPExtractors(a.Config.TrustedProxies)
 	var err error
 	if a.loginPerIP, err = newLimiter(loginQuotaPerIP); err != nil {
@@ -67,6 +68,7 @@ func (a *App) init() error {
 		return err
 	}
 	a.keyLimits.start(a.background)
+	a.authFailures = newAuthFailures(a.keyLimits, a.Registry)
 	return nil
 }
 

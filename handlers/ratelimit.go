@@ -222,9 +222,16 @@ func (k *keyLimits) state() (string, string) {
 // count counts quantity calls (0 only reads the state) of a key allowed
 // rpm per minute.
 func (k *keyLimits) count(ctx context.Context, keyID string, rpm, quantity int) (limitResult, error) {
+	return k.countIn(ctx, "key:"+keyID, rpm, quantity)
+}
+
+// countIn counts quantity events against the limit called bucket, of
+// perMin a minute, in the same stores and with the same fallback as the
+// keys' limits.
+func (k *keyLimits) countIn(ctx context.Context, bucket string, perMin, quantity int) (limitResult, error) {
 	if k.shared != nil && !k.down.Load() {
 		rctx, cancel := context.WithTimeout(ctx, redisCallTimeout)
-		res, err := k.shared.AllowN(rctx, "tt:key:"+keyID, redis_rate.PerMinute(rpm), quantity)
+		res, err := k.shared.AllowN(rctx, "tt:"+bucket, redis_rate.PerMinute(perMin), quantity)
 		cancel()
 		if err == nil {
 			return limitResult{limited: quantity > 0 && res.Allowed == 0, remaining: res.Remaining,
@@ -238,11 +245,11 @@ func (k *keyLimits) count(ctx context.Context, keyID string, rpm, quantity int) 
 	if k.shared != nil {
 		k.fallbacks.Inc()
 	}
-	l, err := k.limiter(rpm)
+	l, err := k.limiter(perMin)
 	if err != nil {
 		return limitResult{}, err
 	}
-	limited, res, err := l.RateLimitCtx(ctx, keyID, quantity)
+	limited, res, err := l.RateLimitCtx(ctx, bucket, quantity)
 	if err != nil {
 		return limitResult{}, err
 	}

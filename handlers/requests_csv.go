@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/labstack/echo/v4"
 
@@ -87,12 +88,18 @@ func (a *App) requestsCSV(c echo.Context) error {
 	return nil
 }
 
-// csvText neutralises a text cell a spreadsheet would run as a formula
-// (one starting with =, +, -, @, or a tab or carriage return that hides
-// one) by putting an apostrophe in front, as OWASP advises. The text is
-// otherwise unchanged; encoding/csv adds RFC 4180 quoting.
+// csvText neutralises a text cell a spreadsheet could run as a formula by
+// putting an apostrophe in front, as OWASP advises: a cell that starts
+// with =, +, -, @, a tab, a carriage return or a line feed, or with any
+// whitespace before one of =, +, -, @ (spreadsheets skip it, and the
+// writer turns a leading LF into CR LF). The text is otherwise unchanged;
+// encoding/csv adds RFC 4180 quoting.
 func csvText(s string) string {
-	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+	if s == "" {
+		return s
+	}
+	lead := strings.TrimLeftFunc(s, unicode.IsSpace)
+	if strings.ContainsRune("\t\r\n", rune(s[0])) || lead != "" && strings.ContainsRune("=+-@", rune(lead[0])) {
 		return "'" + s
 	}
 	return s

@@ -293,7 +293,9 @@ func soak(b *testing.B, d time.Duration) {
 
 	simAddr := freeAddr(b)
 	start(b, bin, dir, "upstream", "http://"+simAddr+"/", nil, "upstream-sim", "--addr", simAddr)
-	env := []string{"DATABASE_URL=" + dbURL, "UPSTREAM_URL=http://" + simAddr, "TT_LOG_FORMAT=json"}
+	// The upstream is the simulator in a process of its own: nothing real
+	// is sold, so the test payment provider is asked for.
+	env := []string{"DATABASE_URL=" + dbURL, "UPSTREAM_URL=http://" + simAddr, "TT_LOG_FORMAT=json", "TT_PAYMENTS=test", "STRIPE_SECRET_KEY="}
 	var insts []*instance
 	for i := range 2 {
 		addr := freeAddr(b)

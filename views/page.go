@@ -11,6 +11,9 @@ type Page struct {
 	CSRF      string
 	Flashes   []string
 	RequestID string
+	// TestMode is on while recharges go through the test payment
+	// provider: every page says that they are free.
+	TestMode bool
 }
 
 // User is the signed-in person as the header shows them.
