@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"bytes"
+	"context"
 	"net/http"
 
 	"github.com/a-h/templ"
@@ -13,9 +14,11 @@ import (
 
 // render writes a component into a buffer first, so a failing template
 // still becomes a clean error page instead of half a page with a 200.
+// The page is rendered even when the request's context has ended: a body
+// that timed out cancels it, and its error page must still be written.
 func (a *App) render(c echo.Context, status int, comp templ.Component) error {
 	var buf bytes.Buffer
-	if err := comp.Render(c.Request().Context(), &buf); err != nil {
+	if err := comp.Render(context.WithoutCancel(c.Request().Context()), &buf); err != nil {
 		return err
 	}
 	c.Response().Header().Set("Cache-Control", "no-store")
