@@ -46,6 +46,7 @@ func (a *App) loginPage(c echo.Context) error {
 
 func (a *App) login(c echo.Context) error {
 	vals := formValues(c, "email", "next")
+	vals["next"] = safeNext(vals["next"])
 	password := c.FormValue("password")
 	if wait, limited, err := a.loginThrottled(c, vals["email"]); err != nil {
 		return err
@@ -67,7 +68,7 @@ func (a *App) login(c echo.Context) error {
 	if err := a.startSession(c, u.ID); err != nil {
 		return err
 	}
-	return c.Redirect(http.StatusSeeOther, safeNext(vals["next"]))
+	return c.Redirect(http.StatusSeeOther, vals["next"])
 }
 
 func (a *App) logout(c echo.Context) error {
