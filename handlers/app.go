@@ -13,7 +13,6 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
-	"github.com/throttled/throttled/v2"
 
 	"ttconsole/models"
 	"ttconsole/upstream"
@@ -59,12 +58,11 @@ type App struct {
 	RateLimitRedis redis.UniversalClient
 	RedisProbe     time.Duration
 
-	metrics       *metrics
-	ipFromXFF     echo.IPExtractor // built once from Config.TrustedProxies
-	ipFromRealIP  echo.IPExtractor
-	loginPerIP    *throttled.GCRARateLimiterCtx
-	loginPerEmail *throttled.GCRARateLimiterCtx
-	keyLimits     *keyLimits
+	metrics      *metrics
+	ipFromXFF    echo.IPExtractor // built once from Config.TrustedProxies
+	ipFromRealIP echo.IPExtractor
+	forms        *formLimits // throttles of the password forms
+	keyLimits    *keyLimits
 
 	background     context.Context // background work: task watchers
 	stopBackground context.CancelFunc
