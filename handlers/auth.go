@@ -48,6 +48,9 @@ func (a *App) signup(c echo.Context) error {
 	if err := a.startSession(c, u.ID); err != nil {
 		return err
 	}
+	if err := a.trustDevice(c, u.ID); err != nil {
+		return err
+	}
 	a.flash(c, "Welcome to TT Console. Your account is ready.")
 	return c.Redirect(http.StatusSeeOther, "/")
 }
@@ -82,6 +85,9 @@ func (a *App) login(c echo.Context) error {
 	if err := a.startSession(c, u.ID); err != nil {
 		return err
 	}
+	if err := a.trustDevice(c, u.ID); err != nil {
+		return err
+	}
 	return c.Redirect(http.StatusSeeOther, vals["next"])
 }
 
@@ -101,8 +107,17 @@ func (a *App) changePassword(c echo.Context) error {
 	again := func(status int, f views.Form) error {
 		return a.render(c, status, views.AccountSettings(a.page(c, "Your account", ""), u.Email, f))
 	}
+	wait, limited, err := countAttempt(c.Request().Context(),
+		counted{a.forms.loginPerIP, c.RealIP()}, counted{a.forms.passwordPerUser, u.ID})
+	if err != nil {
+		return err
+	}
+	if limited {
+		msg := fmt.Sprintf("Too many password attempts. Wait %d seconds, then try again.", waitSeconds(c, wait))
+		return again(http.StatusTooManyRequests, views.Form{Message: msg})
+	}
 	token, _ := c.Get(ctxToken).(string)
-	err := a.Store.ChangePassword(c.Request().Context(), u.ID, c.FormValue("current_password"),
+	err = a.Store.ChangePassword(c.Request().Context(), u.ID, c.FormValue("current_password"),
 		c.FormValue("new_password"), models.HashToken(token))
 	if fields, msg, ok := fieldErrors(err); ok {
 		return again(statusOfFormError(err), views.Form{Errors: fields, Message: msg})

@@ -407,3 +407,114 @@ func TestLoginCostsOneHashWhateverItIsSent(t *testing.T) {
 		}
 	}
 }
+
+// TestChangePasswordGuessesAreThrottled: a session cannot try current
+// passwords without limit; once throttled, even the right one changes nothing.
+func TestChangePasswordGuessesAreThrottled(t *testing.T) {
+	srv := testenv.NewServer(t)
+	b := newBrowser(t, srv)
+	b.signup("ada@example.com", "correct horse battery")
+	var res *http.Response
+	var page string
+	for i := range 30 {
+		res, page = b.post("/account", "/account/password", url.Values{
+			"current_password": {fmt.Sprintf("guess number %d", i)}, "new_password": {"attacker's passphrase"}})
+		if res.StatusCode == http.StatusTooManyRequests {
+			break
+		}
+		if res.StatusCode != http.StatusUnprocessableEntity {
+			t.Fatalf("wrong guess %d: %d", i, res.StatusCode)
+		}
+	}
+	if res.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("30 wrong current passwords never throttled: last status %d", res.StatusCode)
+	}
+	if n, err := strconv.Atoi(res.Header.Get("Retry-After")); err != nil || n < 1 ||
+		!strings.Contains(testenv.Doc(t, page).Find(".form-error").Text(), "Too many password attempts. Wait") {
+		t.Fatalf("429 without Retry-After (%q) or a message saying when to retry", res.Header.Get("Retry-After"))
+	}
+	res, _ = b.post("/account", "/account/password", url.Values{
+		"current_password": {"correct horse battery"}, "new_password": {"attacker's passphrase"}})
+	if res.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("the right password during the throttle: %d, want 429", res.StatusCode)
+	}
+	if res, _ := newBrowser(t, srv).login("ada@example.com", "correct horse battery"); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("the password changed while throttled: login with the old one answers %d", res.StatusCode)
+	}
+}
+
+// TestDeviceCookieKeepsTheOwnerIn: an attacker's wrong passwords from
+// many addresses lock an email for browsers the account has never signed
+// in from, but not for the owner's browser, which holds a device cookie.
+func TestDeviceCookieKeepsTheOwnerIn(t *testing.T) {
+	srv := behindProxy(t)
+	for _, email := range []string{"ada@example.com", "bob@example.com"} {
+		if _, err := srv.Store.CreateAccount(context.Background(), email, "correct horse battery"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	owner := newBrowser(t, srv)
+	if res, _ := owner.login("ada@example.com", "correct horse battery"); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("owner's first login: %d", res.StatusCode)
+	}
+	if res, _ := owner.post("/", "/logout", nil); res.StatusCode != http.StatusSeeOther || owner.signedIn() {
+		t.Fatal("logout")
+	}
+
+	// Twenty-five guesses per email, each from its own address.
+	for _, email := range []string{"ada@example.com", "bob@example.com"} {
+		limited := 0
+		for i := range 25 {
+			res, _ := browserAt(t, srv, fmt.Sprintf("203.0.%d.%d", len(email), i+1)).login(email, fmt.Sprintf("guess %d", i))
+			switch res.StatusCode {
+			case http.StatusTooManyRequests:
+				limited++
+			case http.StatusUnauthorized:
+			default:
+				t.Fatalf("guess %d: %d", i, res.StatusCode)
+			}
+		}
+		if limited < 10 {
+			t.Fatalf("%s: only %d of 25 guesses from 25 addresses were throttled", email, limited)
+		}
+	}
+
+	// A browser that has never signed in to the account waits, even with
+	// the right password.
+	if res, _ := newBrowser(t, srv).login("ada@example.com", "correct horse battery"); res.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("a fresh browser during the attack: %d, want 429", res.StatusCode)
+	}
+	// The owner's device cookie names Ada: it does not open Bob's account.
+	if res, _ := owner.login("bob@example.com", "correct horse battery"); res.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("Ada's device cookie with Bob's email: %d, want 429", res.StatusCode)
+	}
+	// A device cookie that was tampered with counts for nothing.
+	forged := newBrowser(t, srv)
+	u, _ := url.Parse(srv.URL)
+	for _, c := range owner.c.Jar.Cookies(u) {
+		if c.Name == "tt_device" {
+			forged.c.Jar.SetCookies(u, []*http.Cookie{{Name: "tt_device", Value: c.Value[:len(c.Value)-2] + "xx"}})
+		}
+	}
+	if res, _ := forged.login("ada@example.com", "correct horse battery"); res.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("a tampered device cookie: %d, want 429", res.StatusCode)
+	}
+
+	// The owner's browser signs in.
+	res, _ := owner.login("ada@example.com", "correct horse battery")
+	if res.StatusCode != http.StatusSeeOther || !owner.signedIn() {
+		t.Fatalf("the owner's browser during the attack: %d, want 303 and signed in", res.StatusCode)
+	}
+
+	// Its device cookie has a limit of its own.
+	owner.post("/", "/logout", nil)
+	for i := range 20 {
+		res, _ = owner.login("ada@example.com", fmt.Sprintf("typo %d", i))
+		if res.StatusCode == http.StatusTooManyRequests {
+			break
+		}
+	}
+	if res.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("20 wrong passwords from the owner's browser never throttled: %d", res.StatusCode)
+	}
+}

@@ -24,16 +24,24 @@ import (
 // guesses cannot slip past a limit that only failures would reach.
 //
 //   - login, per client address: against trying many accounts;
-//   - login, per email: against guessing one account's password;
-//   - sign-up, per client address: each one costs a hash and makes an account.
+//   - login, per email, from browsers that have never signed in to that
+//     account: against guessing one account's password;
+//   - login, per device cookie, from a browser that has (OWASP's device
+//     cookies): strangers' guesses use up the email's attempts, not the
+//     owner's;
+//   - sign-up, per client address: each one costs a hash and makes an account;
+//   - password change, per user and per client address (shared with login):
+//     a session is not a licence to guess the current password.
 var (
-	loginQuotaPerIP    = throttled.RateQuota{MaxRate: throttled.PerMin(10), MaxBurst: 29}
-	loginQuotaPerEmail = throttled.RateQuota{MaxRate: throttled.PerMin(2), MaxBurst: 9}
-	signupQuotaPerIP   = throttled.RateQuota{MaxRate: throttled.PerHour(20), MaxBurst: 9}
+	loginQuotaPerIP      = throttled.RateQuota{MaxRate: throttled.PerMin(10), MaxBurst: 29}
+	loginQuotaPerEmail   = throttled.RateQuota{MaxRate: throttled.PerMin(2), MaxBurst: 9}
+	loginQuotaPerDevice  = throttled.RateQuota{MaxRate: throttled.PerMin(2), MaxBurst: 9}
+	signupQuotaPerIP     = throttled.RateQuota{MaxRate: throttled.PerHour(20), MaxBurst: 9}
+	passwordQuotaPerUser = throttled.RateQuota{MaxRate: throttled.PerMin(2), MaxBurst: 9}
 )
 
 type formLimits struct {
-	loginPerIP, loginPerEmail, signupPerIP *throttled.GCRARateLimiterCtx
+	loginPerIP, loginPerEmail, loginPerDevice, signupPerIP, passwordPerUser *throttled.GCRARateLimiterCtx
 }
 
 func newFormLimits() (*formLimits, error) {
@@ -42,7 +50,8 @@ func newFormLimits() (*formLimits, error) {
 		dst **throttled.GCRARateLimiterCtx
 		q   throttled.RateQuota
 	}{
-		{&f.loginPerIP, loginQuotaPerIP}, {&f.loginPerEmail, loginQuotaPerEmail}, {&f.signupPerIP, signupQuotaPerIP},
+		{&f.loginPerIP, loginQuotaPerIP}, {&f.loginPerEmail, loginQuotaPerEmail}, {&f.loginPerDevice, loginQuotaPerDevice},
+		{&f.signupPerIP, signupQuotaPerIP}, {&f.passwordPerUser, passwordQuotaPerUser},
 	} {
 		st, err := memstore.NewCtx(65536)
 		if err != nil {
@@ -77,11 +86,22 @@ func countAttempt(ctx context.Context, limits ...counted) (time.Duration, bool, 
 	return 0, false, nil
 }
 
-// loginThrottled counts a login attempt against the client's address and
-// the email, and reports how long to wait when either is used up.
+// loginThrottled counts a login attempt: against the client's address,
+// then against this browser's device cookie when it names the account of
+// email, or else against the email.
 func (a *App) loginThrottled(c echo.Context, email string) (time.Duration, bool, error) {
-	return countAttempt(c.Request().Context(),
-		counted{a.forms.loginPerIP, c.RealIP()}, counted{a.forms.loginPerEmail, models.NormalizeEmail(email)})
+	ctx := c.Request().Context()
+	if wait, limited, err := countAttempt(ctx, counted{a.forms.loginPerIP, c.RealIP()}); err != nil || limited {
+		return wait, limited, err
+	}
+	device, err := a.trustedDevice(c, email)
+	if err != nil {
+		return 0, false, err
+	}
+	if device != "" {
+		return countAttempt(ctx, counted{a.forms.loginPerDevice, device})
+	}
+	return countAttempt(ctx, counted{a.forms.loginPerEmail, models.NormalizeEmail(email)})
 }
 
 // waitSeconds sets Retry-After for a throttled form and returns the wait
