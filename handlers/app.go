@@ -13,7 +13,6 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
-	"github.com/throttled/throttled/v2"
 
 	"ttconsole/models"
 	"ttconsole/upstream"
@@ -67,14 +66,13 @@ type App struct {
 	RateLimitRedis redis.UniversalClient
 	RedisProbe     time.Duration
 
-	metrics       *metrics
-	ipFromXFF     echo.IPExtractor // built once from Config.TrustedProxies
-	ipFromRealIP  echo.IPExtractor
-	loginPerIP    *throttled.GCRARateLimiterCtx
-	loginPerEmail *throttled.GCRARateLimiterCtx
-	keyLimits     *keyLimits
-	live          liveCalls // calls whose holds this instance keeps alive
-	authFailures  *authFailures
+	metrics      *metrics
+	ipFromXFF    echo.IPExtractor // built once from Config.TrustedProxies
+	ipFromRealIP echo.IPExtractor
+	forms        *formLimits // throttles of the password forms
+	keyLimits    *keyLimits
+	live         liveCalls // calls whose holds this instance keeps alive
+	authFailures *authFailures
 
 	background     context.Context // background work: task watchers
 	stopBackground context.CancelFunc

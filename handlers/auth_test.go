@@ -217,6 +217,79 @@ func TestLoginGoesBackToThePageAskedFor(t *testing.T) {
 	}
 }
 
+// TestLoginNextStaysOnThisSite: whatever next says, the browser is sent
+// to a path of this site.
+func TestLoginNextStaysOnThisSite(t *testing.T) {
+	srv := testenv.NewServer(t)
+	if _, err := srv.Store.CreateAccount(context.Background(), "ada@example.com", "correct horse battery"); err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]string{
+		// Local paths are kept.
+		"/keys": "/keys",
+		"/requests?status=4xx&model=tt-chat-small": "/requests?status=4xx&model=tt-chat-small",
+		"/requests?q=a%20b":                        "/requests?q=a%20b",
+		"/billing#ledger":                          "/billing#ledger",
+		"/requests/req_01J0000000000000000000000":  "/requests/req_01J0000000000000000000000",
+		// Anything a browser may read as another site, or that is not a path.
+		"":                              "/",
+		"keys":                          "/",
+		"/\t/evil.example/x":            "/",
+		"/%09/evil.example/x":           "/",
+		"/\n/evil.example":              "/",
+		"/\r\nSet-Cookie: x=1":          "/",
+		"/%0d%0aSet-Cookie:%20x=1":      "/",
+		"/ /evil.example":               "/",
+		" /keys":                        "/",
+		"/keys ":                        "/",
+		"/\x00/evil.example":            "/",
+		"/\x7f/evil.example":            "/",
+		"/\u00a0/evil.example":          "/",
+		"/\u2028/evil.example":          "/",
+		"/\ufeff/evil.example":          "/",
+		"//evil.example":                "/",
+		"///evil.example":               "/",
+		"/\\evil.example":               "/",
+		"/\\/evil.example":              "/",
+		"\\/evil.example":               "/",
+		"\\\\evil.example":              "/",
+		"/%2F/evil.example":             "/",
+		"/%2f%2fevil.example":           "/",
+		"/%5Cevil.example":              "/",
+		"/%5c%5cevil.example":           "/",
+		"/%252F%252Fevil.example":       "/",
+		"/%25252F%25252Fevil.example":   "/",
+		"/.//evil.example":              "/",
+		"/x/..//evil.example":           "/",
+		"https://evil.example/":         "/",
+		"https:evil.example":            "/",
+		"http:/evil.example":            "/",
+		"HTTPS://evil.example":          "/",
+		"javascript:alert(1)":           "/",
+		"data:text/html,<script>":       "/",
+		"/@evil.example":                "/@evil.example",
+		"/keys?next=//evil.example":     "/keys?next=//evil.example",
+		"/%":                            "/",
+		"/" + strings.Repeat("a", 5000): "/",
+	}
+	b := newBrowser(t, srv)
+	for next, want := range cases {
+		_, page := b.get("/login?next=" + url.QueryEscape(next))
+		if got := testenv.FieldValue(t, page, "next"); got != want {
+			t.Errorf("GET /login?next=%.80q: the form goes on to %.80q, want %q", next, got, want)
+		}
+	}
+	// And the redirect after login, for the values of the report.
+	for _, next := range []string{"/\t/evil.example/x", "/%09/evil.example/x", "/\\evil.example", "/keys"} {
+		b := newBrowser(t, srv)
+		res, _ := b.post("/login", "/login", url.Values{
+			"email": {"ada@example.com"}, "password": {"correct horse battery"}, "next": {next}})
+		if got := res.Header.Get("Location"); res.StatusCode != http.StatusSeeOther || got != cases[next] {
+			t.Errorf("login with next=%q: %d to %q, want 303 to %q", next, res.StatusCode, got, cases[next])
+		}
+	}
+}
+
 func TestLogoutMakesTheOldCookieUseless(t *testing.T) {
 	srv := testenv.NewServer(t)
 	b := newBrowser(t, srv)

@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"ttconsole/models"
 	"ttconsole/upstream"
 )
 
@@ -19,10 +21,7 @@ func (a *App) init() error {
 	a.Log = withRedaction(a.Log)
 	a.ipFromXFF, a.ipFromRealIP = newIPExtractors(a.Config.TrustedProxies)
 	var err error
-	if a.loginPerIP, err = newLimiter(loginQuotaPerIP); err != nil {
-		return err
-	}
-	if a.loginPerEmail, err = newLimiter(loginQuotaPerEmail); err != nil {
+	if a.forms, err = newFormLimits(); err != nil {
 		return err
 	}
 	if a.Upstream == nil {
@@ -61,6 +60,7 @@ func (a *App) init() error {
 		a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 	a.metrics = newMetrics(a.Registry)
+	registerHashMetrics(a.Registry, a.Store)
 	if a.RedisProbe == 0 {
 		a.RedisProbe = 5 * time.Second
 	}
@@ -123,6 +123,29 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	})
 	reg.MustRegister(m.requests, m.latency, m.overHold)
 	return m
+}
+
+// registerHashMetrics shows how busy password hashing is: each hash holds
+// 19 MiB, so the product runs only a few at once and refuses the requests
+// that find every slot taken for too long.
+func registerHashMetrics(reg prometheus.Registerer, store *models.Store) {
+	stat := func(f func(models.HashStats) float64) func() float64 {
+		return func() float64 { return f(store.HashStats()) }
+	}
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tt_password_hash_slots",
+			Help: "Password hashes that may run at once."},
+			stat(func(s models.HashStats) float64 { return float64(s.Slots) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tt_password_hashes_running",
+			Help: "Password hashes running now."},
+			stat(func(s models.HashStats) float64 { return float64(s.Running) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tt_password_hashes_total",
+			Help: "Password hashes computed (sign-ups, logins, password changes)."},
+			stat(func(s models.HashStats) float64 { return float64(s.Hashed) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tt_password_hash_busy_total",
+			Help: "Requests answered 503 because every password hashing slot stayed taken."},
+			stat(func(s models.HashStats) float64 { return float64(s.Refused) })),
+	)
 }
 
 // setRoutes records the route table, so unknown paths share one label

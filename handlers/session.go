@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"unicode"
 
 	"github.com/gorilla/sessions"
 	"github.com/labstack/echo/v4"
@@ -128,10 +129,45 @@ func (a *App) popFlashes(c echo.Context) []string {
 	return out
 }
 
-// safeNext accepts only a local path to go to after login.
+// maxNextLen bounds next: the console's own links are far shorter.
+const maxNextLen = 2048
+
+// safeNext returns next when it is a path on this site, and "/" for
+// anything else. Browsers forgive a lot in a Location header: they drop
+// tabs and newlines, read \ as /, and take //host as another site. So next
+// may hold only printable ASCII without \, must parse as a path with no
+// scheme or host, and its path, however often something decodes it, must
+// hold no //, \, control or space character.
 func safeNext(next string) string {
-	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
-		return "/"
+	const home = "/"
+	if next == "" || len(next) > maxNextLen || next[0] != '/' {
+		return home
 	}
-	return next
+	for i := 0; i < len(next); i++ {
+		if ch := next[i]; ch <= ' ' || ch >= 0x7f || ch == '\\' {
+			return home
+		}
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" {
+		return home
+	}
+	path, _, _ := strings.Cut(next, "?")
+	path, _, _ = strings.Cut(path, "#")
+	for range 5 {
+		if strings.Contains(path, "//") || strings.ContainsFunc(path, func(r rune) bool {
+			return r == '\\' || unicode.IsSpace(r) || unicode.IsControl(r) || unicode.Is(unicode.Cf, r)
+		}) {
+			return home
+		}
+		decoded, err := url.PathUnescape(path)
+		if err != nil {
+			return home
+		}
+		if decoded == path {
+			return next
+		}
+		path = decoded
+	}
+	return home // encoded five times over: no link of ours
 }

@@ -17,11 +17,14 @@ type Store struct {
 	// has its own (see wtx.go, batch.go and writer.go); nil on PostgreSQL.
 	stmts []*sql.Stmt
 	batch *batcher
+
+	// hashes runs password hashes, a few at a time (see password.go).
+	hashes *hasher
 }
 
 // NewStore returns a Store on db.
 func NewStore(db *DB) *Store {
-	s := &Store{db: db}
+	s := &Store{db: db, hashes: newHasher(DefaultHashSlots(), DefaultHashWait)}
 	s.prepare()
 	if !db.Postgres {
 		// New request ids come after the newest row in the log, whatever
