@@ -137,5 +137,5 @@ func busyOr(c echo.Context, err error) error {
 		return err
 	}
 	c.Response().Header().Set("Retry-After", itoa(int(math.Ceil(models.DefaultHashWait.Seconds()))))
-	return &APIError{Status: http.StatusServiceUnavailable, Type: "service_unavailable", Message: models.ErrBusy.Message}
+	return err // 503, logged as busy rather than as an internal error
 }

@@ -41,6 +41,7 @@ var statusOfCode = map[string]int{
 	models.ENOTFOUND:     http.StatusNotFound,
 	models.ECONFLICT:     http.StatusConflict,
 	models.EUNAUTHORIZED: http.StatusUnauthorized,
+	models.EUNAVAILABLE:  http.StatusServiceUnavailable,
 }
 
 // apiTypeOfStatus names the catalogue type for statuses that have no more
@@ -66,7 +67,11 @@ func (a *App) handleError(err error, c echo.Context) {
 		return
 	}
 	status, apiType, message := classify(err, c)
-	if status >= 500 {
+	switch {
+	case models.ErrorCode(err) == models.EUNAVAILABLE:
+		// Busy by design (a bound was reached): worth a warning, not an alarm.
+		a.Log.Warn("busy", "request_id", RequestID(c), "path", c.Request().URL.Path, "err", err.Error())
+	case status >= 500:
 		a.Log.Error("internal error", "request_id", RequestID(c), "path", c.Request().URL.Path, "err", err.Error())
 	}
 	if isAPIRequest(c) {
