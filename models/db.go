@@ -17,7 +17,6 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 
-	"ttconsole/internal/walbuf"
 	"ttconsole/migrations"
 )
 
@@ -142,11 +141,7 @@ const (
 )
 
 func openSQLite(path string, cfg *gorm.Config, cacheKiB int, extra string) (*gorm.DB, error) {
-	if err := walbuf.Register(); err != nil {
-		return nil, err
-	}
 	q := url.Values{}
-	q.Set("vfs", walbuf.Name) // a commit's log frames in one write (see the package)
 	q.Set("_journal_mode", "WAL")
 	q.Set("_busy_timeout", "10000")
 	q.Set("_foreign_keys", "on")
