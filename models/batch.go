@@ -41,7 +41,8 @@ const (
 // ends when the queue is empty.
 type batcher struct {
 	db *sql.DB
-	wc *writerConn // used by the running group only
+	pg bool        // PostgreSQL: a group runs on a connection of the pool
+	wc *writerConn // SQLite: used by the running group only
 
 	mu        sync.Mutex
 	queue     []*batchOp
@@ -143,7 +144,7 @@ func (b *batcher) runGroup() bool {
 	window := b.lastGroup >= groupDelayFrom
 	b.mu.Unlock()
 	var g []*batchOp
-	if err := b.onWriter(func(c *writerConn) { g = b.runWindow(c, window) }); err != nil && g == nil {
+	if err := b.onWriter(func(c groupConn) { g = b.runWindow(c, window) }); err != nil && g == nil {
 		g = b.take(maxBatch)
 		failAll(g, err)
 	}
@@ -208,7 +209,7 @@ func (b *batcher) await(deadline time.Time) bool {
 // rolls the transaction back, and then every write of the group runs
 // again alone, so one write's failure is never another's. It returns the
 // group's writes.
-func (b *batcher) runWindow(c *writerConn, window bool) []*batchOp {
+func (b *batcher) runWindow(c groupConn, window bool) []*batchOp {
 	deadline := time.Now().Add(groupDelay)
 	g := b.take(maxBatch)
 	w, err := c.tx()
@@ -267,8 +268,20 @@ func (b *batcher) call(o *batchOp, w *wtx) error {
 }
 
 // runAlone runs one write in a transaction of its own, setting its error,
-// and commits it unless the write failed without being a refusal.
-func (b *batcher) runAlone(c *writerConn, o *batchOp) {
+// and commits it unless the write failed without being a refusal. On
+// PostgreSQL a deadlock or serialization failure (nothing was written) is
+// tried again, a few times.
+func (b *batcher) runAlone(c groupConn, o *batchOp) {
+	for attempt := 0; ; attempt++ {
+		b.runOnce(c, o)
+		if !b.pg || attempt == 4 || !retryable(o.err) {
+			return
+		}
+		time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
+	}
+}
+
+func (b *batcher) runOnce(c groupConn, o *batchOp) {
 	w, err := c.tx()
 	if err != nil {
 		o.err = err
@@ -283,16 +296,21 @@ func (b *batcher) runAlone(c *writerConn, o *batchOp) {
 	}
 }
 
-// onWriter runs fn on the writer connection, holding it until fn returns.
+// onWriter runs fn on the writer connection, holding it until fn returns:
+// SQLite's one writer connection, or a connection of PostgreSQL's pool.
 // A queued write runs whatever its caller's context says (the caller
 // waits for it regardless), and no statement is cancelled under the
 // others' writes.
-func (b *batcher) onWriter(fn func(*writerConn)) error {
+func (b *batcher) onWriter(fn func(groupConn)) error {
 	conn, err := b.db.Conn(context.Background())
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
+	if b.pg {
+		fn(&pgConn{conn: conn})
+		return nil
+	}
 	return conn.Raw(func(dc any) error {
 		if b.wc == nil || b.wc.dc != dc {
 			if b.wc != nil { // database/sql replaced the connection
@@ -328,6 +346,36 @@ func (b *batcher) close() {
 		}
 		return nil
 	})
+}
+
+// groupConn is the connection a group's transaction runs on.
+type groupConn interface {
+	tx() (*wtx, error)
+	end(commit bool) error
+}
+
+// pgConn runs a group's transaction on a PostgreSQL connection. pgx keeps
+// each statement prepared on the connection, so a statement is one round
+// trip.
+type pgConn struct {
+	conn *sql.Conn
+	t    *sql.Tx
+}
+
+func (c *pgConn) tx() (*wtx, error) {
+	t, err := c.conn.BeginTx(context.Background(), nil)
+	if err != nil {
+		return nil, err
+	}
+	c.t = t
+	return &wtx{ctx: context.Background(), tx: t, pg: true}, nil
+}
+
+func (c *pgConn) end(commit bool) error {
+	if commit {
+		return c.t.Commit()
+	}
+	return c.t.Rollback()
 }
 
 // failAll gives every write of a group the same error.

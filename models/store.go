@@ -35,6 +35,8 @@ func NewStore(db *DB) *Store {
 		}
 		s.batch = &batcher{db: db.SQL(), arrived: make(chan struct{}, 1)}
 		db.beforeClose = append(db.beforeClose, s.batch.close)
+	} else {
+		s.batch = &batcher{db: db.SQL(), pg: true, arrived: make(chan struct{}, 1)}
 	}
 	return s
 }
