@@ -118,7 +118,7 @@ func turns(b *testing.B, targets []target, procs []*proc, sim *proc, conc int) [
 	for i, t := range targets {
 		r := drive(t, conc, *warmupTime)
 		if r.errs > 0 {
-			b.Fatalf("warm-up on %s: %d errors, first: %s", t.name, r.errs, r.firstEr)
+			b.Fatalf("warm-up on %s: %d errors, first: %s (its server's log: %s; -bench.logs keeps it)", t.name, r.errs, r.firstEr, procs[i].log)
 		}
 		out[i].served = r.okBy
 	}
@@ -139,7 +139,8 @@ func turns(b *testing.B, targets []target, procs []*proc, sim *proc, conc int) [
 		out[i].summary = summarize(got[i])
 		s := out[i]
 		if s.errs > 0 {
-			b.Fatalf("%s at concurrency %d: %d calls did not answer 200; first: %s", t.name, conc, s.errs, s.firstErr)
+			b.Fatalf("%s at concurrency %d: %d calls did not answer 200; first: %s (its server's log: %s; -bench.logs keeps it)",
+				t.name, conc, s.errs, s.firstErr, procs[i].log)
 		}
 		for k, n := range s.okBy {
 			out[i].served[k] += n
