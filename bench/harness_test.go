@@ -1,10 +1,10 @@
 package bench
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -68,58 +68,73 @@ func cleanEnv(extra ...string) []string {
 	return append(append(env, "TT_PAYMENTS=test"), extra...)
 }
 
+// logDir is where the servers' logs go; empty keeps them in the
+// benchmark's temporary directory, removed when it ends.
+var logDir = flag.String("bench.logs", "", "keep the log of every server a benchmark starts in this directory, as <benchmark>-<server>.log")
+
 // proc is a server the benchmark started as its own process.
 type proc struct {
 	name string
 	cmd  *exec.Cmd
 	addr string // host:port it listens on
+	log  string // the file its stdout and stderr go to
 	done chan struct{}
 }
 
-var listeningRE = regexp.MustCompile(`listening on (\S+)`)
+var (
+	listeningRE = regexp.MustCompile(`listening on (\S+)`)
+	unsafeRE    = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+)
 
-// startProc runs a server and waits for the line on its stderr that says
+// startProc runs a server and waits for the line of its log that says
 // where it listens (each of ours prints "… listening on host:port …").
-// Everything it writes afterwards, such as the gateway's JSON request log,
-// is read and discarded so the process never blocks on a full pipe.
+// Its stdout and stderr go straight to a file, as a deployed server's log
+// does: the gateway writes its JSON request log there at full speed, and
+// no reader in the benchmark's process shares the CPU with it.
 func startProc(tb testing.TB, name string, env []string, bin string, args ...string) *proc {
 	tb.Helper()
-	cmd := exec.Command(bin, args...)
-	cmd.Env = env
-	stderr, err := cmd.StderrPipe()
+	dir := *logDir
+	if dir == "" {
+		dir = tb.TempDir()
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	logPath := filepath.Join(dir, unsafeRE.ReplaceAllString(tb.Name()+"-"+name, "_")+".log")
+	f, err := os.Create(logPath)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
+	cmd := exec.Command(bin, args...)
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = f, f
+	err = cmd.Start()
+	f.Close() // the process has its own descriptor
+	if err != nil {
 		tb.Fatalf("start %s: %v", name, err)
 	}
-	p := &proc{name: name, cmd: cmd, done: make(chan struct{})}
+	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
 	tb.Cleanup(p.stop)
-
-	found := make(chan string, 1)
-	var early bytes.Buffer // what it said before listening, for the error
 	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			if m := listeningRE.FindStringSubmatch(sc.Text()); m != nil {
-				found <- m[1]
-				break
-			}
-			early.WriteString(sc.Text() + "\n")
-		}
-		io.Copy(io.Discard, stderr)
 		cmd.Wait()
 		close(p.done)
 	}()
-	select {
-	case p.addr = <-found:
-	case <-p.done:
-		tb.Fatalf("%s exited before listening:\n%s", name, early.String())
-	case <-time.After(60 * time.Second):
-		tb.Fatalf("%s did not start listening within 60 s", name)
+
+	deadline := time.After(60 * time.Second)
+	for {
+		out, _ := os.ReadFile(logPath)
+		if m := listeningRE.FindSubmatch(out); m != nil {
+			p.addr = string(m[1])
+			return p
+		}
+		select {
+		case <-p.done:
+			out, _ = os.ReadFile(logPath)
+			tb.Fatalf("%s exited before listening:\n%s", name, out)
+		case <-deadline:
+			tb.Fatalf("%s did not start listening within 60 s; its log:\n%s", name, out)
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
-	return p
 }
 
 // stop ends the process gracefully (SIGTERM), then for sure.
@@ -189,10 +204,10 @@ func runCLI(tb testing.TB, env []string, bin string, args ...string) string {
 
 // target is one server under load.
 type target struct {
-	name   string
-	url    string // full URL of the chat endpoint
-	secret string
-	client *http.Client
+	name    string
+	url     string   // full URL of the chat endpoint
+	secrets []string // worker w calls with secrets[w % len(secrets)]
+	client  *http.Client
 }
 
 // newClient is the load generator's keep-alive client: at most maxConns
@@ -211,13 +226,18 @@ func newClient(maxConns int) *http.Client {
 	}
 }
 
+// sampled is the request id of one answered call and the key that made
+// it, which can read it back.
+type sampled struct{ secret, id string }
+
 // round is what one turn of load on one target measured.
 type round struct {
 	lat     []time.Duration // one per successful call
 	errs    int             // calls that did not answer 200
 	firstEr string          // the first failure, for the report
 	elapsed time.Duration   // wall time from the first call to the last answer
-	ids     []string        // a sample of X-TT-Request-ID of successful calls
+	ids     []sampled       // a sample of X-TT-Request-ID of successful calls
+	okBy    map[string]int  // successful calls per secret
 }
 
 func (r *round) ok() int { return len(r.lat) }
@@ -228,7 +248,7 @@ func (r *round) ok() int { return len(r.lat) }
 func drive(t target, conc int, d time.Duration) round {
 	var (
 		mu  sync.Mutex
-		out round
+		out = round{okBy: map[string]int{}}
 		wg  sync.WaitGroup
 	)
 	start := time.Now()
@@ -237,10 +257,11 @@ func drive(t target, conc int, d time.Duration) round {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			secret := t.secrets[w%len(t.secrets)]
 			var mine round
 			for i := 0; time.Now().Before(deadline); i++ {
 				t0 := time.Now()
-				id, err := call(t, chatBody)
+				id, err := call(t, secret, chatBody)
 				took := time.Since(t0)
 				if err != nil {
 					mine.errs++
@@ -251,12 +272,13 @@ func drive(t target, conc int, d time.Duration) round {
 				}
 				mine.lat = append(mine.lat, took)
 				if i%200 == 0 && id != "" {
-					mine.ids = append(mine.ids, id)
+					mine.ids = append(mine.ids, sampled{secret, id})
 				}
 			}
 			mu.Lock()
 			out.lat = append(out.lat, mine.lat...)
 			out.ids = append(out.ids, mine.ids...)
+			out.okBy[secret] += len(mine.lat)
 			out.errs += mine.errs
 			if out.firstEr == "" {
 				out.firstEr = mine.firstEr
@@ -269,15 +291,15 @@ func drive(t target, conc int, d time.Duration) round {
 	return out
 }
 
-// call makes one chat call and returns the request id the answer carries;
-// anything but a 200 with a body is an error.
-func call(t target, body []byte) (string, error) {
+// call makes one chat call with a key and returns the request id the
+// answer carries; anything but a 200 with a body is an error.
+func call(t target, secret string, body []byte) (string, error) {
 	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, t.url, bytes.NewReader(body))
 	if err != nil {
 		return "", err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+t.secret)
+	req.Header.Set("Authorization", "Bearer "+secret)
 	res, err := t.client.Do(req)
 	if err != nil {
 		return "", err
@@ -299,12 +321,13 @@ type summary struct {
 	rps         float64 // calls per second over the rounds' summed wall time
 	p50, p99    time.Duration
 	roundRPS    []float64
-	ids         []string
+	ids         []sampled
+	okBy        map[string]int
 	firstErr    string
 }
 
 func summarize(rounds []round) summary {
-	var s summary
+	s := summary{okBy: map[string]int{}}
 	var lat []time.Duration
 	var wall time.Duration
 	for _, r := range rounds {
@@ -312,6 +335,9 @@ func summarize(rounds []round) summary {
 		wall += r.elapsed
 		s.errs += r.errs
 		s.ids = append(s.ids, r.ids...)
+		for k, n := range r.okBy {
+			s.okBy[k] += n
+		}
 		s.roundRPS = append(s.roundRPS, float64(r.ok())/r.elapsed.Seconds())
 		if s.firstErr == "" {
 			s.firstErr = r.firstEr

@@ -81,7 +81,7 @@ func BenchmarkInProcess(b *testing.B) {
 	go srv.Serve(ln)
 	defer srv.Close()
 	t := target{name: "gateway (in process)", url: "http://" + ln.Addr().String() + "/v1/chat/completions",
-		secret: secret, client: newClient(concurrencyHigh)}
+		secrets: []string{secret}, client: newClient(concurrencyHigh)}
 
 	// Warm up, then time one call at a time.
 	if r := drive(t, 4, time.Second); r.errs > 0 {
@@ -90,7 +90,7 @@ func BenchmarkInProcess(b *testing.B) {
 	const counted = 300
 	start := time.Now()
 	for i := 0; i < counted; i++ {
-		if _, err := call(t, chatBody); err != nil {
+		if _, err := call(t, secret, chatBody); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -89,7 +89,7 @@ func BenchmarkStreams(b *testing.B) {
 		b.Fatal(err)
 	}
 	client := streamClient(*streamCount)
-	gwTarget := target{name: "gateway", url: gw.url() + "/v1/chat/completions", secret: secret, client: client}
+	gwTarget := target{name: "gateway", url: gw.url() + "/v1/chat/completions", secrets: []string{secret}, client: client}
 	res := concurrentStreams(gwTarget, *streamCount)
 	loadEnd := time.Now()
 	if res.failed > 0 {
@@ -123,8 +123,8 @@ func BenchmarkStreams(b *testing.B) {
 	fmt.Printf("gateway goroutines (go_goroutines): %d before the load, %d %s after it\n", before, after, *goroutineWait)
 	// 2. Time to first byte at concurrency 1, alternating.
 	targets := [2]target{
-		{name: "gateway", url: gw.url() + "/v1/chat/completions", secret: secret, client: streamClient(1)},
-		{name: "bare", url: bare.url() + "/v1/chat/completions", secret: secret, client: streamClient(1)},
+		{name: "gateway", url: gw.url() + "/v1/chat/completions", secrets: []string{secret}, client: streamClient(1)},
+		{name: "bare", url: bare.url() + "/v1/chat/completions", secrets: []string{secret}, client: streamClient(1)},
 	}
 	for _, t := range targets { // warm connections and caches, unmeasured
 		for i := 0; i < 10; i++ {
@@ -233,7 +233,7 @@ func streamOnce(t target, body []byte) (streamResult, error) {
 		return r, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+t.secret)
+	req.Header.Set("Authorization", "Bearer "+t.secrets[0])
 	t0 := time.Now()
 	res, err := t.client.Do(req)
 	if err != nil {
