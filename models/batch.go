@@ -53,11 +53,17 @@ type batcher struct {
 }
 
 type batchOp struct {
-	fn       func(*wtx) error
-	then     func(*wtx) error // doEarly only: runs after fn's result is told, in the same transaction
-	err      error            // final once finished is closed
-	finished chan struct{}    // closed once the write committed or failed
-	early    chan error       // doEarly only: fn's own result, before the commit
+	fn   func(*wtx) error
+	then func(*wtx) error // doEarly only: runs after fn's result is told, in the same transaction
+	// A hold to place, or one to end, with the group's others (see
+	// bulk.go); fn and then are the same write on its own, for a group
+	// that runs its writes one by one.
+	hold     *holdWrite
+	settle   *settleWrite
+	err      error         // final once finished is closed
+	finished chan struct{} // closed once the write committed or failed
+	early    chan error    // doEarly only: fn's own result, before the commit
+	done     bool          // run by bulk in the current transaction
 }
 
 // call runs fn, turning a panic into its error: the group's other
@@ -79,7 +85,11 @@ func (*ShortfallError) refused() {}
 
 // do runs fn in a group and returns once its fate is final.
 func (b *batcher) do(fn func(*wtx) error) error {
-	op := b.enqueue(fn, nil, false)
+	return b.wait(b.enqueue(&batchOp{fn: fn}))
+}
+
+// wait returns the error of op once its fate is final.
+func (b *batcher) wait(op *batchOp) error {
 	<-op.finished
 	return op.err
 }
@@ -88,8 +98,9 @@ func (b *batcher) do(fn func(*wtx) error) error {
 // decide has run, before record and the commit, when decide succeeded;
 // final then says whether the whole write committed. An error is
 // returned only once final.
-func (b *batcher) doEarly(decide, record func(*wtx) error) (err error, final func() error) {
-	op := b.enqueue(decide, record, true)
+func (b *batcher) doEarly(op *batchOp) (err error, final func() error) {
+	op.early = make(chan error, 1)
+	b.enqueue(op)
 	wait := func() error {
 		<-op.finished
 		return op.err
@@ -105,11 +116,9 @@ func (b *batcher) doEarly(decide, record func(*wtx) error) (err error, final fun
 	return err, func() error { return err }
 }
 
-func (b *batcher) enqueue(fn, then func(*wtx) error, early bool) *batchOp {
-	op := &batchOp{fn: fn, then: then, finished: make(chan struct{})}
-	if early {
-		op.early = make(chan error, 1)
-	}
+func (b *batcher) enqueue(op *batchOp) *batchOp {
+	op.finished = make(chan struct{})
+	early := op.early != nil
 	b.mu.Lock()
 	b.queue = append(b.queue, op)
 	lead := !b.running
@@ -218,7 +227,17 @@ func (b *batcher) runWindow(c groupConn, window bool) []*batchOp {
 		return g
 	}
 	for ops := g; ; {
+		if err := b.bulk(w, ops); err != nil {
+			c.end(false)
+			for _, o := range g {
+				b.runAlone(c, o)
+			}
+			return g
+		}
 		for _, o := range ops {
+			if o.done {
+				continue
+			}
 			if err := b.call(o, w); err != nil {
 				c.end(false)
 				if len(g) > 1 { // alone, its error is already set
@@ -282,6 +301,7 @@ func (b *batcher) runAlone(c groupConn, o *batchOp) {
 }
 
 func (b *batcher) runOnce(c groupConn, o *batchOp) {
+	o.done = false
 	w, err := c.tx()
 	if err != nil {
 		o.err = err

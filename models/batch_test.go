@@ -168,13 +168,13 @@ func TestEarlyDecisionIsProvisional(t *testing.T) {
 	}
 	got := make(chan result, 1)
 	go func() {
-		err, final := s.batch.doEarly(func(w *wtx) error {
+		err, final := s.batch.doEarly(&batchOp{fn: func(w *wtx) error {
 			attempts++
 			if attempts == 1 {
 				return nil
 			}
 			return &ShortfallError{HoldMicros: 1}
-		}, nil)
+		}})
 		got <- result{err, final}
 	}()
 	go func() {
@@ -282,7 +282,7 @@ func TestEarlyDecisionThenRecordFails(t *testing.T) {
 	// The record waits until the caller has its decision: doEarly must
 	// return before the record has run.
 	release := make(chan struct{})
-	err, final := s.batch.doEarly(decide, func(*wtx) error { <-release; return boom })
+	err, final := s.batch.doEarly(&batchOp{fn: decide, then: func(*wtx) error { <-release; return boom }})
 	close(release)
 	if err != nil {
 		t.Fatalf("early result %v, want the decision's success", err)
@@ -296,8 +296,8 @@ func TestEarlyDecisionThenRecordFails(t *testing.T) {
 	}
 	// And a refused decision never records.
 	recorded := false
-	err, final = s.batch.doEarly(func(*wtx) error { return &QuotaError{LimitMicros: 1} },
-		func(*wtx) error { recorded = true; return nil })
+	err, final = s.batch.doEarly(&batchOp{fn: func(*wtx) error { return &QuotaError{LimitMicros: 1} },
+		then: func(*wtx) error { recorded = true; return nil }})
 	var qe *QuotaError
 	if !errors.As(err, &qe) || !errors.As(final(), &qe) || recorded {
 		t.Fatalf("refused decision: early %v, final %v, recorded %v", err, final(), recorded)

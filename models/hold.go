@@ -159,13 +159,7 @@ func (s *Store) StartCall(ctx context.Context, r *Request, keyID string, limit *
 	if err != nil {
 		return nil, err
 	}
-	err = s.write(ctx, func(w *wtx) error {
-		if err := decide(w); err != nil {
-			return err
-		}
-		return record(w)
-	})
-	if err != nil {
+	if err := s.batch.wait(s.batch.enqueue(&batchOp{fn: decide, then: record, hold: &holdWrite{h: h, limit: limit}})); err != nil {
 		r.unhold()
 		return nil, err
 	}
@@ -180,10 +174,6 @@ func (s *Store) StartCall(ctx context.Context, r *Request, keyID string, limit *
 // settle the hold or touch r; committed's error is final and the same as
 // StartCall's (nothing held). An error returned at once is final too.
 func (s *Store) StartCallEarly(ctx context.Context, r *Request, keyID string, limit *int64, hold int64, ttl time.Duration) (_ *Hold, committed func() error, _ error) {
-	if s.batch == nil {
-		h, err := s.StartCall(ctx, r, keyID, limit, hold, ttl)
-		return h, func() error { return err }, err
-	}
 	h, decide, record, err := s.startCall(r, keyID, limit, hold, ttl)
 	if err != nil {
 		return nil, nil, err
@@ -192,7 +182,7 @@ func (s *Store) StartCallEarly(ctx context.Context, r *Request, keyID string, li
 		r.unhold()
 		return err
 	}
-	err, final := s.batch.doEarly(decide, record)
+	err, final := s.batch.doEarly(&batchOp{fn: decide, then: record, hold: &holdWrite{h: h, limit: limit}})
 	if err != nil {
 		return nil, nil, fail(err)
 	}
@@ -304,7 +294,7 @@ func (s *Store) FinishCall(ctx context.Context, h *Hold, r *Request, cost int64)
 	if outcome == "" || outcome == OutcomePending {
 		outcome = OutcomeCharged
 	}
-	return s.write(ctx, func(w *wtx) error {
+	return s.batch.wait(s.batch.enqueue(&batchOp{fn: func(w *wtx) error {
 		ok, err := completeHeld(w, h, r, HoldCaptured, cost, outcome, now)
 		if err != nil {
 			return err
@@ -316,7 +306,7 @@ func (s *Store) FinishCall(ctx context.Context, h *Hold, r *Request, cost int64)
 			return nil
 		}
 		return chargeLate(w, h, r, cost, outcome, now)
-	})
+	}, settle: &settleWrite{h: h, r: r, status: HoldCaptured, cost: cost, outcome: outcome, now: now}}))
 }
 
 // chargeLate charges cost for a call whose hold the reaper expired, once:
@@ -374,13 +364,13 @@ func chargeLate(w *wtx, h *Hold, r *Request, cost int64, outcome string, now tim
 // completes the request row with outcome, in one transaction.
 func (s *Store) ReleaseCall(ctx context.Context, h *Hold, r *Request, outcome string) error {
 	now := time.Now().UTC()
-	return s.write(ctx, func(w *wtx) error {
+	return s.batch.wait(s.batch.enqueue(&batchOp{fn: func(w *wtx) error {
 		ok, err := completeHeld(w, h, r, HoldReleased, 0, outcome, now)
 		if err != nil || !ok {
 			return err
 		}
 		return settleHold(w, h, HoldReleased, 0, now)
-	})
+	}, settle: &settleWrite{h: h, r: r, status: HoldReleased, outcome: outcome, now: now}}))
 }
 
 // completeHeld ends r's open hold as status and completes r with the

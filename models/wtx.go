@@ -147,22 +147,8 @@ func (w *wtx) queryInt(q *query, args ...any) (int64, error) {
 	return n, err
 }
 
-// write runs fn in a write transaction of the money path. On SQLite it
-// joins a group commit (see batch.go); on PostgreSQL it is a transaction of
-// its own, retried when PostgreSQL aborts it for a deadlock.
+// write runs fn in a write transaction of the money path: a group commit
+// (see batch.go) on either engine.
 func (s *Store) write(ctx context.Context, fn func(*wtx) error) error {
-	if s.batch != nil {
-		return s.batch.do(fn)
-	}
-	return retrying(ctx, func() error {
-		tx, err := s.db.SQL().BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		if err := fn(&wtx{ctx: ctx, tx: tx, stmts: s.stmts, pg: s.db.Postgres}); err != nil {
-			tx.Rollback()
-			return err
-		}
-		return tx.Commit()
-	})
+	return s.batch.do(fn)
 }
