@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -41,8 +42,10 @@ const (
 // ends when the queue is empty.
 type batcher struct {
 	db *sql.DB
-	pg bool        // PostgreSQL: a group runs on a connection of the pool
-	wc *writerConn // SQLite: used by the running group only
+	pg bool // PostgreSQL: a group runs on a connection of the pool
+	// bulkHolds counts the holds placed together with others (bulk.go).
+	bulkHolds atomic.Int64
+	wc        *writerConn // SQLite: used by the running group only
 
 	mu        sync.Mutex
 	queue     []*batchOp

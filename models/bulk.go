@@ -97,6 +97,7 @@ func (b *batcher) placeHolds(w *wtx, ops []*batchOp) error {
 		if !ok {
 			continue // left to run one by one
 		}
+		b.bulkHolds.Add(int64(len(byAccount[a])))
 		for _, o := range byAccount[a] {
 			o.done = true
 			b.told(o)

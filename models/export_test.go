@@ -29,3 +29,20 @@ func (s *Store) ExportBothWays(ctx context.Context, accountID string, f RequestF
 func (s *Store) SeedRequestsPlain(ctx context.Context, accountID string, opt SeedOptions) (int, error) {
 	return s.seedRequests(ctx, accountID, opt, false)
 }
+
+// HoldWrites keeps the group commit busy until release is called, so the
+// writes queued meanwhile (queued waits until there are n) share the next
+// group.
+func (s *Store) HoldWrites() (queued func(n int), release func()) {
+	started, rel := make(chan struct{}), make(chan struct{})
+	go s.batch.do(func(*wtx) error {
+		close(started)
+		<-rel
+		return nil
+	})
+	<-started
+	return func(n int) { waitQueued(s.batch, n) }, func() { close(rel) }
+}
+
+// BulkHolds is how many holds were placed together with others.
+func (s *Store) BulkHolds() int64 { return s.batch.bulkHolds.Load() }

@@ -1,0 +1,141 @@
+package models_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"ttconsole/internal/testenv"
+	"ttconsole/models"
+)
+
+// Holds that share a group are decided one by one in arrival order, as if
+// each ran alone, although the wallet and each key's month are updated
+// once for them all; ending them together charges each its own cost, with
+// ledger entries whose balances follow one another.
+func TestGroupPlacesAndEndsHoldsInOrder(t *testing.T) {
+	s := models.NewStore(testenv.DB(t))
+	ctx := context.Background()
+	const hold = 1000
+	u, err := s.CreateAccount(ctx, "group@example.com", "long enough password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Credit(ctx, u.AccountID, 6*hold, models.LedgerAdjustment, "funds", models.LedgerRef{}); err != nil {
+		t.Fatal(err)
+	}
+	any, _, err := s.CreateAPIKey(ctx, u.AccountID, models.AdminCLI, models.KeyInput{Name: "any"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	limited, _, err := s.CreateAPIKey(ctx, u.AccountID, models.AdminCLI, models.KeyInput{Name: "limited", MonthlyLimitUSD: "0.003"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Room for six holds in the wallet and three on the limited key:
+	// arriving in this order, calls 6 (the key's fourth) and 9 to 11 (past
+	// the wallet) are refused.
+	keys := []*models.APIKey{limited, limited, any, limited, any, limited, any, any, any, any}
+	type result struct {
+		h   *models.Hold
+		r   *models.Request
+		err error
+	}
+	results := make([]chan result, len(keys))
+	queued, release := s.HoldWrites()
+	for i, k := range keys {
+		results[i] = make(chan result, 1)
+		r := &models.Request{ID: models.NewRequestID(), AccountID: &u.AccountID, KeyID: &k.ID, Method: "POST",
+			Path: "/v1/chat/completions", Status: 200, CreatedAt: time.Now().UTC()}
+		go func() {
+			h, err := s.StartCall(ctx, r, k.ID, k.MonthlyLimitMicros, hold, time.Minute)
+			results[i] <- result{h, r, err}
+		}()
+		queued(i + 1)
+	}
+	release()
+	var placed []result
+	for i := range keys {
+		got := <-results[i]
+		var qe *models.QuotaError
+		var se *models.ShortfallError
+		switch call := i + 1; {
+		case call == 6:
+			if !errors.As(got.err, &qe) || qe.MonthToDateMicros != 3*hold || qe.LimitMicros != 3*hold {
+				t.Errorf("call 6: %v, want the key's limit of 3 holds reached", got.err)
+			}
+		case call >= 8:
+			if !errors.As(got.err, &se) || se.AvailableMicros != 0 {
+				t.Errorf("call %d: %v, want a shortfall with nothing available", call, got.err)
+			}
+		case got.err != nil:
+			t.Errorf("call %d: %v, want its hold placed", call, got.err)
+		default:
+			placed = append(placed, got)
+		}
+	}
+	if n := s.BulkHolds(); n != int64(len(keys)) {
+		t.Errorf("%d holds were placed together, want all %d", n, len(keys))
+	}
+	w, err := s.WalletOf(ctx, u.AccountID)
+	if err != nil || w.HeldMicros != 6*hold || w.BalanceMicros != 6*hold {
+		t.Fatalf("wallet %+v (%v): want all six holds on it", w, err)
+	}
+	if err := s.LedgerInvariant(ctx, u.AccountID); err != nil {
+		t.Fatal(err)
+	}
+
+	// End them all in one group: five captured at different costs, one
+	// released.
+	queued, release = s.HoldWrites()
+	done := make(chan error, len(placed))
+	var want int64
+	for i, p := range placed {
+		cost := int64(100 * (i + 1))
+		go func() {
+			if i == 2 {
+				done <- s.ReleaseCall(ctx, p.h, p.r, models.OutcomeNotChargedFailed)
+				return
+			}
+			done <- s.FinishCall(ctx, p.h, p.r, cost)
+		}()
+		if i != 2 {
+			want += cost
+		}
+		queued(i + 1)
+	}
+	release()
+	for range placed {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	w, _ = s.WalletOf(ctx, u.AccountID)
+	if w.HeldMicros != 0 || w.BalanceMicros != 6*hold-want {
+		t.Fatalf("wallet %+v: want nothing held and %d charged", w, want)
+	}
+	if err := s.LedgerInvariant(ctx, u.AccountID); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := s.LedgerPage(ctx, u.AccountID, "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Reverse(entries) // oldest first
+	if len(entries) != 6 {
+		t.Fatalf("%d ledger entries, want the credit and five charges", len(entries))
+	}
+	for i := 1; i < len(entries); i++ {
+		if e := entries[i]; e.BalanceAfterMicros != entries[i-1].BalanceAfterMicros+e.AmountMicros {
+			t.Errorf("entry %d: %d after %d, from %d before", i, e.AmountMicros, e.BalanceAfterMicros, entries[i-1].BalanceAfterMicros)
+		}
+	}
+	for _, p := range placed {
+		r, err := s.RequestOf(ctx, u.AccountID, p.r.ID)
+		if err != nil || r.HoldStatus == models.HoldOpen {
+			t.Errorf("request %s: %v, hold %s", p.r.ID, err, r.HoldStatus)
+		}
+	}
+}
