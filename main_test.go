@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"io/fs"
 	"net/netip"
@@ -35,11 +36,7 @@ func newCLI(t *testing.T) *cli {
 func (c *cli) run(args ...string) (string, string, error) {
 	var stdout, stderr bytes.Buffer
 	if len(args) > 0 && (args[0] == "migrate" || args[0] == "admin") {
-		n := 1
-		if args[0] == "admin" {
-			n = 3
-		}
-		args = append(append(append([]string{}, args[:n]...), "--db", c.path), args[n:]...)
+		args = append(append([]string{}, args...), "--db", c.path)
 	}
 	err := run(context.Background(), args, &stdout, &stderr)
 	return stdout.String(), stderr.String(), err
@@ -258,5 +255,26 @@ func TestServeRunsTheTestPaymentProviderOnlyWhenNothingRealIsSold(t *testing.T) 
 				t.Errorf("%d TEST MODE lines at start-up, want %d:\n%s", warned, want, stderr)
 			}
 		})
+	}
+}
+
+// TestServeListensOnLoopbackByDefault: an open sign-up page on every
+// interface of a laptop is a surprise; all interfaces are one flag away.
+func TestServeListensOnLoopbackByDefault(t *testing.T) {
+	t.Setenv("TT_ADDR", "")
+	var cfg Config
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	serveFlags(fs, &cfg)
+	if err := fs.Parse(nil); err != nil || cfg.Addr != "127.0.0.1:8080" {
+		t.Fatalf("default listen address %q (%v), want 127.0.0.1:8080", cfg.Addr, err)
+	}
+	if err := fs.Parse([]string{"--addr", ":8080"}); err != nil || cfg.Addr != ":8080" {
+		t.Fatalf("--addr :8080 gave %q (%v)", cfg.Addr, err)
+	}
+	t.Setenv("TT_ADDR", "0.0.0.0:9999")
+	fs = flag.NewFlagSet("serve", flag.ContinueOnError)
+	serveFlags(fs, &cfg)
+	if err := fs.Parse(nil); err != nil || cfg.Addr != "0.0.0.0:9999" {
+		t.Fatalf("TT_ADDR gave %q (%v)", cfg.Addr, err)
 	}
 }
