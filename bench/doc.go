@@ -1,6 +1,7 @@
 // Package bench measures the gateway against a bare reverse proxy to the
 // same upstream (issue 4, point 8 "Speed"). It holds benchmarks only, so
-// plain `go test ./...` runs nothing here; the README gives the command:
+// plain `go test ./...` runs nothing here; docs/PERFORMANCE.md gives the
+// commands:
 //
 //	go test ./bench -run '^$' -bench Gateway -benchtime 1x
 //
