@@ -75,6 +75,11 @@ func adminStore(ctx context.Context, c *command, args []string, stdout io.Writer
 	if err := c.required(required...); err != nil {
 		return nil, nil, err
 	}
+	if c.check != nil {
+		if err := c.check(); err != nil {
+			return nil, nil, err
+		}
+	}
 	if err := cfg.finish(); err != nil {
 		return nil, nil, err
 	}
@@ -115,18 +120,22 @@ func adminAccountCreate(ctx context.Context, args []string, stdout, stderr io.Wr
 	email := c.String("email", "", "email of the account's owner")
 	password := c.String("password", "", "password (at least 10 characters)")
 	creditUSD := c.String("credit-usd", "", "open the wallet with this many dollars, as one ledger adjustment")
+	var credit int64
+	c.check = func() error {
+		if *creditUSD == "" {
+			return nil
+		}
+		var ok bool
+		if credit, ok = models.ParseUSD(*creditUSD, false); !ok || credit <= 0 {
+			return usagef("--credit-usd must be a positive amount such as 25 or 12.50, not %q", *creditUSD)
+		}
+		return nil
+	}
 	store, done, err := adminStore(ctx, c, args, stdout, "email", "password")
 	if err != nil {
 		return err
 	}
 	defer done()
-	var credit int64
-	if *creditUSD != "" {
-		var ok bool
-		if credit, ok = models.ParseUSD(*creditUSD, false); !ok || credit <= 0 {
-			return usagef("--credit-usd must be a positive amount such as 25 or 12.50, not %q", *creditUSD)
-		}
-	}
 	u, err := store.CreateAccount(ctx, *email, *password)
 	if models.ErrorCode(err) == models.ECONFLICT {
 		return fmt.Errorf("An account with the email %s already exists.", models.NormalizeEmail(*email))
@@ -156,15 +165,19 @@ func adminCredit(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	email := c.String("email", "", "email of a user of the account")
 	usd := c.String("usd", "", "amount in USD, such as 25 or -3.50")
 	memo := c.String("memo", "", "why: shown in the account's ledger")
+	var amount int64
+	c.check = func() error {
+		var ok bool
+		if amount, ok = models.ParseUSD(*usd, true); !ok || amount == 0 {
+			return usagef("--usd must be a non-zero amount such as 25 or -3.50, not %q", *usd)
+		}
+		return nil
+	}
 	store, done, err := adminStore(ctx, c, args, stdout, "email", "usd", "memo")
 	if err != nil {
 		return err
 	}
 	defer done()
-	amount, ok := models.ParseUSD(*usd, true)
-	if !ok || amount == 0 {
-		return usagef("--usd must be a non-zero amount such as 25 or -3.50, not %q", *usd)
-	}
 	u, err := store.UserByEmail(ctx, *email)
 	if err != nil {
 		return err
@@ -220,14 +233,17 @@ func adminSeed(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	email := c.String("email", "", "email of the account to seed")
 	n := c.Int("requests", 10_000, "how many requests to write")
 	days := c.Int("days", 30, "spread them over this many days before now")
+	c.check = func() error {
+		if *n < 1 || *days < 1 {
+			return usagef("--requests and --days must be at least 1")
+		}
+		return nil
+	}
 	store, done, err := adminStore(ctx, c, args, stdout, "email")
 	if err != nil {
 		return err
 	}
 	defer done()
-	if *n < 1 || *days < 1 {
-		return usagef("--requests and --days must be at least 1")
-	}
 	u, err := store.UserByEmail(ctx, *email)
 	if err != nil {
 		return err

@@ -118,6 +118,9 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 type command struct {
 	*flag.FlagSet
 	synopsis string
+	// check, when set, validates the flags once parsed, before the
+	// command opens anything: a mistake on the command line changes nothing.
+	check func() error
 }
 
 func newCommand(name, synopsis string) *command {
@@ -125,7 +128,7 @@ func newCommand(name, synopsis string) *command {
 	// The flag package's own messages and help (single dashes, on stderr,
 	// "help requested" as an error) are replaced by parse's.
 	fs.SetOutput(io.Discard)
-	return &command{fs, synopsis}
+	return &command{FlagSet: fs, synopsis: synopsis}
 }
 
 // flagDashes writes the flag package's "-name" the way the usage does.
