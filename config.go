@@ -63,7 +63,7 @@ func configFlags(fs *flag.FlagSet, cfg *Config) {
 // serveFlags registers the flags of the server.
 func serveFlags(fs *flag.FlagSet, cfg *Config) {
 	configFlags(fs, cfg)
-	fs.StringVar(&cfg.Addr, "addr", envOr("TT_ADDR", ":8080"), "listen address (TT_ADDR)")
+	fs.StringVar(&cfg.Addr, "addr", envOr("TT_ADDR", "127.0.0.1:8080"), "listen address (TT_ADDR); :8080 serves on every interface")
 	cfg.UpstreamURL = os.Getenv("UPSTREAM_URL")
 	cfg.RedisURL = os.Getenv("REDIS_URL")
 	cfg.Payments = strings.TrimSpace(os.Getenv("TT_PAYMENTS"))

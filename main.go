@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -29,7 +30,9 @@ func main() {
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "ttconsole:", err)
+		for _, line := range strings.Split(err.Error(), "\n") {
+			fmt.Fprintln(os.Stderr, "ttconsole:", line)
+		}
 		if errors.Is(err, errUsage) {
 			os.Exit(2)
 		}
@@ -37,24 +40,62 @@ func main() {
 	}
 }
 
+// errUsage marks a mistake on the command line (exit status 2); see usagef.
 var errUsage = errors.New("usage error")
 
-const usage = `ttconsole — TT Console and API gateway
+// usageError is a mistake on the command line, told in its own words.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string        { return e.msg }
+func (e *usageError) Is(target error) bool { return target == errUsage }
+
+func usagef(format string, args ...any) error {
+	return &usageError{fmt.Sprintf(format, args...)}
+}
+
+// errHelp ends a command whose --help was printed: it succeeds.
+var errHelp = errors.New("help printed")
+
+const usage = `TT Console: the customer console and API gateway of the TT platform.
 
 Usage:
-  ttconsole [serve] [--addr :8080] [--db ./ttconsole.db]   the console and the gateway
-  ttconsole migrate [--db ./ttconsole.db]                  apply migrations and exit
-  ttconsole upstream-sim [--addr :9000]                    the simulated upstream as its own server
-  ttconsole admin account create --email E --password P
+  ttconsole [serve] [--addr 127.0.0.1:8080] [--db ./ttconsole.db]   serve the console and the gateway
+  ttconsole migrate [--db ./ttconsole.db]                           apply migrations and exit
+  ttconsole upstream-sim [--addr :9000]                             the simulated upstream as its own server
+  ttconsole admin account create --email E --password P [--credit-usd N]
+                                                   create an account, its owner and its wallet
   ttconsole admin credit --email E --usd N --memo TEXT
+                                                   a ledger adjustment (negative allowed)
   ttconsole admin key create --email E --name N [--models a,b] [--ips LIST] [--monthly-limit-usd N] [--rpm N]
-  ttconsole admin seed --email E --requests N
+                                                   create an API key; prints its secret alone on stdout
+  ttconsole admin seed --email E [--requests N] [--days N]
+                                                   a realistic request history (demos, benchmarks)
+  ttconsole help                                   this text
 
-Environment: DATABASE_URL, UPSTREAM_URL, TT_TRUSTED_PROXIES, REDIS_URL and more: see README.md.
+'ttconsole COMMAND --help' lists a command's flags. Every command that opens the database takes
+--db (TT_DB) and uses PostgreSQL when DATABASE_URL is set. The other settings (UPSTREAM_URL,
+REDIS_URL, TT_PAYMENTS, ...) are environment variables: see README.md.
 `
 
-// run dispatches the subcommand in args.
+// isHelp reports whether a word asks for help.
+func isHelp(arg string) bool {
+	return arg == "help" || arg == "-h" || arg == "--help" || arg == "-help"
+}
+
+// run dispatches the subcommand in args. Asking for help succeeds.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	err := dispatch(ctx, args, stdout, stderr)
+	if errors.Is(err, errHelp) {
+		return nil
+	}
+	return err
+}
+
+func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && isHelp(args[0]) {
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
 	cmd := "serve"
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
@@ -68,22 +109,70 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return upstreamSim(ctx, args, stdout, stderr)
 	case "admin":
 		return admin(ctx, args, stdout, stderr)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return nil
 	}
 	fmt.Fprint(stderr, usage)
-	return fmt.Errorf("%w: unknown command %q", errUsage, cmd)
+	return usagef("unknown command %q", cmd)
 }
 
-func parseFlags(fs *flag.FlagSet, args []string, cfg *Config) error {
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+// command is one verb's flags and the synopsis its --help prints above them.
+type command struct {
+	*flag.FlagSet
+	synopsis string
+	// check, when set, validates the flags once parsed, before the
+	// command opens anything: a mistake on the command line changes nothing.
+	check func() error
+}
+
+func newCommand(name, synopsis string) *command {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	// The flag package's own messages and help (single dashes, on stderr,
+	// "help requested" as an error) are replaced by parse's.
+	fs.SetOutput(io.Discard)
+	return &command{FlagSet: fs, synopsis: synopsis}
+}
+
+// flagDashes writes the flag package's "-name" the way the usage does.
+var flagDashes = strings.NewReplacer("not defined: -", "not defined: --", "needs an argument: -", "needs an argument: --",
+	"for flag -", "for flag --")
+
+// parse reads the flags in args. --help prints the command's usage on
+// stdout and ends the command successfully (errHelp).
+func (c *command) parse(args []string, stdout io.Writer) error {
+	if err := c.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			c.help(stdout)
+			return errHelp
+		}
+		return usagef("%s (see ttconsole %s --help)", flagDashes.Replace(err.Error()), c.Name())
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	if c.NArg() > 0 {
+		return usagef("unexpected argument %q (see ttconsole %s --help)", c.Arg(0), c.Name())
 	}
-	return cfg.finish()
+	return nil
+}
+
+// help prints the synopsis and every flag, with its environment variable
+// and default where it has them.
+func (c *command) help(w io.Writer) {
+	fmt.Fprintf(w, "%s\n\nFlags:\n", c.synopsis)
+	c.VisitAll(func(f *flag.Flag) {
+		kind, text := flag.UnquoteUsage(f)
+		fmt.Fprintf(w, "  --%s %s\n      %s", f.Name, kind, text)
+		if f.DefValue != "" && f.DefValue != "0" {
+			fmt.Fprintf(w, " (default %s)", f.DefValue)
+		}
+		fmt.Fprintln(w)
+	})
+}
+
+// required answers the first of the named flags left empty.
+func (c *command) required(names ...string) error {
+	for _, n := range names {
+		if strings.TrimSpace(c.Lookup(n).Value.String()) == "" {
+			return usagef("--%s is required (see ttconsole %s --help)", n, c.Name())
+		}
+	}
+	return nil
 }
 
 func newLogger(format string, w io.Writer) *slog.Logger {
@@ -108,10 +197,12 @@ func openDB(ctx context.Context, cfg *Config) (*models.DB, error) {
 
 func migrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cfg Config
-	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	configFlags(fs, &cfg)
-	if err := parseFlags(fs, args, &cfg); err != nil {
+	c := newCommand("migrate", "Usage: ttconsole migrate [--db FILE]\n\nApply the pending migrations and exit; serve applies them at start-up too.")
+	configFlags(c.FlagSet, &cfg)
+	if err := c.parse(args, stdout); err != nil {
+		return err
+	}
+	if err := cfg.finish(); err != nil {
 		return err
 	}
 	db, err := models.Open(cfg.DBPath, cfg.DatabaseURL)
@@ -130,10 +221,14 @@ func migrate(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cfg Config
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	serveFlags(fs, &cfg)
-	if err := parseFlags(fs, args, &cfg); err != nil {
+	c := newCommand("serve", "Usage: ttconsole [serve] [flags]\n\n"+
+		"Serve the console and the gateway. --addr :8080 serves on every interface.\n"+
+		"The other settings are environment variables: see README.md.")
+	serveFlags(c.FlagSet, &cfg)
+	if err := c.parse(args, stdout); err != nil {
+		return err
+	}
+	if err := cfg.finish(); err != nil {
 		return err
 	}
 	log := newLogger(cfg.LogFormat, stderr)
@@ -299,11 +394,11 @@ func purgeRequestLog(ctx context.Context, store *models.Store, log *slog.Logger,
 }
 
 func upstreamSim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("upstream-sim", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	addr := fs.String("addr", envOr("TT_SIM_ADDR", ":9000"), "listen address (TT_SIM_ADDR)")
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+	c := newCommand("upstream-sim", "Usage: ttconsole upstream-sim [--addr :9000]\n\n"+
+		"The simulated upstream as its own server: point a gateway at it with UPSTREAM_URL.")
+	addr := c.String("addr", envOr("TT_SIM_ADDR", ":9000"), "listen address (TT_SIM_ADDR)")
+	if err := c.parse(args, stdout); err != nil {
+		return err
 	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {

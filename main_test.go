@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"io/fs"
 	"net/netip"
@@ -35,11 +36,7 @@ func newCLI(t *testing.T) *cli {
 func (c *cli) run(args ...string) (string, string, error) {
 	var stdout, stderr bytes.Buffer
 	if len(args) > 0 && (args[0] == "migrate" || args[0] == "admin") {
-		n := 1
-		if args[0] == "admin" {
-			n = 3
-		}
-		args = append(append(append([]string{}, args[:n]...), "--db", c.path), args[n:]...)
+		args = append(append([]string{}, args...), "--db", c.path)
 	}
 	err := run(context.Background(), args, &stdout, &stderr)
 	return stdout.String(), stderr.String(), err
@@ -140,7 +137,7 @@ func TestAdminKeyCreate(t *testing.T) {
 		want string
 	}{
 		{[]string{"--email", "nobody@example.com", "--name", "x"}, "No user with email"},
-		{[]string{"--email", "ops@example.com"}, "name: Give the key a name"},
+		{[]string{"--email", "ops@example.com"}, "--name is required"},
 		{[]string{"--email", "ops@example.com", "--name", "x", "--ips", "10.0.0.1/8"}, "host bits"},
 		{[]string{"--email", "ops@example.com", "--name", "x", "--models", "gpt-4"}, "not a model in the catalogue"},
 		{[]string{"--email", "ops@example.com", "--name", "x", "--monthly-limit-usd", "-1"}, "cannot be negative"},
@@ -258,5 +255,175 @@ func TestServeRunsTheTestPaymentProviderOnlyWhenNothingRealIsSold(t *testing.T) 
 				t.Errorf("%d TEST MODE lines at start-up, want %d:\n%s", warned, want, stderr)
 			}
 		})
+	}
+}
+
+// runCLI runs the real command line once and returns what it printed.
+func runCLI(args ...string) (stdout, stderr string, err error) {
+	var out, errOut bytes.Buffer
+	err = run(context.Background(), args, &out, &errOut)
+	return out.String(), errOut.String(), err
+}
+
+// TestHelpPrintsUsageAndExitsZero: asking for help is not a mistake: the
+// usage goes to stdout, every verb is listed, and the command succeeds
+// without touching a database.
+func TestHelpPrintsUsageAndExitsZero(t *testing.T) {
+	db := t.TempDir() + "/untouched.db"
+	t.Setenv("TT_DB", db)
+	t.Setenv("DATABASE_URL", "")
+	everyVerb := []string{"serve", "migrate", "upstream-sim", "admin account create", "admin credit", "admin key create", "admin seed", "help"}
+	adminVerbs := []string{"admin account create", "admin credit", "admin key create", "admin seed"}
+	cases := []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--help"}, everyVerb},
+		{[]string{"-h"}, everyVerb},
+		{[]string{"help"}, everyVerb},
+		{[]string{"admin", "--help"}, adminVerbs},
+		{[]string{"admin", "-h"}, adminVerbs},
+		{[]string{"admin", "help"}, adminVerbs},
+		{[]string{"serve", "--help"}, []string{"--addr", "127.0.0.1:8080", "--db", "--hold-ttl", "--stream-max", "--body-timeout", "--retention-days", "--upstream-timeout", "--task-ttl"}},
+		{[]string{"migrate", "--help"}, []string{"--db"}},
+		{[]string{"upstream-sim", "--help"}, []string{"--addr"}},
+		{[]string{"admin", "account", "create", "--help"}, []string{"--email", "--password", "--credit-usd", "--db"}},
+		{[]string{"admin", "account", "create", "-h"}, []string{"--email", "--password", "--credit-usd"}},
+		{[]string{"admin", "credit", "--help"}, []string{"--email", "--usd", "--memo"}},
+		{[]string{"admin", "key", "create", "--help"}, []string{"--email", "--name", "--models", "--ips", "--monthly-limit-usd", "--rpm"}},
+		{[]string{"admin", "seed", "--help"}, []string{"--email", "--requests", "--days"}},
+	}
+	for _, tc := range cases {
+		out, errOut, err := runCLI(tc.args...)
+		if err != nil {
+			t.Errorf("%v: %v (stderr %q), want success", tc.args, err, errOut)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%v: stdout does not mention %q:\n%s", tc.args, w, out)
+			}
+		}
+	}
+	if _, err := os.Stat(db); err == nil {
+		t.Errorf("asking for help created the database %s", db)
+	}
+}
+
+// TestAdminErrorsSpeakCLI: a mistake on the command line is told in the
+// command line's words, the flag named as it is typed, never a web form's
+// sentence, and changes nothing.
+func TestAdminErrorsSpeakCLI(t *testing.T) {
+	c := newCLI(t)
+	if _, _, err := c.run("admin", "account", "create", "--email", "ops@example.com", "--password", "operator password"); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"admin", "account", "create"}, []string{"--email is required"}},
+		{[]string{"admin", "account", "create", "--password", "operator password"}, []string{"--email is required"}},
+		{[]string{"admin", "account", "create", "--email", "new@example.com"}, []string{"--password is required"}},
+		{[]string{"admin", "account", "create", "--email", "bad", "--password", "short"},
+			[]string{"--email: Enter a valid email address", "--password: Use at least 10 characters."}},
+		{[]string{"admin", "account", "create", "--email", "new@example.com", "--password", "operator password", "--credit-usd", "0"},
+			[]string{"--credit-usd must be"}},
+		{[]string{"admin", "account", "create", "--email", "new@example.com", "--password", "operator password", "--credit-usd", "-5"},
+			[]string{"--credit-usd must be"}},
+		{[]string{"admin", "account", "create", "--email", "new@example.com", "--password", "operator password", "--credit-usd", "five"},
+			[]string{"--credit-usd must be"}},
+		{[]string{"admin", "credit", "--usd", "5", "--memo", "x"}, []string{"--email is required"}},
+		{[]string{"admin", "key", "create", "--name", "x"}, []string{"--email is required"}},
+		{[]string{"admin", "key", "create", "--email", "ops@example.com"}, []string{"--name is required"}},
+		{[]string{"admin", "key", "create", "--email", "ops@example.com", "--name", "x", "--ips", "10.0.0.1/8"}, []string{"--ips: ", "host bits"}},
+		{[]string{"admin", "key", "create", "--email", "ops@example.com", "--name", "x", "--models", "gpt-4"}, []string{"--models: ", "not a model in the catalogue"}},
+		{[]string{"admin", "key", "create", "--email", "ops@example.com", "--name", "x", "--monthly-limit-usd", "-1"}, []string{"--monthly-limit-usd: ", "cannot be negative"}},
+		{[]string{"admin", "key", "create", "--email", "ops@example.com", "--name", "x", "--rpm", "0"}, []string{"--rpm: Enter a whole number"}},
+		{[]string{"admin", "seed"}, []string{"--email is required"}},
+		{[]string{"admin", "key", "create", "--email", "ops@example.com", "--name", "x", "--colour", "red"}, []string{"--colour", "admin key create --help"}},
+	}
+	for _, tc := range cases {
+		out, errOut, err := c.run(tc.args...)
+		if err == nil {
+			t.Errorf("%v: succeeded (stdout %q)", tc.args, out)
+			continue
+		}
+		msg := err.Error()
+		for _, w := range tc.want {
+			if !strings.Contains(msg, w) {
+				t.Errorf("%v: %q does not say %q", tc.args, msg, w)
+			}
+		}
+		for _, web := range []string{"highlighted", "Please correct", "usage error"} {
+			if strings.Contains(msg, web) || strings.Contains(errOut, web) {
+				t.Errorf("%v: %q (stderr %q) speaks of %q", tc.args, msg, errOut, web)
+			}
+		}
+		if out != "" {
+			t.Errorf("%v: printed %q on stdout", tc.args, out)
+		}
+	}
+
+	// A duplicate email is one sentence, not a form's two.
+	_, _, err := c.run("admin", "account", "create", "--email", "ops@example.com", "--password", "operator password")
+	if err == nil || err.Error() != "An account with the email ops@example.com already exists." {
+		t.Errorf("duplicate email: %v", err)
+	}
+
+	// Nothing above made an account or a key.
+	if _, err := c.store().UserByEmail(context.Background(), "new@example.com"); models.ErrorCode(err) != models.ENOTFOUND {
+		t.Errorf("a refused create left an account behind: %v", err)
+	}
+	u, _ := c.store().UserByEmail(context.Background(), "ops@example.com")
+	if keys, _ := c.store().APIKeysOf(context.Background(), u.AccountID); len(keys) != 0 {
+		t.Errorf("refused key creates left %d keys", len(keys))
+	}
+}
+
+// TestAdminAccountCreateWithCredit: --credit-usd opens the wallet with a
+// balance, one ledger entry an operator can see.
+func TestAdminAccountCreateWithCredit(t *testing.T) {
+	c := newCLI(t)
+	out, _, err := c.run("admin", "account", "create", "--email", "ops@example.com", "--password", "operator password", "--credit-usd", "12.50")
+	if err != nil || !strings.HasPrefix(out, "acct_") || !strings.Contains(out, "$12.50") {
+		t.Fatalf("account create --credit-usd: %v %q", err, out)
+	}
+	ctx := context.Background()
+	u, err := c.store().UserByEmail(ctx, "ops@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.store().WalletOf(ctx, u.AccountID)
+	if err != nil || w.BalanceMicros != 12_500_000 {
+		t.Fatalf("wallet %+v %v, want a balance of $12.50", w, err)
+	}
+	entries, err := c.store().LedgerPage(ctx, u.AccountID, "", 10)
+	if err != nil || len(entries) != 1 || entries[0].AmountMicros != 12_500_000 {
+		t.Fatalf("ledger %+v %v, want one entry of $12.50", entries, err)
+	}
+	if err := c.store().LedgerInvariant(ctx, u.AccountID); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestServeListensOnLoopbackByDefault: an open sign-up page on every
+// interface of a laptop is a surprise; all interfaces are one flag away.
+func TestServeListensOnLoopbackByDefault(t *testing.T) {
+	t.Setenv("TT_ADDR", "")
+	var cfg Config
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	serveFlags(fs, &cfg)
+	if err := fs.Parse(nil); err != nil || cfg.Addr != "127.0.0.1:8080" {
+		t.Fatalf("default listen address %q (%v), want 127.0.0.1:8080", cfg.Addr, err)
+	}
+	if err := fs.Parse([]string{"--addr", ":8080"}); err != nil || cfg.Addr != ":8080" {
+		t.Fatalf("--addr :8080 gave %q (%v)", cfg.Addr, err)
+	}
+	t.Setenv("TT_ADDR", "0.0.0.0:9999")
+	fs = flag.NewFlagSet("serve", flag.ContinueOnError)
+	serveFlags(fs, &cfg)
+	if err := fs.Parse(nil); err != nil || cfg.Addr != "0.0.0.0:9999" {
+		t.Fatalf("TT_ADDR gave %q (%v)", cfg.Addr, err)
 	}
 }
