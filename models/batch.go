@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/jackc/pgx/v5/stdlib"
 )
 
 // maxBatch bounds how many writes share one SQLite transaction.
@@ -331,8 +333,14 @@ func (b *batcher) onWriter(fn func(groupConn)) error {
 	}
 	defer conn.Close()
 	if b.pg {
-		fn(&pgConn{conn: conn})
-		return nil
+		return conn.Raw(func(dc any) error {
+			sc, ok := dc.(*stdlib.Conn)
+			if !ok {
+				return fmt.Errorf("write path: %T is not a pgx connection", dc)
+			}
+			fn(&pgConn{conn: sc.Conn()})
+			return nil
+		})
 	}
 	return conn.Raw(func(dc any) error {
 		if b.wc == nil || b.wc.dc != dc {
@@ -375,30 +383,6 @@ func (b *batcher) close() {
 type groupConn interface {
 	tx() (*wtx, error)
 	end(commit bool) error
-}
-
-// pgConn runs a group's transaction on a PostgreSQL connection. pgx keeps
-// each statement prepared on the connection, so a statement is one round
-// trip.
-type pgConn struct {
-	conn *sql.Conn
-	t    *sql.Tx
-}
-
-func (c *pgConn) tx() (*wtx, error) {
-	t, err := c.conn.BeginTx(context.Background(), nil)
-	if err != nil {
-		return nil, err
-	}
-	c.t = t
-	return &wtx{ctx: context.Background(), tx: t, pg: true}, nil
-}
-
-func (c *pgConn) end(commit bool) error {
-	if commit {
-		return c.t.Commit()
-	}
-	return c.t.Rollback()
 }
 
 // failAll gives every write of a group the same error.

@@ -248,7 +248,7 @@ func settleHolds(w *wtx, ops []*batchOp) error {
 	for _, km := range slices.SortedFunc(maps.Keys(byKey), func(x, y keyMonth) int {
 		return cmp.Or(cmp.Compare(x.key, y.key), cmp.Compare(x.month, y.month))
 	}) {
-		if _, err := w.exec(qSettleKeyMonth, byKey[km].held, byKey[km].spent, km.key, km.month); err != nil {
+		if err := w.later(qSettleKeyMonth, byKey[km].held, byKey[km].spent, km.key, km.month); err != nil {
 			return err
 		}
 	}
@@ -268,7 +268,7 @@ func settleHolds(w *wtx, ops []*batchOp) error {
 	}
 	for _, sw := range charged {
 		balance[sw.h.AccountID] -= sw.cost
-		_, err := w.exec(qInsertChargeAt, NewID("led"), sw.h.AccountID, LedgerCharge, -sw.cost, balance[sw.h.AccountID],
+		err := w.later(qInsertChargeAt, NewID("led"), sw.h.AccountID, LedgerCharge, -sw.cost, balance[sw.h.AccountID],
 			sw.h.RequestID, "API call "+sw.h.RequestID, sw.now)
 		if err != nil {
 			return err

@@ -256,7 +256,7 @@ func insertHeld(w *wtx, r *Request) error {
 		r.CompletionTokens != 0 || r.ChargedMicros != 0 || r.OutcomeDetail != "" || r.CompletedAt != nil {
 		return insertRequest(w, r) // more than a fresh call's row: write it all
 	}
-	_, err := w.exec(qInsertHeld, logSeq(r.ID), r.ID, r.AccountID, r.KeyID, r.Method, r.Path, r.Model, r.Status, r.ClientIP,
+	err := w.later(qInsertHeld, logSeq(r.ID), r.ID, r.AccountID, r.KeyID, r.Method, r.Path, r.Model, r.Status, r.ClientIP,
 		r.Stream, r.HoldMicros, r.RatelimitLimit, r.RatelimitRemaining, r.RatelimitReset, r.RetryAfter,
 		r.CreatedAt, r.HeldAt, r.HoldExpiresAt)
 	return err
@@ -272,7 +272,7 @@ func logSeq(id string) any {
 }
 
 func insertRequest(w *wtx, r *Request) error {
-	_, err := w.exec(qInsertRequest, logSeq(r.ID), r.ID, r.AccountID, r.KeyID, r.Method, r.Path, r.Model, r.Status, r.ErrorType,
+	err := w.later(qInsertRequest, logSeq(r.ID), r.ID, r.AccountID, r.KeyID, r.Method, r.Path, r.Model, r.Status, r.ErrorType,
 		r.ErrorMessage, r.ErrorBody, r.ClientIP, r.Stream, r.LatencyMS, r.PromptTokens, r.CompletionTokens,
 		r.HoldMicros, r.ChargedMicros, r.BillingOutcome, r.OutcomeDetail, r.RatelimitLimit, r.RatelimitRemaining,
 		r.RatelimitReset, r.RetryAfter, r.CreatedAt, r.CompletedAt, r.HoldStatus, r.HeldAt, r.HoldExpiresAt)
@@ -412,16 +412,16 @@ func endHold(w *wtx, h *Hold, status string, cost int64, now time.Time) (bool, e
 func settleHold(w *wtx, h *Hold, status string, cost int64, now time.Time) error {
 	// Rows are locked in the same order as StartCall (key usage, then
 	// wallet), so concurrent calls on PostgreSQL cannot deadlock.
-	if _, err := w.exec(qSettleKeyMonth, h.AmountMicros, cost, h.KeyID, h.Month); err != nil {
+	if err := w.later(qSettleKeyMonth, h.AmountMicros, cost, h.KeyID, h.Month); err != nil {
 		return err
 	}
-	if _, err := w.exec(qSettleWallet, h.AmountMicros, cost, now, h.AccountID); err != nil {
+	if err := w.later(qSettleWallet, h.AmountMicros, cost, now, h.AccountID); err != nil {
 		return err
 	}
 	if status != HoldCaptured || cost == 0 {
 		return nil
 	}
-	_, err := w.exec(qInsertCharge, NewID("led"), LedgerCharge, -cost, h.RequestID, "API call "+h.RequestID, now, h.AccountID)
+	err := w.later(qInsertCharge, NewID("led"), LedgerCharge, -cost, h.RequestID, "API call "+h.RequestID, now, h.AccountID)
 	return err
 }
 

@@ -82,6 +82,7 @@ func (s *Store) prepare() {
 type wtx struct {
 	ctx   context.Context
 	own   *writerConn
+	pgx   *pgConn // PostgreSQL's group commit
 	tx    *sql.Tx
 	stmts []*sql.Stmt // prepared statements, SQLite only
 	pg    bool
@@ -115,6 +116,9 @@ func (w *wtx) exec(q *query, args ...any) (int64, error) {
 	if w.own != nil {
 		return w.own.exec(q, args)
 	}
+	if w.pgx != nil {
+		return w.pgx.exec(q, args)
+	}
 	if w.pg {
 		args = args[q.pgSkip:]
 	}
@@ -131,10 +135,25 @@ func (w *wtx) exec(q *query, args ...any) (int64, error) {
 	return res.RowsAffected()
 }
 
+// later runs q, whose result the caller does not need: on PostgreSQL it
+// is sent with the next statement that needs an answer, or the commit,
+// and its error fails the write then.
+func (w *wtx) later(q *query, args ...any) error {
+	if w.pgx != nil {
+		w.pgx.later(q, args)
+		return nil
+	}
+	_, err := w.exec(q, args...)
+	return err
+}
+
 // queryInt runs q for the integer its one row holds.
 func (w *wtx) queryInt(q *query, args ...any) (int64, error) {
 	if w.own != nil {
 		return w.own.queryInt(q, args)
+	}
+	if w.pgx != nil {
+		return w.pgx.queryInt(q, args)
 	}
 	var row *sql.Row
 	if st := w.stmt(q); st != nil {
