@@ -58,6 +58,14 @@ func creditTx(tx *gorm.DB, accountID string, amount int64, kind, memo string, re
 	if len(memo) > MaxMemoLen {
 		return nil, &Error{Code: EINVALID, Message: "The memo is too long.", Fields: map[string]string{"memo": "Use at most 500 characters."}}
 	}
+	if tx.Dialector.Name() == "postgres" {
+		// A credit is money received: its commit waits for the disk even
+		// where the database runs with synchronous_commit = off, so a
+		// payment the provider was told we took is never lost.
+		if err := tx.Exec("SET LOCAL synchronous_commit TO ON").Error; err != nil {
+			return nil, err
+		}
+	}
 	now := time.Now().UTC()
 	var balance int64
 	res := tx.Raw(`UPDATE wallets SET balance_micros = balance_micros + ?, updated_at = ?
