@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"ttconsole/handlers"
 )
 
 // Config is everything the product reads from flags and the environment,
@@ -67,15 +69,15 @@ func serveFlags(fs *flag.FlagSet, cfg *Config) {
 	cfg.UpstreamURL = os.Getenv("UPSTREAM_URL")
 	cfg.RedisURL = os.Getenv("REDIS_URL")
 	cfg.Payments = strings.TrimSpace(os.Getenv("TT_PAYMENTS"))
-	fs.DurationVar(&cfg.UpstreamTimeout, "upstream-timeout", envDuration("TT_UPSTREAM_TIMEOUT", time.Minute),
+	fs.DurationVar(&cfg.UpstreamTimeout, "upstream-timeout", envDuration("TT_UPSTREAM_TIMEOUT", handlers.DefaultUpstreamTimeout),
 		"how long to wait for the upstream's answer (TT_UPSTREAM_TIMEOUT)")
-	fs.DurationVar(&cfg.HoldTTL, "hold-ttl", envDuration("TT_HOLD_TTL", 10*time.Minute),
+	fs.DurationVar(&cfg.HoldTTL, "hold-ttl", envDuration("TT_HOLD_TTL", handlers.DefaultHoldTTL),
 		"release holds of calls still running after this long (TT_HOLD_TTL)")
-	fs.DurationVar(&cfg.TaskTTL, "task-ttl", envDuration("TT_TASK_TTL", 10*time.Minute),
+	fs.DurationVar(&cfg.TaskTTL, "task-ttl", envDuration("TT_TASK_TTL", handlers.DefaultTaskTTL),
 		"expire async tasks still running after this long, not charged (TT_TASK_TTL)")
-	fs.DurationVar(&cfg.StreamMax, "stream-max", envDuration("TT_STREAM_MAX", 30*time.Minute),
+	fs.DurationVar(&cfg.StreamMax, "stream-max", envDuration("TT_STREAM_MAX", handlers.DefaultStreamMax),
 		"stop a stream that runs longer than this, charged for the tokens delivered (TT_STREAM_MAX)")
-	fs.DurationVar(&cfg.BodyTimeout, "body-timeout", envDuration("TT_BODY_TIMEOUT", 30*time.Second),
+	fs.DurationVar(&cfg.BodyTimeout, "body-timeout", envDuration("TT_BODY_TIMEOUT", handlers.DefaultBodyTimeout),
 		"the time a client has to send a whole request body (TT_BODY_TIMEOUT)")
 	fs.IntVar(&cfg.RetentionDays, "retention-days", envInt("TT_RETENTION_DAYS", 0),
 		"delete request log rows older than this many days; 0 keeps them forever (TT_RETENTION_DAYS)")

@@ -25,28 +25,19 @@ func (a *App) init() error {
 		return err
 	}
 	if a.Upstream == nil {
-		a.Upstream = upstream.NewInProcess(upstream.NewSimulator(), time.Minute)
+		a.Upstream = upstream.NewInProcess(upstream.NewSimulator(), DefaultUpstreamTimeout)
 	}
-	if a.UpstreamTimeout == 0 {
-		a.UpstreamTimeout = time.Minute
-	}
-	if a.HoldTTL == 0 {
-		a.HoldTTL = 10 * time.Minute
-	}
-	if a.TaskTTL == 0 {
-		a.TaskTTL = 10 * time.Minute
-	}
-	if a.TaskPoll == 0 {
-		a.TaskPoll = 500 * time.Millisecond
-	}
-	if a.StreamMax == 0 {
-		a.StreamMax = 30 * time.Minute
-	}
-	if a.StreamWriteTimeout == 0 {
-		a.StreamWriteTimeout = time.Minute
-	}
-	if a.BodyTimeout == 0 {
-		a.BodyTimeout = 30 * time.Second
+	for _, d := range []struct {
+		field *time.Duration
+		def   time.Duration
+	}{
+		{&a.UpstreamTimeout, DefaultUpstreamTimeout}, {&a.HoldTTL, DefaultHoldTTL}, {&a.TaskTTL, DefaultTaskTTL},
+		{&a.TaskPoll, DefaultTaskPoll}, {&a.StreamMax, DefaultStreamMax}, {&a.StreamWriteTimeout, DefaultStreamWriteTimeout},
+		{&a.BodyTimeout, DefaultBodyTimeout}, {&a.RedisProbe, DefaultRedisProbe},
+	} {
+		if *d.field == 0 {
+			*d.field = d.def
+		}
 	}
 	a.background, a.stopBackground = context.WithCancel(context.Background())
 	a.live.calls = make(map[string]*liveCall)
@@ -61,9 +52,6 @@ func (a *App) init() error {
 	}
 	a.metrics = newMetrics(a.Registry)
 	registerHashMetrics(a.Registry, a.Store)
-	if a.RedisProbe == 0 {
-		a.RedisProbe = 5 * time.Second
-	}
 	if a.keyLimits, err = newKeyLimits(a.RateLimitRedis, a.RedisProbe, a.Log, a.Registry); err != nil {
 		return err
 	}
