@@ -34,9 +34,8 @@ func (a *App) countCall(c echo.Context, gc *call, quantity int) error {
 		return nil
 	}
 	gc.row.RetryAfter = &retry
-	return &APIError{Status: http.StatusTooManyRequests, Type: "rate_limited",
-		Message: fmt.Sprintf("The API key %q is limited to %d requests per minute. Retry after %d s; raise the key's rate limit in the console if you need more.",
-			gc.key.Name, rpm, retry)}
+	return apiError(TypeRateLimited, fmt.Sprintf("The API key %q is limited to %d requests per minute. Retry after %d s; raise the key's rate limit in the console if you need more.",
+		gc.key.Name, rpm, retry))
 }
 
 // setLimitHeaders sets the X-RateLimit-* headers of a count against a limit

@@ -53,9 +53,8 @@ func (a *App) unidentified(c echo.Context, status int, err error) error {
 		case res.limited:
 			_, _, retry := setLimitHeaders(c.Response().Header(), authFailuresPerMinute, res)
 			status = http.StatusTooManyRequests
-			err = &APIError{Status: status, Type: "rate_limited",
-				Message: fmt.Sprintf("Too many calls without a valid API key from %s (%d a minute). Retry after %d s, with the whole key in the Authorization header: 'Bearer sk-tt-…'.",
-					bucket, authFailuresPerMinute, retry)}
+			err = apiError(TypeRateLimited, fmt.Sprintf("Too many calls without a valid API key from %s (%d a minute). Retry after %d s, with the whole key in the Authorization header: 'Bearer sk-tt-…'.",
+				bucket, authFailuresPerMinute, retry))
 		}
 	}
 	a.authFailures.calls.WithLabelValues(strconv.Itoa(status)).Inc()
