@@ -21,6 +21,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"ttconsole/handlers"
+	"ttconsole/internal/ratelimit"
 	"ttconsole/models"
 	"ttconsole/upstream"
 )
@@ -265,7 +266,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// Rate limits: shared by every instance through Redis when configured.
 	switch {
 	case cfg.RedisURL != "":
-		rdb, err := handlers.NewRateLimitRedis(cfg.RedisURL)
+		rdb, err := ratelimit.NewRedis(cfg.RedisURL)
 		if err != nil {
 			return err
 		}

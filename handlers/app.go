@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"ttconsole/internal/ratelimit"
 	"ttconsole/models"
 	"ttconsole/upstream"
 )
@@ -84,7 +85,7 @@ type App struct {
 	ipFromXFF    echo.IPExtractor // built once from Config.TrustedProxies
 	ipFromRealIP echo.IPExtractor
 	forms        *formLimits // throttles of the password forms
-	keyLimits    *keyLimits
+	keyLimits    *ratelimit.Limiter
 	live         liveCalls // calls whose holds this instance keeps alive
 	authFailures *authFailures
 

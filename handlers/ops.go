@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"ttconsole/internal/ratelimit"
 	"ttconsole/models"
 	"ttconsole/upstream"
 )
@@ -52,10 +53,10 @@ func (a *App) init() error {
 	}
 	a.metrics = newMetrics(a.Registry)
 	registerHashMetrics(a.Registry, a.Store)
-	if a.keyLimits, err = newKeyLimits(a.RateLimitRedis, a.RedisProbe, a.Log, a.Registry); err != nil {
+	if a.keyLimits, err = ratelimit.New(a.RateLimitRedis, a.RedisProbe, a.Log, a.Registry); err != nil {
 		return err
 	}
-	a.keyLimits.start(a.background)
+	a.keyLimits.Start(a.background)
 	a.authFailures = newAuthFailures(a.keyLimits, a.Registry)
 	return nil
 }
@@ -70,7 +71,7 @@ func (a *App) healthz(c echo.Context) error {
 func (a *App) readyz(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 	defer cancel()
-	limits, detail := a.keyLimits.state()
+	limits, detail := a.keyLimits.State()
 	out := map[string]string{"status": "ok", "database": "ok", "rate_limits": limits, "rate_limits_detail": detail}
 	if err := a.Store.DB().Ping(ctx); err != nil {
 		a.Log.Warn("readyz: database unreachable", "request_id", RequestID(c), "err", err.Error())

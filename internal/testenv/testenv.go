@@ -26,6 +26,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"ttconsole/handlers"
+	"ttconsole/internal/ratelimit"
 	"ttconsole/models"
 )
 
@@ -140,7 +141,7 @@ func NewServerOn(t testing.TB, db *models.DB, opts ...Options) *Server {
 	}
 	app.Payments = o.Payments
 	if o.RedisURL != "" {
-		rdb, err := handlers.NewRateLimitRedis(o.RedisURL)
+		rdb, err := ratelimit.NewRedis(o.RedisURL)
 		if err != nil {
 			t.Fatal(err)
 		}
