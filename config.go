@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"ttconsole/handlers"
+	"ttconsole/internal/payments"
 )
 
 // Config is everything the product reads from flags and the environment,
@@ -42,17 +43,11 @@ type Config struct {
 	// its webhook, or signs the test provider's events when Stripe is off.
 	StripeSecretKey      string
 	StripeWebhookSecrets []string
-	// Payments is who takes recharges: PaymentsStripe, or PaymentsTest,
-	// the built-in provider whose recharges are free. TT_PAYMENTS asks for
-	// one; see choosePayments for the default.
+	// Payments is who takes recharges: payments.ProviderStripe, or
+	// payments.ProviderTest, the built-in provider whose recharges are
+	// free. TT_PAYMENTS asks for one; see choosePayments for the default.
 	Payments string
 }
-
-// Payment providers, as TT_PAYMENTS names them.
-const (
-	PaymentsStripe = "stripe"
-	PaymentsTest   = "test"
-)
 
 // configFlags registers the flags shared by every subcommand that opens the
 // database, with defaults taken from the environment.
@@ -174,19 +169,19 @@ func (cfg *Config) choosePayments() error {
 	case "":
 		switch {
 		case cfg.StripeSecretKey != "":
-			cfg.Payments = PaymentsStripe
+			cfg.Payments = payments.ProviderStripe
 		case cfg.UpstreamURL == "":
-			cfg.Payments = PaymentsTest
+			cfg.Payments = payments.ProviderTest
 		default:
 			return fmt.Errorf("UPSTREAM_URL is set but STRIPE_SECRET_KEY is not: recharges would go through the test payment provider, " +
 				"which credits any amount for free, and be spent on the real upstream. Set STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET " +
 				"to take real payments, or TT_PAYMENTS=test to run the test provider on purpose")
 		}
-	case PaymentsStripe:
+	case payments.ProviderStripe:
 		if cfg.StripeSecretKey == "" {
 			return fmt.Errorf("TT_PAYMENTS=stripe needs STRIPE_SECRET_KEY (and STRIPE_WEBHOOK_SECRET)")
 		}
-	case PaymentsTest:
+	case payments.ProviderTest:
 		if cfg.StripeSecretKey != "" {
 			return fmt.Errorf("TT_PAYMENTS=test and STRIPE_SECRET_KEY are both set: unset STRIPE_SECRET_KEY to run the test provider, or TT_PAYMENTS to take payments through Stripe")
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"ttconsole/handlers"
+	"ttconsole/internal/payments"
 	"ttconsole/internal/ratelimit"
 	"ttconsole/models"
 	"ttconsole/upstream"
@@ -282,8 +283,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// Billing and payments: Stripe, or the test provider (nil), as
 	// cfg.choosePayments decided.
 	app.Config.StripeWebhookSecrets = cfg.StripeWebhookSecrets
-	if cfg.Payments == PaymentsStripe {
-		app.Payments = handlers.NewStripeProvider(cfg.StripeSecretKey)
+	if cfg.Payments == payments.ProviderStripe {
+		app.Payments = payments.NewStripeProvider(cfg.StripeSecretKey)
 	} else {
 		log.Warn("TEST MODE: recharges are free: the test payment provider credits any amount and no card is charged. " +
 			"Set STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET to take real payments.")

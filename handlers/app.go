@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"ttconsole/internal/payments"
 	"ttconsole/internal/ratelimit"
 	"ttconsole/models"
 	"ttconsole/upstream"
@@ -56,7 +57,7 @@ type App struct {
 	Registry *prometheus.Registry
 	// Payments is the billing provider for recharges (Stripe); nil means
 	// the test provider, which keeps its state in the database.
-	Payments PaymentProvider
+	Payments payments.Provider
 
 	// The gateway's upstream model server, and how long calls may take.
 	// Each duration left zero takes its Default below.

@@ -16,6 +16,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/stripe/stripe-go/v82"
 
+	"ttconsole/internal/payments"
 	"ttconsole/models"
 )
 
@@ -168,7 +169,7 @@ func (a *App) receiveStripeEvent(ctx context.Context, payload []byte, sigHeader 
 	if err := json.Unmarshal(payload, &ev); err != nil || ev.ID == "" || ev.Type == "" {
 		return nil, apiError(TypeInvalidRequest, "The body is not a Stripe event.")
 	}
-	pe := models.PaymentEvent{ID: ev.ID, Provider: ProviderStripe, Type: string(ev.Type)}
+	pe := models.PaymentEvent{ID: ev.ID, Provider: payments.ProviderStripe, Type: string(ev.Type)}
 	if strings.HasPrefix(pe.Type, "checkout.session.") && ev.Data != nil {
 		var cs stripe.CheckoutSession
 		if err := json.Unmarshal(ev.Data.Raw, &cs); err != nil {
@@ -180,7 +181,7 @@ func (a *App) receiveStripeEvent(ctx context.Context, payload []byte, sigHeader 
 			// The test provider's events carry the test provider's name,
 			// so they only ever match its payments.
 			if _, err := a.Store.TestCheckout(ctx, cs.ID); err == nil {
-				pe.Provider = ProviderTest
+				pe.Provider = payments.ProviderTest
 			}
 		}
 	}

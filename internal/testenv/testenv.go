@@ -26,6 +26,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"ttconsole/handlers"
+	"ttconsole/internal/payments"
 	"ttconsole/internal/ratelimit"
 	"ttconsole/models"
 )
@@ -104,7 +105,7 @@ type Options struct {
 	Config handlers.Config
 
 	// Payments replaces the billing provider; nil is the test provider.
-	Payments handlers.PaymentProvider
+	Payments payments.Provider
 
 	// Adjust changes the app before it starts (timeouts, TTLs, upstream).
 	Adjust func(*handlers.App)
