@@ -202,7 +202,7 @@ func adminKeyCreate(ctx context.Context, args []string, stdout, stderr io.Writer
 	modelList := c.String("models", "", "comma-separated model ids the key may call (default: all models)")
 	ips := c.String("ips", "", "comma-separated source IPs and CIDRs allowed (default: any)")
 	limit := c.String("monthly-limit-usd", "", "monthly limit in USD (default: none)")
-	rpm := c.String("rpm", "", "requests per minute (default 60; may exceed the account's maximum)")
+	rpm := c.String("rpm", "", fmt.Sprintf("requests per minute (default %d; may exceed the account's maximum)", models.DefaultKeyRPM))
 	store, done, err := adminStore(ctx, c, args, stdout, "email", "name")
 	if err != nil {
 		return err

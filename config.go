@@ -10,6 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"ttconsole/handlers"
+	"ttconsole/internal/payments"
 )
 
 // Config is everything the product reads from flags and the environment,
@@ -40,17 +43,11 @@ type Config struct {
 	// its webhook, or signs the test provider's events when Stripe is off.
 	StripeSecretKey      string
 	StripeWebhookSecrets []string
-	// Payments is who takes recharges: PaymentsStripe, or PaymentsTest,
-	// the built-in provider whose recharges are free. TT_PAYMENTS asks for
-	// one; see choosePayments for the default.
+	// Payments is who takes recharges: payments.ProviderStripe, or
+	// payments.ProviderTest, the built-in provider whose recharges are
+	// free. TT_PAYMENTS asks for one; see choosePayments for the default.
 	Payments string
 }
-
-// Payment providers, as TT_PAYMENTS names them.
-const (
-	PaymentsStripe = "stripe"
-	PaymentsTest   = "test"
-)
 
 // configFlags registers the flags shared by every subcommand that opens the
 // database, with defaults taken from the environment.
@@ -67,15 +64,15 @@ func serveFlags(fs *flag.FlagSet, cfg *Config) {
 	cfg.UpstreamURL = os.Getenv("UPSTREAM_URL")
 	cfg.RedisURL = os.Getenv("REDIS_URL")
 	cfg.Payments = strings.TrimSpace(os.Getenv("TT_PAYMENTS"))
-	fs.DurationVar(&cfg.UpstreamTimeout, "upstream-timeout", envDuration("TT_UPSTREAM_TIMEOUT", time.Minute),
+	fs.DurationVar(&cfg.UpstreamTimeout, "upstream-timeout", envDuration("TT_UPSTREAM_TIMEOUT", handlers.DefaultUpstreamTimeout),
 		"how long to wait for the upstream's answer (TT_UPSTREAM_TIMEOUT)")
-	fs.DurationVar(&cfg.HoldTTL, "hold-ttl", envDuration("TT_HOLD_TTL", 10*time.Minute),
+	fs.DurationVar(&cfg.HoldTTL, "hold-ttl", envDuration("TT_HOLD_TTL", handlers.DefaultHoldTTL),
 		"release holds of calls still running after this long (TT_HOLD_TTL)")
-	fs.DurationVar(&cfg.TaskTTL, "task-ttl", envDuration("TT_TASK_TTL", 10*time.Minute),
+	fs.DurationVar(&cfg.TaskTTL, "task-ttl", envDuration("TT_TASK_TTL", handlers.DefaultTaskTTL),
 		"expire async tasks still running after this long, not charged (TT_TASK_TTL)")
-	fs.DurationVar(&cfg.StreamMax, "stream-max", envDuration("TT_STREAM_MAX", 30*time.Minute),
+	fs.DurationVar(&cfg.StreamMax, "stream-max", envDuration("TT_STREAM_MAX", handlers.DefaultStreamMax),
 		"stop a stream that runs longer than this, charged for the tokens delivered (TT_STREAM_MAX)")
-	fs.DurationVar(&cfg.BodyTimeout, "body-timeout", envDuration("TT_BODY_TIMEOUT", 30*time.Second),
+	fs.DurationVar(&cfg.BodyTimeout, "body-timeout", envDuration("TT_BODY_TIMEOUT", handlers.DefaultBodyTimeout),
 		"the time a client has to send a whole request body (TT_BODY_TIMEOUT)")
 	fs.IntVar(&cfg.RetentionDays, "retention-days", envInt("TT_RETENTION_DAYS", 0),
 		"delete request log rows older than this many days; 0 keeps them forever (TT_RETENTION_DAYS)")
@@ -172,19 +169,19 @@ func (cfg *Config) choosePayments() error {
 	case "":
 		switch {
 		case cfg.StripeSecretKey != "":
-			cfg.Payments = PaymentsStripe
+			cfg.Payments = payments.ProviderStripe
 		case cfg.UpstreamURL == "":
-			cfg.Payments = PaymentsTest
+			cfg.Payments = payments.ProviderTest
 		default:
 			return fmt.Errorf("UPSTREAM_URL is set but STRIPE_SECRET_KEY is not: recharges would go through the test payment provider, " +
 				"which credits any amount for free, and be spent on the real upstream. Set STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET " +
 				"to take real payments, or TT_PAYMENTS=test to run the test provider on purpose")
 		}
-	case PaymentsStripe:
+	case payments.ProviderStripe:
 		if cfg.StripeSecretKey == "" {
 			return fmt.Errorf("TT_PAYMENTS=stripe needs STRIPE_SECRET_KEY (and STRIPE_WEBHOOK_SECRET)")
 		}
-	case PaymentsTest:
+	case payments.ProviderTest:
 		if cfg.StripeSecretKey != "" {
 			return fmt.Errorf("TT_PAYMENTS=test and STRIPE_SECRET_KEY are both set: unset STRIPE_SECRET_KEY to run the test provider, or TT_PAYMENTS to take payments through Stripe")
 		}

@@ -87,6 +87,11 @@ func (p *product) serve() (*exec.Cmd, string) {
 // TestCrashSafety kills the server with SIGKILL in the middle of a load of
 // calls, streams and tasks, restarts it, and checks that every request id
 // a client received has its row, every hold ended, and the ledger holds.
+//
+// It lives in package main because what it tests is the serve command as
+// deployed: main.go's start-up (reaping what the killed process left open,
+// resuming its tasks) over the writes the process had made. Only a real
+// process can be killed mid-write, so it builds this package's binary.
 func TestCrashSafety(t *testing.T) {
 	path, dbURL := testenv.EmptyDB(t)
 	if path == "" {

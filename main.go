@@ -21,6 +21,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"ttconsole/handlers"
+	"ttconsole/internal/payments"
+	"ttconsole/internal/ratelimit"
 	"ttconsole/models"
 	"ttconsole/upstream"
 )
@@ -265,7 +267,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// Rate limits: shared by every instance through Redis when configured.
 	switch {
 	case cfg.RedisURL != "":
-		rdb, err := handlers.NewRateLimitRedis(cfg.RedisURL)
+		rdb, err := ratelimit.NewRedis(cfg.RedisURL)
 		if err != nil {
 			return err
 		}
@@ -281,8 +283,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// Billing and payments: Stripe, or the test provider (nil), as
 	// cfg.choosePayments decided.
 	app.Config.StripeWebhookSecrets = cfg.StripeWebhookSecrets
-	if cfg.Payments == PaymentsStripe {
-		app.Payments = handlers.NewStripeProvider(cfg.StripeSecretKey)
+	if cfg.Payments == payments.ProviderStripe {
+		app.Payments = payments.NewStripeProvider(cfg.StripeSecretKey)
 	} else {
 		log.Warn("TEST MODE: recharges are free: the test payment provider credits any amount and no card is charged. " +
 			"Set STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET to take real payments.")

@@ -427,3 +427,33 @@ func TestServeListensOnLoopbackByDefault(t *testing.T) {
 		t.Fatalf("TT_ADDR gave %q (%v)", cfg.Addr, err)
 	}
 }
+
+// TestServeDefaultsAreTheAppsOwn: a server started with no flags runs with
+// the same durations as an App whose fields were left zero (the tests'
+// servers), so a default changed in one place cannot leave the other behind.
+func TestServeDefaultsAreTheAppsOwn(t *testing.T) {
+	for _, env := range []string{"TT_UPSTREAM_TIMEOUT", "TT_HOLD_TTL", "TT_TASK_TTL", "TT_STREAM_MAX", "TT_BODY_TIMEOUT"} {
+		t.Setenv(env, "")
+	}
+	var cfg Config
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	serveFlags(fs, &cfg)
+	if err := fs.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	app := testenv.NewServer(t).App
+	for _, d := range []struct {
+		name      string
+		flag, app time.Duration
+	}{
+		{"upstream timeout", cfg.UpstreamTimeout, app.UpstreamTimeout},
+		{"hold TTL", cfg.HoldTTL, app.HoldTTL},
+		{"task TTL", cfg.TaskTTL, app.TaskTTL},
+		{"stream max", cfg.StreamMax, app.StreamMax},
+		{"body timeout", cfg.BodyTimeout, app.BodyTimeout},
+	} {
+		if d.flag != d.app || d.flag == 0 {
+			t.Errorf("%s: serve's default %s, an App's %s", d.name, d.flag, d.app)
+		}
+	}
+}

@@ -65,9 +65,9 @@ func BenchmarkInProcess(b *testing.B) {
 		Store:           store,
 		Log:             slog.New(slog.NewJSONHandler(io.Discard, nil)),
 		Cookies:         sessions.NewCookieStore([]byte("0123456789abcdef0123456789abcdef")),
-		Upstream:        upstream.NewHTTP(sim.url(), time.Minute),
-		UpstreamTimeout: time.Minute,
-		HoldTTL:         10 * time.Minute,
+		Upstream:        upstream.NewHTTP(sim.url(), handlers.DefaultUpstreamTimeout),
+		UpstreamTimeout: handlers.DefaultUpstreamTimeout,
+		HoldTTL:         handlers.DefaultHoldTTL,
 	}
 	e, err := app.NewServer()
 	if err != nil {

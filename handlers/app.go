@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"ttconsole/internal/payments"
+	"ttconsole/internal/ratelimit"
 	"ttconsole/models"
 	"ttconsole/upstream"
 )
@@ -33,6 +35,19 @@ type Config struct {
 	StripeWebhookSecrets []string
 }
 
+// The defaults of App's durations, which a zero field takes. The server's
+// flags (config.go) offer these same values, so each is written only here.
+const (
+	DefaultUpstreamTimeout    = time.Minute
+	DefaultHoldTTL            = 10 * time.Minute
+	DefaultTaskTTL            = 10 * time.Minute
+	DefaultTaskPoll           = 500 * time.Millisecond
+	DefaultStreamMax          = 30 * time.Minute
+	DefaultStreamWriteTimeout = time.Minute
+	DefaultBodyTimeout        = 30 * time.Second
+	DefaultRedisProbe         = 5 * time.Second
+)
+
 // App holds the dependencies of every handler. It is built once in main.go.
 type App struct {
 	Config   Config
@@ -42,27 +57,28 @@ type App struct {
 	Registry *prometheus.Registry
 	// Payments is the billing provider for recharges (Stripe); nil means
 	// the test provider, which keeps its state in the database.
-	Payments PaymentProvider
+	Payments payments.Provider
 
 	// The gateway's upstream model server, and how long calls may take.
+	// Each duration left zero takes its Default below.
 	Upstream        *upstream.Client
 	UpstreamTimeout time.Duration // until the upstream's answer (or first byte of a stream)
 	HoldTTL         time.Duration // a hold left open longer is released by the reaper
 	TaskTTL         time.Duration // a task still running after this expires, not charged
 	TaskPoll        time.Duration // how often running tasks are checked upstream
-	// StreamMax is the longest a stream may run (TT_STREAM_MAX, default
-	// 30m); StreamWriteTimeout cuts a client that reads nothing for that
-	// long (default 60s). Both settle on the tokens delivered.
+	// StreamMax is the longest a stream may run (TT_STREAM_MAX);
+	// StreamWriteTimeout cuts a client that reads nothing for that long.
+	// Both settle on the tokens delivered.
 	StreamMax          time.Duration
 	StreamWriteTimeout time.Duration
-	// BodyTimeout bounds the reading of a whole request body (default 30s),
-	// so a client sending a byte now and then cannot hold a connection.
+	// BodyTimeout bounds the reading of a whole request body, so a client
+	// sending a byte now and then cannot hold a connection.
 	BodyTimeout time.Duration
 
 	// RateLimitRedis, when set, holds every API key's rate limit so that
 	// all instances share it; nil counts in process. While Redis cannot be
 	// reached, calls are counted locally and Redis is pinged every
-	// RedisProbe (default 5s) until it answers again.
+	// RedisProbe until it answers again.
 	RateLimitRedis redis.UniversalClient
 	RedisProbe     time.Duration
 
@@ -70,7 +86,7 @@ type App struct {
 	ipFromXFF    echo.IPExtractor // built once from Config.TrustedProxies
 	ipFromRealIP echo.IPExtractor
 	forms        *formLimits // throttles of the password forms
-	keyLimits    *keyLimits
+	keyLimits    *ratelimit.Limiter
 	live         liveCalls // calls whose holds this instance keeps alive
 	authFailures *authFailures
 

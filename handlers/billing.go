@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"ttconsole/internal/payments"
 	"ttconsole/models"
 	"ttconsole/views"
 )
@@ -82,7 +83,7 @@ func (a *App) billingData(ctx context.Context, acct, cursor string, now time.Tim
 	if err != nil {
 		return d, err
 	}
-	payments, err := a.Store.RecentPayments(ctx, acct, paymentsShown)
+	recent, err := a.Store.RecentPayments(ctx, acct, paymentsShown)
 	if err != nil {
 		return d, err
 	}
@@ -100,7 +101,7 @@ func (a *App) billingData(ctx context.Context, acct, cursor string, now time.Tim
 		d.LowBalanceUSD = plainUSD(*threshold)
 		d.Threshold = models.FormatUSD(*threshold)
 	}
-	d.TestMode = a.provider().Name() == ProviderTest
+	d.TestMode = a.provider().Name() == payments.ProviderTest
 	for _, usd := range []string{"10", "25", "50", "100"} {
 		d.Presets = append(d.Presets, views.Preset{Value: usd, Label: "$" + usd})
 	}
@@ -126,8 +127,8 @@ func (a *App) billingData(ctx context.Context, acct, cursor string, now time.Tim
 		}
 		d.Ledger = append(d.Ledger, row)
 	}
-	for i := range payments {
-		d.Payments = append(d.Payments, paymentView(&payments[i]))
+	for i := range recent {
+		d.Payments = append(d.Payments, paymentView(&recent[i]))
 	}
 	return d, nil
 }
@@ -208,7 +209,7 @@ func (a *App) recharge(c echo.Context) error {
 		return err
 	}
 	base := scheme(c) + "://" + c.Request().Host
-	urls := CheckoutURLs{
+	urls := payments.CheckoutURLs{
 		Success: base + "/billing?payment=" + p.ID + "&checkout=success",
 		Cancel:  base + "/billing?payment=" + p.ID + "&checkout=cancelled",
 	}

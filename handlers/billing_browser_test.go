@@ -1,7 +1,6 @@
 package handlers_test
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -19,20 +18,11 @@ import (
 func TestBrowserRechargeWithTestProvider(t *testing.T) {
 	srv := testenv.NewServer(t)
 	ctx := testenv.Browser(t)
-	bg := context.Background()
-
-	u, err := srv.Store.CreateAccount(bg, "ada@example.com", "correct horse battery")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, secret, err := srv.Store.CreateAPIKey(bg, u.AccountID, models.AdminCLI, models.KeyInput{Name: "ci", RPM: "600"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	acct := testenv.FundedKey(t, srv.Store, "ada@example.com", 0, models.KeyInput{Name: "ci", RPM: "600"})
 	call := func() (int, string) {
 		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/chat/completions",
 			strings.NewReader(`{"model":"tt-chat-small","messages":[{"role":"user","content":"Hello"}]}`))
-		req.Header.Set("Authorization", "Bearer "+secret)
+		req.Header.Set("Authorization", "Bearer "+acct.Secret)
 		req.Header.Set("Content-Type", "application/json")
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -44,11 +34,11 @@ func TestBrowserRechargeWithTestProvider(t *testing.T) {
 		t.Fatalf("call with an empty wallet: %d %s, want 402 billing_shortfall", status, body)
 	}
 
-	err = chromedp.Do(ctx,
+	err := chromedp.Do(ctx,
 		chromedp.Navigate(srv.URL+"/billing"),
 		chromedp.WaitVisible(chromedp.CSS(`#f-email`)),
 		chromedp.SendKeys(chromedp.CSS(`#f-email`), "ada@example.com"),
-		chromedp.SendKeys(chromedp.CSS(`#f-password`), "correct horse battery"),
+		chromedp.SendKeys(chromedp.CSS(`#f-password`), testenv.Password),
 		chromedp.Click(chromedp.CSS(`button[type=submit]`)),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid=billing-balance]`)),
 	)
@@ -92,7 +82,7 @@ func TestBrowserRechargeWithTestProvider(t *testing.T) {
 	if header != "$25.00" {
 		t.Errorf("header balance %q, want $25.00", header)
 	}
-	w, err := srv.Store.WalletOf(bg, u.AccountID)
+	w, err := srv.Store.WalletOf(t.Context(), acct.ID)
 	if err != nil || w.BalanceMicros != 25*models.MicrosPerUSD {
 		t.Fatalf("wallet after recharge: %+v %v", w, err)
 	}
@@ -100,7 +90,7 @@ func TestBrowserRechargeWithTestProvider(t *testing.T) {
 	if status, body := call(); status != http.StatusOK {
 		t.Fatalf("the same call after the recharge: %d %s, want 200", status, body)
 	}
-	if err := srv.Store.LedgerInvariant(bg, u.AccountID); err != nil {
+	if err := srv.Store.LedgerInvariant(t.Context(), acct.ID); err != nil {
 		t.Fatalf("ledger invariant: %v", err)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/stripe/stripe-go/v82"
 
 	"ttconsole/handlers"
+	"ttconsole/internal/payments"
 	"ttconsole/internal/testenv"
 	"ttconsole/models"
 )
@@ -512,7 +513,7 @@ func TestStripeProvider(t *testing.T) {
 	api := httptest.NewServer(fake)
 	t.Cleanup(api.Close)
 	retries := int64(0)
-	prov := handlers.NewStripeProvider("sk_test_fake", stripe.WithBackends(stripe.NewBackendsWithConfig(&stripe.BackendConfig{
+	prov := payments.NewStripeProvider("sk_test_fake", stripe.WithBackends(stripe.NewBackendsWithConfig(&stripe.BackendConfig{
 		URL: stripe.String(api.URL), MaxNetworkRetries: &retries,
 	})))
 	srv := testenv.NewServer(t, testenv.Options{Config: handlers.Config{StripeWebhookSecrets: []string{testWebhookSecret}}, Payments: prov})

@@ -15,15 +15,118 @@ import (
 	"ttconsole/views"
 )
 
+// ErrorType is the "type" of the JSON error body.
+type ErrorType string
+
+// The error types: the platform's catalogue (DESIGN §2), then two outside
+// it: cancelled, recorded for a call whose client left before the answer,
+// and invalid_signature, the Stripe webhook's.
+const (
+	TypeInvalidRequest     ErrorType = "invalid_request"
+	TypeRequestTooLarge    ErrorType = "request_too_large"
+	TypeUnauthorized       ErrorType = "unauthorized"
+	TypeBillingShortfall   ErrorType = "billing_shortfall"
+	TypeKeyQuotaExceeded   ErrorType = "api_key_quota_exceeded"
+	TypeModelNotAllowed    ErrorType = "model_not_allowed"
+	TypeIPNotAllowed       ErrorType = "ip_not_allowed"
+	TypeNotFound           ErrorType = "not_found"
+	TypeRateLimited        ErrorType = "rate_limited"
+	TypeUpstreamError      ErrorType = "upstream_error"
+	TypeServiceUnavailable ErrorType = "service_unavailable"
+	TypeUpstreamTimeout    ErrorType = "upstream_timeout"
+	TypeInternal           ErrorType = "internal_error"
+	TypeCancelled          ErrorType = "cancelled"
+	TypeInvalidSignature   ErrorType = "invalid_signature"
+)
+
+// errorKind is what the product knows of one error type.
+type errorKind struct {
+	Type   ErrorType
+	Status int
+	// Message is said when nothing more precise is known.
+	Message string
+	// Contract: in the published catalogue, so the Requests page offers
+	// it as a filter.
+	Contract bool
+	// Bare: the type of an error that carries nothing but this status.
+	Bare bool
+}
+
+// errorCatalogue is every error type with its status and default message,
+// in the order the Requests page offers them as filters.
+var errorCatalogue = [...]errorKind{
+	{Type: TypeInvalidRequest, Status: http.StatusBadRequest, Contract: true, Bare: true,
+		Message: "The request is not valid."},
+	{Type: TypeRequestTooLarge, Status: http.StatusRequestEntityTooLarge, Contract: true, Bare: true,
+		Message: "The request body is too large."},
+	{Type: TypeUnauthorized, Status: http.StatusUnauthorized, Contract: true, Bare: true,
+		Message: "The API key is missing or invalid."},
+	{Type: TypeBillingShortfall, Status: http.StatusPaymentRequired, Contract: true,
+		Message: "The wallet's available balance is less than this call's hold. Go to Billing in the console to recharge."},
+	{Type: TypeKeyQuotaExceeded, Status: http.StatusPaymentRequired, Contract: true,
+		Message: "This call would take the API key past its monthly limit. Raise the key's monthly limit in the console, or use another key."},
+	{Type: TypeModelNotAllowed, Status: http.StatusForbidden, Contract: true,
+		Message: "The model is not in the scope of this API key."},
+	{Type: TypeIPNotAllowed, Status: http.StatusForbidden, Contract: true,
+		Message: "Requests from this address are not allowed for this API key."},
+	{Type: TypeNotFound, Status: http.StatusNotFound, Contract: true, Bare: true,
+		Message: "There is nothing at this address."},
+	{Type: TypeRateLimited, Status: http.StatusTooManyRequests, Contract: true, Bare: true,
+		Message: "Too many requests. Retry after the window resets."},
+	{Type: TypeUpstreamError, Status: http.StatusBadGateway, Contract: true, Bare: true,
+		Message: "The model server failed. Not charged; retry with backoff."},
+	{Type: TypeServiceUnavailable, Status: http.StatusServiceUnavailable, Contract: true, Bare: true,
+		Message: "The service is briefly unavailable; nothing was charged. Retry shortly with backoff."},
+	{Type: TypeUpstreamTimeout, Status: http.StatusGatewayTimeout, Contract: true, Bare: true,
+		Message: "The model server did not answer in time. Not charged; retry with backoff."},
+	{Type: TypeInternal, Status: http.StatusInternalServerError, Contract: true, Bare: true,
+		Message: "An internal error occurred. It has been logged; quote the request id if you contact support."},
+	{Type: TypeCancelled, Status: 499, // nginx's "client closed request": no one reads it
+		Message: "The client closed the connection before the answer."},
+	{Type: TypeInvalidSignature, Status: http.StatusBadRequest,
+		Message: "The Stripe-Signature header does not verify."},
+}
+
+func (t ErrorType) kind() errorKind {
+	for _, k := range errorCatalogue {
+		if k.Type == t {
+			return k
+		}
+	}
+	return errorKind{Type: t, Status: http.StatusInternalServerError}
+}
+
+// contractTypes are the published catalogue's types, in the Requests
+// page's order.
+func contractTypes() []string {
+	var out []string
+	for _, k := range errorCatalogue {
+		if k.Contract {
+			out = append(out, string(k.Type))
+		}
+	}
+	return out
+}
+
 // APIError is an error in the platform's contract: an HTTP status and one
 // of the catalogue's types, rendered as {"error":{"type":…,"message":…}}.
 type APIError struct {
 	Status  int
-	Type    string
+	Type    ErrorType
 	Message string
 }
 
-func (e *APIError) Error() string { return e.Type + ": " + e.Message }
+// apiError is an error of type t with the catalogue's status; an empty
+// msg is the type's default message.
+func apiError(t ErrorType, msg string) *APIError {
+	k := t.kind()
+	if msg == "" {
+		msg = k.Message
+	}
+	return &APIError{Status: k.Status, Type: t, Message: msg}
+}
+
+func (e *APIError) Error() string { return string(e.Type) + ": " + e.Message }
 
 // apiErrorBody is the one JSON shape of every gateway error.
 type apiErrorBody struct {
@@ -31,8 +134,8 @@ type apiErrorBody struct {
 }
 
 type apiErrorDetail struct {
-	Type    string `json:"type"`
-	Message string `json:"message"`
+	Type    ErrorType `json:"type"`
+	Message string    `json:"message"`
 }
 
 // statusOfCode maps the models' error codes to HTTP statuses.
@@ -42,20 +145,6 @@ var statusOfCode = map[string]int{
 	models.ECONFLICT:     http.StatusConflict,
 	models.EUNAUTHORIZED: http.StatusUnauthorized,
 	models.EUNAVAILABLE:  http.StatusServiceUnavailable,
-}
-
-// apiTypeOfStatus names the catalogue type for statuses that have no more
-// specific type.
-var apiTypeOfStatus = map[int]string{
-	http.StatusBadRequest:            "invalid_request",
-	http.StatusUnauthorized:          "unauthorized",
-	http.StatusNotFound:              "not_found",
-	http.StatusMethodNotAllowed:      "invalid_request",
-	http.StatusRequestEntityTooLarge: "request_too_large",
-	http.StatusTooManyRequests:       "rate_limited",
-	http.StatusBadGateway:            "upstream_error",
-	http.StatusServiceUnavailable:    "service_unavailable",
-	http.StatusGatewayTimeout:        "upstream_timeout",
 }
 
 // handleError is the one place errors become responses: the JSON error
@@ -103,12 +192,12 @@ func (a *App) handleError(err error, c echo.Context) {
 // show, log and store for err. Errors the product did not make are 500
 // with a generic message: their text may hold internals. A message that
 // echoes what the caller sent has any key secret in it redacted.
-func classify(err error, c echo.Context) (int, string, string) {
+func classify(err error, c echo.Context) (int, ErrorType, string) {
 	status, typ, msg := classifyRaw(err, c)
 	return status, typ, models.RedactSecrets(msg)
 }
 
-func classifyRaw(err error, c echo.Context) (int, string, string) {
+func classifyRaw(err error, c echo.Context) (int, ErrorType, string) {
 	var apiErr *APIError
 	if errors.As(err, &apiErr) {
 		return apiErr.Status, apiErr.Type, apiErr.Message
@@ -123,7 +212,7 @@ func classifyRaw(err error, c echo.Context) (int, string, string) {
 		case status == http.StatusMethodNotAllowed:
 			msg = "The method " + c.Request().Method + " is not allowed on " + c.Request().URL.Path + "."
 		case status == http.StatusRequestEntityTooLarge:
-			msg = "The request body is too large."
+			msg = TypeRequestTooLarge.kind().Message
 		case msg == "" || status >= 500:
 			msg = http.StatusText(status)
 		}
@@ -137,12 +226,11 @@ func classifyRaw(err error, c echo.Context) (int, string, string) {
 		}
 		return status, typeOfStatus(status), me.Message
 	}
+	e := apiError(TypeInternal, "")
 	if databaseUnavailable(err) {
-		return http.StatusServiceUnavailable, "service_unavailable",
-			"The service is briefly unavailable; nothing was charged. Retry shortly with backoff."
+		e = apiError(TypeServiceUnavailable, "")
 	}
-	return http.StatusInternalServerError, "internal_error",
-		"An internal error occurred. It has been logged; quote the request id if you contact support."
+	return e.Status, e.Type, e.Message
 }
 
 // databaseUnavailable says whether err means the database could not be
@@ -165,14 +253,17 @@ func databaseUnavailable(err error) bool {
 	return false
 }
 
-func typeOfStatus(status int) string {
-	if t, ok := apiTypeOfStatus[status]; ok {
-		return t
+// typeOfStatus names the type of an error that carries only its status.
+func typeOfStatus(status int) ErrorType {
+	for _, k := range errorCatalogue {
+		if k.Bare && k.Status == status {
+			return k.Type
+		}
 	}
 	if status >= 500 {
-		return "internal_error"
+		return TypeInternal
 	}
-	return "invalid_request"
+	return TypeInvalidRequest
 }
 
 // apiPaths are the gateway's endpoints that no console page shares, used

@@ -54,7 +54,7 @@ func (a *App) gateway(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		if err != nil {
 			status, typ, msg := classify(err, c)
-			gc.row.Status, gc.row.ErrorType, gc.row.ErrorMessage = status, typ, msg
+			gc.row.Status, gc.row.ErrorType, gc.row.ErrorMessage = status, string(typ), msg
 			gc.row.ErrorBody = errorBody(typ, msg)
 		} else {
 			gc.row.Status = c.Response().Status
@@ -87,14 +87,13 @@ func (a *App) answerFree(c echo.Context, gc *call, status int, v any) error {
 		a.Log.Error("log request", "request_id", gc.row.ID, "err", err.Error())
 		gc.row = models.Request{} // nothing to log twice
 		gc.logged = true
-		return &APIError{Status: http.StatusServiceUnavailable, Type: "service_unavailable",
-			Message: "The request could not be recorded; nothing was charged. Retry shortly."}
+		return apiError(TypeServiceUnavailable, "The request could not be recorded; nothing was charged. Retry shortly.")
 	}
 	gc.logged = true
 	return c.JSON(status, v)
 }
 
-func errorBody(typ, msg string) string {
+func errorBody(typ ErrorType, msg string) string {
 	b, _ := json.Marshal(apiErrorBody{Error: apiErrorDetail{Type: typ, Message: msg}})
 	return string(b)
 }
@@ -130,7 +129,7 @@ func (a *App) identify(c echo.Context, gc *call) {
 }
 
 func unauthorized(msg string) error {
-	return &APIError{Status: http.StatusUnauthorized, Type: "unauthorized", Message: msg}
+	return apiError(TypeUnauthorized, msg)
 }
 
 // readBody reads a POST body up to MaxAPIBody: the check that comes right
@@ -145,7 +144,7 @@ func (a *App) readBody(c echo.Context, gc *call) error {
 		return invalid("The request body did not arrive within %s; send it whole, at once.", a.BodyTimeout)
 	}
 	if err != nil {
-		return &APIError{Status: http.StatusBadRequest, Type: "invalid_request", Message: "The request body could not be read."}
+		return apiError(TypeInvalidRequest, "The request body could not be read.")
 	}
 	if len(b) > MaxAPIBody {
 		return tooLarge()
@@ -155,8 +154,7 @@ func (a *App) readBody(c echo.Context, gc *call) error {
 }
 
 func tooLarge() error {
-	return &APIError{Status: http.StatusRequestEntityTooLarge, Type: "request_too_large",
-		Message: fmt.Sprintf("The request body is larger than %d bytes (1 MiB).", MaxAPIBody)}
+	return apiError(TypeRequestTooLarge, fmt.Sprintf("The request body is larger than %d bytes (1 MiB).", MaxAPIBody))
 }
 
 // authenticate checks the key: missing, malformed, unknown, disabled,
@@ -202,9 +200,8 @@ func (a *App) checkIP(c echo.Context, gc *call) error {
 	if err == nil && gc.key.AllowsIP(ip) {
 		return nil
 	}
-	return &APIError{Status: http.StatusForbidden, Type: "ip_not_allowed",
-		Message: fmt.Sprintf("Requests from %s are not allowed for the API key %q: add this address to the key's IP restriction in the console, or call from an allowed address.",
-			gc.row.ClientIP, gc.key.Name)}
+	return apiError(TypeIPNotAllowed, fmt.Sprintf("Requests from %s are not allowed for the API key %q: add this address to the key's IP restriction in the console, or call from an allowed address.",
+		gc.row.ClientIP, gc.key.Name))
 }
 
 // checkModel refuses a model outside the key's scope, naming what it allows.
@@ -212,13 +209,12 @@ func checkModel(gc *call, model string) error {
 	if gc.key.AllowsModel(model) {
 		return nil
 	}
-	return &APIError{Status: http.StatusForbidden, Type: "model_not_allowed",
-		Message: fmt.Sprintf("The model %q is not in the scope of the API key %q, which allows: %s. Adjust the key's scope in the console, or use an allowed model.",
-			model, gc.key.Name, strings.Join(gc.key.ModelList(), ", "))}
+	return apiError(TypeModelNotAllowed, fmt.Sprintf("The model %q is not in the scope of the API key %q, which allows: %s. Adjust the key's scope in the console, or use an allowed model.",
+		model, gc.key.Name, strings.Join(gc.key.ModelList(), ", ")))
 }
 
 func invalid(format string, args ...any) *APIError {
-	return &APIError{Status: http.StatusBadRequest, Type: "invalid_request", Message: fmt.Sprintf(format, args...)}
+	return apiError(TypeInvalidRequest, fmt.Sprintf(format, args...))
 }
 
 // decodeJSON reads a JSON object into v, naming the field at fault. It

@@ -93,11 +93,9 @@ func holdError(err error) error {
 	var se *models.ShortfallError
 	switch {
 	case errors.As(err, &qe):
-		return &APIError{Status: http.StatusPaymentRequired, Type: "api_key_quota_exceeded",
-			Message: qe.Error() + " Raise the key's monthly limit in the console, or use another key."}
+		return apiError(TypeKeyQuotaExceeded, qe.Error()+" Raise the key's monthly limit in the console, or use another key.")
 	case errors.As(err, &se):
-		return &APIError{Status: http.StatusPaymentRequired, Type: "billing_shortfall",
-			Message: se.Error() + " Go to Billing in the console to recharge."}
+		return apiError(TypeBillingShortfall, se.Error()+" Go to Billing in the console to recharge.")
 	}
 	return err
 }
@@ -105,7 +103,7 @@ func holdError(err error) error {
 // settleFailure releases the hold of a call that did not complete and
 // records why, then returns the error the client gets.
 func (a *App) settleFailure(c echo.Context, gc *call, h *models.Hold, apiErr *APIError, outcome string) error {
-	gc.row.Status, gc.row.ErrorType, gc.row.ErrorMessage = apiErr.Status, apiErr.Type, apiErr.Message
+	gc.row.Status, gc.row.ErrorType, gc.row.ErrorMessage = apiErr.Status, string(apiErr.Type), apiErr.Message
 	gc.row.ErrorBody = errorBody(apiErr.Type, apiErr.Message)
 	gc.row.LatencyMS = time.Since(gc.row.CreatedAt).Milliseconds()
 	if gc.row.OutcomeDetail == "" {
@@ -126,13 +124,11 @@ func upstreamError(res *http.Response, err error) *APIError {
 		var ne net.Error
 		switch {
 		case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():
-			return &APIError{Status: http.StatusGatewayTimeout, Type: "upstream_timeout",
-				Message: "The model server did not answer in time. Not charged; retry with backoff."}
+			return apiError(TypeUpstreamTimeout, "")
 		case errors.Is(err, context.Canceled):
-			return &APIError{Status: 499, Type: "cancelled", Message: "The client closed the connection before the answer."}
+			return apiError(TypeCancelled, "")
 		}
-		return &APIError{Status: http.StatusServiceUnavailable, Type: "service_unavailable",
-			Message: "The model server could not be reached. Not charged; retry with backoff."}
+		return apiError(TypeServiceUnavailable, "The model server could not be reached. Not charged; retry with backoff.")
 	}
 	switch {
 	case res.StatusCode == http.StatusBadRequest || res.StatusCode == http.StatusUnprocessableEntity:
@@ -147,14 +143,12 @@ func upstreamError(res *http.Response, err error) *APIError {
 		}
 		return invalid("The model server refused the request: %s. Not charged.", msg)
 	case res.StatusCode == http.StatusServiceUnavailable || res.StatusCode == http.StatusTooManyRequests:
-		return &APIError{Status: http.StatusServiceUnavailable, Type: "service_unavailable",
-			Message: fmt.Sprintf("The model server is temporarily unavailable (it answered %d). Not charged; retry with backoff.", res.StatusCode)}
+		return apiError(TypeServiceUnavailable,
+			fmt.Sprintf("The model server is temporarily unavailable (it answered %d). Not charged; retry with backoff.", res.StatusCode))
 	case res.StatusCode == http.StatusGatewayTimeout:
-		return &APIError{Status: http.StatusGatewayTimeout, Type: "upstream_timeout",
-			Message: "The model server timed out (it answered 504). Not charged; retry with backoff."}
+		return apiError(TypeUpstreamTimeout, "The model server timed out (it answered 504). Not charged; retry with backoff.")
 	}
-	return &APIError{Status: http.StatusBadGateway, Type: "upstream_error",
-		Message: fmt.Sprintf("The model server failed (it answered %d). Not charged; retry with backoff.", res.StatusCode)}
+	return apiError(TypeUpstreamError, fmt.Sprintf("The model server failed (it answered %d). Not charged; retry with backoff.", res.StatusCode))
 }
 
 // forwardForUsage sends the call upstream and returns its JSON answer and
@@ -168,8 +162,7 @@ func (a *App) forwardForUsage(c echo.Context, path string, body []byte) ([]byte,
 		Usage *upstream.Usage `json:"usage"`
 	}
 	if err := json.Unmarshal(out, &parsed); err != nil || parsed.Usage == nil {
-		return nil, nil, &APIError{Status: http.StatusBadGateway, Type: "upstream_error",
-			Message: "The model server's answer could not be read. Not charged; retry with backoff."}
+		return nil, nil, apiError(TypeUpstreamError, "The model server's answer could not be read. Not charged; retry with backoff.")
 	}
 	return out, parsed.Usage, nil
 }
@@ -195,7 +188,7 @@ func (a *App) forward(c echo.Context, path string, body []byte, want int) ([]byt
 }
 
 func outcomeOf(e *APIError) string {
-	if e.Status == 499 {
+	if e.Type == TypeCancelled {
 		return models.OutcomeNotChargedCancel
 	}
 	return models.OutcomeNotChargedFailed
@@ -332,8 +325,7 @@ func (a *App) settleSuccess(c echo.Context, gc *call, h *models.Hold, cost int64
 	gc.row.LatencyMS = time.Since(gc.row.CreatedAt).Milliseconds()
 	if err := a.Store.FinishCall(context.WithoutCancel(c.Request().Context()), h, &gc.row, cost); err != nil {
 		a.Log.Error("capture hold", "request_id", gc.row.ID, "err", err.Error())
-		return &APIError{Status: http.StatusServiceUnavailable, Type: "service_unavailable",
-			Message: "The call completed but could not be recorded; it will not be charged. Retry shortly."}
+		return apiError(TypeServiceUnavailable, "The call completed but could not be recorded; it will not be charged. Retry shortly.")
 	}
 	return c.JSONBlob(http.StatusOK, out)
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"ttconsole/internal/ratelimit"
 )
 
 // rateLimit counts the call against its key and sets the X-RateLimit-*
@@ -24,36 +26,35 @@ func (a *App) rateLimitHeaders(c echo.Context, gc *call) {
 
 func (a *App) countCall(c echo.Context, gc *call, quantity int) error {
 	rpm := max(gc.key.RPM, 1)
-	res, err := a.keyLimits.count(c.Request().Context(), gc.key.ID, rpm, quantity)
+	res, err := a.keyLimits.Count(c.Request().Context(), "key:"+gc.key.ID, rpm, quantity)
 	if err != nil {
 		return err
 	}
 	remaining, resetUnix, retry := setLimitHeaders(c.Response().Header(), rpm, res)
 	gc.row.RatelimitLimit, gc.row.RatelimitRemaining, gc.row.RatelimitReset = &rpm, &remaining, &resetUnix
-	if !res.limited {
+	if !res.Limited {
 		return nil
 	}
 	gc.row.RetryAfter = &retry
-	return &APIError{Status: http.StatusTooManyRequests, Type: "rate_limited",
-		Message: fmt.Sprintf("The API key %q is limited to %d requests per minute. Retry after %d s; raise the key's rate limit in the console if you need more.",
-			gc.key.Name, rpm, retry)}
+	return apiError(TypeRateLimited, fmt.Sprintf("The API key %q is limited to %d requests per minute. Retry after %d s; raise the key's rate limit in the console if you need more.",
+		gc.key.Name, rpm, retry))
 }
 
 // setLimitHeaders sets the X-RateLimit-* headers of a count against a limit
 // of perMin a minute, and Retry-After when it was limited, and returns
 // the values it set (retry is 0 when not limited).
-func setLimitHeaders(h http.Header, perMin int, res limitResult) (remaining int, resetUnix int64, retry int) {
-	reset := time.Now().Add(res.resetAfter)
+func setLimitHeaders(h http.Header, perMin int, res ratelimit.Result) (remaining int, resetUnix int64, retry int) {
+	reset := time.Now().Add(res.ResetAfter)
 	resetUnix = reset.Unix()
 	if reset.Nanosecond() > 0 {
 		resetUnix++ // whole seconds, rounded up: the window is surely full again then
 	}
-	remaining = max(res.remaining, 0)
+	remaining = max(res.Remaining, 0)
 	h.Set("X-RateLimit-Limit", strconv.Itoa(perMin))
 	h.Set("X-RateLimit-Remaining", strconv.Itoa(remaining))
 	h.Set("X-RateLimit-Reset", strconv.FormatInt(resetUnix, 10))
-	if res.limited {
-		retry = max(int(math.Ceil(res.retryAfter.Seconds())), 1)
+	if res.Limited {
+		retry = max(int(math.Ceil(res.RetryAfter.Seconds())), 1)
 		h.Set("Retry-After", strconv.Itoa(retry))
 	}
 	return remaining, resetUnix, retry

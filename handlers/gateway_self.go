@@ -75,8 +75,7 @@ func (a *App) getRequest(c echo.Context) error {
 	ctx := c.Request().Context()
 	r, err := a.Store.RequestOf(ctx, gc.key.AccountID, c.Param("id"))
 	if models.ErrorCode(err) == models.ENOTFOUND {
-		return &APIError{Status: http.StatusNotFound, Type: "not_found",
-			Message: "No request with this id in your account."}
+		return apiError(TypeNotFound, "No request with this id in your account.")
 	}
 	if err != nil {
 		return err
@@ -89,7 +88,7 @@ func (a *App) getRequest(c echo.Context) error {
 		Timeline: []timelineJSON{},
 	}
 	if r.ErrorType != "" {
-		out.Error = &apiErrorDetail{Type: r.ErrorType, Message: r.ErrorMessage}
+		out.Error = &apiErrorDetail{Type: ErrorType(r.ErrorType), Message: r.ErrorMessage}
 	}
 	if r.KeyID != nil {
 		if k, err := a.Store.APIKeyOf(ctx, gc.key.AccountID, *r.KeyID); err == nil {

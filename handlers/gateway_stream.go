@@ -132,8 +132,8 @@ func (a *App) streamChat(c echo.Context, gc *call, req *upstream.ChatRequest, m 
 	gc.row.PromptTokens, gc.row.CompletionTokens = prompt, delivered
 	// stopped tells the client, in the stream itself as its last event,
 	// why it ended early, and records it on the row.
-	stopped := func(typ, msg string) {
-		gc.row.ErrorType, gc.row.ErrorMessage = typ, msg
+	stopped := func(typ ErrorType, msg string) {
+		gc.row.ErrorType, gc.row.ErrorMessage = string(typ), msg
 		gc.row.ErrorBody = errorBody(typ, msg)
 		write([]byte("data: "+gc.row.ErrorBody+"\n\n"), true)
 	}
@@ -146,11 +146,11 @@ func (a *App) streamChat(c echo.Context, gc *call, req *upstream.ChatRequest, m 
 	case errors.Is(cause, errStreamMax):
 		gc.row.BillingOutcome = models.OutcomeChargedPartial
 		gc.row.OutcomeDetail = fmt.Sprintf("stream stopped at the maximum duration of %s after %d tokens", a.StreamMax, delivered)
-		stopped("upstream_timeout", fmt.Sprintf("The stream reached the maximum duration of %s and was stopped after %d tokens; charged for the tokens delivered.", a.StreamMax, delivered))
+		stopped(TypeUpstreamTimeout, fmt.Sprintf("The stream reached the maximum duration of %s and was stopped after %d tokens; charged for the tokens delivered.", a.StreamMax, delivered))
 	case errors.Is(cause, errHoldLost) || errors.Is(cause, errHoldEnded):
 		gc.row.BillingOutcome = models.OutcomeChargedPartial
 		gc.row.OutcomeDetail = fmt.Sprintf("stream stopped after %d tokens: %s", delivered, cause)
-		stopped("service_unavailable", fmt.Sprintf("The stream was stopped after %d tokens because its billing hold could not be kept; charged for the tokens delivered. Retry shortly.", delivered))
+		stopped(TypeServiceUnavailable, fmt.Sprintf("The stream was stopped after %d tokens because its billing hold could not be kept; charged for the tokens delivered. Retry shortly.", delivered))
 	case errors.Is(writeErr, os.ErrDeadlineExceeded):
 		gc.row.BillingOutcome = models.OutcomeChargedPartial
 		gc.row.OutcomeDetail = fmt.Sprintf("client read nothing for %s; cut after %d tokens", a.StreamWriteTimeout, delivered)
@@ -163,7 +163,7 @@ func (a *App) streamChat(c echo.Context, gc *call, req *upstream.ChatRequest, m 
 		if readErr != nil && !errors.Is(readErr, io.EOF) {
 			a.Log.Info("upstream stream broke", "request_id", gc.row.ID, "err", readErr.Error())
 		}
-		stopped("upstream_error", "The model server broke the stream after "+fmt.Sprint(delivered)+" tokens; charged for the tokens delivered.")
+		stopped(TypeUpstreamError, "The model server broke the stream after "+fmt.Sprint(delivered)+" tokens; charged for the tokens delivered.")
 	}
 	cost := models.TokenCost(gc.row.PromptTokens, gc.row.CompletionTokens, m.InputMicrosPerMTok, m.OutputMicrosPerMTok)
 	if err := a.Store.FinishCall(context.WithoutCancel(c.Request().Context()), h, &gc.row, a.costWithinHold(gc, h, cost)); err != nil {

@@ -70,8 +70,8 @@ func (a *App) createTask(c echo.Context) error {
 	}
 	var st upstream.TaskStatus
 	if err := json.Unmarshal(out, &st); err != nil || st.ID == "" {
-		return a.settleFailure(c, gc, h, &APIError{Status: http.StatusBadGateway, Type: "upstream_error",
-			Message: "The model server's answer could not be read. Not charged; retry with backoff."}, models.OutcomeNotChargedFailed)
+		return a.settleFailure(c, gc, h, apiError(TypeUpstreamError,
+			"The model server's answer could not be read. Not charged; retry with backoff."), models.OutcomeNotChargedFailed)
 	}
 	t := &models.Task{
 		ID: models.NewID("task"), AccountID: gc.key.AccountID, KeyID: gc.key.ID, RequestID: gc.row.ID,
@@ -80,8 +80,8 @@ func (a *App) createTask(c echo.Context) error {
 	}
 	if err := a.Store.CreateTask(context.WithoutCancel(c.Request().Context()), t); err != nil {
 		a.Log.Error("create task", "request_id", gc.row.ID, "err", err.Error())
-		return a.settleFailure(c, gc, h, &APIError{Status: http.StatusServiceUnavailable, Type: "service_unavailable",
-			Message: "The task could not be recorded. Not charged; retry shortly."}, models.OutcomeNotChargedFailed)
+		return a.settleFailure(c, gc, h, apiError(TypeServiceUnavailable,
+			"The task could not be recorded. Not charged; retry shortly."), models.OutcomeNotChargedFailed)
 	}
 	a.watchTask(*t)
 	return c.JSON(http.StatusAccepted, toTaskJSON(t))
@@ -114,7 +114,7 @@ func (a *App) cancelTask(c echo.Context) error {
 	ctx := context.WithoutCancel(c.Request().Context())
 	err = a.Store.EndTask(ctx, t, models.TaskCancelled, "", "cancelled by the client")
 	if models.ErrorCode(err) == models.ECONFLICT {
-		return &APIError{Status: http.StatusConflict, Type: "invalid_request", Message: err.Error()}
+		return &APIError{Status: http.StatusConflict, Type: TypeInvalidRequest, Message: err.Error()}
 	}
 	if err != nil {
 		return err
@@ -133,7 +133,7 @@ func (a *App) cancelTask(c echo.Context) error {
 func (a *App) taskOf(c echo.Context, gc *call) (*models.Task, error) {
 	t, err := a.Store.TaskOf(c.Request().Context(), gc.key.AccountID, c.Param("id"))
 	if models.ErrorCode(err) == models.ENOTFOUND {
-		return nil, &APIError{Status: http.StatusNotFound, Type: "not_found", Message: "No task with this id in your account."}
+		return nil, apiError(TypeNotFound, "No task with this id in your account.")
 	}
 	return t, err
 }

@@ -200,18 +200,11 @@ func TestReapersEndEachHoldOnce(t *testing.T) {
 	}
 	a, b := open(), open()
 	ctx := context.Background()
-	u, err := a.CreateAccount(ctx, "reap@example.com", "long enough password")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.Credit(ctx, u.AccountID, models.MicrosPerUSD, models.LedgerAdjustment, "funds", models.LedgerRef{})
-	k, _, err := a.CreateAPIKey(ctx, u.AccountID, models.AdminCLI, models.KeyInput{Name: "k"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	acct := testenv.FundedKey(t, a, "reap@example.com", models.MicrosPerUSD, models.KeyInput{Name: "k"})
+	k := acct.Key
 	const n = 30
 	for i := 0; i < n; i++ {
-		r := &models.Request{ID: models.NewRequestID(), AccountID: &u.AccountID, KeyID: &k.ID, Method: "POST",
+		r := &models.Request{ID: models.NewRequestID(), AccountID: &acct.ID, KeyID: &k.ID, Method: "POST",
 			Path: "/v1/chat/completions", CreatedAt: time.Now().UTC()}
 		if _, err := a.StartCall(ctx, r, k.ID, nil, 1000, time.Millisecond); err != nil {
 			t.Fatal(err)
@@ -240,7 +233,7 @@ func TestReapersEndEachHoldOnce(t *testing.T) {
 	if expired != n {
 		t.Fatalf("%d holds expired, want %d", expired, n)
 	}
-	if err := a.LedgerInvariant(ctx, u.AccountID); err != nil {
+	if err := a.LedgerInvariant(ctx, acct.ID); err != nil {
 		t.Fatal(err)
 	}
 	var pending int64

@@ -38,18 +38,8 @@ func newPlatform(t *testing.T, opts ...testenv.Options) *platform {
 // newAccount makes an account with a balance and one key.
 func (p *platform) newAccount(email string, balance int64, in models.KeyInput) (string, *models.APIKey, string) {
 	p.t.Helper()
-	ctx := context.Background()
-	u, err := p.srv.Store.CreateAccount(ctx, email, "long enough password")
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	if balance != 0 {
-		if _, err := p.srv.Store.Credit(ctx, u.AccountID, balance, models.LedgerAdjustment, "test funds", models.LedgerRef{}); err != nil {
-			p.t.Fatal(err)
-		}
-	}
-	k, secret := p.newKey(u.AccountID, in)
-	return u.AccountID, k, secret
+	a := testenv.FundedKey(p.t, p.srv.Store, email, balance, in)
+	return a.ID, a.Key, a.Secret
 }
 
 func (p *platform) newKey(accountID string, in models.KeyInput) (*models.APIKey, string) {

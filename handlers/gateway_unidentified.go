@@ -8,6 +8,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"ttconsole/internal/ratelimit"
 )
 
 // authFailuresPerMinute is how many calls without a valid key one source
@@ -19,11 +21,11 @@ const authFailuresPerMinute = 30
 // authFailures counts the gateway's calls that no key identifies, and
 // limits them per source address.
 type authFailures struct {
-	limits *keyLimits // shared through Redis when the keys' limits are
+	limits *ratelimit.Limiter // shared through Redis when the keys' limits are
 	calls  *prometheus.CounterVec
 }
 
-func newAuthFailures(limits *keyLimits, reg prometheus.Registerer) *authFailures {
+func newAuthFailures(limits *ratelimit.Limiter, reg prometheus.Registerer) *authFailures {
 	f := &authFailures{limits: limits, calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tt_gateway_unidentified_total",
 		Help: "Gateway calls that no API key identifies (missing, malformed or unknown key), by the status answered; they are logged but not stored in the request log.",
@@ -46,16 +48,15 @@ func newAuthFailures(limits *keyLimits, reg prometheus.Registerer) *authFailures
 func (a *App) unidentified(c echo.Context, status int, err error) error {
 	if err != nil {
 		bucket := failureBucket(c.RealIP())
-		res, cerr := a.authFailures.limits.countIn(c.Request().Context(), "authfail:"+bucket, authFailuresPerMinute, 1)
+		res, cerr := a.authFailures.limits.Count(c.Request().Context(), "authfail:"+bucket, authFailuresPerMinute, 1)
 		switch {
 		case cerr != nil:
 			a.Log.Warn("count failed authentication", "request_id", RequestID(c), "err", cerr.Error())
-		case res.limited:
+		case res.Limited:
 			_, _, retry := setLimitHeaders(c.Response().Header(), authFailuresPerMinute, res)
 			status = http.StatusTooManyRequests
-			err = &APIError{Status: status, Type: "rate_limited",
-				Message: fmt.Sprintf("Too many calls without a valid API key from %s (%d a minute). Retry after %d s, with the whole key in the Authorization header: 'Bearer sk-tt-…'.",
-					bucket, authFailuresPerMinute, retry)}
+			err = apiError(TypeRateLimited, fmt.Sprintf("Too many calls without a valid API key from %s (%d a minute). Retry after %d s, with the whole key in the Authorization header: 'Bearer sk-tt-…'.",
+				bucket, authFailuresPerMinute, retry))
 		}
 	}
 	a.authFailures.calls.WithLabelValues(strconv.Itoa(status)).Inc()

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"ttconsole/internal/ratelimit"
 	"ttconsole/models"
 	"ttconsole/upstream"
 )
@@ -25,28 +26,19 @@ func (a *App) init() error {
 		return err
 	}
 	if a.Upstream == nil {
-		a.Upstream = upstream.NewInProcess(upstream.NewSimulator(), time.Minute)
+		a.Upstream = upstream.NewInProcess(upstream.NewSimulator(), DefaultUpstreamTimeout)
 	}
-	if a.UpstreamTimeout == 0 {
-		a.UpstreamTimeout = time.Minute
-	}
-	if a.HoldTTL == 0 {
-		a.HoldTTL = 10 * time.Minute
-	}
-	if a.TaskTTL == 0 {
-		a.TaskTTL = 10 * time.Minute
-	}
-	if a.TaskPoll == 0 {
-		a.TaskPoll = 500 * time.Millisecond
-	}
-	if a.StreamMax == 0 {
-		a.StreamMax = 30 * time.Minute
-	}
-	if a.StreamWriteTimeout == 0 {
-		a.StreamWriteTimeout = time.Minute
-	}
-	if a.BodyTimeout == 0 {
-		a.BodyTimeout = 30 * time.Second
+	for _, d := range []struct {
+		field *time.Duration
+		def   time.Duration
+	}{
+		{&a.UpstreamTimeout, DefaultUpstreamTimeout}, {&a.HoldTTL, DefaultHoldTTL}, {&a.TaskTTL, DefaultTaskTTL},
+		{&a.TaskPoll, DefaultTaskPoll}, {&a.StreamMax, DefaultStreamMax}, {&a.StreamWriteTimeout, DefaultStreamWriteTimeout},
+		{&a.BodyTimeout, DefaultBodyTimeout}, {&a.RedisProbe, DefaultRedisProbe},
+	} {
+		if *d.field == 0 {
+			*d.field = d.def
+		}
 	}
 	a.background, a.stopBackground = context.WithCancel(context.Background())
 	a.live.calls = make(map[string]*liveCall)
@@ -61,13 +53,10 @@ func (a *App) init() error {
 	}
 	a.metrics = newMetrics(a.Registry)
 	registerHashMetrics(a.Registry, a.Store)
-	if a.RedisProbe == 0 {
-		a.RedisProbe = 5 * time.Second
-	}
-	if a.keyLimits, err = newKeyLimits(a.RateLimitRedis, a.RedisProbe, a.Log, a.Registry); err != nil {
+	if a.keyLimits, err = ratelimit.New(a.RateLimitRedis, a.RedisProbe, a.Log, a.Registry); err != nil {
 		return err
 	}
-	a.keyLimits.start(a.background)
+	a.keyLimits.Start(a.background)
 	a.authFailures = newAuthFailures(a.keyLimits, a.Registry)
 	return nil
 }
@@ -82,7 +71,7 @@ func (a *App) healthz(c echo.Context) error {
 func (a *App) readyz(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 	defer cancel()
-	limits, detail := a.keyLimits.state()
+	limits, detail := a.keyLimits.State()
 	out := map[string]string{"status": "ok", "database": "ok", "rate_limits": limits, "rate_limits_detail": detail}
 	if err := a.Store.DB().Ping(ctx); err != nil {
 		a.Log.Warn("readyz: database unreachable", "request_id", RequestID(c), "err", err.Error())

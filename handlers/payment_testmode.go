@@ -13,41 +13,6 @@ import (
 	"ttconsole/views"
 )
 
-// TestProvider is the payment provider used when Stripe is not configured.
-// Its checkout is a page of this console, clearly marked TEST MODE, whose
-// Pay, Fail and Cancel buttons deliver Stripe-format events, signed like
-// Stripe's, through the same webhook code real Stripe events go through.
-// Its sessions live in the database, so they survive a restart and can be
-// re-checked like a real provider's.
-type TestProvider struct {
-	Store *models.Store
-}
-
-// Name implements PaymentProvider.
-func (*TestProvider) Name() string { return ProviderTest }
-
-// CheckoutOrigin implements PaymentProvider: the checkout is on this site.
-func (*TestProvider) CheckoutOrigin() string { return "" }
-
-// CreateCheckout implements PaymentProvider.
-func (tp *TestProvider) CreateCheckout(ctx context.Context, p *models.Payment, _ CheckoutURLs) (*Checkout, error) {
-	cs, err := tp.Store.CreateTestCheckout(ctx, p)
-	if err != nil {
-		return nil, err
-	}
-	return &Checkout{SessionID: cs.ID, URL: "/billing/test-checkout/" + cs.ID}, nil
-}
-
-// Session implements PaymentProvider.
-func (tp *TestProvider) Session(ctx context.Context, sessionID string) (*CheckoutState, error) {
-	cs, err := tp.Store.TestCheckout(ctx, sessionID)
-	if err != nil {
-		return nil, err
-	}
-	return &CheckoutState{SessionID: cs.ID, Status: cs.Status, PaymentStatus: cs.PaymentStatus,
-		AmountCents: cs.AmountCents, Currency: cs.Currency, ClientReferenceID: cs.PaymentID}, nil
-}
-
 // testCheckoutOf returns the signed-in account's test checkout and its
 // payment; anyone else's is 404, like a missing one.
 func (a *App) testCheckoutOf(c echo.Context) (*models.TestCheckoutSession, *models.Payment, error) {

@@ -23,15 +23,9 @@ func TestKeySecretsInPathsAreRedacted(t *testing.T) {
 		a.Log = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}})
 	ctx := context.Background()
-	u, err := srv.Store.CreateAccount(ctx, "ada@example.com", "long enough password")
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, secret, err := srv.Store.CreateAPIKey(ctx, u.AccountID, models.AdminCLI, models.KeyInput{Name: "app"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	shown := k.Display() // sk-tt-abcd…wxyz
+	acct := testenv.FundedKey(t, srv.Store, "ada@example.com", 0, models.KeyInput{Name: "app"})
+	secret := acct.Secret
+	shown := acct.Key.Display() // sk-tt-abcd…wxyz
 
 	type call struct {
 		method, path, bearer, body string
@@ -72,7 +66,7 @@ func TestKeySecretsInPathsAreRedacted(t *testing.T) {
 		if !c.stored {
 			continue
 		}
-		row, err := srv.Store.RequestOf(ctx, u.AccountID, id)
+		row, err := srv.Store.RequestOf(ctx, acct.ID, id)
 		if err != nil {
 			t.Fatalf("%s %s: the account does not see its call: %v", c.method, c.path, err)
 		}

@@ -77,7 +77,7 @@ func (a *App) requestsPage(c echo.Context) error {
 	d := views.RequestsData{
 		Form: form, Lookup: lookup, LookupError: lookupErr,
 		Filtered: !f.Empty(), Cursor: cursor != "",
-		Types: models.ErrorTypes, Outcomes: models.Outcomes, Models: catalogueModelIDs,
+		Types: contractTypes(), Outcomes: models.Outcomes, Models: catalogueModelIDs,
 		BaseURL: baseURL(c),
 	}
 	d.HasAny = len(page.Rows) > 0 || cursor != ""

@@ -1,7 +1,6 @@
 package handlers_test
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -22,23 +21,12 @@ import (
 func TestBrowserFindAndFixARefusedCall(t *testing.T) {
 	srv := testenv.NewServer(t)
 	ctx := testenv.Browser(t)
-	bg := context.Background()
-	u, err := srv.Store.CreateAccount(bg, "ada@example.com", "correct horse battery")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := srv.Store.Credit(bg, u.AccountID, 5*models.MicrosPerUSD, models.LedgerAdjustment, "test funds", models.LedgerRef{}); err != nil {
-		t.Fatal(err)
-	}
-	_, secret, err := srv.Store.CreateAPIKey(bg, u.AccountID, models.AdminCLI,
+	acct := testenv.FundedKey(t, srv.Store, "ada@example.com", 5*models.MicrosPerUSD,
 		models.KeyInput{Name: "office", AllowedIPs: "203.0.113.7", RPM: "600"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	call := func() (int, string, string) {
 		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/chat/completions",
 			strings.NewReader(`{"model":"tt-chat-small","messages":[{"role":"user","content":"Hello"}]}`))
-		req.Header.Set("Authorization", "Bearer "+secret)
+		req.Header.Set("Authorization", "Bearer "+acct.Secret)
 		req.Header.Set("Content-Type", "application/json")
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -65,11 +53,11 @@ func TestBrowserFindAndFixARefusedCall(t *testing.T) {
 		}
 	}()
 
-	err = chromedp.Do(ctx,
+	err := chromedp.Do(ctx,
 		chromedp.Navigate(srv.URL+"/requests"),
 		chromedp.WaitVisible(chromedp.CSS(`#f-email`)),
 		chromedp.SendKeys(chromedp.CSS(`#f-email`), "ada@example.com"),
-		chromedp.SendKeys(chromedp.CSS(`#f-password`), "correct horse battery"),
+		chromedp.SendKeys(chromedp.CSS(`#f-password`), testenv.Password),
 		chromedp.Click(chromedp.CSS(`button[type=submit]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#f-q`)),
 		chromedp.SendKeys(chromedp.CSS(`#f-q`), failedID),

@@ -24,16 +24,12 @@ func TestRequestsCSVGuardsFormulasBehindLineBreaksAndSpaces(t *testing.T) {
 	if _, err := srv.Store.Credit(ctx, a.id, models.MicrosPerUSD, models.LedgerAdjustment, "test funds", models.LedgerRef{}); err != nil {
 		t.Fatal(err)
 	}
-	_, secret, err := srv.Store.CreateAPIKey(ctx, a.id, models.AdminCLI, models.KeyInput{Name: "app"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	hostile := []string{"\n=1+1", "\r=1+1", "\r\n=1+1", "\t=1+1", " =1+1", "  +1", "\u00a0=1+1", "\u3000@SUM(A1)", "\n-1", "\v=1"}
 	// As a caller would put them in the log: a model name of a real call.
 	for _, m := range hostile {
 		body, _ := json.Marshal(map[string]any{"model": m, "messages": []map[string]string{{"role": "user", "content": "hi"}}})
 		req, _ := http.NewRequest("POST", srv.URL+"/v1/chat/completions", strings.NewReader(string(body)))
-		req.Header.Set("Authorization", "Bearer "+secret)
+		req.Header.Set("Authorization", "Bearer "+a.secret)
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)

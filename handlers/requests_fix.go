@@ -46,8 +46,8 @@ func (a *App) fixFor(c echo.Context, r *models.Request) (views.Fix, error) {
 		return "“" + key.Name + "”"
 	}
 
-	switch t := r.ErrorType; {
-	case t == "ip_not_allowed":
+	switch t := ErrorType(r.ErrorType); {
+	case t == TypeIPNotAllowed:
 		f := views.Fix{Kind: "allow_ip", Title: "Fix: allow this source IP",
 			Text: "The call came from " + r.ClientIP + ", which is not in the key's IP allow list. Allowing it adds exactly this address to " + keyName() + "; other addresses stay refused."}
 		ip, err := netip.ParseAddr(r.ClientIP)
@@ -64,7 +64,7 @@ func (a *App) fixFor(c echo.Context, r *models.Request) (views.Fix, error) {
 		}
 		return f, nil
 
-	case t == "model_not_allowed":
+	case t == TypeModelNotAllowed:
 		f := views.Fix{Kind: "add_model", Title: "Fix: add this model to the key",
 			Text: "The key's scope does not include " + r.Model + ". Adding it lets " + keyName() + " call " + r.Model + " too; its other models stay as they are."}
 		switch {
@@ -80,7 +80,7 @@ func (a *App) fixFor(c echo.Context, r *models.Request) (views.Fix, error) {
 		}
 		return f, nil
 
-	case t == "api_key_quota_exceeded":
+	case t == TypeKeyQuotaExceeded:
 		f := views.Fix{Kind: "raise_limit", Title: "Fix: raise this key's monthly limit"}
 		if b := keyBlocked(); b != "" {
 			f.Blocked = b
@@ -105,7 +105,7 @@ func (a *App) fixFor(c echo.Context, r *models.Request) (views.Fix, error) {
 		f.Link, f.LinkText = "/keys/"+key.ID, "Edit the key instead"
 		return f, nil
 
-	case t == "billing_shortfall":
+	case t == TypeBillingShortfall:
 		w, err := a.Store.WalletOf(ctx, acct)
 		if err != nil {
 			return views.Fix{}, err
@@ -125,7 +125,7 @@ func (a *App) fixFor(c echo.Context, r *models.Request) (views.Fix, error) {
 		f.LinkText = "Recharge at least " + models.FormatUSD(ceilCent(max(short, 0)))
 		return f, nil
 
-	case t == "rate_limited":
+	case t == TypeRateLimited:
 		f := views.Fix{Kind: "rate_limited", Title: "Rate limited: retry after the window resets"}
 		var parts []string
 		if r.RatelimitLimit != nil {
@@ -143,7 +143,7 @@ func (a *App) fixFor(c echo.Context, r *models.Request) (views.Fix, error) {
 		}
 		return f, nil
 
-	case t == "not_found" || r.Status == http.StatusNotFound:
+	case t == TypeNotFound || r.Status == http.StatusNotFound:
 		f := views.Fix{Kind: "not_found", Title: "Fix: use the right URL"}
 		if fixed := correctedAPIPath(r.Path); fixed != "" {
 			f.Text = "No route for " + r.Method + " " + r.Path + ". The right URL is " + baseURL(c) + fixed +
@@ -157,12 +157,12 @@ func (a *App) fixFor(c echo.Context, r *models.Request) (views.Fix, error) {
 		return views.Fix{Kind: "retry", Title: "Temporary: retry with backoff",
 			Text: "This was a temporary failure on our side or the model server's. Not charged; any hold was released. Retry with exponential backoff; if it persists, contact support with the request id below."}, nil
 
-	case t == "unauthorized":
+	case t == TypeUnauthorized:
 		return views.Fix{Kind: "auth", Title: "Fix: check the API key",
 			Text: "The key was missing, malformed, unknown, disabled, revoked or expired — the message above says which. Check the Authorization header (Bearer sk-tt-…). Not charged.",
 			Link: "/keys", LinkText: "Go to API keys"}, nil
 
-	case t == "invalid_request" || t == "request_too_large":
+	case t == TypeInvalidRequest || t == TypeRequestTooLarge:
 		return views.Fix{Kind: "invalid", Title: "Fix: correct the request",
 			Text: "The message above names the parameter to fix. Rejected before processing — not charged."}, nil
 	}
@@ -204,9 +204,9 @@ func ceilDollar(m int64) int64 { return (m + 999_999) / 1_000_000 * 1_000_000 }
 
 // fixRequest loads the request a fix-it form is for and checks its error
 // is the one the fix addresses; anything else is a 404 in the same words.
-func (a *App) fixRequest(c echo.Context, errorType string) (*models.Request, error) {
+func (a *App) fixRequest(c echo.Context, errorType ErrorType) (*models.Request, error) {
 	r, err := a.Store.RequestOf(c.Request().Context(), currentUser(c).AccountID, c.Param("id"))
-	if err == nil && (r.ErrorType != errorType || r.KeyID == nil || *r.KeyID == "") {
+	if err == nil && (ErrorType(r.ErrorType) != errorType || r.KeyID == nil || *r.KeyID == "") {
 		err = models.ErrNotFound
 	}
 	if models.ErrorCode(err) == models.ENOTFOUND {
@@ -225,7 +225,7 @@ func actor(c echo.Context) models.KeyActor { return models.KeyActor{Name: curren
 
 // fixAllowIP adds the request's source IP to its key's allow list.
 func (a *App) fixAllowIP(c echo.Context) error {
-	r, err := a.fixRequest(c, "ip_not_allowed")
+	r, err := a.fixRequest(c, TypeIPNotAllowed)
 	if err != nil {
 		return err
 	}
@@ -245,7 +245,7 @@ func (a *App) fixAllowIP(c echo.Context) error {
 
 // fixAddModel adds the request's model to its key's scope.
 func (a *App) fixAddModel(c echo.Context) error {
-	r, err := a.fixRequest(c, "model_not_allowed")
+	r, err := a.fixRequest(c, TypeModelNotAllowed)
 	if err != nil {
 		return err
 	}
@@ -261,7 +261,7 @@ func (a *App) fixAddModel(c echo.Context) error {
 
 // fixRaiseLimit sets the request's key's monthly limit to the amount typed.
 func (a *App) fixRaiseLimit(c echo.Context) error {
-	r, err := a.fixRequest(c, "api_key_quota_exceeded")
+	r, err := a.fixRequest(c, TypeKeyQuotaExceeded)
 	if err != nil {
 		return err
 	}

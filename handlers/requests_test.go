@@ -19,32 +19,27 @@ import (
 	"ttconsole/models"
 )
 
-const rqPassword = "long enough password"
+const rqPassword = testenv.Password
 
 // rqAccount is a signed-in console user with an account and a key.
 type rqAccount struct {
-	id    string
-	email string
-	key   *models.APIKey
-	b     *browser
+	id     string
+	email  string
+	key    *models.APIKey
+	secret string
+	b      *browser
 }
 
+// rqNewAccount makes an account with an empty wallet and one key, and
+// signs in to its console.
 func rqNewAccount(t *testing.T, srv *testenv.Server, email string) *rqAccount {
 	t.Helper()
-	ctx := context.Background()
-	u, err := srv.Store.CreateAccount(ctx, email, rqPassword)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, _, err := srv.Store.CreateAPIKey(ctx, u.AccountID, models.AdminCLI, models.KeyInput{Name: "main"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := testenv.FundedKey(t, srv.Store, email, 0, models.KeyInput{Name: "main"})
 	b := newBrowser(t, srv)
 	if res, _ := b.login(email, rqPassword); res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("login: %d", res.StatusCode)
 	}
-	return &rqAccount{id: u.AccountID, email: email, key: k, b: b}
+	return &rqAccount{id: a.ID, email: email, key: a.Key, secret: a.Secret, b: b}
 }
 
 // rqLog stores a request row at time at, the way the gateway would.

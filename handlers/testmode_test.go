@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"ttconsole/handlers"
+	"ttconsole/internal/payments"
 	"ttconsole/internal/testenv"
 )
 
@@ -16,10 +17,10 @@ func TestTestModeStripOnEveryConsolePage(t *testing.T) {
 	pages := []string{"/login", "/signup", "/", "/requests", "/keys", "/billing", "/account", "/requests/req_nope", "/nope"}
 	for _, mode := range []struct {
 		name     string
-		payments handlers.PaymentProvider
+		payments payments.Provider
 	}{
 		{"test provider", nil},
-		{"Stripe", handlers.NewStripeProvider("sk_test_never_called")},
+		{"Stripe", payments.NewStripeProvider("sk_test_never_called")},
 	} {
 		t.Run(mode.name, func(t *testing.T) {
 			srv := testenv.NewServer(t, testenv.Options{Payments: mode.payments,

@@ -16,6 +16,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/stripe/stripe-go/v82"
 
+	"ttconsole/internal/payments"
 	"ttconsole/models"
 )
 
@@ -137,12 +138,12 @@ func (a *App) stripeWebhook(c echo.Context) error {
 		return err
 	}
 	if len(payload) > maxWebhookBody {
-		return &APIError{Status: http.StatusRequestEntityTooLarge, Type: "request_too_large", Message: "The event is too large."}
+		return apiError(TypeRequestTooLarge, "The event is too large.")
 	}
 	res, err := a.receiveStripeEvent(c.Request().Context(), payload, c.Request().Header.Get("Stripe-Signature"))
 	if se, ok := err.(*signatureError); ok {
 		a.Log.Warn("webhook refused", "request_id", RequestID(c), "reason", se.msg)
-		return &APIError{Status: http.StatusBadRequest, Type: "invalid_signature", Message: "The Stripe-Signature header does not verify: " + se.msg + "."}
+		return apiError(TypeInvalidSignature, "The Stripe-Signature header does not verify: "+se.msg+".")
 	}
 	if ae, ok := err.(*APIError); ok {
 		return ae
@@ -166,13 +167,13 @@ func (a *App) receiveStripeEvent(ctx context.Context, payload []byte, sigHeader 
 	}
 	var ev stripe.Event
 	if err := json.Unmarshal(payload, &ev); err != nil || ev.ID == "" || ev.Type == "" {
-		return nil, &APIError{Status: http.StatusBadRequest, Type: "invalid_request", Message: "The body is not a Stripe event."}
+		return nil, apiError(TypeInvalidRequest, "The body is not a Stripe event.")
 	}
-	pe := models.PaymentEvent{ID: ev.ID, Provider: ProviderStripe, Type: string(ev.Type)}
+	pe := models.PaymentEvent{ID: ev.ID, Provider: payments.ProviderStripe, Type: string(ev.Type)}
 	if strings.HasPrefix(pe.Type, "checkout.session.") && ev.Data != nil {
 		var cs stripe.CheckoutSession
 		if err := json.Unmarshal(ev.Data.Raw, &cs); err != nil {
-			return nil, &APIError{Status: http.StatusBadRequest, Type: "invalid_request", Message: "The event's checkout session does not parse."}
+			return nil, apiError(TypeInvalidRequest, "The event's checkout session does not parse.")
 		}
 		pe.SessionID, pe.ClientReferenceID = cs.ID, cs.ClientReferenceID
 		pe.AmountCents, pe.Currency, pe.PaymentStatus = cs.AmountTotal, string(cs.Currency), string(cs.PaymentStatus)
@@ -180,7 +181,7 @@ func (a *App) receiveStripeEvent(ctx context.Context, payload []byte, sigHeader 
 			// The test provider's events carry the test provider's name,
 			// so they only ever match its payments.
 			if _, err := a.Store.TestCheckout(ctx, cs.ID); err == nil {
-				pe.Provider = ProviderTest
+				pe.Provider = payments.ProviderTest
 			}
 		}
 	}

@@ -26,6 +26,8 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"ttconsole/handlers"
+	"ttconsole/internal/payments"
+	"ttconsole/internal/ratelimit"
 	"ttconsole/models"
 )
 
@@ -103,7 +105,7 @@ type Options struct {
 	Config handlers.Config
 
 	// Payments replaces the billing provider; nil is the test provider.
-	Payments handlers.PaymentProvider
+	Payments payments.Provider
 
 	// Adjust changes the app before it starts (timeouts, TTLs, upstream).
 	Adjust func(*handlers.App)
@@ -140,7 +142,7 @@ func NewServerOn(t testing.TB, db *models.DB, opts ...Options) *Server {
 	}
 	app.Payments = o.Payments
 	if o.RedisURL != "" {
-		rdb, err := handlers.NewRateLimitRedis(o.RedisURL)
+		rdb, err := ratelimit.NewRedis(o.RedisURL)
 		if err != nil {
 			t.Fatal(err)
 		}

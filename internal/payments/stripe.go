@@ -1,4 +1,4 @@
-package handlers
+package payments
 
 import (
 	"context"
@@ -19,10 +19,10 @@ func NewStripeProvider(secretKey string, opts ...stripe.ClientOption) *StripePro
 	return &StripeProvider{client: stripe.NewClient(secretKey, opts...)}
 }
 
-// Name implements PaymentProvider.
+// Name implements Provider.
 func (*StripeProvider) Name() string { return ProviderStripe }
 
-// CheckoutOrigin implements PaymentProvider.
+// CheckoutOrigin implements Provider.
 func (*StripeProvider) CheckoutOrigin() string { return "https://checkout.stripe.com" }
 
 // CreateCheckout opens a Checkout Session in payment mode for one line: the
@@ -56,7 +56,7 @@ func (sp *StripeProvider) CreateCheckout(ctx context.Context, p *models.Payment,
 	return &Checkout{SessionID: s.ID, URL: s.URL}, nil
 }
 
-// Session implements PaymentProvider.
+// Session implements Provider.
 func (sp *StripeProvider) Session(ctx context.Context, sessionID string) (*CheckoutState, error) {
 	s, err := sp.client.V1CheckoutSessions.Retrieve(ctx, sessionID, nil)
 	if err != nil {
