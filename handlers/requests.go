@@ -74,10 +74,18 @@ func (a *App) requestsPage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	catalogue, err := a.Store.Models(ctx)
+	if err != nil {
+		return err
+	}
+	var modelIDs []string // offered as the model filter's suggestions; any name can still be typed
+	for _, m := range catalogue {
+		modelIDs = append(modelIDs, m.ID)
+	}
 	d := views.RequestsData{
 		Form: form, Lookup: lookup, LookupError: lookupErr,
 		Filtered: !f.Empty(), Cursor: cursor != "",
-		Types: contractTypes(), Outcomes: models.Outcomes, Models: catalogueModelIDs,
+		Types: contractTypes(), Outcomes: models.Outcomes, Models: modelIDs,
 		BaseURL: baseURL(c),
 	}
 	d.HasAny = len(page.Rows) > 0 || cursor != ""
@@ -160,10 +168,6 @@ func (a *App) renderDetail(c echo.Context, r *models.Request, status int, adjust
 	}
 	return a.render(c, status, views.RequestDetail(a.page(c, "Request "+r.ID, "requests"), d))
 }
-
-// catalogueModelIDs are offered as model filter suggestions; any model
-// name can still be typed.
-var catalogueModelIDs = []string{"tt-chat-small", "tt-chat-large", "tt-embed-1", "tt-video-1"}
 
 func requestRow(r *models.Request, labels map[string]models.KeyLabel) views.RequestRow {
 	row := views.RequestRow{

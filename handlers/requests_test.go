@@ -261,6 +261,26 @@ func TestRequestsEmptyStates(t *testing.T) {
 	}
 }
 
+// The model filter suggests the models of the catalogue, as the database
+// holds it: a model added there is offered without a new release.
+func TestRequestsModelFilterSuggestsTheCatalogue(t *testing.T) {
+	srv := testenv.NewServer(t)
+	a := rqNewAccount(t, srv, "models@example.com")
+	if err := srv.DB.W.Exec(`INSERT INTO models (id, kind, input_micros_per_mtok, output_micros_per_mtok, max_output_tokens)
+		VALUES ('tt-chat-next', 'chat', 1000000, 2000000, 8192)`).Error; err != nil {
+		t.Fatal(err)
+	}
+	_, page := a.b.get("/requests")
+	var got []string
+	testenv.Doc(t, page).Find("#model-list option").Each(func(_ int, o *goquery.Selection) {
+		got = append(got, o.AttrOr("value", ""))
+	})
+	slices.Sort(got)
+	if want := []string{"tt-chat-large", "tt-chat-next", "tt-chat-small", "tt-embed-1", "tt-video-1"}; !slices.Equal(got, want) {
+		t.Fatalf("model suggestions %v, want the catalogue's %v", got, want)
+	}
+}
+
 func TestRequestLookup(t *testing.T) {
 	srv := testenv.NewServer(t)
 	a := rqNewAccount(t, srv, "ada@example.com")
