@@ -265,11 +265,11 @@ func TestRequestsEmptyStates(t *testing.T) {
 // holds it: a model added there is offered without a new release.
 func TestRequestsModelFilterSuggestsTheCatalogue(t *testing.T) {
 	srv := testenv.NewServer(t)
-	a := rqNewAccount(t, srv, "models@example.com")
 	if err := srv.DB.W.Exec(`INSERT INTO models (id, kind, input_micros_per_mtok, output_micros_per_mtok, max_output_tokens)
 		VALUES ('tt-chat-next', 'chat', 1000000, 2000000, 8192)`).Error; err != nil {
 		t.Fatal(err)
 	}
+	a := rqNewAccount(t, srv, "models@example.com")
 	_, page := a.b.get("/requests")
 	var got []string
 	testenv.Doc(t, page).Find("#model-list option").Each(func(_ int, o *goquery.Selection) {
