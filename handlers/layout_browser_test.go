@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -224,5 +225,46 @@ func TestBrowserRequestsTableFitsDesktop(t *testing.T) {
 				t.Errorf("at %d px the %s header is %s", width, col, b)
 			}
 		}
+	}
+}
+
+// TestBrowserConsoleFitsAPhone checks every console page at 390 px: none
+// scrolls sideways, and the Requests list still shows each call's status,
+// id, error type, charge and outcome.
+func TestBrowserConsoleFitsAPhone(t *testing.T) {
+	l := newLayoutCalls(t)
+	l.viewport(t, 390, 844, true)
+	pages := []struct{ name, path string }{
+		{"overview", "/"},
+		{"requests", "/requests"},
+		{"request-404", "/requests/" + l.ids["notfound"]},
+		{"request-402", "/requests/" + l.ids["shortfall"]},
+		{"keys", "/keys"},
+		{"billing", "/billing"},
+	}
+	for _, pg := range pages {
+		l.open(t, pg.path)
+		l.screenshot(t, "phone-"+pg.name)
+		l.noSidewaysScroll(t, pg.path+" at 390 px")
+	}
+
+	l.open(t, "/requests")
+	for kind, id := range l.ids {
+		row := `tr[data-request-id="` + id + `"]`
+		shown := map[string]string{"Status": ".badge", "Request id": "a", "Charge": "", "Billing outcome": ".badge"}
+		if kind != "ok" && kind != "cut" {
+			shown["Error"] = "code"
+		}
+		for col, inner := range shown {
+			if b := l.cellOf(t, row, col, inner); !b.inView() {
+				t.Errorf("the %s call's %s on a phone is %s", kind, col, b)
+			}
+		}
+		if b := l.cellOf(t, row, "Request id", "a"); !strings.Contains(b.Text, id[len(id)-4:]) {
+			t.Errorf("the %s call's id shows %q, not the end of %s", kind, b.Text, id)
+		}
+	}
+	if b := l.boxOf(t, `form.lookup button[type=submit]`); !b.inView() {
+		t.Errorf("the Find button is %s", b)
 	}
 }
