@@ -229,8 +229,8 @@ func TestBrowserRequestsTableFitsDesktop(t *testing.T) {
 }
 
 // TestBrowserConsoleFitsAPhone checks every console page at 390 px: none
-// scrolls sideways, and the Requests list still shows each call's status,
-// id, error type, charge and outcome.
+// scrolls sideways, the Requests list still shows each call's status, id,
+// error type, charge and outcome, and chart text can be read.
 func TestBrowserConsoleFitsAPhone(t *testing.T) {
 	l := newLayoutCalls(t)
 	l.viewport(t, 390, 844, true)
@@ -266,5 +266,56 @@ func TestBrowserConsoleFitsAPhone(t *testing.T) {
 	}
 	if b := l.boxOf(t, `form.lookup button[type=submit]`); !b.inView() {
 		t.Errorf("the Find button is %s", b)
+	}
+
+	// Chart text as drawn on the phone: 8 px is the least anyone reads.
+	for _, path := range []string{"/", "/billing"} {
+		l.open(t, path)
+		l.chartTextReadable(t, path, `svg text`)
+	}
+	l.open(t, "/requests")
+	l.chartTextReadable(t, "/requests", `img.req-chart-img`)
+}
+
+// chartTextReadable measures the height of every chart label on the page.
+// The Requests page's chart is an image, whose text a script cannot reach:
+// its SVG is drawn inline in the image's box for the measure.
+func (l *layoutCalls) chartTextReadable(t *testing.T, path, sel string) {
+	t.Helper()
+	js := `(async () => {
+		let texts = [];
+		const img = document.querySelector("img.req-chart-img");
+		if (` + "`" + sel + "`" + ` === "img.req-chart-img") {
+			if (!img) return [];
+			const svg = await (await fetch(img.src)).text();
+			const box = document.createElement("div");
+			box.innerHTML = svg;
+			const root = box.querySelector("svg");
+			root.style.width = img.clientWidth + "px";
+			root.style.height = img.clientHeight + "px";
+			img.after(box);
+			texts = Array.from(box.querySelectorAll("text"));
+			const out = texts.map(e => ({text: e.textContent, height: e.getBoundingClientRect().height}));
+			box.remove();
+			return out;
+		}
+		texts = Array.from(document.querySelectorAll(` + "`" + sel + "`" + `));
+		return texts.map(e => ({text: e.textContent, height: e.getBoundingClientRect().height}));
+	})()`
+	type label struct {
+		Text   string
+		Height float64
+	}
+	labels, err := chromedp.Run(l.ctx, chromedp.Evaluate[[]label](js, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(labels) == 0 {
+		t.Fatalf("%s: no chart text found", path)
+	}
+	for _, lb := range labels {
+		if lb.Height > 0 && lb.Height < 8 {
+			t.Errorf("%s: chart label %q is %.1f px tall on a phone", path, lb.Text, lb.Height)
+		}
 	}
 }
