@@ -3,6 +3,11 @@ package handlers
 import (
 	"bufio"
 	"encoding/csv"
+	"errors"
+	"fmt"
+	"maps"
+	"net/http"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -28,6 +33,15 @@ func (a *App) requestsCSV(c echo.Context) error {
 	acct := currentUser(c).AccountID
 	f, err := models.ParseRequestFilter(c.QueryParams())
 	if err != nil {
+		// A download has no form to highlight: say which parameter is wrong.
+		var me *models.Error
+		if errors.As(err, &me) && len(me.Fields) > 0 {
+			var b strings.Builder
+			for _, name := range slices.Sorted(maps.Keys(me.Fields)) {
+				fmt.Fprintf(&b, "%s: %s\n", name, me.Fields[name])
+			}
+			return c.String(http.StatusBadRequest, b.String())
+		}
 		return err
 	}
 	h := c.Response().Header()

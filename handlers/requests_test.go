@@ -281,6 +281,18 @@ func TestRequestsModelFilterSuggestsTheCatalogue(t *testing.T) {
 	}
 }
 
+// A CSV download with a bad filter answers a plain 400 naming the field,
+// not a page about highlighted fields that a download cannot show.
+func TestRequestsCSVNamesABadFilter(t *testing.T) {
+	srv := testenv.NewServer(t)
+	a := rqNewAccount(t, srv, "csv@example.com")
+	res, body := a.b.get("/requests.csv?from=bad&status=7xx")
+	if res.StatusCode != http.StatusBadRequest || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/plain") ||
+		!strings.Contains(body, "from: ") || !strings.Contains(body, "status: ") || strings.Contains(body, "highlighted") {
+		t.Fatalf("%d %s: %q", res.StatusCode, res.Header.Get("Content-Type"), body)
+	}
+}
+
 func TestRequestLookup(t *testing.T) {
 	srv := testenv.NewServer(t)
 	a := rqNewAccount(t, srv, "ada@example.com")
