@@ -14,12 +14,15 @@ import (
 func Go(postgres bool) []*goose.Migration {
 	if postgres {
 		// PostgreSQL keeps its request log in id order and by account id:
-		// versions 9 and 10 are recorded and change nothing.
-		return []*goose.Migration{goose.NewGoMigration(9, nil, nil), goose.NewGoMigration(10, nil, nil)}
+		// versions 9 and 10 are recorded and change nothing. Version 12
+		// partitions it by month (requests_partitions.go).
+		return []*goose.Migration{goose.NewGoMigration(9, nil, nil), goose.NewGoMigration(10, nil, nil),
+			goose.NewGoMigration(12, &goose.GoFunc{RunTx: partitionRequestsUp}, &goose.GoFunc{RunTx: partitionRequestsDown})}
 	}
 	return []*goose.Migration{
 		goose.NewGoMigration(9, &goose.GoFunc{RunTx: execAll(requestsSeqUp())}, &goose.GoFunc{RunTx: execAll(requestsSeqDown)}),
 		goose.NewGoMigration(10, &goose.GoFunc{RunTx: execAll(accountNumUp)}, &goose.GoFunc{RunTx: execAll(accountNumDown)}),
+		goose.NewGoMigration(12, nil, nil), // SQLite's log is one table
 	}
 }
 
