@@ -344,11 +344,19 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 // reapHolds expires overdue tasks and releases expired holds at start-up
 // and then every interval, so a crash or a lost call never keeps money held.
-// With a retention of days > 0 it also purges the older request log.
+// With a retention of days > 0 it also purges the older request log. On
+// PostgreSQL it first makes the request log's partitions ahead.
 func reapHolds(ctx context.Context, store *models.Store, log *slog.Logger, every time.Duration, retentionDays int) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
+		if made, err := store.EnsureRequestPartitions(ctx, time.Now()); err != nil && ctx.Err() == nil {
+			// Calls go on meanwhile: a row without its month's partition
+			// goes to the default one.
+			log.Warn("request log partitions: not made yet, trying again next round", "err", err.Error())
+		} else if len(made) > 0 {
+			log.Info("request log partitions made", "partitions", strings.Join(made, ", "))
+		}
 		if n, err := store.ExpireTasks(ctx, time.Now()); err != nil && ctx.Err() == nil {
 			log.Error("expire tasks", "err", err.Error())
 		} else if n > 0 {

@@ -46,3 +46,17 @@ func (s *Store) HoldWrites() (queued func(n int), release func()) {
 
 // BulkHolds is how many holds were placed together with others.
 func (s *Store) BulkHolds() int64 { return s.batch.bulkHolds.Load() }
+
+// RequestByIDStatements are the money path's statements that find a
+// request row by its id (their text arguments), for each
+// engine: name → SQLite's text, PostgreSQL's text.
+func RequestByIDStatements() map[string][2]string {
+	out := map[string][2]string{}
+	for name, q := range map[string]*query{
+		"complete held": qCompleteHeld, "complete held clean": qCompleteHeldClean, "end hold": qEndHold,
+		"expired unsettled": qExpiredUnsettled, "complete late": qCompleteLate,
+	} {
+		out[name] = [2]string{q.sqlite, q.pg}
+	}
+	return out
+}
