@@ -2,10 +2,13 @@ package models
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/oklog/ulid/v2"
 	"gorm.io/gorm"
+
+	"ttconsole/migrations"
 )
 
 // RetentionBatch is how many requests one purge transaction deletes: small
@@ -19,7 +22,31 @@ const RetentionBatch = 500
 // (their hold open) are kept; the ledger and tasks are money records and
 // are never purged, so every charge stays with its request id. It
 // returns how many requests it deleted; ctx ends it between batches.
+//
+// On PostgreSQL the log is partitioned by month, and whole months are
+// dropped instead (see dropRequestPartitions): a month is kept until it
+// has entirely passed before, and while it holds an open hold. Only the
+// rows of the default partition, which belong to no month's partition,
+// are deleted in batches.
 func (s *Store) PurgeRequests(ctx context.Context, before time.Time, batch int, pause time.Duration) (int, error) {
+	if !s.db.Postgres {
+		return s.purgeRows(ctx, "requests", before, batch, pause)
+	}
+	dropped, err := s.dropRequestPartitions(ctx, before)
+	total := 0
+	for _, d := range dropped {
+		total += int(d.Requests)
+	}
+	if err != nil {
+		return total, err
+	}
+	n, err := s.purgeRows(ctx, migrations.RequestsDefaultPartition, before, batch, pause)
+	return total + n, err
+}
+
+// purgeRows deletes the rows of table, the request log or a partition of
+// it, older than before and no longer pending, in batches.
+func (s *Store) purgeRows(ctx context.Context, table string, before time.Time, batch int, pause time.Duration) (int, error) {
 	if batch <= 0 {
 		batch = RetentionBatch
 	}
@@ -29,7 +56,7 @@ func (s *Store) PurgeRequests(ctx context.Context, before time.Time, batch int, 
 	total := 0
 	for {
 		var ids []string
-		if err := s.db.W.WithContext(ctx).Model(&Request{}).
+		if err := s.db.W.WithContext(ctx).Table(table).
 			Where("id < ? AND created_at < ? AND billing_outcome <> ?", bound, before.UTC(), OutcomePending).
 			Order("id").Limit(batch).Pluck("id", &ids).Error; err != nil {
 			return total, err
@@ -39,7 +66,7 @@ func (s *Store) PurgeRequests(ctx context.Context, before time.Time, batch int, 
 		}
 		var deleted int64
 		err := s.tx(ctx, func(tx *gorm.DB) error {
-			res := tx.Where("id IN ? AND billing_outcome <> ?", ids, OutcomePending).Delete(&Request{})
+			res := tx.Table(table).Where("id IN ? AND billing_outcome <> ?", ids, OutcomePending).Delete(&Request{})
 			deleted = res.RowsAffected
 			return res.Error
 		})
@@ -64,4 +91,73 @@ type zeroEntropy struct{}
 func (zeroEntropy) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
+}
+
+// DroppedPartition is a month of the request log that retention dropped.
+type DroppedPartition struct {
+	Name     string
+	Requests int64
+}
+
+// dropRequestPartitions drops, on PostgreSQL, every month's partition of
+// the request log that ended at or before before, oldest first, and
+// returns them. A month that still holds an open hold is kept whole until
+// the hold ends (the reaper ends it); so is a month that straddles before,
+// until it is entirely past it. A partition whose locks cannot be had at
+// once is left for the next round. The ledger and tasks, which name
+// request ids but hold no reference the database enforces, keep every
+// entry.
+func (s *Store) dropRequestPartitions(ctx context.Context, before time.Time) ([]DroppedPartition, error) {
+	names, err := requestPartitions(ctx, s.db.SQL())
+	if err != nil {
+		return nil, err
+	}
+	var out []DroppedPartition
+	for _, name := range names { // in month order: the names sort so
+		p, ok := migrations.ParseRequestPartition(name)
+		if !ok || p.End().After(before) {
+			continue
+		}
+		d, err := s.dropRequestPartition(ctx, name)
+		if err != nil {
+			return out, err
+		}
+		if d != nil {
+			out = append(out, *d)
+		}
+	}
+	return out, nil
+}
+
+// dropRequestPartition drops one partition, unless it holds an open hold
+// (then it returns nil).
+func (s *Store) dropRequestPartition(ctx context.Context, name string) (*DroppedPartition, error) {
+	tx, err := s.db.SQL().BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `SET LOCAL lock_timeout = '`+partitionDDLLockTimeout+`'`); err != nil {
+		return nil, err
+	}
+	// No hold of the month opens or ends between the check and the drop.
+	if _, err := tx.ExecContext(ctx, `LOCK TABLE `+name+` IN SHARE MODE`); err != nil {
+		return nil, err
+	}
+	var open bool
+	// The status as a literal, so that the partial index of open holds serves.
+	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM `+name+` WHERE hold_status = 'open')`).Scan(&open); err != nil {
+		return nil, err
+	}
+	if open {
+		return nil, nil
+	}
+	d := &DroppedPartition{Name: name}
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM `+name).Scan(&d.Requests); err != nil {
+		return nil, err
+	}
+	if _, err := tx.ExecContext(ctx, `DROP TABLE `+name); err != nil {
+		return nil, fmt.Errorf("drop request log partition %s: %w", name, err)
+	}
+	return d, tx.Commit()
 }

@@ -2,6 +2,7 @@ package models_test
 
 import (
 	"context"
+	"errors"
 	"math/rand"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"ttconsole/internal/testenv"
+	"ttconsole/migrations"
 	"ttconsole/models"
 )
 
@@ -109,5 +111,113 @@ func TestPurgeRequestsKeepsRecentPendingAndMoney(t *testing.T) {
 	// Nothing more to do: a second purge deletes nothing.
 	if n, err := s.PurgeRequests(ctx, now.AddDate(0, 0, -30), 50, 0); err != nil || n != 0 {
 		t.Fatalf("second purge: %d, %v", n, err)
+	}
+}
+
+// TestRetentionDropsWholeMonthsAndKeepsTheLedger purges a request log of
+// four months at a cut-off in the middle of last month. On PostgreSQL
+// whole months go: the month three back; the month two back only once
+// its running call has ended; last month, which straddles the cut-off,
+// not at all. On SQLite every finished request older than the cut-off
+// goes. On both, a request dated years back (PostgreSQL's default
+// partition) goes, the ledger keeps every charge of a purged request, and
+// the invariants hold.
+func TestRetentionDropsWholeMonthsAndKeepsTheLedger(t *testing.T) {
+	ctx := context.Background()
+	db := testenv.DB(t)
+	s := models.NewStore(db)
+	acct, key := fundedAccount(t, s, "retention-months@example.com")
+	m0 := migrations.RequestPartitionOf(time.Now()).Month
+	if _, err := s.EnsureRequestPartitions(ctx, m0.AddDate(0, -3, 0)); err != nil {
+		t.Fatal(err)
+	}
+	month := func(back int) []string {
+		at := m0.AddDate(0, -back, 4)
+		ids := []string{}
+		for i := range 5 {
+			ids = append(ids, logAt(t, s, acct, key, at.Add(time.Duration(i)*time.Minute)))
+		}
+		id, _, _ := callAt(t, s, acct, key, at.Add(time.Hour), false)
+		return append(ids, id)
+	}
+	m3, m2, m1 := month(3), month(2), month(1)
+	ancient := logAt(t, s, acct, key, m0.AddDate(-5, 0, 0))
+	running, h, r := callAt(t, s, acct, key, m0.AddDate(0, -2, 9), true)
+	current := []string{logAt(t, s, acct, key, time.Now().Add(-time.Minute))}
+	var ledger int64
+	db.R.Table("ledger_entries").Count(&ledger)
+	cut := m0.AddDate(0, -1, 10)
+
+	found := func(ids ...string) (n int) {
+		for _, id := range ids {
+			_, err := s.RequestOf(ctx, acct, id)
+			if err == nil {
+				n++
+			} else if !errors.Is(err, models.ErrNotFound) {
+				t.Fatal(err)
+			}
+		}
+		return n
+	}
+	check := func(step string, purged, want int, kept ...[]string) {
+		t.Helper()
+		if purged != want {
+			t.Errorf("%s: purged %d requests, want %d", step, purged, want)
+		}
+		for _, ids := range kept {
+			if n := found(ids...); n != len(ids) {
+				t.Errorf("%s: %d of %v left, want all", step, n, ids)
+			}
+		}
+		var after int64
+		db.R.Table("ledger_entries").Count(&after)
+		if after != ledger {
+			t.Errorf("%s: the ledger has %d entries, had %d", step, after, ledger)
+		}
+		if err := s.LedgerInvariant(ctx, acct); err != nil {
+			t.Errorf("%s: %v", step, err)
+		}
+	}
+
+	n, err := s.PurgeRequests(ctx, cut, 4, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if db.Postgres {
+		check("first purge", n, len(m3)+1, m2, m1, []string{running}, current)
+	} else {
+		check("first purge", n, len(m3)+len(m2)+len(m1)+1, []string{running}, current)
+	}
+	if found(m3...)+found(ancient) != 0 {
+		t.Fatalf("first purge: the month three back or the request years back is still there")
+	}
+
+	if err := s.ReleaseCall(ctx, h, r, models.OutcomeNotChargedFailed); err != nil {
+		t.Fatal(err)
+	}
+	n, err = s.PurgeRequests(ctx, cut, 4, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if db.Postgres {
+		check("after the running call ended", n, len(m2)+1, m1, current)
+	} else {
+		check("after the running call ended", n, 1, current)
+	}
+	if found(m2...)+found(running) != 0 {
+		t.Fatalf("after the running call ended: the month two back is still there")
+	}
+	if db.Postgres {
+		names := map[string]bool{}
+		var rows []string
+		db.R.Raw(`SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+			WHERE i.inhparent = 'requests'::regclass`).Scan(&rows)
+		for _, n := range rows {
+			names[n] = true
+		}
+		if !names[migrations.RequestPartitionOf(m0).Name()] || !names[migrations.RequestPartitionOf(m0.AddDate(0, -1, 0)).Name()] ||
+			names[migrations.RequestPartitionOf(m0.AddDate(0, -2, 0)).Name()] || !names[migrations.RequestsDefaultPartition] {
+			t.Fatalf("partitions left: %v", rows)
+		}
 	}
 }
