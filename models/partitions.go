@@ -36,6 +36,12 @@ func (s *Store) EnsureRequestPartitions(ctx context.Context, now time.Time) ([]s
 	if !s.db.Postgres {
 		return nil, nil
 	}
+	return s.makeRequestPartitions(ctx, migrations.AheadMonths(now))
+}
+
+// makeRequestPartitions makes the partitions of months that are missing,
+// on PostgreSQL, and returns their names.
+func (s *Store) makeRequestPartitions(ctx context.Context, months []migrations.RequestPartition) ([]string, error) {
 	missing := func(q interface {
 		QueryContext(context.Context, string, ...any) (*sql.Rows, error)
 	}) ([]migrations.RequestPartition, error) {
@@ -44,7 +50,7 @@ func (s *Store) EnsureRequestPartitions(ctx context.Context, now time.Time) ([]s
 			return nil, err
 		}
 		var out []migrations.RequestPartition
-		for _, p := range migrations.AheadMonths(now) {
+		for _, p := range months {
 			if !slices.Contains(have, p.Name()) {
 				out = append(out, p)
 			}

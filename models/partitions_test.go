@@ -207,3 +207,30 @@ func (a *textArray) Scan(src any) error {
 	}
 	return nil
 }
+
+// TestSeededHistoryFillsItsMonths seeds four months of history: the
+// Requests page lists all of it, and on PostgreSQL every row is in its
+// month's partition, none in the default one.
+func TestSeededHistoryFillsItsMonths(t *testing.T) {
+	ctx := context.Background()
+	db := testenv.DB(t)
+	s := models.NewStore(db)
+	acct, key := fundedAccount(t, s, "seeded-months@example.com")
+	const n = 400
+	if got, err := s.SeedRequests(ctx, acct, models.SeedOptions{Requests: n, Span: 120 * 24 * time.Hour,
+		KeyIDs: []string{key}, Seed: 7}); err != nil || got != n {
+		t.Fatalf("seeded %d, %v", got, err)
+	}
+	if listed := listedIDs(t, s, acct, 100); len(listed) != n {
+		t.Fatalf("the page lists %d requests, want %d", len(listed), n)
+	}
+	if !db.Postgres {
+		return
+	}
+	var inDefault, months int64
+	db.R.Raw("SELECT count(*) FROM " + migrations.RequestsDefaultPartition).Scan(&inDefault)
+	db.R.Raw("SELECT count(DISTINCT tableoid) FROM requests").Scan(&months)
+	if inDefault != 0 || months < 4 {
+		t.Fatalf("%d seeded rows in the default partition, the rest in %d months; want none there and at least 4 months", inDefault, months)
+	}
+}

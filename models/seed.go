@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/oklog/ulid/v2"
+
+	"ttconsole/migrations"
 )
 
 // SeedOptions shape a seeded request history.
@@ -129,6 +131,17 @@ func (s *Store) seedRequests(ctx context.Context, accountID string, opt SeedOpti
 
 	start := opt.Now.Add(-opt.Span).UTC()
 	step := opt.Span / time.Duration(opt.Requests)
+	if s.db.Postgres {
+		// A history's months get their partitions, as the months of live
+		// traffic do, rather than all going to the default partition.
+		var months []migrations.RequestPartition
+		for p := migrations.RequestPartitionOf(start); p.Month.Before(opt.Now); p = p.Next() {
+			months = append(months, p)
+		}
+		if _, err := s.makeRequestPartitions(ctx, months); err != nil {
+			return 0, err
+		}
+	}
 	var (
 		args []any
 		rows []seedRequest
