@@ -78,7 +78,8 @@ func partitionOf(t *testing.T, db *models.DB, id string) string {
 // version 12, which partitions it by month on PostgreSQL: every request
 // reads back exactly as before, on its detail, its timeline and the
 // Requests page; the running call can still be charged; the ledger adds
-// up; and on PostgreSQL each row is in its month's partition.
+// up; and on PostgreSQL each row is in its month's partition, and the
+// way down and up again keeps the log as it was.
 func TestRequestLogKeepsEveryRowThroughVersion12(t *testing.T) {
 	db, p := migratedTo(t, 11)
 	ctx := context.Background()
@@ -150,6 +151,27 @@ func TestRequestLogKeepsEveryRowThroughVersion12(t *testing.T) {
 		}
 		if got := partitionOf(t, db, id); got != want {
 			t.Errorf("request %s of %s is in %s, want %s", id, r.CreatedAt, got, want)
+		}
+	}
+
+	// The way down puts every row back into one table, and up again
+	// partitions it again.
+	for _, step := range []struct {
+		name, kind string // kind: the table's relkind after the step, r plain or p partitioned
+		run        func(context.Context) error
+	}{
+		{"down to 11", "r", func(ctx context.Context) error { _, err := p.DownTo(ctx, 11); return err }},
+		{"up again", "p", func(ctx context.Context) error { _, err := p.Up(ctx); return err }},
+	} {
+		if err := step.run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := listedIDs(t, models.NewStore(db), acct, 4); !slices.Equal(got, listed) {
+			t.Fatalf("%s: the log lists %v, want %v", step.name, got, listed)
+		}
+		var kind string
+		if err := db.R.Raw("SELECT relkind FROM pg_class WHERE relname = 'requests'").Scan(&kind).Error; err != nil || kind != step.kind {
+			t.Fatalf("%s: requests has relkind %q (%v), want %s", step.name, kind, err, step.kind)
 		}
 	}
 }
