@@ -457,3 +457,59 @@ func TestServeDefaultsAreTheAppsOwn(t *testing.T) {
 		}
 	}
 }
+
+// TestServeMakesTheRequestLogsMonthsAhead starts serve on a database whose
+// partitions of the next two months are missing (as after a server was
+// stopped for months): on PostgreSQL its first round makes them and says
+// so; on SQLite, whose log is one table, no such line appears.
+func TestServeMakesTheRequestLogsMonthsAhead(t *testing.T) {
+	c := newCLI(t)
+	if _, _, err := c.run("migrate"); err != nil {
+		t.Fatal(err)
+	}
+	db := c.store().DB()
+	ahead := migrations.AheadMonths(time.Now())
+	if db.Postgres {
+		for _, p := range ahead[1:] {
+			if err := db.W.Exec("DROP TABLE " + p.Name()).Error; err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--db", c.path}, &stdout, &stderr) }()
+	deadline := time.After(20 * time.Second)
+	for !strings.Contains(stderr.String(), "TT Console listening") ||
+		(db.Postgres && !strings.Contains(stderr.String(), "request log partitions made")) {
+		select {
+		case err := <-done:
+			t.Fatalf("serve stopped with %v: %s", err, stderr.String())
+		case <-deadline:
+			t.Fatalf("no partitions made at start-up: %s", stderr.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("serve stopped with %v", err)
+	}
+	if !db.Postgres {
+		if strings.Contains(stderr.String(), "request log partitions") {
+			t.Fatalf("SQLite: serve speaks of partitions: %s", stderr.String())
+		}
+		return
+	}
+	for _, p := range ahead[1:] {
+		if !strings.Contains(stderr.String(), p.Name()) {
+			t.Errorf("the start-up log does not name %s: %s", p.Name(), stderr.String())
+		}
+		var exists bool
+		db.R.Raw("SELECT to_regclass(?) IS NOT NULL", p.Name()).Scan(&exists)
+		if !exists {
+			t.Errorf("%s was not made", p.Name())
+		}
+	}
+}
