@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"ttconsole/internal/testenv"
 	"ttconsole/migrations"
 	"ttconsole/models"
 )
@@ -42,7 +43,7 @@ func TestRequestsOfEarlierMonthsAreFound(t *testing.T) {
 	}
 
 	b := newBrowser(t, p.srv)
-	if res, _ := b.login("owner@example.com", "long enough password"); res.StatusCode != http.StatusSeeOther {
+	if res, _ := b.login("owner@example.com", testenv.Password); res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("login: %d", res.StatusCode)
 	}
 	for _, id := range append([]string{earlier, far, now.id()}, lastMonth...) {

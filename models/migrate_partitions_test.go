@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"ttconsole/internal/testenv"
 	"ttconsole/migrations"
 	"ttconsole/models"
 )
@@ -44,24 +45,6 @@ func callAt(t *testing.T, s *models.Store, acct, key string, at time.Time, open 
 	return r.ID, h, r
 }
 
-// fundedAccount makes an account with $1 and a key.
-func fundedAccount(t *testing.T, s *models.Store, email string) (acct, key string) {
-	t.Helper()
-	ctx := context.Background()
-	u, err := s.CreateAccount(ctx, email, "long enough password")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Credit(ctx, u.AccountID, models.MicrosPerUSD, models.LedgerAdjustment, "funds", models.LedgerRef{}); err != nil {
-		t.Fatal(err)
-	}
-	k, _, err := s.CreateAPIKey(ctx, u.AccountID, models.AdminCLI, models.KeyInput{Name: "k"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u.AccountID, k.ID
-}
-
 // partitionOf is the table holding request id on PostgreSQL.
 func partitionOf(t *testing.T, db *models.DB, id string) string {
 	t.Helper()
@@ -84,7 +67,8 @@ func TestRequestLogKeepsEveryRowThroughVersion12(t *testing.T) {
 	db, p := migratedTo(t, 11)
 	ctx := context.Background()
 	s := models.NewStore(db)
-	acct, key := fundedAccount(t, s, "v12@example.com")
+	a := testenv.FundedKey(t, s, "v12@example.com", models.MicrosPerUSD, models.KeyInput{Name: "k"})
+	acct, key := a.ID, a.Key.ID
 	now := time.Now().UTC()
 	var ids []string
 	var openHold *models.Hold

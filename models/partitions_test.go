@@ -35,7 +35,8 @@ func TestRequestPartitionsAreMadeAheadOnce(t *testing.T) {
 		stores[i] = models.NewStore(db)
 	}
 	s := stores[0]
-	acct, key := fundedAccount(t, s, "ahead@example.com")
+	a := testenv.FundedKey(t, s, "ahead@example.com", models.MicrosPerUSD, models.KeyInput{Name: "k"})
+	acct, key := a.ID, a.Key.ID
 	later := migrations.RequestPartitionOf(time.Now()).Month.AddDate(0, 6, 0) // beyond the months made at start
 	early := logAt(t, s, acct, key, later.Add(36*time.Hour))
 	far := logAt(t, s, acct, key, time.Now().AddDate(40, 0, 0))
@@ -215,7 +216,8 @@ func TestSeededHistoryFillsItsMonths(t *testing.T) {
 	ctx := context.Background()
 	db := testenv.DB(t)
 	s := models.NewStore(db)
-	acct, key := fundedAccount(t, s, "seeded-months@example.com")
+	a := testenv.FundedKey(t, s, "seeded-months@example.com", models.MicrosPerUSD, models.KeyInput{Name: "k"})
+	acct, key := a.ID, a.Key.ID
 	const n = 400
 	if got, err := s.SeedRequests(ctx, acct, models.SeedOptions{Requests: n, Span: 120 * 24 * time.Hour,
 		KeyIDs: []string{key}, Seed: 7}); err != nil || got != n {

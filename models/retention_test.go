@@ -126,7 +126,8 @@ func TestRetentionDropsWholeMonthsAndKeepsTheLedger(t *testing.T) {
 	ctx := context.Background()
 	db := testenv.DB(t)
 	s := models.NewStore(db)
-	acct, key := fundedAccount(t, s, "retention-months@example.com")
+	a := testenv.FundedKey(t, s, "retention-months@example.com", models.MicrosPerUSD, models.KeyInput{Name: "k"})
+	acct, key := a.ID, a.Key.ID
 	m0 := migrations.RequestPartitionOf(time.Now()).Month
 	if _, err := s.EnsureRequestPartitions(ctx, m0.AddDate(0, -3, 0)); err != nil {
 		t.Fatal(err)
