@@ -85,7 +85,7 @@ func (a *App) requestsPage(c echo.Context) error {
 	d := views.RequestsData{
 		Form: form, Lookup: lookup, LookupError: lookupErr,
 		Filtered: !f.Empty(), Cursor: cursor != "",
-		Types: contractTypes(), Outcomes: models.Outcomes, Models: modelIDs,
+		Types: contractTypes(), Outcomes: outcomeOptions(), Models: modelIDs,
 		BaseURL: baseURL(c),
 	}
 	d.HasAny = len(page.Rows) > 0 || cursor != ""
@@ -174,7 +174,7 @@ func requestRow(r *models.Request, labels map[string]models.KeyLabel) views.Requ
 		ID: r.ID, At: r.CreatedAt.UTC().Format(time.RFC3339), AtUTC: utcTime(r.CreatedAt),
 		Status: r.Status, StatusTone: statusTone(r.Status), ErrorType: r.ErrorType, ErrorMessage: r.ErrorMessage,
 		Model: r.Model, Latency: strconv.FormatInt(r.LatencyMS, 10) + " ms",
-		Charge: models.FormatUSD(r.ChargedMicros), Outcome: r.BillingOutcome, OutcomeTone: outcomeTone(r.BillingOutcome),
+		Charge: models.FormatUSD(r.ChargedMicros), Outcome: r.BillingOutcome, OutcomeLabel: models.OutcomeLabel(r.BillingOutcome), OutcomeTone: outcomeTone(r.BillingOutcome),
 		Stream: r.Stream,
 	}
 	if r.PromptTokens+r.CompletionTokens > 0 {
@@ -247,7 +247,7 @@ func requestDetailData(r *models.Request, labels map[string]models.KeyLabel, eve
 		ClientIP: r.ClientIP, Stream: r.Stream, Latency: strconv.FormatInt(r.LatencyMS, 10) + " ms",
 		PromptTokens: r.PromptTokens, CompletionTokens: r.CompletionTokens,
 		Hold: models.FormatUSDExact(r.HoldMicros), Charge: models.FormatUSDExact(r.ChargedMicros),
-		Outcome: r.BillingOutcome, OutcomeRule: models.OutcomeRule(r.BillingOutcome), OutcomeDetail: r.OutcomeDetail,
+		Outcome: r.BillingOutcome, OutcomeLabel: models.OutcomeLabel(r.BillingOutcome), OutcomeRule: models.OutcomeRule(r.BillingOutcome), OutcomeDetail: r.OutcomeDetail,
 		OutcomeTone: outcomeTone(r.BillingOutcome), MovedMoney: r.HoldMicros != 0 || r.ChargedMicros != 0,
 	}
 	if r.CompletedAt != nil {
@@ -346,4 +346,13 @@ func supportText(r *models.Request) string {
 	}
 	b.WriteString("Error body: " + body)
 	return b.String()
+}
+
+// outcomeOptions are the billing outcome filter's choices, in words.
+func outcomeOptions() []views.Option {
+	var out []views.Option
+	for _, o := range models.Outcomes {
+		out = append(out, views.Option{Value: o, Label: models.OutcomeLabel(o)})
+	}
+	return out
 }

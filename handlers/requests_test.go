@@ -293,6 +293,33 @@ func TestRequestsCSVNamesABadFilter(t *testing.T) {
 	}
 }
 
+// Billing outcomes read as words on the list, the filter and the detail
+// page; the code stays in the tooltip and as small text.
+func TestRequestsOutcomesInWords(t *testing.T) {
+	srv := testenv.NewServer(t)
+	a := rqNewAccount(t, srv, "words@example.com")
+	r := rqLog(t, srv, models.Request{AccountID: &a.id, Status: 402, ErrorType: "billing_shortfall",
+		BillingOutcome: models.OutcomeNotChargedRejected}, time.Now())
+	rqLog(t, srv, models.Request{AccountID: &a.id, Status: 200, Stream: true, BillingOutcome: models.OutcomeChargedPartial}, time.Now())
+	_, page := a.b.get("/requests")
+	doc := testenv.Doc(t, page)
+	badges := map[string]string{}
+	doc.Find("td.c-outcome .badge").Each(func(_ int, b *goquery.Selection) {
+		badges[b.AttrOr("title", "")] = strings.TrimSpace(b.Text())
+	})
+	if badges["not_charged_rejected"] != "Not charged — rejected" || badges["charged_partial"] != "Charged for delivered tokens" {
+		t.Fatalf("outcome badges by code: %v", badges)
+	}
+	if got := doc.Find(`#f-outcome option[value="not_charged_expired"]`).Text(); got != "Not charged — expired" {
+		t.Fatalf("the outcome filter offers %q for not_charged_expired", got)
+	}
+	_, page = a.b.get("/requests/" + r.ID)
+	h2 := testenv.Doc(t, page).Find(`[data-testid=outcome] h2`)
+	if got := h2.Find(".badge").Text(); got != "Not charged — rejected" || !strings.Contains(h2.Text(), "not_charged_rejected") {
+		t.Fatalf("the detail page's outcome heading: %q", h2.Text())
+	}
+}
+
 func TestRequestLookup(t *testing.T) {
 	srv := testenv.NewServer(t)
 	a := rqNewAccount(t, srv, "ada@example.com")

@@ -22,6 +22,30 @@ const (
 	OutcomeNotChargedFree = "not_charged_free"
 )
 
+// OutcomeLabel names a billing outcome as a customer reads it; the code
+// stays beside it as small text or a tooltip.
+func OutcomeLabel(outcome string) string {
+	switch outcome {
+	case OutcomePending:
+		return "Running — held"
+	case OutcomeCharged:
+		return "Charged"
+	case OutcomeChargedPartial:
+		return "Charged for delivered tokens"
+	case OutcomeNotChargedRejected:
+		return "Not charged — rejected"
+	case OutcomeNotChargedFailed:
+		return "Not charged — failed"
+	case OutcomeNotChargedCancel:
+		return "Not charged — cancelled"
+	case OutcomeNotChargedExpired:
+		return "Not charged — expired"
+	case OutcomeNotChargedFree:
+		return "Free"
+	}
+	return outcome
+}
+
 // OutcomeRule explains a billing outcome in the platform's words.
 func OutcomeRule(outcome string) string {
 	switch outcome {
