@@ -172,7 +172,7 @@ func (a *App) renderDetail(c echo.Context, r *models.Request, status int, adjust
 func requestRow(r *models.Request, labels map[string]models.KeyLabel) views.RequestRow {
 	row := views.RequestRow{
 		ID: r.ID, At: r.CreatedAt.UTC().Format(time.RFC3339), AtUTC: utcTime(r.CreatedAt),
-		Status: r.Status, StatusTone: statusTone(r.Status), ErrorType: r.ErrorType, ErrorMessage: r.ErrorMessage,
+		Status: r.Status, ErrorType: r.ErrorType, ErrorMessage: r.ErrorMessage,
 		Model: r.Model, Latency: strconv.FormatInt(r.LatencyMS, 10) + " ms",
 		Charge: models.FormatUSD(r.ChargedMicros), Outcome: r.BillingOutcome, OutcomeLabel: models.OutcomeLabel(r.BillingOutcome), OutcomeTone: outcomeTone(r.BillingOutcome),
 		Stream: r.Stream,
@@ -180,6 +180,7 @@ func requestRow(r *models.Request, labels map[string]models.KeyLabel) views.Requ
 	if r.PromptTokens+r.CompletionTokens > 0 {
 		row.Tokens = strconv.Itoa(r.PromptTokens) + " / " + strconv.Itoa(r.CompletionTokens)
 	}
+	row.StatusLabel, row.StatusTone = statusBadge(r)
 	row.Key, row.KeyTitle = keyName(r.KeyID, labels)
 	return row
 }
@@ -202,6 +203,29 @@ func sortedLabels(m map[string]models.KeyLabel) []models.KeyLabel {
 		return cmp.Or(strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name)), strings.Compare(a.ID, b.ID))
 	})
 	return out
+}
+
+// statusBadge is a request's status as its badge shows it: the HTTP
+// status, with what became of the call when a success code hides it (a
+// stream cut off, a task that failed), and its tone.
+func statusBadge(r *models.Request) (label, tone string) {
+	label, tone = strconv.Itoa(r.Status), statusTone(r.Status)
+	if r.Status < 200 || r.Status >= 300 {
+		return label, tone
+	}
+	switch r.BillingOutcome {
+	case models.OutcomeChargedPartial:
+		return label + " · cut off", "warn"
+	case models.OutcomeNotChargedFailed:
+		return label + " · failed", "err"
+	case models.OutcomeNotChargedCancel:
+		return label + " · cancelled", "warn"
+	case models.OutcomeNotChargedExpired:
+		return label + " · expired", "warn"
+	case models.OutcomePending:
+		return label + " · running", ""
+	}
+	return label, tone
 }
 
 func statusTone(status int) string {
@@ -243,13 +267,14 @@ func requestDetailData(r *models.Request, labels map[string]models.KeyLabel, eve
 	d := views.RequestDetailData{
 		ID: r.ID, At: r.CreatedAt.UTC().Format(time.RFC3339Nano), AtUTC: utcTime(r.CreatedAt),
 		Method: r.Method, Path: r.Path, Model: r.Model, Status: r.Status, StatusText: http.StatusText(r.Status),
-		StatusTone: statusTone(r.Status), ErrorType: r.ErrorType, ErrorMessage: r.ErrorMessage, ErrorBody: r.ErrorBody,
+		ErrorType: r.ErrorType, ErrorMessage: r.ErrorMessage, ErrorBody: r.ErrorBody,
 		ClientIP: r.ClientIP, Stream: r.Stream, Latency: strconv.FormatInt(r.LatencyMS, 10) + " ms",
 		PromptTokens: r.PromptTokens, CompletionTokens: r.CompletionTokens,
 		Hold: models.FormatUSDExact(r.HoldMicros), Charge: models.FormatUSDExact(r.ChargedMicros),
 		Outcome: r.BillingOutcome, OutcomeLabel: models.OutcomeLabel(r.BillingOutcome), OutcomeRule: models.OutcomeRule(r.BillingOutcome), OutcomeDetail: r.OutcomeDetail,
 		OutcomeTone: outcomeTone(r.BillingOutcome), MovedMoney: r.HoldMicros != 0 || r.ChargedMicros != 0,
 	}
+	d.StatusLabel, d.StatusTone = statusBadge(r)
 	if r.CompletedAt != nil {
 		d.CompletedUTC = utcTime(*r.CompletedAt)
 	}

@@ -301,8 +301,22 @@ func TestRequestsOutcomesInWords(t *testing.T) {
 	r := rqLog(t, srv, models.Request{AccountID: &a.id, Status: 402, ErrorType: "billing_shortfall",
 		BillingOutcome: models.OutcomeNotChargedRejected}, time.Now())
 	rqLog(t, srv, models.Request{AccountID: &a.id, Status: 200, Stream: true, BillingOutcome: models.OutcomeChargedPartial}, time.Now())
+	rqLog(t, srv, models.Request{AccountID: &a.id, Status: 202, Path: "/v1/tasks", Method: "POST", BillingOutcome: models.OutcomeNotChargedFailed}, time.Now())
+	rqLog(t, srv, models.Request{AccountID: &a.id, Status: 200, BillingOutcome: models.OutcomeCharged}, time.Now())
 	_, page := a.b.get("/requests")
 	doc := testenv.Doc(t, page)
+	// A success code that hides what became of the call says so, and is not green.
+	statuses := map[string]string{}
+	doc.Find("tr").Each(func(_ int, tr *goquery.Selection) {
+		if code, ok := tr.Find("td.c-outcome .badge").Attr("title"); ok {
+			b := tr.Find("td.c-status .badge")
+			statuses[code] = strings.TrimSpace(b.Text()) + " " + b.AttrOr("class", "")
+		}
+	})
+	if statuses["charged_partial"] != "200 · cut off badge warn" || statuses["not_charged_failed"] != "202 · failed badge err" ||
+		statuses["charged"] != "200 badge ok" {
+		t.Fatalf("status badges by outcome: %v", statuses)
+	}
 	badges := map[string]string{}
 	doc.Find("td.c-outcome .badge").Each(func(_ int, b *goquery.Selection) {
 		badges[b.AttrOr("title", "")] = strings.TrimSpace(b.Text())
