@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"gorm.io/gorm"
 )
 
 // Hold statuses.
@@ -133,6 +131,12 @@ var (
 	qSettleWallet = newQuery(`UPDATE wallets SET held_micros = held_micros - ?, balance_micros = balance_micros - ?,
 		updated_at = ? WHERE account_id = ?`)
 	qUnholdKeyMonth = newQuery(`UPDATE key_month_usage SET held_micros = held_micros - ? WHERE key_id = ? AND month = ?`)
+
+	// The outcome of a call whose hold the reaper expired, unless the call
+	// already has one of its own (a task's).
+	qExpireOutcome = newQuery(`UPDATE requests SET billing_outcome = '` + OutcomeNotChargedExpired + `', charged_micros = 0,
+		completed_at = ?, outcome_detail = 'the call did not finish before its hold expired'
+		WHERE id = ? AND billing_outcome = '` + OutcomePending + `'`)
 
 	// A late charge: the call's hold was expired by the reaper before the
 	// call settled. It finds the row the reaper left, takes what the
@@ -440,20 +444,14 @@ func (s *Store) ExpireHolds(ctx context.Context, now time.Time) (int, error) {
 	for i := range due {
 		h := holdOf(&due[i])
 		ended := false
-		err := s.tx(ctx, func(tx *gorm.DB) error {
-			ended = false // a retried transaction starts over
-			w, err := s.wtxOf(tx)
-			if err != nil {
-				return err
-			}
+		err := s.write(ctx, func(w *wtx) error {
+			ended = false // a write run again starts over
 			ok, err := endHold(w, h, HoldExpired, 0, now.UTC())
 			if err != nil || !ok {
 				return err
 			}
 			ended = true
-			return tx.Model(&Request{}).Where("id = ? AND billing_outcome = ?", h.RequestID, OutcomePending).
-				Updates(map[string]any{"billing_outcome": OutcomeNotChargedExpired, "charged_micros": 0,
-					"completed_at": now.UTC(), "outcome_detail": "the call did not finish before its hold expired"}).Error
+			return w.later(qExpireOutcome, now.UTC(), h.RequestID)
 		})
 		if err != nil {
 			return n, err
