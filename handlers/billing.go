@@ -18,7 +18,6 @@ const (
 	ledgerPageSize = 25
 	paymentsShown  = 10
 	spendChartDays = 30
-	maxCursorLen   = 64
 )
 
 // billingPage shows the wallet, spend, recharge, payments and the ledger.
@@ -76,8 +75,8 @@ func (a *App) billingData(ctx context.Context, acct, cursor string, now time.Tim
 	if err != nil {
 		return d, err
 	}
-	if len(cursor) > maxCursorLen {
-		cursor = ""
+	if cursor != "" && !models.LooksLikeLedgerID(cursor) {
+		cursor, d.CursorInvalid = "", true
 	}
 	entries, err := a.Store.LedgerPage(ctx, acct, cursor, ledgerPageSize+1)
 	if err != nil {

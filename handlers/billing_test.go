@@ -473,6 +473,15 @@ func TestLedgerPages(t *testing.T) {
 	if len(seen) != 30 || pages != 2 {
 		t.Fatalf("%d entries on %d pages, want 30 on 2", len(seen), pages)
 	}
+
+	// A page link that is not one says so, and shows the newest entries
+	// rather than an empty ledger.
+	_, page := p.get("/billing?cursor=garbage")
+	doc := testenv.Doc(t, page)
+	if doc.Find(`[data-testid=cursor-invalid]`).Length() != 1 || doc.Find(`table[data-testid=ledger] tr[data-entry]`).Length() != 25 ||
+		strings.Contains(page, "The ledger is empty") {
+		t.Fatal("/billing?cursor=garbage does not say the link is invalid and show the newest entries")
+	}
 }
 
 // fakeStripe is the part of Stripe's API the provider uses.

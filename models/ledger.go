@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
+	"github.com/oklog/ulid/v2"
 	"gorm.io/gorm"
 )
 
@@ -173,4 +175,15 @@ func (s *Store) LedgerPage(ctx context.Context, accountID, before string, limit 
 	var out []LedgerEntry
 	err := q.Order("id DESC").Limit(limit).Find(&out).Error
 	return out, err
+}
+
+// LooksLikeLedgerID reports whether s has the shape of a ledger entry's
+// id, as the Billing page's cursor must.
+func LooksLikeLedgerID(s string) bool {
+	rest, ok := strings.CutPrefix(s, "led_")
+	if !ok || len(rest) != ulid.EncodedSize {
+		return false
+	}
+	_, err := ulid.ParseStrict(rest)
+	return err == nil
 }
