@@ -178,13 +178,21 @@ func (s *syncBuffer) String() string {
 // refused to start with.
 func (c *cli) serveOnce() (string, error) {
 	c.t.Helper()
+	return c.serveUntil(func(log string) bool { return strings.Contains(log, "TT Console listening") })
+}
+
+// serveUntil starts `ttconsole serve` on a free port, waits until what it
+// wrote to stderr is ready, stops it and returns that, or the error it
+// refused to start with.
+func (c *cli) serveUntil(ready func(stderr string) bool) (string, error) {
+	c.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var stdout, stderr syncBuffer
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--db", c.path}, &stdout, &stderr) }()
 	deadline := time.After(20 * time.Second)
-	for !strings.Contains(stderr.String(), "TT Console listening") {
+	for !ready(stderr.String()) {
 		select {
 		case err := <-done:
 			return stderr.String(), err
@@ -476,35 +484,22 @@ func TestServeMakesTheRequestLogsMonthsAhead(t *testing.T) {
 			}
 		}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var stdout, stderr syncBuffer
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--db", c.path}, &stdout, &stderr) }()
-	deadline := time.After(20 * time.Second)
-	for !strings.Contains(stderr.String(), "TT Console listening") ||
-		(db.Postgres && !strings.Contains(stderr.String(), "request log partitions made")) {
-		select {
-		case err := <-done:
-			t.Fatalf("serve stopped with %v: %s", err, stderr.String())
-		case <-deadline:
-			t.Fatalf("no partitions made at start-up: %s", stderr.String())
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("serve stopped with %v", err)
+	log, err := c.serveUntil(func(log string) bool {
+		return strings.Contains(log, "TT Console listening") &&
+			(!db.Postgres || strings.Contains(log, "request log partitions made"))
+	})
+	if err != nil {
+		t.Fatalf("serve stopped with %v: %s", err, log)
 	}
 	if !db.Postgres {
-		if strings.Contains(stderr.String(), "request log partitions") {
-			t.Fatalf("SQLite: serve speaks of partitions: %s", stderr.String())
+		if strings.Contains(log, "request log partitions") {
+			t.Fatalf("SQLite: serve speaks of partitions: %s", log)
 		}
 		return
 	}
 	for _, p := range ahead[1:] {
-		if !strings.Contains(stderr.String(), p.Name()) {
-			t.Errorf("the start-up log does not name %s: %s", p.Name(), stderr.String())
+		if !strings.Contains(log, p.Name()) {
+			t.Errorf("the start-up log does not name %s: %s", p.Name(), log)
 		}
 		var exists bool
 		db.R.Raw("SELECT to_regclass(?) IS NOT NULL", p.Name()).Scan(&exists)

@@ -271,15 +271,11 @@ func (b *batcher) runWindow(c groupConn, window bool) []*batchOp {
 // refusal.
 func (b *batcher) call(o *batchOp, w *wtx) error {
 	o.err = call(o.fn, w)
-	if o.early != nil {
-		select {
-		case o.early <- o.err:
-			// The caller is now runnable on this goroutine's P, which the
-			// cgo calls below would keep from it until the runtime takes
-			// the P back: let it run first, and go on from the run queue.
-			runtime.Gosched()
-		default:
-		}
+	if b.told(o) {
+		// The caller is now runnable on this goroutine's P, which the
+		// cgo calls below would keep from it until the runtime takes
+		// the P back: let it run first, and go on from the run queue.
+		runtime.Gosched()
 	}
 	if o.err == nil && o.then != nil {
 		o.err = call(o.then, w)
@@ -289,6 +285,21 @@ func (b *batcher) call(o *batchOp, w *wtx) error {
 		return o.err
 	}
 	return nil
+}
+
+// told tells an early caller its write's decision, o.err, before the
+// rest of the write and the group's commit, the first time only, and
+// reports whether it did.
+func (b *batcher) told(o *batchOp) bool {
+	if o.early == nil {
+		return false
+	}
+	select {
+	case o.early <- o.err:
+		return true
+	default:
+		return false
+	}
 }
 
 // runAlone runs one write in a transaction of its own, setting its error,

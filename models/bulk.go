@@ -194,18 +194,6 @@ func (b *batcher) placeAccountHolds(w *wtx, account string, ops []*batchOp) (boo
 	return true, nil
 }
 
-// told tells an early caller its hold's decision before its row is
-// written and the group commits, as call does.
-func (b *batcher) told(o *batchOp) {
-	if o.early == nil {
-		return
-	}
-	select {
-	case o.early <- o.err:
-	default:
-	}
-}
-
 // settleHolds ends holds: each request row in its own guarded update (a
 // hold ends once), then each key's month and each wallet once for the
 // sums, and a ledger charge per captured call, its balance after as if

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -473,16 +474,16 @@ func (s *Store) KeepHoldsAlive(ctx context.Context, ids []string, until time.Tim
 	for len(ids) > 0 {
 		part := ids[:min(len(ids), 500)]
 		ids = ids[len(part):]
-		if err := db.Exec(`UPDATE requests SET hold_expires_at = ? WHERE hold_status = 'open' AND id IN ?`,
-			until.UTC(), part).Error; err != nil {
+		var renewed []string
+		if err := db.Raw(`UPDATE requests SET hold_expires_at = ? WHERE hold_status = 'open' AND id IN ? RETURNING id`,
+			until.UTC(), part).Scan(&renewed).Error; err != nil {
 			return nil, err
 		}
-		var gone []string
-		if err := db.Raw(`SELECT id FROM requests WHERE id IN ? AND hold_status <> 'open'`, part).
-			Scan(&gone).Error; err != nil {
-			return nil, err
+		for _, id := range part {
+			if !slices.Contains(renewed, id) {
+				ended = append(ended, id)
+			}
 		}
-		ended = append(ended, gone...)
 	}
 	return ended, nil
 }

@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
-	"github.com/oklog/ulid/v2"
 	"gorm.io/gorm"
 )
 
@@ -179,11 +177,4 @@ func (s *Store) LedgerPage(ctx context.Context, accountID, before string, limit 
 
 // LooksLikeLedgerID reports whether s has the shape of a ledger entry's
 // id, as the Billing page's cursor must.
-func LooksLikeLedgerID(s string) bool {
-	rest, ok := strings.CutPrefix(s, "led_")
-	if !ok || len(rest) != ulid.EncodedSize {
-		return false
-	}
-	_, err := ulid.ParseStrict(rest)
-	return err == nil
-}
+func LooksLikeLedgerID(s string) bool { return looksLikeID("led_", s) }

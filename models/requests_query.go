@@ -155,8 +155,11 @@ func RequestIDAt(t time.Time) string {
 }
 
 // LooksLikeRequestID reports whether s has the shape of a request id.
-func LooksLikeRequestID(s string) bool {
-	rest, ok := strings.CutPrefix(s, "req_")
+func LooksLikeRequestID(s string) bool { return looksLikeID("req_", s) }
+
+// looksLikeID reports whether s is prefix and a ULID, as NewID makes ids.
+func looksLikeID(prefix, s string) bool {
+	rest, ok := strings.CutPrefix(s, prefix)
 	if !ok || len(rest) != ulid.EncodedSize {
 		return false
 	}
