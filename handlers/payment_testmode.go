@@ -100,7 +100,7 @@ func (a *App) deliverTestEvent(ctx context.Context, typ string, cs *models.TestC
 	if err != nil {
 		return err
 	}
-	payload, err := testEventPayload(typ, cs, time.Now())
+	payload, err := testEventPayload(a.Store.NewID("evt_test"), typ, cs, time.Now())
 	if err != nil {
 		return err
 	}
@@ -115,11 +115,11 @@ func (a *App) deliverTestEvent(ctx context.Context, typ string, cs *models.TestC
 	return nil
 }
 
-// testEventPayload is a Stripe event about a checkout session, with the
-// fields DESIGN §8 names.
-func testEventPayload(typ string, cs *models.TestCheckoutSession, now time.Time) ([]byte, error) {
+// testEventPayload is a Stripe event id about a checkout session, with
+// the fields DESIGN §8 names.
+func testEventPayload(id, typ string, cs *models.TestCheckoutSession, now time.Time) ([]byte, error) {
 	ev := map[string]any{
-		"id":          "evt_test_" + models.NewID("e")[2:],
+		"id":          id,
 		"object":      "event",
 		"api_version": "2025-06-30.basil",
 		"created":     now.Unix(),

@@ -46,7 +46,7 @@ func (s *Store) Credit(ctx context.Context, accountID string, amount int64, kind
 	var e *LedgerEntry
 	err := s.db.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var err error
-		e, err = creditTx(tx, accountID, amount, kind, memo, ref)
+		e, err = s.creditTx(tx, accountID, amount, kind, memo, ref)
 		return err
 	})
 	return e, err
@@ -54,7 +54,7 @@ func (s *Store) Credit(ctx context.Context, accountID string, amount int64, kind
 
 // creditTx is Credit inside a caller's transaction, so a payment can be
 // marked paid and credited atomically.
-func creditTx(tx *gorm.DB, accountID string, amount int64, kind, memo string, ref LedgerRef) (*LedgerEntry, error) {
+func (s *Store) creditTx(tx *gorm.DB, accountID string, amount int64, kind, memo string, ref LedgerRef) (*LedgerEntry, error) {
 	if len(memo) > MaxMemoLen {
 		return nil, &Error{Code: EINVALID, Message: "The memo is too long.", Fields: map[string]string{"memo": "Use at most 500 characters."}}
 	}
@@ -77,7 +77,7 @@ func creditTx(tx *gorm.DB, accountID string, amount int64, kind, memo string, re
 		return nil, ErrNotFound
 	}
 	e := &LedgerEntry{
-		ID: NewID("led"), AccountID: accountID, Kind: kind, AmountMicros: amount,
+		ID: s.NewID("led"), AccountID: accountID, Kind: kind, AmountMicros: amount,
 		BalanceAfterMicros: balance, Memo: memo, CreatedAt: now,
 	}
 	if ref.RequestID != "" {
@@ -90,7 +90,7 @@ func creditTx(tx *gorm.DB, accountID string, amount int64, kind, memo string, re
 		return nil, err
 	}
 	if amount > 0 {
-		if err := payDebt(tx, accountID, now); err != nil {
+		if err := s.payDebt(tx, accountID, now); err != nil {
 			return nil, err
 		}
 	}
@@ -100,7 +100,7 @@ func creditTx(tx *gorm.DB, accountID string, amount int64, kind, memo string, re
 // payDebt pays what the wallet owes from late charges (see FinishCall)
 // out of its balance not held by calls, as far as that goes, with a
 // ledger charge: a credit is where a debt ends.
-func payDebt(tx *gorm.DB, accountID string, now time.Time) error {
+func (s *Store) payDebt(tx *gorm.DB, accountID string, now time.Time) error {
 	var w Wallet
 	if err := tx.Where("account_id = ?", accountID).Take(&w).Error; err != nil {
 		return err
@@ -117,7 +117,7 @@ func payDebt(tx *gorm.DB, accountID string, now time.Time) error {
 		return res.Error // changed meanwhile: the next credit pays it
 	}
 	return tx.Create(&LedgerEntry{
-		ID: NewID("led"), AccountID: accountID, Kind: LedgerCharge, AmountMicros: -pay, BalanceAfterMicros: balance,
+		ID: s.NewID("led"), AccountID: accountID, Kind: LedgerCharge, AmountMicros: -pay, BalanceAfterMicros: balance,
 		Memo: "Outstanding late charges of calls whose hold had expired", CreatedAt: now,
 	}).Error
 }

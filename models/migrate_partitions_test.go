@@ -64,7 +64,11 @@ func partitionOf(t *testing.T, db *models.DB, id string) string {
 // up; and on PostgreSQL each row is in its month's partition, and the
 // way down and up again keeps the log as it was.
 func TestRequestLogKeepsEveryRowThroughVersion12(t *testing.T) {
-	db, p := migratedTo(t, 11)
+	from := int64(11)
+	if !testenv.Postgres() {
+		from = 13 // 12 changes nothing on SQLite, whose log today's store writes from 13 on
+	}
+	db, p := migratedTo(t, from)
 	ctx := context.Background()
 	s := models.NewStore(db)
 	a := testenv.FundedKey(t, s, "v12@example.com", models.MicrosPerUSD, models.KeyInput{Name: "k"})

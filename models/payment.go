@@ -116,7 +116,7 @@ func (s *Store) CreatePayment(ctx context.Context, accountID, provider string, a
 		return nil, FieldErrors{"amount_usd": "Enter an amount between $5.00 and $10,000.00."}.Err()
 	}
 	now := time.Now().UTC()
-	p := &Payment{ID: NewID("pay"), AccountID: accountID, Provider: provider, AmountMicros: amount,
+	p := &Payment{ID: s.NewID("pay"), AccountID: accountID, Provider: provider, AmountMicros: amount,
 		Currency: "usd", Status: PaymentPending, CreatedAt: now, UpdatedAt: now}
 	if err := s.db.W.WithContext(ctx).Create(p).Error; err != nil {
 		return nil, err
@@ -241,7 +241,7 @@ func (s *Store) ApplyPaymentEvent(ctx context.Context, ev PaymentEvent) (*Paymen
 			res.Outcome = EventDuplicate
 			return nil
 		}
-		outcome, err := applyPaymentEvent(tx, ev, res, now)
+		outcome, err := s.applyPaymentEvent(tx, ev, res, now)
 		if err != nil {
 			return err
 		}
@@ -258,7 +258,7 @@ func (s *Store) ApplyPaymentEvent(ctx context.Context, ev PaymentEvent) (*Paymen
 	return res, nil
 }
 
-func applyPaymentEvent(tx *gorm.DB, ev PaymentEvent, res *PaymentEventResult, now time.Time) (string, error) {
+func (s *Store) applyPaymentEvent(tx *gorm.DB, ev PaymentEvent, res *PaymentEventResult, now time.Time) (string, error) {
 	switch ev.Type {
 	case EventCheckoutCompleted, EventAsyncPaymentSucceeded, EventAsyncPaymentFailed, EventCheckoutExpired:
 	default:
@@ -288,7 +288,7 @@ func applyPaymentEvent(tx *gorm.DB, ev PaymentEvent, res *PaymentEventResult, no
 		if upd.RowsAffected == 0 {
 			return EventAlreadyPaid, nil
 		}
-		e, err := creditTx(tx, p.AccountID, p.AmountMicros, LedgerRecharge,
+		e, err := s.creditTx(tx, p.AccountID, p.AmountMicros, LedgerRecharge,
 			fmt.Sprintf("Recharge %s (%s)", FormatUSD(p.AmountMicros), p.Provider), LedgerRef{PaymentID: p.ID})
 		if err != nil {
 			return "", err

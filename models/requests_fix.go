@@ -105,7 +105,7 @@ func (s *Store) fixKey(ctx context.Context, accountID, keyID string, by KeyActor
 			return err
 		}
 		changed = true
-		return tx.Create(newKeyEvent(&k, by, field, was, is, time.Now().UTC())).Error
+		return tx.Create(s.newKeyEvent(&k, by, field, was, is, time.Now().UTC())).Error
 	})
 	if err != nil {
 		return nil, false, err

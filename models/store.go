@@ -20,23 +20,25 @@ type Store struct {
 
 	// hashes runs password hashes, a few at a time (see password.go).
 	hashes *hasher
+
+	ids *idSource
 }
 
 // NewStore returns a Store on db.
 func NewStore(db *DB) *Store {
-	s := &Store{db: db, hashes: newHasher(DefaultHashSlots(), DefaultHashWait)}
+	s := &Store{db: db, hashes: newHasher(DefaultHashSlots(), DefaultHashWait), ids: &idSource{}}
 	s.prepare()
+	// New request ids come after the newest row in the log, whatever the
+	// clock says now (a database not migrated yet has none).
+	var newest sql.NullString
+	if db.SQL().QueryRow("SELECT max(id) FROM requests").Scan(&newest) == nil && newest.Valid {
+		s.ids.after(newest.String)
+	}
 	if !db.Postgres {
-		// New request ids come after the newest row in the log, whatever
-		// the clock says now (a database not migrated yet has none).
-		var newest sql.NullInt64
-		if db.SQL().QueryRow("SELECT max(seq) FROM requests").Scan(&newest) == nil && newest.Valid {
-			keepRequestIDsAfter(newest.Int64)
-		}
-		s.batch = &batcher{db: db.SQL(), arrived: make(chan struct{}, 1)}
+		s.batch = &batcher{db: db.SQL(), ids: s.ids, arrived: make(chan struct{}, 1)}
 		db.beforeClose = append(db.beforeClose, s.batch.close)
 	} else {
-		s.batch = &batcher{db: db.SQL(), pg: true, arrived: make(chan struct{}, 1)}
+		s.batch = &batcher{db: db.SQL(), pg: true, ids: s.ids, arrived: make(chan struct{}, 1)}
 	}
 	return s
 }

@@ -19,7 +19,6 @@ import (
 type query struct {
 	sqlite, pg string
 	i          int // index into Store.stmts
-	pgSkip     int // leading arguments only SQLite's text takes
 }
 
 // queries lists every query, so a Store can prepare them all up front.
@@ -28,23 +27,6 @@ var queries []*query
 func newQuery(text string) *query {
 	q := &query{sqlite: text, pg: numbered(text), i: len(queries)}
 	queries = append(queries, q)
-	return q
-}
-
-// newLogInsert is an INSERT of a request row with columns and values,
-// which begin with the id, the account id and the key id: on SQLite the
-// row's place in the log, seq, comes first, as an argument of its own that
-// PostgreSQL, which orders its log by id, skips, and the account's and the
-// key's numbers (see migration 10) are read from the third and fourth
-// arguments.
-func newLogInsert(columns, values string) *query {
-	if !strings.HasPrefix(columns, "id, account_id, key_id,") {
-		panic("newLogInsert: columns must begin with id, account_id, key_id")
-	}
-	q := newQuery("INSERT INTO requests (seq, " + columns + ", account_num, key_num) VALUES (?, " + values +
-		", (SELECT num FROM accounts WHERE id = ?3), (SELECT num FROM api_keys WHERE id = ?4))")
-	q.pg = numbered("INSERT INTO requests (" + columns + ") VALUES (" + values + ")")
-	q.pgSkip = 1
 	return q
 }
 
@@ -86,6 +68,7 @@ type wtx struct {
 	tx    *sql.Tx
 	stmts []*sql.Stmt // prepared statements, SQLite only
 	pg    bool
+	ids   *idSource // the store's, for the ledger rows it writes
 }
 
 // wtxOf runs the money path's statements inside a GORM transaction.
@@ -94,7 +77,7 @@ func (s *Store) wtxOf(tx *gorm.DB) (*wtx, error) {
 	if !ok {
 		return nil, errors.New("write path: not inside a transaction")
 	}
-	return &wtx{ctx: tx.Statement.Context, tx: sqlTx, stmts: s.stmts, pg: s.db.Postgres}, nil
+	return &wtx{ctx: tx.Statement.Context, tx: sqlTx, stmts: s.stmts, pg: s.db.Postgres, ids: s.ids}, nil
 }
 
 func (w *wtx) stmt(q *query) *sql.Stmt {
@@ -118,9 +101,6 @@ func (w *wtx) exec(q *query, args ...any) (int64, error) {
 	}
 	if w.pgx != nil {
 		return w.pgx.exec(q, args)
-	}
-	if w.pg {
-		args = args[q.pgSkip:]
 	}
 	var res sql.Result
 	var err error
