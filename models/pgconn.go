@@ -26,7 +26,7 @@ func (c *pgConn) tx() (*wtx, error) {
 	c.pending = pgx.Batch{}
 	c.pending.Queue("BEGIN")
 	c.begun = false
-	return &wtx{ctx: context.Background(), pgx: c, pg: true}, nil
+	return &wtx{pgx: c}, nil
 }
 
 // send sends what is pending and q (when not nil), and returns the

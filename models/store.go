@@ -12,10 +12,8 @@ type Store struct {
 	keys    ttlCache[*APIKey]
 	catalog ttlCache[[]CatalogModel]
 
-	// The money path's statements, prepared on SQLite's writer connection
-	// for transactions through database/sql, and its group commit, which
-	// has its own (see wtx.go, batch.go and writer.go); nil on PostgreSQL.
-	stmts []*sql.Stmt
+	// Every write of the money path goes through the group commit (see
+	// wtx.go and batch.go).
 	batch *batcher
 
 	// hashes runs password hashes, a few at a time (see password.go).
@@ -27,7 +25,6 @@ type Store struct {
 // NewStore returns a Store on db.
 func NewStore(db *DB) *Store {
 	s := &Store{db: db, hashes: newHasher(DefaultHashSlots(), DefaultHashWait), ids: &idSource{}}
-	s.prepare()
 	// New request ids come after the newest row in the log, whatever the
 	// clock says now (a database not migrated yet has none).
 	var newest sql.NullString
