@@ -87,13 +87,12 @@ func (a *App) billingData(ctx context.Context, acct, cursor string, now time.Tim
 		return d, err
 	}
 
-	d.Balance = models.FormatUSD(w.BalanceMicros)
-	d.Available = models.FormatUSD(w.Available())
-	d.Held = models.FormatUSD(w.HeldMicros)
+	// The wallet's figures sit side by side: one precision for all.
+	m := models.FormatUSDs(w.BalanceMicros, w.Available(), w.HeldMicros, w.DebtMicros, mtd)
+	d.Balance, d.Available, d.Held, d.MonthToDate = m[0], m[1], m[2], m[4]
 	if w.DebtMicros > 0 {
-		d.Debt = models.FormatUSD(w.DebtMicros)
+		d.Debt = m[3]
 	}
-	d.MonthToDate = models.FormatUSD(mtd)
 	d.MonthName = now.UTC().Format("January 2006")
 	d.LowBalance = models.IsLowBalance(w, threshold)
 	if threshold != nil {
@@ -102,7 +101,8 @@ func (a *App) billingData(ctx context.Context, acct, cursor string, now time.Tim
 	}
 	d.TestMode = a.provider().Name() == payments.ProviderTest
 	for _, usd := range []string{"10", "25", "50", "100"} {
-		d.Presets = append(d.Presets, views.Preset{Value: usd, Label: "$" + usd})
+		m, _ := models.ParseUSD(usd, false)
+		d.Presets = append(d.Presets, views.Preset{Value: usd, Label: models.FormatUSD(m)})
 	}
 	d.Chart = spendChart(days)
 	d.Cursor = cursor
@@ -110,10 +110,17 @@ func (a *App) billingData(ctx context.Context, acct, cursor string, now time.Tim
 		entries = entries[:ledgerPageSize]
 		d.NextCursor = entries[len(entries)-1].ID
 	}
+	// One precision for the whole ledger page, amounts and balances alike,
+	// so that a charge below a cent visibly changes the balance after it.
+	var amounts []int64
+	for _, e := range entries {
+		amounts = append(amounts, e.AmountMicros, e.BalanceAfterMicros)
+	}
+	dec := models.Decimals(amounts...)
 	for _, e := range entries {
 		row := views.LedgerRow{
-			ID: e.ID, Kind: e.Kind, Amount: models.FormatUSDExact(e.AmountMicros), Credit: e.AmountMicros >= 0,
-			BalanceAfter: models.FormatUSD(e.BalanceAfterMicros), Memo: e.Memo, At: e.CreatedAt,
+			ID: e.ID, Kind: e.Kind, KindLabel: models.LedgerKindLabel(e.Kind), Amount: models.FormatUSDAt(e.AmountMicros, dec), Credit: e.AmountMicros >= 0,
+			BalanceAfter: models.FormatUSDAt(e.BalanceAfterMicros, dec), Memo: e.Memo, At: e.CreatedAt,
 		}
 		if e.AmountMicros > 0 {
 			row.Amount = "+" + row.Amount
@@ -156,7 +163,8 @@ func spendChart(days []models.DaySpend) views.SpendChart {
 		peak = max(peak, d.Micros)
 		total += d.Micros
 	}
-	ch.Total, ch.Peak = models.FormatUSD(total), models.FormatUSD(peak)
+	m := models.FormatUSDs(total, peak)
+	ch.Total, ch.Peak = m[0], m[1]
 	for i, d := range days {
 		h := 1
 		if peak > 0 && d.Micros > 0 {

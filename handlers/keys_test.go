@@ -382,7 +382,7 @@ func TestEditKeyRecordsEvents(t *testing.T) {
 		"Name":             "production → prod eu",
 		"Models":           "all models → tt-chat-small, tt-chat-large",
 		"Source IPs":       "any source → 2001:db8::/32",
-		"Monthly limit":    "no limit → $40",
+		"Monthly limit":    "no limit → $40.00",
 		"Rate limit (rpm)": "60 → 120",
 	}
 	for what, w := range want {
@@ -569,7 +569,9 @@ func TestKeyPageShowsMonthToDateAndProjection(t *testing.T) {
 	_, page := b.get("/keys/" + k.ID)
 	usage := testenv.Doc(t, page).Find(`[data-testid=key-usage]`)
 	reset := time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, time.UTC).Format("2 Jan 2006")
-	for _, want := range []string{"Spent $990.00", "$0.001536 held", "$990.00 of its $1,000.00 monthly limit", "resets on " + reset} {
+	// One sentence, one precision: the sub-cent hold shows, and so every
+	// amount beside it carries its six decimals.
+	for _, want := range []string{"Spent $990.000000", "$0.001536 held", "$990.001536 of its $1,000.000000 monthly limit", "resets on " + reset} {
 		if !strings.Contains(strings.Join(strings.Fields(usage.Text()), " "), want) {
 			t.Errorf("usage %q lacks %q", usage.Text(), want)
 		}
@@ -581,7 +583,7 @@ func TestKeyPageShowsMonthToDateAndProjection(t *testing.T) {
 		t.Errorf("projection %q", p)
 	}
 	_, list := b.get("/keys")
-	if !strings.Contains(list, "$990.00 of $1,000.00") {
+	if !strings.Contains(list, "$990.001536 of $1,000.000000") {
 		t.Error("the list lacks the month to date")
 	}
 }

@@ -94,9 +94,7 @@ func (a *App) requestsPage(c echo.Context) error {
 			return err
 		}
 	}
-	for _, r := range page.Rows {
-		d.Rows = append(d.Rows, requestRow(&r, labels))
-	}
+	d.Rows = requestRows(page.Rows, labels)
 	for _, k := range sortedLabels(labels) {
 		d.Keys = append(d.Keys, views.Option{Value: k.ID, Label: k.Name + " (" + k.Display + ")"})
 	}
@@ -167,6 +165,22 @@ func (a *App) renderDetail(c echo.Context, r *models.Request, status int, adjust
 		adjust(&d.Fix)
 	}
 	return a.render(c, status, views.RequestDetail(a.page(c, "Request "+r.ID, "requests"), d))
+}
+
+// requestRows lays out a page of the request log; its Charge column
+// shows every row at one precision.
+func requestRows(rs []models.Request, labels map[string]models.KeyLabel) []views.RequestRow {
+	charges := make([]int64, len(rs))
+	for i, r := range rs {
+		charges[i] = r.ChargedMicros
+	}
+	dec := models.Decimals(charges...)
+	rows := make([]views.RequestRow, len(rs))
+	for i := range rs {
+		rows[i] = requestRow(&rs[i], labels)
+		rows[i].Charge = models.FormatUSDAt(rs[i].ChargedMicros, dec)
+	}
+	return rows
 }
 
 func requestRow(r *models.Request, labels map[string]models.KeyLabel) views.RequestRow {
@@ -270,7 +284,6 @@ func requestDetailData(r *models.Request, labels map[string]models.KeyLabel, eve
 		ErrorType: r.ErrorType, ErrorMessage: r.ErrorMessage, ErrorBody: r.ErrorBody,
 		ClientIP: r.ClientIP, Stream: r.Stream, Latency: strconv.FormatInt(r.LatencyMS, 10) + " ms",
 		PromptTokens: r.PromptTokens, CompletionTokens: r.CompletionTokens,
-		Hold: models.FormatUSDExact(r.HoldMicros), Charge: models.FormatUSDExact(r.ChargedMicros),
 		Outcome: r.BillingOutcome, OutcomeLabel: models.OutcomeLabel(r.BillingOutcome), OutcomeRule: models.OutcomeRule(r.BillingOutcome), OutcomeDetail: r.OutcomeDetail,
 		OutcomeTone: outcomeTone(r.BillingOutcome), MovedMoney: r.HoldMicros != 0 || r.ChargedMicros != 0,
 	}
@@ -310,7 +323,7 @@ func requestDetailData(r *models.Request, labels map[string]models.KeyLabel, eve
 	for _, ev := range events {
 		it := views.TimelineItem{
 			At: ev.CreatedAt.UTC().Format(time.RFC3339Nano), AtUTC: utcTime(ev.CreatedAt),
-			Event: eventLabel(ev.Event), Amount: models.FormatUSDExact(ev.AmountMicros), Detail: ev.Detail,
+			Event: eventLabel(ev.Event), AmountMicros: ev.AmountMicros, Detail: ev.Detail,
 		}
 		if ev.LedgerEntryID != nil {
 			if e, ok := byID[*ev.LedgerEntryID]; ok {
@@ -324,17 +337,42 @@ func requestDetailData(r *models.Request, labels map[string]models.KeyLabel, eve
 		if !linked[e.ID] {
 			d.Timeline = append(d.Timeline, views.TimelineItem{
 				At: e.CreatedAt.UTC().Format(time.RFC3339Nano), AtUTC: utcTime(e.CreatedAt),
-				Event: "Ledger " + e.Kind, Amount: models.FormatUSDExact(e.AmountMicros), Detail: e.Memo, Ledger: ledgerItem(e),
+				Event: "Ledger: " + strings.ToLower(models.LedgerKindLabel(e.Kind)), AmountMicros: e.AmountMicros, Detail: e.Memo, Ledger: ledgerItem(e),
 			})
 		}
 	}
+	dec := timelineMoney(d.Timeline, r.HoldMicros, r.ChargedMicros)
+	d.Hold, d.Charge = models.FormatUSDAt(r.HoldMicros, dec), models.FormatUSDAt(r.ChargedMicros, dec)
 	d.Support = supportText(r)
 	return d
 }
 
+// timelineMoney formats a request's billing timeline at one precision
+// with the request's other amounts: its hold, charge and the balances
+// they left read as one account. It returns that precision.
+func timelineMoney(items []views.TimelineItem, other ...int64) int {
+	all := other
+	for _, it := range items {
+		all = append(all, it.AmountMicros)
+		if it.Ledger != nil {
+			all = append(all, it.Ledger.AmountMicros, it.Ledger.BalanceAfterMicros)
+		}
+	}
+	dec := models.Decimals(all...)
+	for i := range items {
+		it := &items[i]
+		it.Amount = models.FormatUSDAt(it.AmountMicros, dec)
+		if it.Ledger != nil {
+			it.Ledger.Amount = models.FormatUSDAt(it.Ledger.AmountMicros, dec)
+			it.Ledger.BalanceAfter = models.FormatUSDAt(it.Ledger.BalanceAfterMicros, dec)
+		}
+	}
+	return dec
+}
+
 func ledgerItem(e models.LedgerEntry) *views.LedgerItem {
-	return &views.LedgerItem{ID: e.ID, Kind: e.Kind, Amount: models.FormatUSDExact(e.AmountMicros),
-		BalanceAfter: models.FormatUSDExact(e.BalanceAfterMicros)}
+	return &views.LedgerItem{ID: e.ID, Kind: e.Kind, KindLabel: models.LedgerKindLabel(e.Kind),
+		AmountMicros: e.AmountMicros, BalanceAfterMicros: e.BalanceAfterMicros}
 }
 
 func eventLabel(ev string) string {
