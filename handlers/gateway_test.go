@@ -199,7 +199,7 @@ func TestErrorContract(t *testing.T) {
 		{"revoked key", "POST", "/v1/chat/completions", revokedSecret, chatBody("tt-chat-small", 10, nil), 401, "unauthorized", "revoked", p.account, false},
 		{"expired key", "POST", "/v1/chat/completions", expiredSecret, chatBody("tt-chat-small", 10, nil), 401, "unauthorized", "expired", p.account, false},
 		{"ip not allowed", "POST", "/v1/chat/completions", ipSecret, chatBody("tt-chat-small", 10, nil), 403, "ip_not_allowed", "127.0.0.1", p.account, true},
-		{"rate limited", "POST", "/v1/chat/completions", slowSecret, chatBody("tt-chat-small", 10, nil), 429, "rate_limited", "1 requests per minute", p.account, true},
+		{"rate limited", "POST", "/v1/chat/completions", slowSecret, chatBody("tt-chat-small", 10, nil), 429, "rate_limited", "1 request per minute", p.account, true},
 		{"malformed JSON", "POST", "/v1/chat/completions", p.secret, `{"model":`, 400, "invalid_request", "not valid JSON", p.account, true},
 		{"wrong type", "POST", "/v1/chat/completions", p.secret, `{"model":"tt-chat-small","messages":"hi"}`, 400, "invalid_request", `"messages"`, p.account, true},
 		{"missing model", "POST", "/v1/chat/completions", p.secret, `{"messages":[{"role":"user","content":"hi"}]}`, 400, "invalid_request", `"model" is required`, p.account, true},

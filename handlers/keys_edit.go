@@ -103,7 +103,7 @@ func keyEventLabel(field string) string {
 	case "monthly_limit":
 		return "Monthly limit"
 	case "rpm":
-		return "Rate limit (rpm)"
+		return "Rate limit (requests per minute)"
 	case "expires_at":
 		return "Expiry"
 	case "status":

@@ -262,7 +262,7 @@ func TestCreateKeyWithEverySetting(t *testing.T) {
 	}
 	_, page := b.get("/keys")
 	row := testenv.Doc(t, page).Find(`tr[data-key-id="` + k.ID + `"]`)
-	for _, want := range []string{"batch <job>", k.Display(), "tt-chat-small, tt-embed-1", "203.0.113.7/32 and 1 more", "$0.00 of $12.50", "600/min", "active", "Never"} {
+	for _, want := range []string{"batch <job>", k.Display(), "tt-chat-small, tt-embed-1", "203.0.113.7/32 and 1 more", "$0.00 of $12.50", "600 requests per minute", "active", "Never"} {
 		if !strings.Contains(row.Text(), want) {
 			t.Errorf("list row %q lacks %q", row.Text(), want)
 		}
@@ -378,12 +378,12 @@ func TestEditKeyRecordsEvents(t *testing.T) {
 		events[cells[2]] = cells[3] + " → " + cells[4]
 	})
 	want := map[string]string{
-		"Created":          " → " + k.Display(),
-		"Name":             "production → prod eu",
-		"Models":           "all models → tt-chat-small, tt-chat-large",
-		"Source IPs":       "any source → 2001:db8::/32",
-		"Monthly limit":    "no limit → $40.00",
-		"Rate limit (rpm)": "60 → 120",
+		"Created":                          " → " + k.Display(),
+		"Name":                             "production → prod eu",
+		"Models":                           "all models → tt-chat-small, tt-chat-large",
+		"Source IPs":                       "any source → 2001:db8::/32",
+		"Monthly limit":                    "no limit → $40.00",
+		"Rate limit (requests per minute)": "60 → 120",
 	}
 	for what, w := range want {
 		if events[what] != w {

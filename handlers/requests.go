@@ -46,7 +46,7 @@ func (a *App) requestsPage(c echo.Context) error {
 		status, lookupErr = http.StatusNotFound, msgNoSuchRequest
 	}
 
-	f, ferr := models.ParseRequestFilter(c.QueryParams())
+	f, ferr := models.ParseRequestFilter(zonedFilters(c.QueryParams(), zoneOf(c)))
 	form := views.Form{Values: map[string]string{}}
 	for _, n := range []string{"status", "type", "key", "model", "outcome", "from", "to"} {
 		form.Values[n] = c.QueryParam(n)
@@ -185,7 +185,7 @@ func requestRows(rs []models.Request, labels map[string]models.KeyLabel) []views
 
 func requestRow(r *models.Request, labels map[string]models.KeyLabel) views.RequestRow {
 	row := views.RequestRow{
-		ID: r.ID, At: r.CreatedAt.UTC().Format(time.RFC3339), AtUTC: utcTime(r.CreatedAt),
+		ID: r.ID, At: r.CreatedAt,
 		Status: r.Status, ErrorType: r.ErrorType, ErrorMessage: r.ErrorMessage,
 		Model: r.Model, Latency: strconv.FormatInt(r.LatencyMS, 10) + " ms",
 		Charge: models.FormatUSD(r.ChargedMicros), Outcome: r.BillingOutcome, OutcomeLabel: models.OutcomeLabel(r.BillingOutcome), OutcomeTone: outcomeTone(r.BillingOutcome),
@@ -279,7 +279,7 @@ func baseURL(c echo.Context) string { return scheme(c) + "://" + c.Request().Hos
 
 func requestDetailData(r *models.Request, labels map[string]models.KeyLabel, events []models.BillingEvent, ledger []models.LedgerEntry) views.RequestDetailData {
 	d := views.RequestDetailData{
-		ID: r.ID, At: r.CreatedAt.UTC().Format(time.RFC3339Nano), AtUTC: utcTime(r.CreatedAt),
+		ID: r.ID, At: r.CreatedAt, CompletedAt: r.CompletedAt,
 		Method: r.Method, Path: r.Path, Model: r.Model, Status: r.Status, StatusText: http.StatusText(r.Status),
 		ErrorType: r.ErrorType, ErrorMessage: r.ErrorMessage, ErrorBody: r.ErrorBody,
 		ClientIP: r.ClientIP, Stream: r.Stream, Latency: strconv.FormatInt(r.LatencyMS, 10) + " ms",
@@ -288,9 +288,6 @@ func requestDetailData(r *models.Request, labels map[string]models.KeyLabel, eve
 		OutcomeTone: outcomeTone(r.BillingOutcome), MovedMoney: r.HoldMicros != 0 || r.ChargedMicros != 0,
 	}
 	d.StatusLabel, d.StatusTone = statusBadge(r)
-	if r.CompletedAt != nil {
-		d.CompletedUTC = utcTime(*r.CompletedAt)
-	}
 	if r.KeyID != nil && *r.KeyID != "" {
 		d.KeyID = *r.KeyID
 		d.KeyName, d.KeyDisplay = keyName(r.KeyID, labels)
@@ -301,14 +298,14 @@ func requestDetailData(r *models.Request, labels map[string]models.KeyLabel, eve
 	if r.RatelimitLimit != nil || r.RetryAfter != nil {
 		rl := &views.RateLimitInfo{}
 		if r.RatelimitLimit != nil {
-			rl.Limit = strconv.Itoa(*r.RatelimitLimit) + " requests per minute"
+			rl.Limit = views.RequestsPerMinute(*r.RatelimitLimit)
 		}
 		if r.RatelimitRemaining != nil {
 			rl.Remaining = strconv.Itoa(*r.RatelimitRemaining)
 		}
 		if r.RatelimitReset != nil {
 			rl.Reset = strconv.FormatInt(*r.RatelimitReset, 10)
-			rl.ResetUTC = utcTime(time.Unix(*r.RatelimitReset, 0))
+			rl.ResetAt = new(time.Unix(*r.RatelimitReset, 0))
 		}
 		if r.RetryAfter != nil {
 			rl.RetryAfter = strconv.Itoa(*r.RetryAfter) + " s"
@@ -322,7 +319,7 @@ func requestDetailData(r *models.Request, labels map[string]models.KeyLabel, eve
 	linked := map[string]bool{}
 	for _, ev := range events {
 		it := views.TimelineItem{
-			At: ev.CreatedAt.UTC().Format(time.RFC3339Nano), AtUTC: utcTime(ev.CreatedAt),
+			At:    ev.CreatedAt,
 			Event: eventLabel(ev.Event), AmountMicros: ev.AmountMicros, Detail: ev.Detail,
 		}
 		if ev.LedgerEntryID != nil {
@@ -336,7 +333,7 @@ func requestDetailData(r *models.Request, labels map[string]models.KeyLabel, eve
 	for _, e := range ledger { // entries the request caused that no event names, such as a refund
 		if !linked[e.ID] {
 			d.Timeline = append(d.Timeline, views.TimelineItem{
-				At: e.CreatedAt.UTC().Format(time.RFC3339Nano), AtUTC: utcTime(e.CreatedAt),
+				At:    e.CreatedAt,
 				Event: "Ledger: " + strings.ToLower(models.LedgerKindLabel(e.Kind)), AmountMicros: e.AmountMicros, Detail: e.Memo, Ledger: ledgerItem(e),
 			})
 		}

@@ -130,10 +130,10 @@ func (a *App) fixFor(c echo.Context, r *models.Request) (views.Fix, error) {
 		f := views.Fix{Kind: "rate_limited", Title: "Rate limited: retry after the window resets"}
 		var parts []string
 		if r.RatelimitLimit != nil {
-			parts = append(parts, "This key allows "+strconv.Itoa(*r.RatelimitLimit)+" requests per minute")
+			parts = append(parts, "This key allows "+views.RequestsPerMinute(*r.RatelimitLimit))
 		}
 		if r.RatelimitReset != nil {
-			parts = append(parts, "the window was full until "+utcTime(time.Unix(*r.RatelimitReset, 0)))
+			parts = append(parts, "the window was full until "+showTime(c, time.Unix(*r.RatelimitReset, 0)))
 		}
 		if r.RetryAfter != nil {
 			parts = append(parts, "Retry-After said "+strconv.Itoa(*r.RetryAfter)+" s")

@@ -201,7 +201,7 @@ func TestFixHintsForOtherErrors(t *testing.T) {
 		id, kind string
 		has      []string
 	}{
-		{limited.id(), "rate_limited", []string{"1 requests per minute", "Retry-After", "/keys/" + slow.ID}},
+		{limited.id(), "rate_limited", []string{"1 request per minute", "Retry-After", "/keys/" + slow.ID}},
 		{missing.id(), "not_found", []string{p.srv.URL + "/v1/chat/completions"}},
 		{failed.id(), "retry", []string{"retry with backoff", "Not charged"}},
 	}
