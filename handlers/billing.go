@@ -24,6 +24,13 @@ const (
 // ?amount_usd= prefills the custom amount (the 402 fix-it link), rounded
 // up to a valid recharge; ?cursor= pages the ledger.
 func (a *App) billingPage(c echo.Context) error {
+	// Back from a checkout through its cancel link: the customer left it,
+	// and the payment says so rather than waiting to expire.
+	if id := c.QueryParam("payment"); id != "" && c.QueryParam("checkout") == "cancelled" {
+		if _, err := a.Store.CancelPayment(c.Request().Context(), currentUser(c).AccountID, id); err != nil {
+			return err
+		}
+	}
 	f := views.Form{Values: map[string]string{}}
 	if raw := strings.TrimSpace(c.QueryParam("amount_usd")); raw != "" {
 		if m, ok := models.ParseUSD(raw, false); ok {
@@ -141,8 +148,9 @@ func (a *App) billingData(ctx context.Context, acct, cursor string, now time.Tim
 
 func paymentView(p *models.Payment) views.PaymentRow {
 	r := views.PaymentRow{
-		ID: p.ID, Amount: models.FormatUSD(p.AmountMicros), Status: p.Status, Detail: p.Detail,
-		Provider: p.Provider, At: p.CreatedAt, Pending: p.Status == models.PaymentPending,
+		ID: p.ID, Amount: models.FormatUSD(p.AmountMicros), Status: p.Status, StatusLabel: models.PaymentStatusLabel(p.Status),
+		Detail: p.Detail, Provider: p.Provider, ProviderLabel: providerLabel(p.Provider),
+		At: p.CreatedAt, Pending: p.Status == models.PaymentPending,
 		CheckoutURL: p.CheckoutURL,
 	}
 	if p.SessionID != nil {
@@ -152,6 +160,17 @@ func paymentView(p *models.Payment) views.PaymentRow {
 		r.PaidAt = *p.PaidAt
 	}
 	return r
+}
+
+// providerLabel names a payment provider.
+func providerLabel(name string) string {
+	switch name {
+	case payments.ProviderStripe:
+		return "Stripe"
+	case payments.ProviderTest:
+		return "Test provider (no real money)"
+	}
+	return name
 }
 
 // spendChart lays out one bar per day, scaled to the busiest day.
@@ -289,7 +308,8 @@ func (a *App) paymentPage(c echo.Context) error {
 		d.LedgerEntryID = *p.LedgerEntryID
 	}
 	for _, e := range evs {
-		d.Events = append(d.Events, views.PaymentEventRow{ID: e.EventID, Type: e.Type, Outcome: e.Outcome, At: e.ReceivedAt})
+		d.Events = append(d.Events, views.PaymentEventRow{ID: e.EventID, Type: e.Type, TypeLabel: models.PaymentEventLabel(e.Type),
+			Outcome: e.Outcome, OutcomeLabel: models.PaymentEventOutcomeLabel(e.Outcome), At: e.ReceivedAt})
 	}
 	return a.render(c, http.StatusOK, views.PaymentDetail(a.page(c, "Payment", "billing"), d))
 }
@@ -305,7 +325,7 @@ func (a *App) recheckPayment(c echo.Context) error {
 	}
 	back := "/billing/payments/" + p.ID
 	if p.Status != models.PaymentPending {
-		a.flash(c, "This payment is "+p.Status+"; there is nothing to re-check.")
+		a.flash(c, "This payment is "+strings.ToLower(models.PaymentStatusLabel(p.Status))+"; there is nothing to re-check.")
 		return c.Redirect(http.StatusSeeOther, back)
 	}
 	prov := a.providerNamed(p.Provider)

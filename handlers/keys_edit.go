@@ -83,8 +83,11 @@ func (a *App) renderKey(c echo.Context, status int, k *models.APIKey, f views.Ke
 		d.IPs = append(d.IPs, p.String())
 	}
 	for _, e := range events {
-		d.Events = append(d.Events, views.KeyEventRow{At: e.CreatedAt, Actor: e.Actor, What: keyEventLabel(e.Field),
-			From: e.OldValue, To: e.NewValue})
+		from, to := e.OldValue, e.NewValue
+		if e.Field == "status" {
+			from, to = views.KeyStateLabel(from), views.KeyStateLabel(to)
+		}
+		d.Events = append(d.Events, views.KeyEventRow{At: e.CreatedAt, Actor: e.Actor, What: keyEventLabel(e.Field), From: from, To: to})
 	}
 	return a.render(c, status, views.KeyDetailPage(a.page(c, k.Name+" · API keys", "keys"), d, f))
 }

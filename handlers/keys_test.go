@@ -262,7 +262,7 @@ func TestCreateKeyWithEverySetting(t *testing.T) {
 	}
 	_, page := b.get("/keys")
 	row := testenv.Doc(t, page).Find(`tr[data-key-id="` + k.ID + `"]`)
-	for _, want := range []string{"batch <job>", k.Display(), "tt-chat-small, tt-embed-1", "203.0.113.7/32 and 1 more", "$0.00 of $12.50", "600 requests per minute", "active", "Never"} {
+	for _, want := range []string{"batch <job>", k.Display(), "tt-chat-small, tt-embed-1", "203.0.113.7/32 and 1 more", "$0.00 of $12.50", "600 requests per minute", "Active", "Never"} {
 		if !strings.Contains(row.Text(), want) {
 			t.Errorf("list row %q lacks %q", row.Text(), want)
 		}
@@ -479,7 +479,7 @@ func TestKeyDisableEnableRevoke(t *testing.T) {
 	if doc.Find(`form[action="`+path+`"]`).Length() != 0 || doc.Find(`form[action^="`+path+`/"]`).Length() != 0 {
 		t.Error("a revoked key still offers forms")
 	}
-	if doc.Find(`[data-testid=key-state]`).Text() != "revoked" {
+	if doc.Find(`[data-testid=key-state]`).Text() != "Revoked" {
 		t.Error("no revoked badge")
 	}
 	// Editing a revoked key by hand is refused and changes nothing.
