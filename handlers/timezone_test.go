@@ -27,7 +27,7 @@ func consolePaths(r *models.Request) []string {
 }
 
 var (
-	clockRe = regexp.MustCompile(`\d{1,2}:\d{2}`)
+	clockRe = regexp.MustCompile(`(?:^|[^\d.:])\d{1,2}:\d{2}\b`)
 	// A zone after a clock: an abbreviation (UTC, JST, CET) or an offset.
 	zonedRe = regexp.MustCompile(`\d{1,2}:\d{2}(:\d{2}(\.\d{3})?)? (UTC|[A-Z]{3,5}\b|UTC[+-]\d{2}:\d{2})`)
 )

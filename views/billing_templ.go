@@ -380,7 +380,7 @@ func Billing(p Page, d BillingData) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = components.Field("Custom amount in USD ($5.00 to $10,000.00, cents allowed)", "amount_usd", "text", d.Recharge.Value("amount_usd"), d.Recharge.Error("amount_usd"), "off").Render(ctx, templ_7745c5c3_Buffer)
+			templ_7745c5c3_Err = components.AmountField("Custom amount in USD ($5.00 to $10,000.00, cents allowed)", "amount_usd", d.Recharge.Value("amount_usd"), d.Recharge.Error("amount_usd"), "decimal").Render(ctx, templ_7745c5c3_Buffer)
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
@@ -856,7 +856,7 @@ func Billing(p Page, d BillingData) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = components.Field("Warn me below (USD; empty for no warning)", "low_balance_usd", "text", d.LowBalanceForm.Value("low_balance_usd"), d.LowBalanceForm.Error("low_balance_usd"), "off").Render(ctx, templ_7745c5c3_Buffer)
+			templ_7745c5c3_Err = components.AmountField("Warn me below (USD; empty for no warning)", "low_balance_usd", d.LowBalanceForm.Value("low_balance_usd"), d.LowBalanceForm.Error("low_balance_usd"), "decimal").Render(ctx, templ_7745c5c3_Buffer)
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
