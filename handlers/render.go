@@ -30,7 +30,10 @@ func (a *App) render(c echo.Context, status int, comp templ.Component) error {
 // page returns the layout's props for the current request.
 func (a *App) page(c echo.Context, title, nav string) views.Page {
 	p := views.Page{Title: title, Nav: nav, CSRF: csrfToken(c), RequestID: RequestID(c), TestMode: a.Payments == nil,
-		Zone: components.ZoneName(zoneOf(c)), Here: c.Request().URL.RequestURI()}
+		Zone: components.ZoneName(zoneOf(c))}
+	if c.Request().Method == http.MethodGet { // the zone switch returns here; a form's answer has no address to return to
+		p.Here = c.Request().URL.RequestURI()
+	}
 	if u := currentUser(c); u != nil {
 		vu := &views.User{Email: u.Email, Balance: "—"}
 		if w, err := a.Store.WalletOf(c.Request().Context(), u.AccountID); err == nil {
