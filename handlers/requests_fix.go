@@ -96,8 +96,9 @@ func (a *App) fixFor(c echo.Context, r *models.Request) (views.Fix, error) {
 			return f, nil
 		}
 		limit := *key.MonthlyLimitMicros
-		f.Text = "This month the key has used " + models.FormatUSDExact(spent+held) + " of its " + models.FormatUSDExact(limit) +
-			" limit (spend and running calls), and this call needed a hold of " + models.FormatUSDExact(neededHold(r)) + "."
+		m := models.FormatUSDs(spent+held, limit, neededHold(r))
+		f.Text = "This month the key has used " + m[0] + " of its " + m[1] +
+			" limit (spend and running calls), and this call needed a hold of " + m[2] + "."
 		suggest := ceilDollar(max(need, 2*limit))
 		f.Action, f.Button, f.Field = base+"raise-limit", "Raise the limit", "monthly_limit_usd"
 		f.Value = usdField(suggest)
@@ -114,12 +115,12 @@ func (a *App) fixFor(c echo.Context, r *models.Request) (views.Fix, error) {
 		hold := neededHold(r)
 		short := hold - w.Available()
 		if hold > 0 && short <= 0 {
-			f.Done = "Your available balance (" + models.FormatUSD(w.Available()) + ") covers this call's hold of " +
-				models.FormatUSDExact(hold) + " now. Retry the call."
+			m := models.FormatUSDs(w.Available(), hold)
+			f.Done = "Your available balance (" + m[0] + ") covers this call's hold of " + m[1] + " now. Retry the call."
 			return f, nil
 		}
-		f.Text = "This call needed a hold of " + models.FormatUSDExact(hold) + " and the wallet has " +
-			models.FormatUSDExact(w.Available()) + " available. Recharge at least " + models.FormatUSDExact(max(short, 0)) +
+		m := models.FormatUSDs(hold, w.Available(), max(short, 0))
+		f.Text = "This call needed a hold of " + m[0] + " and the wallet has " + m[1] + " available. Recharge at least " + m[2] +
 			". Nothing was charged for the refused call."
 		f.Link = "/billing?amount_usd=" + usdField(ceilCent(max(short, 0)))
 		f.LinkText = "Recharge at least " + models.FormatUSD(ceilCent(max(short, 0)))
@@ -129,10 +130,10 @@ func (a *App) fixFor(c echo.Context, r *models.Request) (views.Fix, error) {
 		f := views.Fix{Kind: "rate_limited", Title: "Rate limited: retry after the window resets"}
 		var parts []string
 		if r.RatelimitLimit != nil {
-			parts = append(parts, "This key allows "+strconv.Itoa(*r.RatelimitLimit)+" requests per minute")
+			parts = append(parts, "This key allows "+views.RequestsPerMinute(*r.RatelimitLimit))
 		}
 		if r.RatelimitReset != nil {
-			parts = append(parts, "the window was full until "+utcTime(time.Unix(*r.RatelimitReset, 0)))
+			parts = append(parts, "the window was full until "+showTime(c, time.Unix(*r.RatelimitReset, 0)))
 		}
 		if r.RetryAfter != nil {
 			parts = append(parts, "Retry-After said "+strconv.Itoa(*r.RetryAfter)+" s")
@@ -182,7 +183,7 @@ func limitText(m *int64) string {
 	if m == nil {
 		return "none"
 	}
-	return models.FormatUSDExact(*m)
+	return models.FormatUSD(*m)
 }
 
 // ceilCent and ceilDollar round an amount up.
@@ -205,7 +206,7 @@ func (a *App) fixRequest(c echo.Context, errorType ErrorType) (*models.Request, 
 // usdField is an amount as a form field or link holds it: "12.5", no "$",
 // no thousands separators.
 func usdField(m int64) string {
-	return strings.ReplaceAll(strings.TrimPrefix(models.FormatUSDExact(m), "$"), ",", "")
+	return models.LimitInput(&m)
 }
 
 func actor(c echo.Context) models.KeyActor { return models.KeyActor{Name: currentUser(c).Email} }
@@ -263,7 +264,7 @@ func (a *App) fixRaiseLimit(c echo.Context) error {
 		k, changed, err = a.Store.RaiseKeyMonthlyLimit(c.Request().Context(), currentUser(c).AccountID, *r.KeyID, actor(c), limit)
 		if err == nil {
 			if changed {
-				a.flash(c, "The monthly limit of key “"+k.Name+"” is "+models.FormatUSDExact(limit)+" now. Retry the call.")
+				a.flash(c, "The monthly limit of key “"+k.Name+"” is "+models.FormatUSD(limit)+" now. Retry the call.")
 			}
 			return c.Redirect(http.StatusSeeOther, "/requests/"+r.ID)
 		}

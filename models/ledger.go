@@ -18,6 +18,21 @@ const (
 	LedgerRefund     = "refund"
 )
 
+// LedgerKindLabel names a ledger entry's kind as a customer reads it.
+func LedgerKindLabel(kind string) string {
+	switch kind {
+	case LedgerRecharge:
+		return "Recharge"
+	case LedgerCharge:
+		return "Charge"
+	case LedgerAdjustment:
+		return "Adjustment"
+	case LedgerRefund:
+		return "Refund"
+	}
+	return kind
+}
+
 // LedgerEntry is one change to a wallet's balance. The ledger is
 // append-only: a wallet's balance is always the sum of its entries.
 type LedgerEntry struct {
