@@ -166,6 +166,9 @@ func (a *App) renderDetail(c echo.Context, r *models.Request, status int, adjust
 	if adjust != nil {
 		adjust(&d.Fix)
 	}
+	if d.Fix.Action == "/billing/recharge" {
+		a.allowCheckoutFormAction(c) // the recharge fix's form lands on the provider's checkout
+	}
 	return a.render(c, status, views.RequestDetail(a.page(c, "Request "+r.ID, "requests"), d))
 }
 

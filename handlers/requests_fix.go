@@ -118,11 +118,18 @@ func (a *App) fixFor(c echo.Context, r *models.Request) (views.Fix, error) {
 				models.FormatUSDExact(hold) + " now. Retry the call."
 			return f, nil
 		}
+		short = max(short, 0)
 		f.Text = "This call needed a hold of " + models.FormatUSDExact(hold) + " and the wallet has " +
-			models.FormatUSDExact(w.Available()) + " available. Recharge at least " + models.FormatUSDExact(max(short, 0)) +
-			". Nothing was charged for the refused call."
-		f.Link = "/billing?amount_usd=" + usdField(ceilCent(max(short, 0)))
-		f.LinkText = "Recharge at least " + models.FormatUSD(ceilCent(max(short, 0)))
+			models.FormatUSDExact(w.Available()) + " available. Nothing was charged for the refused call."
+		// One click to the checkout for the least that covers the call;
+		// once paid, the checkout comes back to this page.
+		amount := models.RechargeFor(short)
+		back := "/requests/" + r.ID
+		f.Action = "/billing/recharge"
+		f.Hidden = []views.HiddenField{{Name: "amount_usd", Value: usdField(amount)}, {Name: "return_to", Value: back}}
+		f.Button = rechargeButton(amount, short)
+		f.Link = withReturnTo("/billing?amount_usd="+usdField(amount), back)
+		f.LinkText = "Choose another amount"
 		return f, nil
 
 	case t == TypeRateLimited:
@@ -167,6 +174,18 @@ func (a *App) fixFor(c echo.Context, r *models.Request) (views.Fix, error) {
 			Text: "The message above names the parameter to fix. Rejected before processing — not charged."}, nil
 	}
 	return views.Fix{}, nil
+}
+
+// rechargeButton says what the recharge fix pays and why: "Recharge
+// $5.00 — the minimum — to cover the $0.004618 shortfall".
+func rechargeButton(amount, short int64) string {
+	switch {
+	case short <= 0:
+		return "Recharge " + models.FormatUSD(amount)
+	case amount == models.MinRechargeMicros && short < amount:
+		return "Recharge " + models.FormatUSD(amount) + " — the minimum — to cover the " + models.FormatUSD(short) + " shortfall"
+	}
+	return "Recharge " + models.FormatUSD(amount) + " to cover the " + models.FormatUSD(short) + " shortfall"
 }
 
 // neededHold is the hold a refused call needed. A refused call holds
