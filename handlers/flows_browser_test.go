@@ -118,3 +118,73 @@ func TestBrowserShortfallToRetriedCall(t *testing.T) {
 		t.Fatalf("the retried call: %d %s, want 200", status, typ)
 	}
 }
+
+// TestBrowserEmptyAndLowWallet checks what an account short of money sees:
+// at $0 an "Add funds" call to action on Overview and a red header balance
+// that says "empty"; below its low-balance warning an amber one that says
+// "low"; with money, neither.
+func TestBrowserEmptyAndLowWallet(t *testing.T) {
+	srv := testenv.NewServer(t)
+	ctx := testenv.Browser(t)
+	acct := testenv.FundedKey(t, srv.Store, "ada@example.com", 0, models.KeyInput{Name: "ci", RPM: "600"})
+	l := &layoutCalls{srv: srv, ctx: ctx}
+	type header struct {
+		Text, Label, State, Color string
+		CTA                       bool
+	}
+	look := func() header {
+		t.Helper()
+		h, err := chromedp.Run(ctx, chromedp.Evaluate[header](`(() => {
+			const b = document.querySelector(".topbar .balance");
+			return {text: b.textContent.trim().replace(/\s+/g, " "), label: b.getAttribute("aria-label") || "",
+				state: b.dataset.balanceState || "", color: getComputedStyle(b).color,
+				cta: !!document.querySelector("[data-testid=add-funds] a[href='/billing#recharge']")};
+		})()`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+
+	signIn(t, ctx, srv, acct.Email, "/")
+	l.screenshot(t, "overview-empty-wallet")
+	h := look()
+	if !h.CTA {
+		t.Error("a $0 account's Overview has no Add funds call to action")
+	}
+	if h.Text != "$0.00 empty" || !strings.Contains(h.Label, "empty") || h.Color != "rgb(180, 35, 24)" {
+		t.Errorf("a $0 header balance: %+v, want red and saying empty", h)
+	}
+	err := chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`[data-testid=add-funds-button]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#recharge [data-testid=preset-25]`)),
+	)
+	if err != nil {
+		t.Fatalf("Add funds does not lead to the recharge form: %v", err)
+	}
+
+	// $5 with a $10 warning: low, amber, and calls still go through.
+	if _, err := srv.Store.Credit(t.Context(), acct.ID, 5*models.MicrosPerUSD, models.LedgerAdjustment, "funds", models.LedgerRef{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.Store.SetLowBalanceThreshold(t.Context(), acct.ID, "10"); err != nil {
+		t.Fatal(err)
+	}
+	l.open(t, "/")
+	h = look()
+	if h.CTA {
+		t.Error("an account with $5 is asked to add funds")
+	}
+	if h.Text != "$5.00 low" || !strings.Contains(h.Label, "low") || h.Color != "rgb(147, 55, 13)" {
+		t.Errorf("a header balance below the warning: %+v, want amber and saying low", h)
+	}
+
+	// Above the warning: the plain balance.
+	if _, err := srv.Store.SetLowBalanceThreshold(t.Context(), acct.ID, "1"); err != nil {
+		t.Fatal(err)
+	}
+	l.open(t, "/")
+	if h = look(); h.Text != "$5.00" || h.State != "" || h.Color != "rgb(6, 118, 71)" {
+		t.Errorf("a header balance above the warning: %+v, want the plain green amount", h)
+	}
+}

@@ -41,6 +41,7 @@ func (a *App) overview(c echo.Context) error {
 		Available: models.FormatUSD(w.Available()),
 		Held:      models.FormatUSD(w.HeldMicros),
 		BaseURL:   baseURL(c),
+		NoFunds:   w.Available() <= 0, MinRecharge: models.FormatUSD(models.MinRechargeMicros),
 	}
 	// Spend is what the ledger charged, as on the Billing page, so the two
 	// pages agree to the cent.
