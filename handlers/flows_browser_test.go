@@ -6,9 +6,11 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -186,5 +188,100 @@ func TestBrowserEmptyAndLowWallet(t *testing.T) {
 	l.open(t, "/")
 	if h = look(); h.Text != "$5.00" || h.State != "" || h.Color != "rgb(6, 118, 71)" {
 		t.Errorf("a header balance above the warning: %+v, want the plain green amount", h)
+	}
+}
+
+// TestBrowserRateLimitFixFocusesRPM checks that the fix of a rate-limited
+// call leads to its key's rate limit field with the cursor in it.
+func TestBrowserRateLimitFixFocusesRPM(t *testing.T) {
+	srv := testenv.NewServer(t)
+	ctx := testenv.Browser(t)
+	acct := testenv.FundedKey(t, srv.Store, "ada@example.com", models.MicrosPerUSD, models.KeyInput{Name: "slow", RPM: "1"})
+	apiCall(t, srv, acct.Secret, 10)
+	status, typ, limited := apiCall(t, srv, acct.Secret, 10)
+	if status != http.StatusTooManyRequests || typ != "rate_limited" {
+		t.Fatalf("second call in a minute at 1 rpm: %d %s", status, typ)
+	}
+	signIn(t, ctx, srv, acct.Email, "/requests/"+limited)
+	err := chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`[data-testid=fix-link]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=key-form]`)),
+	)
+	if err != nil {
+		t.Fatalf("follow the fix: %v", err)
+	}
+	type focus struct {
+		Path, ID, Value string
+		InView          bool
+	}
+	f, err := chromedp.Run(ctx, chromedp.Evaluate[focus](`(() => {
+		const e = document.activeElement, r = e.getBoundingClientRect();
+		return {path: location.pathname, id: e.id, value: e.value || "", inView: r.top >= 0 && r.bottom <= window.innerHeight};
+	})()`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Path != "/keys/"+acct.Key.ID || f.ID != "f-rpm" || f.Value != "1" || !f.InView {
+		t.Errorf("after the fix link: %+v, want the key's rpm field focused and in view", f)
+	}
+}
+
+// TestBrowserRequestFilters checks the filters as Chromium draws them: a
+// preset fills the date and time picker, which Chromium accepts as a
+// value, the count says how many match, the model is chosen from the
+// catalogue, and Clear filters shows everything again.
+func TestBrowserRequestFilters(t *testing.T) {
+	srv := testenv.NewServer(t)
+	ctx := testenv.Browser(t)
+	acct := testenv.FundedKey(t, srv.Store, "ada@example.com", 0, models.KeyInput{Name: "ci", RPM: "600"})
+	now := time.Now().UTC()
+	for i, at := range []time.Time{now.Add(-3 * time.Hour), now.Add(-2 * time.Hour), now.Add(-5 * time.Minute)} {
+		r := models.Request{ID: models.NewRequestIDAt(at), AccountID: &acct.ID, Method: "POST", Path: "/v1/chat/completions",
+			Status: []int{200, 502, 502}[i], Model: "tt-chat-small", CreatedAt: at}
+		if err := srv.Store.LogRequest(t.Context(), &r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	signIn(t, ctx, srv, acct.Email, "/requests?status=5xx")
+	type state struct {
+		From, Count string
+		Models      []string
+		Rows        int
+	}
+	look := func() state {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.Evaluate[state](`({
+			from: document.querySelector("#f-from").value,
+			count: document.querySelector("[data-testid=match-count]").textContent.trim(),
+			models: Array.from(document.querySelectorAll("select#f-model option")).map(o => o.value),
+			rows: document.querySelectorAll("tr[data-request-id]").length})`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	if s := look(); s.Count != "2 matching requests" || s.Rows != 2 || !slices.Contains(s.Models, "tt-video-1") {
+		t.Errorf("5xx filter: %+v, want 2 matching and the catalogue's models", s)
+	}
+	err := chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`[data-testid=range-presets] a:first-of-type`)),
+		chromedp.WaitVisible(chromedp.CSS(`#f-from:not([value=""])`)),
+	)
+	if err != nil {
+		t.Fatalf("the preset's page: %v", err)
+	}
+	s := look()
+	if s.Count != "1 matching request" || s.Rows != 1 || !strings.HasPrefix(s.From, now.Add(-time.Hour).Format("2006-01-02T")) {
+		t.Errorf("the last hour's 5xx: %+v, want 1 and the picker showing an hour ago", s)
+	}
+	err = chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`[data-testid=clear-filters]`)),
+		chromedp.WaitNotPresent(chromedp.CSS(`[data-testid=clear-filters]`)),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := look(); s.Count != "3 requests" || s.Rows != 3 || s.From != "" {
+		t.Errorf("after Clear filters: %+v, want all 3 and no range", s)
 	}
 }

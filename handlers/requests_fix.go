@@ -146,7 +146,8 @@ func (a *App) fixFor(c echo.Context, r *models.Request) (views.Fix, error) {
 		}
 		f.Text = strings.Join(parts, "; ") + ". Not charged. Retry after Retry-After with exponential backoff, or raise the key's rate limit."
 		if keyBlocked() == "" {
-			f.Link, f.LinkText = "/keys/"+key.ID, "Raise the rate limit of key "+keyName()
+			// Straight to the rpm field of the key's form, which takes the focus.
+			f.Link, f.LinkText = "/keys/"+key.ID+"#f-rpm", "Raise the rate limit of key "+keyName()
 		}
 		return f, nil
 

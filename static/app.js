@@ -61,3 +61,14 @@
     history.replaceState(null, "", el.getAttribute("data-replace-url"));
   }
 })();
+
+// A link to a form field (/keys/key_…#f-rpm, from a fix) puts the cursor in it.
+(function () {
+  "use strict";
+  if (!location.hash) return;
+  var el = document.getElementById(decodeURIComponent(location.hash.slice(1)));
+  if (el && /^(INPUT|SELECT|TEXTAREA)$/.test(el.tagName)) {
+    el.focus();
+    el.scrollIntoView({ block: "center" });
+  }
+})();
