@@ -285,3 +285,40 @@ func TestBrowserRequestFilters(t *testing.T) {
 		t.Errorf("after Clear filters: %+v, want all 3 and no range", s)
 	}
 }
+
+// TestBrowserNotFoundKeepsTheSignedInHeader checks that a signed-in
+// person on an unknown path sees the 404 page inside the console they are
+// signed in to: menu, balance and email, and a Log out that works.
+func TestBrowserNotFoundKeepsTheSignedInHeader(t *testing.T) {
+	srv := testenv.NewServer(t)
+	ctx := testenv.Browser(t)
+	acct := testenv.FundedKey(t, srv.Store, "ada@example.com", models.MicrosPerUSD, models.KeyInput{Name: "ci", RPM: "600"})
+	signIn(t, ctx, srv, acct.Email, "/")
+
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/no/such/page"), chromedp.WaitReady(chromedp.CSS(`main`))); err != nil {
+		t.Fatal(err)
+	}
+	type header struct {
+		Status                     int
+		Title, Nav, Email, Balance string
+	}
+	h, err := chromedp.Run(ctx, chromedp.Evaluate[header](`({
+		status: performance.getEntriesByType("navigation")[0].responseStatus,
+		title: (document.querySelector("main h1") || {}).textContent || "",
+		nav: (document.querySelector("nav.mainnav") || {}).textContent || "",
+		email: (document.querySelector("[data-testid=account-email]") || {}).textContent || "",
+		balance: (document.querySelector(".topbar .balance") || {}).textContent || ""})`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Status != http.StatusNotFound || h.Title != "Page not found" || !strings.Contains(h.Nav, "API keys") || h.Email != acct.Email || h.Balance != "$1.00" {
+		t.Fatalf("the 404 page of a signed-in person: %+v, want the signed-in header", h)
+	}
+	err = chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`form[action="/logout"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(`form[action="/login"]`)),
+	)
+	if err != nil {
+		t.Fatalf("log out from the 404 page: %v", err)
+	}
+}

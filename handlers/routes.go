@@ -86,6 +86,9 @@ func (a *App) NewServer() (*echo.Echo, error) {
 	// authenticated by its signature.
 	e.POST("/webhooks/stripe", a.stripeWebhook)
 
+	// Any other path: the console's 404 page, signed in when the visitor is.
+	e.RouteNotFound("/*", notFound, a.pageNotFound()...)
+
 	a.metrics.setRoutes(e.Routes())
 	return e, nil
 }
