@@ -277,8 +277,8 @@ func BenchmarkRequestsPages(b *testing.B) {
 		}
 		b.ReportMetric(worst, "worst-deep/first")
 
-		// The status chart, an image the page loads after it renders.
-		fmt.Fprintf(&report, "\n%-30s %18s\n", "status chart (image)", "p50/p95")
+		// The status chart, which the page fetches after it renders.
+		fmt.Fprintf(&report, "\n%-30s %18s\n", "status chart (fetched after)", "p50/p95")
 		for _, q := range []string{"", "status=4xx", "model=tt-chat-large"} {
 			chart := measure(func(int) string { return "/requests/chart.svg?" + q })
 			name := "last 24 h"
