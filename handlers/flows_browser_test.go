@@ -250,6 +250,9 @@ func TestBrowserRequestFilters(t *testing.T) {
 	}
 	look := func() state {
 		t.Helper()
+		if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(`[data-testid=match-count]:not(:empty)`))); err != nil {
+			t.Fatalf("no count: %v", err)
+		}
 		s, err := chromedp.Run(ctx, chromedp.Evaluate[state](`({
 			from: document.querySelector("#f-from").value,
 			count: document.querySelector("[data-testid=match-count]").textContent.trim(),

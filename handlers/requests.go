@@ -83,15 +83,12 @@ func (a *App) requestsPage(c echo.Context) error {
 	if f.Model != "" && !slices.Contains(modelIDs, f.Model) {
 		modelIDs = append(modelIDs, f.Model) // a model the catalogue no longer lists, asked for by a link
 	}
-	matching, more, err := a.Store.CountRequests(ctx, acct, f, maxCounted)
-	if err != nil {
-		return err
-	}
+
 	d := views.RequestsData{
 		Form: form, Lookup: lookup, LookupError: lookupErr,
 		Filtered: !f.Empty(), Cursor: cursor != "",
 		Types: contractTypes(), Outcomes: outcomeOptions(), Models: modelIDs,
-		BaseURL: baseURL(c), Count: matchCount(matching, more, !f.Empty()),
+		BaseURL: baseURL(c),
 		Presets: rangePresets(f, time.Now()),
 	}
 	d.HasAny = len(page.Rows) > 0 || cursor != ""
@@ -116,6 +113,7 @@ func (a *App) requestsPage(c echo.Context) error {
 		d.NextURL = "/requests?" + next.Encode()
 	}
 	d.ChartURL = "/requests/chart.svg" + encodeQuery(base)
+	d.CountURL = "/requests/count" + encodeQuery(base)
 	return a.render(c, status, views.Requests(a.page(c, "Requests", "requests"), d))
 }
 

@@ -287,6 +287,13 @@ func BenchmarkRequestsPages(b *testing.B) {
 			}
 			fmt.Fprintf(&report, "%-30s %8s/%-8s\n", name, ms(chart.pct(.5)), ms(chart.pct(.95)))
 		}
+
+		// The count of matching requests, fetched after the page too.
+		fmt.Fprintf(&report, "\n%-30s %18s\n", "match count (fetched after)", "p50/p95")
+		for _, f := range filters {
+			count := measure(func(int) string { return "/requests/count?" + f.query })
+			fmt.Fprintf(&report, "%-30s %8s/%-8s\n", f.name, ms(count.pct(.5)), ms(count.pct(.95)))
+		}
 		if !*rqBenchCSV {
 			fmt.Print(report.String())
 			continue

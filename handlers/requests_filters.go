@@ -1,6 +1,8 @@
 package handlers
 
 import (
+	"context"
+	"net/http"
 	"net/url"
 	"strconv"
 	"time"
@@ -11,9 +13,35 @@ import (
 	"ttconsole/views"
 )
 
-// maxCounted is as far as the Requests page counts the matching requests;
-// beyond it the page says "10,000+", so the count's cost has a ceiling.
-const maxCounted = 10_000
+// The Requests page's count of matching requests stops at maxCounted
+// ("10,000+") and gives up after countBudget, so its cost has a ceiling.
+// A filter that few rows match may still read many (a rare status code
+// checks each row of its class), which is why the page fetches the count
+// after it renders, as it does the chart, and never waits for it.
+const (
+	maxCounted  = 10_000
+	countBudget = 3 * time.Second
+)
+
+// requestsCount answers the Requests page's count of the requests that
+// match the filters in the query, as a sentence.
+func (a *App) requestsCount(c echo.Context) error {
+	f, err := models.ParseRequestFilter(c.QueryParams())
+	if err != nil {
+		return c.String(http.StatusBadRequest, "The filters are not valid.")
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), countBudget)
+	defer cancel()
+	n, more, err := a.Store.CountRequests(ctx, currentUser(c).AccountID, f, maxCounted)
+	if err != nil && ctx.Err() != nil && c.Request().Context().Err() == nil {
+		return c.String(http.StatusOK, "Too many to count quickly: narrow the filters or the time range for a count.")
+	}
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("Cache-Control", "private, max-age=30")
+	return c.String(http.StatusOK, matchCount(n, more, !f.Empty()))
+}
 
 // lookUpRequest finds the request that the lookup box's text names: a
 // request id, or a task id, whose request is the POST /v1/tasks call that

@@ -15,8 +15,9 @@ import (
 	"ttconsole/models"
 )
 
-// TestRequestsCountsMatches checks the count above the list: exact for a
-// filter that matches a few, "10,000+" past that, whatever the log holds.
+// TestRequestsCountsMatches checks the count above the list, which the
+// page fetches after it renders: exact for a filter that matches a few,
+// "10,000+" past that, whatever the log holds.
 func TestRequestsCountsMatches(t *testing.T) {
 	srv := testenv.NewServer(t)
 	a := rqNewAccount(t, srv, "count@example.com")
@@ -28,7 +29,15 @@ func TestRequestsCountsMatches(t *testing.T) {
 	count := func(query string) string {
 		t.Helper()
 		_, page := a.b.get("/requests" + query)
-		return strings.TrimSpace(testenv.Doc(t, page).Find(`[data-testid=match-count]`).Text())
+		src := testenv.Doc(t, page).Find(`[data-testid=match-count]`).AttrOr("data-count-src", "")
+		if src != "/requests/count"+query {
+			t.Fatalf("the count of /requests%s comes from %q", query, src)
+		}
+		res, body := a.b.get(src)
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %d", src, res.StatusCode)
+		}
+		return body
 	}
 	if got := count(""); got != "10,000+ requests" {
 		t.Errorf("all 10,050 requests counted as %q, want 10,000+", got)
@@ -40,12 +49,19 @@ func TestRequestsCountsMatches(t *testing.T) {
 	if got, want := count("?status=5xx"), groupThousands(n5)+" matching requests"; got != want {
 		t.Errorf("5xx counted as %q, want %q", got, want)
 	}
-	if got := count("?status=5xx&to=" + url.QueryEscape(now.Add(-72*time.Hour).Format(time.RFC3339))); got != "0 matching requests" {
+	if got := count("?status=5xx&to=" + url.QueryEscape(now.Add(-72*time.Hour).UTC().Format(time.RFC3339))); got != "0 matching requests" {
 		t.Errorf("a range before every request counted as %q", got)
 	}
 	one := rqLog(t, srv, models.Request{AccountID: &a.id, Status: 418, Model: "tt-chat-small"}, now)
 	if got := count("?status=418"); got != "1 matching request" {
 		t.Errorf("one request counted as %q (%s)", got, one.ID)
+	}
+	if res, _ := a.b.get("/requests/count?status=7xx"); res.StatusCode != http.StatusBadRequest {
+		t.Errorf("a count with a bad filter: %d, want 400", res.StatusCode)
+	}
+	other := rqNewAccount(t, srv, "other@example.com")
+	if _, body := other.b.get("/requests/count"); body != "0 requests" {
+		t.Errorf("another account's count: %q", body)
 	}
 }
 

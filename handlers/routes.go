@@ -63,6 +63,7 @@ func (a *App) NewServer() (*echo.Echo, error) {
 	e.GET("/requests", a.requestsPage, member...)
 	e.GET("/requests.csv", a.requestsCSV, member...)
 	e.GET("/requests/chart.svg", a.requestsChartSVG, member...)
+	e.GET("/requests/count", a.requestsCount, member...)
 	e.GET("/requests/:id", a.requestDetail, member...)
 	e.POST("/requests/:id/fix/allow-ip", a.fixAllowIP, member...)
 	e.POST("/requests/:id/fix/add-model", a.fixAddModel, member...)

@@ -29,3 +29,15 @@
       box.textContent = "The chart could not be loaded. Reload the page to try again.";
     });
 })();
+
+// How many requests match: counted after the list is drawn, so the list
+// never waits for it.
+(function () {
+  "use strict";
+  var el = document.querySelector("[data-count-src]");
+  if (!el || !window.fetch) return;
+  fetch(el.getAttribute("data-count-src"), { credentials: "same-origin" })
+    .then(function (res) { return res.ok ? res.text() : Promise.reject(res.status); })
+    .then(function (text) { el.textContent = text; })
+    .catch(function () {});
+})();
