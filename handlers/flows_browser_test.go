@@ -35,7 +35,8 @@ func apiCall(t *testing.T, srv *testenv.Server, secret string, maxTokens int) (i
 	return res.StatusCode, e.Error.Type, res.Header.Get("X-TT-Request-ID")
 }
 
-// signIn signs a browser in and waits for the page asked for.
+// signIn signs a browser in and waits for the page asked for, signed in
+// (the login page has a heading too).
 func signIn(t *testing.T, ctx context.Context, srv *testenv.Server, email, path string) {
 	t.Helper()
 	err := chromedp.Do(ctx,
@@ -44,6 +45,7 @@ func signIn(t *testing.T, ctx context.Context, srv *testenv.Server, email, path 
 		chromedp.SendKeys(chromedp.CSS(`#f-email`), email),
 		chromedp.SendKeys(chromedp.CSS(`#f-password`), testenv.Password),
 		chromedp.Click(chromedp.CSS(`button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid=account-email]`)),
 		chromedp.WaitVisible(chromedp.CSS(`main h1`)),
 	)
 	if err != nil {
