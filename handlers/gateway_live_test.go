@@ -164,7 +164,7 @@ func TestReaperEndsOnlyHoldsNoInstanceKeeps(t *testing.T) {
 	noLeaks(t)
 	p := newPlatform(t, testenv.Options{Adjust: func(a *handlers.App) { a.HoldTTL = 600 * time.Millisecond }})
 	ctx := context.Background()
-	orphan := &models.Request{ID: models.NewRequestID(), AccountID: &p.account, KeyID: &p.key.ID, Method: "POST",
+	orphan := &models.Request{ID: p.srv.Store.NewRequestID(), AccountID: &p.account, KeyID: &p.key.ID, Method: "POST",
 		Path: "/v1/chat/completions", Status: 200, Stream: true, CreatedAt: time.Now().UTC()}
 	if _, err := p.srv.Store.StartCall(ctx, orphan, p.key.ID, nil, 1000, 600*time.Millisecond); err != nil {
 		t.Fatal(err)

@@ -74,7 +74,7 @@ func (a *App) createTask(c echo.Context) error {
 			"The model server's answer could not be read. Not charged; retry with backoff."), models.OutcomeNotChargedFailed)
 	}
 	t := &models.Task{
-		ID: models.NewID("task"), AccountID: gc.key.AccountID, KeyID: gc.key.ID, RequestID: gc.row.ID,
+		ID: a.Store.NewID("task"), AccountID: gc.key.AccountID, KeyID: gc.key.ID, RequestID: gc.row.ID,
 		Model: m.ID, UpstreamID: st.ID, Status: models.TaskRunning, PriceMicros: m.TaskPriceMicros,
 		CreatedAt: time.Now().UTC(), ExpiresAt: time.Now().UTC().Add(a.TaskTTL),
 	}

@@ -204,7 +204,7 @@ func TestReapersEndEachHoldOnce(t *testing.T) {
 	k := acct.Key
 	const n = 30
 	for i := 0; i < n; i++ {
-		r := &models.Request{ID: models.NewRequestID(), AccountID: &acct.ID, KeyID: &k.ID, Method: "POST",
+		r := &models.Request{ID: a.NewRequestID(), AccountID: &acct.ID, KeyID: &k.ID, Method: "POST",
 			Path: "/v1/chat/completions", CreatedAt: time.Now().UTC()}
 		if _, err := a.StartCall(ctx, r, k.ID, nil, 1000, time.Millisecond); err != nil {
 			t.Fatal(err)

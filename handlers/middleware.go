@@ -28,7 +28,7 @@ const ctxRequestID = "request_id"
 // never reused: ids must be unique to look a call up later.
 func (a *App) requestID(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		id := models.NewRequestID()
+		id := a.Store.NewRequestID()
 		c.Set(ctxRequestID, id)
 		c.Response().Header().Set(HeaderRequestID, id)
 		return next(c)

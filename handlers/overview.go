@@ -37,11 +37,8 @@ func (a *App) overview(c echo.Context) error {
 		return err
 	}
 	d := views.OverviewData{
-		Balance:   models.FormatUSD(w.BalanceMicros),
-		Available: models.FormatUSD(w.Available()),
-		Held:      models.FormatUSD(w.HeldMicros),
-		BaseURL:   baseURL(c),
-		NoFunds:   w.Available() <= 0, MinRecharge: models.FormatUSD(models.MinRechargeMicros),
+		BaseURL: baseURL(c),
+		NoFunds: w.Available() <= 0, MinRecharge: models.FormatUSD(models.MinRechargeMicros),
 	}
 	// Spend is what the ledger charged, as on the Billing page, so the two
 	// pages agree to the cent.
@@ -57,7 +54,9 @@ func (a *App) overview(c echo.Context) error {
 	for _, day := range days {
 		total += day.Requests
 	}
-	d.MonthToDate = models.FormatUSD(mtd)
+	// The wallet's figures sit side by side: one precision for all.
+	m := models.FormatUSDs(w.BalanceMicros, w.Available(), w.HeldMicros, mtd)
+	d.Balance, d.Available, d.Held, d.MonthToDate = m[0], m[1], m[2], m[3]
 	today := days[len(days)-1]
 	d.RequestsToday = strconv.FormatInt(today.Requests, 10)
 	d.ErrorRateToday = "—"
@@ -72,9 +71,7 @@ func (a *App) overview(c echo.Context) error {
 		}
 	}
 	d.Requests, d.Spend = dayCharts(days, spend)
-	for _, r := range failed {
-		d.Failed = append(d.Failed, requestRow(&r, labels))
-	}
+	d.Failed = requestRows(failed, labels)
 	return a.render(c, http.StatusOK, views.Overview(a.page(c, "Overview", "overview"), d))
 }
 

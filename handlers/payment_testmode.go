@@ -45,8 +45,19 @@ func (a *App) testCheckoutPage(c echo.Context) error {
 func testCheckoutView(cs *models.TestCheckoutSession, p *models.Payment) views.TestCheckoutData {
 	return views.TestCheckoutData{
 		SessionID: cs.ID, PaymentID: p.ID, Amount: models.FormatUSD(p.AmountMicros),
-		Open: cs.Status == models.CheckoutOpen, Status: cs.Status, PaymentStatus: cs.PaymentStatus,
+		Open: cs.Status == models.CheckoutOpen, Closed: checkoutClosed(cs),
 	}
+}
+
+// checkoutClosed says what became of a test checkout that is not open.
+func checkoutClosed(cs *models.TestCheckoutSession) string {
+	switch {
+	case cs.Status == models.CheckoutComplete && cs.PaymentStatus == models.CheckoutPaymentStatusPaid:
+		return "This checkout is complete: it was paid."
+	case cs.Status == models.CheckoutComplete:
+		return "This checkout is complete, but its payment did not go through."
+	}
+	return "This checkout is closed: it was cancelled or expired without a payment."
 }
 
 // testCheckoutAction is a click on Pay, Fail or Cancel: the session moves
@@ -74,8 +85,10 @@ func (a *App) testCheckoutAction(c echo.Context) error {
 		events = []string{models.EventCheckoutCompleted, models.EventAsyncPaymentFailed}
 		back += "failed"
 	case "cancel":
+		// As at Stripe, leaving a checkout sends no event: the customer is
+		// sent to the cancel link, where the console marks the payment
+		// cancelled. The session is closed so it cannot be paid later.
 		status, payStatus = models.CheckoutExpired, models.CheckoutPaymentStatusUnpaid
-		events = []string{models.EventCheckoutExpired}
 		back += "cancelled"
 	default:
 		return echo.NewHTTPError(http.StatusBadRequest, "Choose Pay, Fail or Cancel.")
@@ -103,7 +116,7 @@ func (a *App) deliverTestEvent(ctx context.Context, typ string, cs *models.TestC
 	if err != nil {
 		return err
 	}
-	payload, err := testEventPayload(typ, cs, time.Now())
+	payload, err := testEventPayload(a.Store.NewID("evt_test"), typ, cs, time.Now())
 	if err != nil {
 		return err
 	}
@@ -118,11 +131,11 @@ func (a *App) deliverTestEvent(ctx context.Context, typ string, cs *models.TestC
 	return nil
 }
 
-// testEventPayload is a Stripe event about a checkout session, with the
-// fields DESIGN §8 names.
-func testEventPayload(typ string, cs *models.TestCheckoutSession, now time.Time) ([]byte, error) {
+// testEventPayload is a Stripe event id about a checkout session, with
+// the fields DESIGN §8 names.
+func testEventPayload(id, typ string, cs *models.TestCheckoutSession, now time.Time) ([]byte, error) {
 	ev := map[string]any{
-		"id":          "evt_test_" + models.NewID("e")[2:],
+		"id":          id,
 		"object":      "event",
 		"api_version": "2025-06-30.basil",
 		"created":     now.Unix(),

@@ -96,12 +96,13 @@ func groupDigits(n int64) string {
 }
 
 // pickerTime is a filter's bound as a datetime-local input shows it, in
-// UTC: "2026-11-25T14:00", with seconds only when it has some.
-func pickerTime(t time.Time) string {
+// the zone the page shows times in (zonedFilters reads it back in that
+// zone): "2026-11-25T14:00", with seconds only when it has some.
+func pickerTime(t time.Time, loc *time.Location) string {
 	if t.IsZero() {
 		return ""
 	}
-	t = t.UTC()
+	t = t.In(loc)
 	if t.Second() != 0 || t.Nanosecond() != 0 {
 		return t.Format("2006-01-02T15:04:05")
 	}

@@ -56,6 +56,7 @@ func (a *App) NewServer() (*echo.Echo, error) {
 	e.GET("/login", a.loginPage, console...)
 	e.POST("/login", a.login, console...)
 	e.POST("/logout", a.logout, console...)
+	e.POST("/time-zone", a.setTimeZone, console...)
 
 	e.GET("/", a.overview, member...)
 	e.GET("/account", a.accountPage, member...)

@@ -255,13 +255,13 @@ func TestScaleOutReapersEndEachOnce(t *testing.T) {
 	st := a.srv.Store
 	const holds, tasks = 40, 20
 	for i := 0; i < holds+tasks; i++ {
-		r := &models.Request{ID: models.NewRequestID(), AccountID: &a.account, KeyID: &a.key.ID, Method: "POST",
+		r := &models.Request{ID: st.NewRequestID(), AccountID: &a.account, KeyID: &a.key.ID, Method: "POST",
 			Path: "/v1/chat/completions", Status: 200, CreatedAt: time.Now().UTC()}
 		if _, err := st.StartCall(ctx, r, a.key.ID, nil, 1000, time.Millisecond); err != nil {
 			t.Fatal(err)
 		}
 		if i >= holds {
-			if err := st.CreateTask(ctx, &models.Task{ID: models.NewID("task"), AccountID: a.account, KeyID: a.key.ID,
+			if err := st.CreateTask(ctx, &models.Task{ID: st.NewID("task"), AccountID: a.account, KeyID: a.key.ID,
 				RequestID: r.ID, Model: "tt-video-1", UpstreamID: "up_" + r.ID, Status: models.TaskRunning,
 				PriceMicros: 1000, CreatedAt: time.Now().UTC(), ExpiresAt: time.Now().UTC()}); err != nil {
 				t.Fatal(err)

@@ -14,16 +14,29 @@ import (
 func Go(postgres bool) []*goose.Migration {
 	if postgres {
 		// PostgreSQL keeps its request log in id order and by account id:
-		// versions 9 and 10 are recorded and change nothing. Version 12
+		// versions 9 and 10 (which version 13 undoes on SQLite) are
+		// recorded and change nothing. Version 12
 		// partitions it by month (requests_partitions.go).
 		return []*goose.Migration{goose.NewGoMigration(9, nil, nil), goose.NewGoMigration(10, nil, nil),
-			goose.NewGoMigration(12, &goose.GoFunc{RunTx: partitionRequestsUp}, &goose.GoFunc{RunTx: partitionRequestsDown})}
+			goose.NewGoMigration(12, &goose.GoFunc{RunTx: partitionRequestsUp}, &goose.GoFunc{RunTx: partitionRequestsDown}),
+			goose.NewGoMigration(13, nil, nil), // SQLite's log takes this engine's schema
+			refusedHold(true)}
 	}
 	return []*goose.Migration{
 		goose.NewGoMigration(9, &goose.GoFunc{RunTx: execAll(requestsSeqUp())}, &goose.GoFunc{RunTx: execAll(requestsSeqDown)}),
 		goose.NewGoMigration(10, &goose.GoFunc{RunTx: execAll(accountNumUp)}, &goose.GoFunc{RunTx: execAll(accountNumDown)}),
 		goose.NewGoMigration(12, nil, nil), // SQLite's log is one table
+		goose.NewGoMigration(13, &goose.GoFunc{RunTx: execAll(oneSchemaUp)}, &goose.GoFunc{RunTx: execAll(oneSchemaDown())}),
+		refusedHold(false),
 	}
+}
+
+func refusedHold(postgres bool) *goose.Migration {
+	update := `UPDATE requests SET refused_hold_micros = ? WHERE id = ?`
+	if postgres {
+		update = `UPDATE requests SET refused_hold_micros = $1 WHERE id = $2`
+	}
+	return goose.NewGoMigration(14, &goose.GoFunc{RunTx: refusedHoldUp(update)}, &goose.GoFunc{RunTx: refusedHoldDown})
 }
 
 // Version 9 on SQLite: the request log is kept in order by an integer, seq,
@@ -84,17 +97,21 @@ var dropPageIndexes = []string{
 
 // pageIndexes creates the Requests page's six indexes on table, each led
 // by the account column, for the list unfiltered and by each filter (the
-// key filter's column is key); the table's rowid, the log's place, ends
-// each.
-func pageIndexes(table, account, key string) []string {
+// key filter's column is key), and each ended by order, the log's order
+// (none: the table's rowid, which ends every index anyway).
+func pageIndexes(table, account, key string, order ...string) []string {
 	on := " ON " + table + " (" + account
+	end := ")"
+	if len(order) > 0 {
+		end = ", " + order[0] + ")"
+	}
 	return []string{
-		`CREATE INDEX requests_account` + on + `)`,
-		`CREATE INDEX requests_account_status_class` + on + `, (status / 100))`,
-		`CREATE INDEX requests_account_error_type` + on + `, error_type)`,
-		`CREATE INDEX requests_account_key` + on + `, ` + key + `)`,
-		`CREATE INDEX requests_account_model` + on + `, model)`,
-		`CREATE INDEX requests_account_outcome` + on + `, billing_outcome)`,
+		`CREATE INDEX requests_account` + on + end,
+		`CREATE INDEX requests_account_status_class` + on + `, (status / 100)` + end,
+		`CREATE INDEX requests_account_error_type` + on + `, error_type` + end,
+		`CREATE INDEX requests_account_key` + on + `, ` + key + end,
+		`CREATE INDEX requests_account_model` + on + `, model` + end,
+		`CREATE INDEX requests_account_outcome` + on + `, billing_outcome` + end,
 	}
 }
 

@@ -108,8 +108,8 @@ func (s *Store) CreateAccount(ctx context.Context, email, password string) (*Use
 		return nil, err
 	}
 	now := time.Now().UTC()
-	acct := Account{ID: NewID("acct"), Name: email, MaxRPM: 600, CreatedAt: now}
-	user := User{ID: NewID("user"), AccountID: acct.ID, Email: email, PasswordHash: hash,
+	acct := Account{ID: s.NewID("acct"), Name: email, MaxRPM: 600, CreatedAt: now}
+	user := User{ID: s.NewID("user"), AccountID: acct.ID, Email: email, PasswordHash: hash,
 		Role: "owner", CreatedAt: now, PasswordChangedAt: now}
 	err = s.db.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var n int64

@@ -72,7 +72,7 @@ func (s *Store) CreateAPIKey(ctx context.Context, accountID string, by KeyActor,
 	}
 	body := secret[len(KeySecretPrefix):]
 	k := &APIKey{
-		ID: NewID("key"), AccountID: accountID, Name: set.Name, SecretHash: hashKeySecret(secret),
+		ID: s.NewID("key"), AccountID: accountID, Name: set.Name, SecretHash: hashKeySecret(secret),
 		Prefix: KeySecretPrefix + body[:4], Last4: body[len(body)-4:], Status: KeyActive,
 		Models: set.Models, AllowedIPs: set.AllowedIPs, MonthlyLimitMicros: set.Limit, RPM: set.RPM,
 		ExpiresAt: set.ExpiresAt, CreatedAt: now,
@@ -84,7 +84,7 @@ func (s *Store) CreateAPIKey(ctx context.Context, accountID string, by KeyActor,
 		if err := tx.Create(k).Error; err != nil {
 			return err
 		}
-		return tx.Create(newKeyEvent(k, by, "created", "", k.Display(), now)).Error
+		return tx.Create(s.newKeyEvent(k, by, "created", "", k.Display(), now)).Error
 	})
 	if err != nil && in.Nonce != "" && isUniqueViolation(err) {
 		// The same form, submitted twice at once: the other one won.
@@ -139,7 +139,7 @@ func (s *Store) UpdateAPIKey(ctx context.Context, accountID, id string, by KeyAc
 		var events []*KeyEvent
 		note := func(field, was, is string) {
 			if was != is {
-				events = append(events, newKeyEvent(&k, by, field, was, is, now))
+				events = append(events, s.newKeyEvent(&k, by, field, was, is, now))
 			}
 		}
 		note("name", k.Name, set.Name)
@@ -198,7 +198,7 @@ func (s *Store) SetAPIKeyStatus(ctx context.Context, accountID, id string, by Ke
 		if res.RowsAffected == 0 {
 			return Errorf(ECONFLICT, "This key changed meanwhile. Reload the page and try again.")
 		}
-		ev := newKeyEvent(&k, by, "status", k.Status, to, now)
+		ev := s.newKeyEvent(&k, by, "status", k.Status, to, now)
 		k.Status = to
 		return tx.Create(ev).Error
 	})
@@ -238,8 +238,8 @@ func (s *Store) lockKey(tx *gorm.DB, accountID, id string, k *APIKey) error {
 	return err
 }
 
-func newKeyEvent(k *APIKey, by KeyActor, field, was, is string, at time.Time) *KeyEvent {
-	return &KeyEvent{ID: NewID("kev"), KeyID: k.ID, AccountID: k.AccountID, Actor: by.Name,
+func (s *Store) newKeyEvent(k *APIKey, by KeyActor, field, was, is string, at time.Time) *KeyEvent {
+	return &KeyEvent{ID: s.NewID("kev"), KeyID: k.ID, AccountID: k.AccountID, Actor: by.Name,
 		Field: field, OldValue: was, NewValue: is, CreatedAt: at}
 }
 

@@ -48,6 +48,7 @@ type batcher struct {
 	// bulkHolds counts the holds placed together with others (bulk.go).
 	bulkHolds atomic.Int64
 	wc        *writerConn // SQLite: used by the running group only
+	ids       *idSource   // the store's, for the rows a group writes
 
 	mu        sync.Mutex
 	queue     []*batchOp
@@ -227,6 +228,9 @@ func (b *batcher) runWindow(c groupConn, window bool) []*batchOp {
 	deadline := time.Now().Add(groupDelay)
 	g := b.take(maxBatch)
 	w, err := c.tx()
+	if w != nil {
+		w.ids = b.ids
+	}
 	if err != nil {
 		failAll(g, err)
 		return g
@@ -319,6 +323,9 @@ func (b *batcher) runAlone(c groupConn, o *batchOp) {
 func (b *batcher) runOnce(c groupConn, o *batchOp) {
 	o.done = false
 	w, err := c.tx()
+	if w != nil {
+		w.ids = b.ids
+	}
 	if err != nil {
 		o.err = err
 		return

@@ -49,7 +49,7 @@ func BenchmarkCallBilling(b *testing.B) {
 		go func() {
 			defer wg.Done()
 			for range work {
-				r := &models.Request{ID: models.NewRequestID(), AccountID: &u.AccountID, KeyID: &k.ID, Method: "POST",
+				r := &models.Request{ID: s.NewRequestID(), AccountID: &u.AccountID, KeyID: &k.ID, Method: "POST",
 					Path: "/v1/chat/completions", Model: "tt-chat-small", CreatedAt: time.Now().UTC()}
 				h, err := s.StartCall(ctx, r, k.ID, nil, 100, time.Minute)
 				if err != nil {

@@ -215,7 +215,7 @@ func TestStartCallEarly(t *testing.T) {
 	ctx := context.Background()
 	u, k := fundedKey(t, s, "early@example.com", 100)
 	row := func() *Request {
-		return &Request{ID: NewRequestID(), AccountID: &u.AccountID, KeyID: &k.ID, Method: "POST",
+		return &Request{ID: s.NewRequestID(), AccountID: &u.AccountID, KeyID: &k.ID, Method: "POST",
 			Path: "/v1/chat/completions", CreatedAt: time.Now().UTC()}
 	}
 	r := row()
@@ -313,7 +313,7 @@ func TestCompletedCallsKeepTheirOutcome(t *testing.T) {
 	ctx := context.Background()
 	u, k := fundedKey(t, s, "outcomes@example.com", 1000)
 	start := func(errType string) (*Request, *Hold) {
-		r := &Request{ID: NewRequestID(), AccountID: &u.AccountID, KeyID: &k.ID, Method: "POST",
+		r := &Request{ID: s.NewRequestID(), AccountID: &u.AccountID, KeyID: &k.ID, Method: "POST",
 			Path: "/v1/chat/completions", Model: "tt-chat-small", CreatedAt: time.Now().UTC(), ErrorType: errType}
 		h, err := s.StartCall(ctx, r, k.ID, nil, 100, time.Minute)
 		if err != nil {

@@ -256,7 +256,7 @@ func settleHolds(w *wtx, ops []*batchOp) error {
 	}
 	for _, sw := range charged {
 		balance[sw.h.AccountID] -= sw.cost
-		err := w.later(qInsertChargeAt, NewID("led"), sw.h.AccountID, LedgerCharge, -sw.cost, balance[sw.h.AccountID],
+		err := w.later(qInsertChargeAt, w.ids.newID("led"), sw.h.AccountID, LedgerCharge, -sw.cost, balance[sw.h.AccountID],
 			sw.h.RequestID, "API call "+sw.h.RequestID, sw.now)
 		if err != nil {
 			return err

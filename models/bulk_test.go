@@ -47,7 +47,7 @@ func TestGroupPlacesAndEndsHoldsInOrder(t *testing.T) {
 	queued, release := s.HoldWrites()
 	for i, k := range keys {
 		results[i] = make(chan result, 1)
-		r := &models.Request{ID: models.NewRequestID(), AccountID: &u.AccountID, KeyID: &k.ID, Method: "POST",
+		r := &models.Request{ID: s.NewRequestID(), AccountID: &u.AccountID, KeyID: &k.ID, Method: "POST",
 			Path: "/v1/chat/completions", Status: 200, CreatedAt: time.Now().UTC()}
 		go func() {
 			h, err := s.StartCall(ctx, r, k.ID, k.MonthlyLimitMicros, hold, time.Minute)

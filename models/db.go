@@ -245,18 +245,6 @@ func (db *DB) Migrate(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("migrate: %w", err)
 	}
-	if !db.Postgres {
-		// Requests an older binary wrote after version 10 (a rollback)
-		// lack their account's and key's numbers, which the Requests page
-		// selects by: number them. The partial index holds only such rows
-		// (the planner would otherwise walk every call without an account).
-		if _, err := sqlDB.ExecContext(ctx, `UPDATE requests INDEXED BY requests_unnumbered SET
-			account_num = (SELECT num FROM accounts WHERE accounts.id = requests.account_id),
-			key_num = (SELECT num FROM api_keys WHERE api_keys.id = requests.key_id)
-			WHERE account_num IS NULL AND account_id IS NOT NULL`); err != nil {
-			return 0, fmt.Errorf("migrate: number requests: %w", err)
-		}
-	}
 	return len(res), nil
 }
 

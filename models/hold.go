@@ -69,8 +69,9 @@ type QuotaError struct {
 }
 
 func (e *QuotaError) Error() string {
+	m := FormatUSDs(e.LimitMicros, e.MonthToDateMicros, e.HoldMicros)
 	return fmt.Sprintf("This key's monthly limit is %s; month-to-date spend and open holds are %s, and this call needs a hold of %s.",
-		FormatUSDExact(e.LimitMicros), FormatUSDExact(e.MonthToDateMicros), FormatUSDExact(e.HoldMicros))
+		m[0], m[1], m[2])
 }
 
 // ShortfallError says the wallet's available balance cannot cover a hold.
@@ -83,8 +84,9 @@ type ShortfallError struct {
 func (e *ShortfallError) ShortfallMicros() int64 { return e.HoldMicros - e.AvailableMicros }
 
 func (e *ShortfallError) Error() string {
+	m := FormatUSDs(e.HoldMicros, e.AvailableMicros, e.ShortfallMicros())
 	return fmt.Sprintf("This call needs a hold of %s but the wallet's available balance is %s: recharge at least %s.",
-		FormatUSDExact(e.HoldMicros), FormatUSDExact(e.AvailableMicros), FormatUSDExact(e.ShortfallMicros()))
+		m[0], m[1], m[2])
 }
 
 var (
@@ -98,18 +100,6 @@ var (
 	qHoldWallet     = newQuery(`UPDATE wallets SET held_micros = held_micros + ?, updated_at = ?
 		WHERE account_id = ? AND balance_micros - held_micros - debt_micros >= ?`)
 	qWalletAvailable = newQuery(`SELECT balance_micros - held_micros - debt_micros FROM wallets WHERE account_id = ?`)
-	qInsertRequest   = newLogInsert(`id, account_id, key_id, method, path, model, status, error_type,
-		error_message, error_body, client_ip, stream, latency_ms, prompt_tokens, completion_tokens, hold_micros,
-		charged_micros, billing_outcome, outcome_detail, ratelimit_limit, ratelimit_remaining, ratelimit_reset,
-		retry_after, created_at, completed_at, hold_status, held_at, hold_expires_at`,
-		`?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?`)
-	// The row of a call whose hold was just placed: nothing has happened
-	// to the call yet, so its error, usage, charge and completion keep
-	// their defaults.
-	qInsertHeld = newLogInsert(`id, account_id, key_id, method, path, model, status, client_ip,
-		stream, hold_micros, billing_outcome, ratelimit_limit, ratelimit_remaining, ratelimit_reset, retry_after,
-		created_at, hold_status, held_at, hold_expires_at`,
-		`?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '`+OutcomePending+`', ?, ?, ?, ?, ?, '`+HoldOpen+`', ?, ?`)
 	// Ending a hold and completing its request is one guarded update: it
 	// changes the row only while the hold is open, so a hold ends once.
 	qCompleteHeld = newQuery(`UPDATE requests SET hold_status = ?, hold_ended_at = ?, status = ?, error_type = ?,
@@ -261,27 +251,11 @@ func insertHeld(w *wtx, r *Request) error {
 		r.CompletionTokens != 0 || r.ChargedMicros != 0 || r.OutcomeDetail != "" || r.CompletedAt != nil {
 		return insertRequest(w, r) // more than a fresh call's row: write it all
 	}
-	err := w.later(qInsertHeld, logSeq(r.ID), r.ID, r.AccountID, r.KeyID, r.Method, r.Path, r.Model, r.Status, r.ClientIP,
-		r.Stream, r.HoldMicros, r.RatelimitLimit, r.RatelimitRemaining, r.RatelimitReset, r.RetryAfter,
-		r.CreatedAt, r.HeldAt, r.HoldExpiresAt)
-	return err
-}
-
-// logSeq is the place in SQLite's log of a request with id, or nil, for
-// the next place after the newest, for an id not made by NewRequestID.
-func logSeq(id string) any {
-	if seq := RequestSeq(id); seq != 0 {
-		return seq
-	}
-	return nil
+	return w.later(qInsertHeld, r.values(func(c requestColumn) bool { return c.held })...)
 }
 
 func insertRequest(w *wtx, r *Request) error {
-	err := w.later(qInsertRequest, logSeq(r.ID), r.ID, r.AccountID, r.KeyID, r.Method, r.Path, r.Model, r.Status, r.ErrorType,
-		r.ErrorMessage, r.ErrorBody, r.ClientIP, r.Stream, r.LatencyMS, r.PromptTokens, r.CompletionTokens,
-		r.HoldMicros, r.ChargedMicros, r.BillingOutcome, r.OutcomeDetail, r.RatelimitLimit, r.RatelimitRemaining,
-		r.RatelimitReset, r.RetryAfter, r.CreatedAt, r.CompletedAt, r.HoldStatus, r.HeldAt, r.HoldExpiresAt)
-	return err
+	return w.later(qInsertRequest, r.values(func(c requestColumn) bool { return c.insert })...)
 }
 
 // FinishCall captures a hold at the call's real cost (never more than the
@@ -347,8 +321,8 @@ func chargeLate(w *wtx, h *Hold, r *Request, cost int64, outcome string, now tim
 	}
 	detail += "the hold had expired before the call settled, so it was charged afterwards"
 	if paid < cost {
-		detail += fmt.Sprintf(": %s from the balance and %s recorded as outstanding, paid by the next recharge",
-			FormatUSDExact(paid), FormatUSDExact(cost-paid))
+		m := FormatUSDs(paid, cost-paid)
+		detail += fmt.Sprintf(": %s from the balance and %s recorded as outstanding, paid by the next recharge", m[0], m[1])
 	}
 	if _, err := w.exec(qCompleteLate, r.Status, r.ErrorType, r.ErrorMessage, r.ErrorBody, r.LatencyMS, r.PromptTokens,
 		r.CompletionTokens, cost, outcome, detail, now, h.RequestID); err != nil {
@@ -361,7 +335,7 @@ func chargeLate(w *wtx, h *Hold, r *Request, cost int64, outcome string, now tim
 	if paid == 0 {
 		return nil
 	}
-	_, err := w.exec(qInsertCharge, NewID("led"), LedgerCharge, -paid, h.RequestID, "API call "+h.RequestID, now, h.AccountID)
+	_, err := w.exec(qInsertCharge, w.ids.newID("led"), LedgerCharge, -paid, h.RequestID, "API call "+h.RequestID, now, h.AccountID)
 	return err
 }
 
@@ -426,7 +400,7 @@ func settleHold(w *wtx, h *Hold, status string, cost int64, now time.Time) error
 	if status != HoldCaptured || cost == 0 {
 		return nil
 	}
-	err := w.later(qInsertCharge, NewID("led"), LedgerCharge, -cost, h.RequestID, "API call "+h.RequestID, now, h.AccountID)
+	err := w.later(qInsertCharge, w.ids.newID("led"), LedgerCharge, -cost, h.RequestID, "API call "+h.RequestID, now, h.AccountID)
 	return err
 }
 

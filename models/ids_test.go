@@ -5,55 +5,49 @@ import (
 	"time"
 )
 
-// TestRequestIDsPlaceTheLog checks that request ids and their places in
-// the log, made in a burst, both only grow, so the log's order by place is
-// the ids' order; that a time's smallest id places before every id made
-// from then on; and that ids made after the log's newest place, whatever
-// the clock says, come after it.
-func TestRequestIDsPlaceTheLog(t *testing.T) {
-	before := RequestSeq(RequestIDAt(time.Now()))
-	prev, prevSeq := "", int64(0)
+// TestRequestIDsOrderTheLog checks that the ids a store makes in a burst
+// only grow, so the log's order by id is the order calls arrived in; that
+// a time's smallest id comes before every id made from then on; that ids
+// made after a log whose newest id is ahead of the clock come after it;
+// and that two stores (two instances) never make the same id.
+func TestRequestIDsOrderTheLog(t *testing.T) {
+	s := sqliteStore(t)
+	before := RequestIDAt(time.Now())
+	prev := ""
 	for range 50_000 {
-		id := NewRequestID()
-		seq := RequestSeq(id)
-		if !LooksLikeRequestID(id) || seq == 0 {
-			t.Fatalf("%q is not a request id with a place", id)
+		id := s.NewRequestID()
+		if !LooksLikeRequestID(id) {
+			t.Fatalf("%q is not a request id", id)
 		}
-		if id <= prev || seq <= prevSeq {
-			t.Fatalf("%s (place %d) made after %s (place %d)", id, seq, prev, prevSeq)
+		if id <= prev {
+			t.Fatalf("%s made after %s", id, prev)
 		}
-		if seq>>seqCountBits != RequestSeq(RequestIDAt(time.UnixMilli(seq>>seqCountBits)))>>seqCountBits {
-			t.Fatalf("%s: its place is not in its millisecond", id)
-		}
-		prev, prevSeq = id, seq
+		prev = id
 	}
-	if first := RequestSeq(NewRequestID()); first <= before {
-		t.Fatalf("an id made now placed at %d, before its time's first place %d", first, before)
+	if first := s.NewRequestID(); first <= before {
+		t.Fatalf("an id made now, %s, sorts before its time's first id %s", first, before)
 	}
 
-	ahead := RequestSeq(RequestIDAt(time.Now().Add(time.Hour))) | 5
-	requestIDs.Lock()
-	saved := requestIDs.ms
-	requestIDs.Unlock()
-	defer func() { // the rest of the package's tests make ids of now
-		requestIDs.Lock()
-		requestIDs.ms, requestIDs.count = saved+1, 0
-		requestIDs.Unlock()
-	}()
-	keepRequestIDsAfter(ahead)
-	if seq := RequestSeq(NewRequestID()); seq <= ahead {
-		t.Fatalf("an id made after a log whose newest place is an hour ahead placed at %d, before %d", seq, ahead)
+	ahead := NewRequestIDAt(time.Now().Add(time.Hour))
+	s.ids.after(ahead)
+	if id := s.NewRequestID(); id <= ahead {
+		t.Fatalf("an id made after a log whose newest id is an hour ahead is %s, before %s", id, ahead)
+	}
+
+	one, other := &idSource{}, &idSource{}
+	seen := map[string]bool{}
+	for range 10_000 {
+		a, b := one.newID("req"), other.newID("req")
+		if seen[a] || seen[b] || a == b {
+			t.Fatalf("an id made twice: %s, %s", a, b)
+		}
+		seen[a], seen[b] = true, true
 	}
 
 	at := time.Now().Add(-24 * time.Hour)
 	a, b := NewRequestIDAt(at), NewRequestIDAt(at)
-	if a == b || RequestSeq(a) == RequestSeq(b) || RequestSeq(a)>>seqCountBits != RequestSeq(RequestIDAt(at))>>seqCountBits {
+	if a == b || a[:14] != RequestIDAt(at)[:14] || b[:14] != a[:14] {
 		t.Fatalf("two ids made for %s: %s and %s", at, a, b)
-	}
-	for _, bad := range []string{"", "req_", "key_01J00000000000000000000000", "req_not-a-ulid-at-all-000000"} {
-		if RequestSeq(bad) != 0 {
-			t.Errorf("RequestSeq(%q) = %d, want 0", bad, RequestSeq(bad))
-		}
 	}
 }
 
@@ -70,7 +64,7 @@ func TestCursorOfAPurgedRequest(t *testing.T) {
 	acct := u.AccountID
 	var ids []string
 	for range 7 {
-		r := &Request{ID: NewRequestID(), AccountID: &acct, Method: "POST", Path: "/v1/chat/completions", Status: 200,
+		r := &Request{ID: s.NewRequestID(), AccountID: &acct, Method: "POST", Path: "/v1/chat/completions", Status: 200,
 			BillingOutcome: OutcomeCharged, CreatedAt: time.Now().UTC()}
 		if err := s.LogRequest(ctx, r); err != nil {
 			t.Fatal(err)

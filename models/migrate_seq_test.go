@@ -59,7 +59,7 @@ func TestRequestLogKeepsItsOrderThroughVersion9(t *testing.T) {
 	}
 
 	acct := "acct_1"
-	fresh := &models.Request{ID: models.NewRequestID(), AccountID: &acct, Method: "POST", Path: "/v1/embeddings",
+	fresh := &models.Request{ID: s.NewRequestID(), AccountID: &acct, Method: "POST", Path: "/v1/embeddings",
 		Status: 200, BillingOutcome: models.OutcomeCharged, CreatedAt: time.Now().UTC()}
 	if err := s.LogRequest(ctx, fresh); err != nil {
 		t.Fatal(err)
@@ -89,7 +89,7 @@ func TestRequestLogKeepsItsOrderThroughVersion9(t *testing.T) {
 
 // migratedTo opens an empty database with every migration up to version
 // applied, and the goose provider that applied them.
-func migratedTo(t *testing.T, version int64) (*models.DB, *goose.Provider) {
+func migratedTo(t *testing.T, version int64, opts ...goose.ProviderOption) (*models.DB, *goose.Provider) {
 	t.Helper()
 	path, dbURL := testenv.EmptyDB(t)
 	db, err := models.Open(path, dbURL)
@@ -101,7 +101,7 @@ func migratedTo(t *testing.T, version int64) (*models.DB, *goose.Provider) {
 	if db.Postgres {
 		dialect = goose.DialectPostgres
 	}
-	p, err := goose.NewProvider(dialect, db.SQL(), migrations.FS, goose.WithGoMigrations(migrations.Go(db.Postgres)...))
+	p, err := goose.NewProvider(dialect, db.SQL(), migrations.FS, append(opts, goose.WithGoMigrations(migrations.Go(db.Postgres)...))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,16 +137,16 @@ func listedWith(t *testing.T, s *models.Store, accountID string, f models.Reques
 	}
 }
 
-// TestRequestsByAccountNumberThroughVersion10 migrates the request log of
-// two accounts with a key each, and a call whose caller was never
-// identified, to version 10, which on SQLite keys the request indexes by
-// numbers for the account and the key: each account's pages, unfiltered
-// and by key, list its own requests and no other's, before and after new
-// calls; an account or key made afterwards gets a number none carries;
-// rows written without numbers are numbered at the next start; and the
-// way back restores the indexes by account and key id.
-func TestRequestsByAccountNumberThroughVersion10(t *testing.T) {
-	db, p := migratedTo(t, 9)
+// TestRequestLogTakesOneSchemaAtVersion13 writes the request log of two
+// accounts with a key each, and calls whose caller was never identified,
+// as the binaries before version 13 wrote it (on SQLite: by place, with
+// the account's and key's numbers), then migrates: every row is kept; each
+// account's pages, unfiltered and by key, list its own requests and no
+// other's, before and after new calls; on SQLite the table is keyed by id
+// and its indexes end with it, as on PostgreSQL, with no place and no
+// numbers left; and the way back restores them.
+func TestRequestLogTakesOneSchemaAtVersion13(t *testing.T) {
+	db, p := migratedTo(t, 12)
 	ctx := context.Background()
 	now := time.Now().UTC()
 	a, b := "acct_a", "acct_b"
@@ -160,9 +160,10 @@ func TestRequestsByAccountNumberThroughVersion10(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s := models.NewStore(db)
 	want := map[string][]string{} // by account, and by key: newest first
+	var all []string              // every row, newest first
 	logged := func(acct, key *string, id string) {
+		all = append([]string{id}, all...)
 		if acct != nil {
 			want[*acct] = append([]string{id}, want[*acct]...)
 		}
@@ -170,42 +171,48 @@ func TestRequestsByAccountNumberThroughVersion10(t *testing.T) {
 			want[*key] = append([]string{id}, want[*key]...)
 		}
 	}
-	logCall := func(acct, key *string) string {
+	insertOld := func(acct, key *string, at time.Time) {
 		t.Helper()
-		r := &models.Request{ID: models.NewRequestID(), AccountID: acct, KeyID: key, Method: "POST",
-			Path: "/v1/chat/completions", Status: 200, BillingOutcome: models.OutcomeCharged, CreatedAt: time.Now().UTC()}
-		if err := s.LogRequest(ctx, r); err != nil {
-			t.Fatal(err)
+		id := models.NewRequestIDAt(at)
+		insert := `INSERT INTO requests (id, account_id, key_id, method, path, status, billing_outcome, created_at)
+			VALUES (?, ?, ?, 'POST', '/v1/chat/completions', 401, 'not_charged_rejected', ?)`
+		args := []any{id, acct, key, at}
+		if !db.Postgres {
+			u := ulid.MustParse(id[len("req_"):])
+			seq := int64(u.Time()<<16 | uint64(u[6])<<8 | uint64(u[7]))
+			insert = `INSERT INTO requests (seq, id, account_id, key_id, method, path, status, billing_outcome, created_at,
+				account_num, key_num) VALUES (?1, ?2, ?3, ?4, 'POST', '/v1/chat/completions', 401, 'not_charged_rejected', ?5,
+				(SELECT num FROM accounts WHERE id = ?3), (SELECT num FROM api_keys WHERE id = ?4))`
+			args = append([]any{seq}, args...)
 		}
-		logged(acct, key, r.ID)
-		return r.ID
-	}
-	insertOld := func(acct, key *string) { // as a binary from before version 10 writes it
-		t.Helper()
-		id := models.NewRequestID()
-		if err := db.W.Exec(`INSERT INTO requests (id, account_id, key_id, method, path, status, billing_outcome, created_at)
-			VALUES (?, ?, ?, 'POST', '/v1/chat/completions', 401, 'not_charged_rejected', ?)`, id, acct, key, now).Error; err != nil {
+		if err := db.W.Exec(insert, args...).Error; err != nil {
 			t.Fatal(err)
 		}
 		logged(acct, key, id)
 	}
 	ka, kb := keyOf[a], keyOf[b]
 	for i := range 9 {
+		at := now.Add(time.Duration(i-20) * time.Second)
 		switch i % 3 {
 		case 0:
-			insertOld(&a, []*string{&ka, nil}[i%2])
+			insertOld(&a, []*string{&ka, nil}[i%2], at)
 		case 1:
-			insertOld(&b, []*string{&kb, nil}[i%2])
+			insertOld(&b, []*string{&kb, nil}[i%2], at)
 		default:
-			insertOld(nil, nil)
+			insertOld(nil, nil, at)
 		}
 	}
 
-	if _, err := p.UpTo(ctx, 10); err != nil {
+	if _, err := p.Up(ctx); err != nil {
 		t.Fatal(err)
 	}
+	s := models.NewStore(db)
 	check := func(when string) {
 		t.Helper()
+		var ids []string
+		if err := db.W.Raw("SELECT id FROM requests ORDER BY id DESC").Scan(&ids).Error; err != nil || !slices.Equal(ids, all) {
+			t.Fatalf("%s the log holds %v (%v), want %v", when, ids, err, all)
+		}
 		for acct, other := range map[string]string{a: b, b: a} {
 			if got := listedWith(t, s, acct, models.RequestFilter{}, 2); !slices.Equal(got, want[acct]) {
 				t.Fatalf("%s, %s lists %v, want %v", when, acct, got, want[acct])
@@ -219,79 +226,105 @@ func TestRequestsByAccountNumberThroughVersion10(t *testing.T) {
 			}
 		}
 	}
-	check("after version 10")
-	logCall(&a, &ka)
-	logCall(&b, nil)
-	logCall(nil, nil)
-	logCall(&a, nil)
-	logCall(&b, &kb)
+	check("after version 13")
+	for _, c := range []struct{ acct, key *string }{{&a, &ka}, {&b, nil}, {nil, nil}, {&a, nil}, {&b, &kb}} {
+		r := &models.Request{ID: s.NewRequestID(), AccountID: c.acct, KeyID: c.key, Method: "POST",
+			Path: "/v1/chat/completions", Status: 200, BillingOutcome: models.OutcomeCharged, CreatedAt: time.Now().UTC()}
+		if err := s.LogRequest(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		logged(c.acct, c.key, r.ID)
+	}
 	check("after new calls")
 
+	// The same columns and indexes as on PostgreSQL.
+	var cols []string
+	if err := db.W.Raw(`SELECT column_name FROM information_schema.columns WHERE table_name = 'requests' ORDER BY ordinal_position`).
+		Scan(&cols).Error; db.Postgres && err != nil {
+		t.Fatal(err)
+	}
+	if !db.Postgres {
+		if err := db.W.Raw(`SELECT name FROM pragma_table_info('requests') ORDER BY cid`).Scan(&cols).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if slices.Contains(cols, "seq") || slices.Contains(cols, "account_num") || slices.Contains(cols, "key_num") || cols[0] != "id" {
+		t.Fatalf("the request log's columns are %v, want id first and no seq, account_num or key_num", cols)
+	}
 	if db.Postgres {
-		return // version 10 changes nothing there
+		return // version 13 changes nothing there
+	}
+	var pk int
+	if err := db.W.Raw("SELECT pk FROM pragma_table_info('requests') WHERE name = 'id'").Scan(&pk).Error; err != nil || pk != 1 {
+		t.Fatalf("id is not the request log's primary key (pk %d, %v)", pk, err)
+	}
+	for index, wantCols := range map[string][]string{
+		"requests_account": {"account_id", "id"}, "requests_account_model": {"account_id", "model", "id"},
+		"requests_account_key": {"account_id", "key_id", "id"}, "requests_account_outcome": {"account_id", "billing_outcome", "id"},
+	} {
+		var got []string
+		if err := db.W.Raw("SELECT name FROM pragma_index_info(?) ORDER BY seqno", index).Scan(&got).Error; err != nil ||
+			!slices.Equal(got, wantCols) {
+			t.Fatalf("index %s is on %v (%v), want %v", index, got, err, wantCols)
+		}
 	}
 	for _, table := range []string{"accounts", "api_keys"} {
-		var nums []int64
-		if err := db.W.Raw("SELECT num FROM " + table + " ORDER BY num").Scan(&nums).Error; err != nil ||
-			len(nums) != 2 || nums[0] == nums[1] || nums[0] < 1 {
-			t.Fatalf("the numbers of %s: %v, %v", table, nums, err)
+		var n int
+		if err := db.W.Raw("SELECT count(*) FROM pragma_table_info(?) WHERE name = 'num'", table).Scan(&n).Error; err != nil || n != 0 {
+			t.Fatalf("%s still has its number (%v)", table, err)
 		}
 	}
-	// A number a request row carries is never given again, even with its
-	// account gone from the accounts table.
-	if err := db.W.Exec("UPDATE requests SET account_num = 40 WHERE account_id IS NULL").Error; err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.Up(ctx); err != nil { // the versions after 10, which today's accounts need
-		t.Fatal(err)
-	}
-	lateAcct := newAccount(t, s, "late@example.com")
-	k, _, err := s.CreateAPIKey(ctx, lateAcct, models.AdminCLI, models.KeyInput{Name: "late"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var num, knum int64
-	if err := db.W.Raw("SELECT num FROM accounts WHERE id = ?", lateAcct).Scan(&num).Error; err != nil || num != 41 {
-		t.Fatalf("an account made after a request row numbered 40: number %d, %v; want 41", num, err)
-	}
-	if err := db.W.Raw("SELECT num FROM api_keys WHERE id = ?", k.ID).Scan(&knum).Error; err != nil || knum != 3 {
-		t.Fatalf("the third key: number %d, %v; want 3", knum, err)
-	}
-	if got := listedWith(t, s, lateAcct, models.RequestFilter{}, 5); len(got) != 0 {
-		t.Fatalf("a new account lists %v, want nothing", got)
-	}
-	late := logCall(&lateAcct, &k.ID)
-	if got := listedWith(t, s, lateAcct, models.RequestFilter{KeyID: k.ID}, 5); !slices.Equal(got, []string{late}) {
-		t.Fatalf("a new account's call: its key lists %v, want %s", got, late)
-	}
 
-	// Rows written without the numbers are numbered at the next start.
-	insertOld(&b, &kb)
-	if got := listedWith(t, s, b, models.RequestFilter{}, 5); slices.Equal(got, want[b]) {
-		t.Fatal("a row without its account's number is listed before the start that numbers it")
-	}
-	if _, err := db.Migrate(ctx); err != nil {
+	if _, err := p.DownTo(ctx, 12); err != nil {
 		t.Fatal(err)
 	}
-	check("after a start")
+	var bySeq []string
+	if err := db.W.Raw("SELECT id FROM requests WHERE account_num = (SELECT num FROM accounts WHERE id = ?) ORDER BY seq DESC", a).
+		Scan(&bySeq).Error; err != nil || !slices.Equal(bySeq, want[a]) {
+		t.Fatalf("after the way back %s's rows by place are %v (%v), want %v", a, bySeq, err, want[a])
+	}
+}
 
-	if _, err := p.DownTo(ctx, 9); err != nil {
+// TestRefusedHoldsFilledAtVersion14 writes 402s as the binaries before
+// version 14 did, their needed hold stated only in their message, and
+// migrates: each refused call's row then holds the amount its message
+// states, and every other row none.
+func TestRefusedHoldsFilledAtVersion14(t *testing.T) {
+	db, p := migratedTo(t, 13)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	if err := db.W.Exec(`INSERT INTO accounts (id, name, created_at) VALUES ('acct_1', 'one', ?)`, now).Error; err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []struct {
-		index string
-		seqno int
-		want  string
-	}{{"requests_account_model", 0, "account_id"}, {"requests_account_key", 1, "key_id"}} {
-		var col string
-		if err := db.W.Raw("SELECT name FROM pragma_index_info(?) WHERE seqno = ?", c.index, c.seqno).Scan(&col).Error; err != nil ||
-			col != c.want {
-			t.Fatalf("after the way back column %d of %s is %q (%v), want %s", c.seqno, c.index, col, err, c.want)
+	want := map[string]int64{}
+	for i, c := range []struct {
+		status  int
+		typ     string
+		message string
+		refused int64
+	}{
+		{402, "billing_shortfall", "This call needs a hold of $0.0246 but the wallet's available balance is $0.01: recharge at least $0.0146.", 24_600},
+		{402, "api_key_quota_exceeded", "This key's monthly limit is $2,000; month-to-date spend and open holds are $1,999, and this call needs a hold of $1,234.5.", 1_234_500_000},
+		{402, "billing_shortfall", "A message that states no amount.", 0},
+		{400, "invalid_request", "max_tokens: this call needs a hold of $3 is not a 402", 0},
+		{200, "", "", 0},
+	} {
+		id := models.NewRequestIDAt(now.Add(time.Duration(i) * time.Second))
+		if err := db.W.Exec(`INSERT INTO requests (id, account_id, method, path, status, error_type, error_message,
+			billing_outcome, created_at) VALUES (?, 'acct_1', 'POST', '/v1/chat/completions', ?, ?, ?, 'not_charged_rejected', ?)`,
+			id, c.status, c.typ, c.message, now).Error; err != nil {
+			t.Fatal(err)
 		}
+		want[id] = c.refused
 	}
-	var cols int
-	if err := db.W.Raw(`SELECT count(*) FROM pragma_table_info('requests') WHERE name IN ('account_num', 'key_num')`).
-		Scan(&cols).Error; err != nil || cols != 0 {
-		t.Fatalf("after the way back requests still has %d of its numbers (%v)", cols, err)
+	if _, err := p.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s := models.NewStore(db)
+	for id, refused := range want {
+		r, err := s.RequestOf(ctx, "acct_1", id)
+		if err != nil || r.RefusedHoldMicros != refused {
+			t.Fatalf("request %s (%q): refused hold %d, %v; want %d", id, r.ErrorMessage, r.RefusedHoldMicros, err, refused)
+		}
 	}
 }

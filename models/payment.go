@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 )
 
 // Payment statuses.
@@ -17,7 +16,28 @@ const (
 	PaymentPaid    = "paid"
 	PaymentFailed  = "failed"
 	PaymentExpired = "expired"
+	// PaymentCancelled is a checkout the customer left with Cancel or
+	// Back. Should the provider still take the money, the paid event
+	// credits it as usual.
+	PaymentCancelled = "cancelled"
 )
+
+// PaymentStatusLabel names a payment's status as a customer reads it.
+func PaymentStatusLabel(status string) string {
+	switch status {
+	case PaymentPending:
+		return "Pending"
+	case PaymentPaid:
+		return "Paid"
+	case PaymentFailed:
+		return "Failed"
+	case PaymentExpired:
+		return "Expired"
+	case PaymentCancelled:
+		return "Cancelled"
+	}
+	return status
+}
 
 // Recharge bounds, in micro-dollars.
 const (
@@ -116,7 +136,7 @@ func (s *Store) CreatePayment(ctx context.Context, accountID, provider string, a
 		return nil, FieldErrors{"amount_usd": "Enter an amount between $5.00 and $10,000.00."}.Err()
 	}
 	now := time.Now().UTC()
-	p := &Payment{ID: NewID("pay"), AccountID: accountID, Provider: provider, AmountMicros: amount,
+	p := &Payment{ID: s.NewID("pay"), AccountID: accountID, Provider: provider, AmountMicros: amount,
 		Currency: "usd", Status: PaymentPending, CreatedAt: now, UpdatedAt: now}
 	if err := s.db.W.WithContext(ctx).Create(p).Error; err != nil {
 		return nil, err
@@ -136,6 +156,17 @@ func (s *Store) AttachCheckout(ctx context.Context, paymentID, sessionID, url st
 func (s *Store) AbandonPayment(ctx context.Context, paymentID, detail string) error {
 	return s.db.W.WithContext(ctx).Model(&Payment{}).Where("id = ? AND status = ?", paymentID, PaymentPending).
 		Updates(map[string]any{"status": PaymentFailed, "detail": detail, "updated_at": time.Now().UTC()}).Error
+}
+
+// CancelPayment marks an account's pending payment cancelled: its
+// customer came back from the checkout through its cancel link. A payment
+// that is no longer pending is left as it is; it reports whether this
+// call changed it.
+func (s *Store) CancelPayment(ctx context.Context, accountID, paymentID string) (bool, error) {
+	res := s.db.W.WithContext(ctx).Model(&Payment{}).
+		Where("id = ? AND account_id = ? AND status = ?", paymentID, accountID, PaymentPending).
+		Updates(map[string]any{"status": PaymentCancelled, "detail": "You cancelled the checkout.", "updated_at": time.Now().UTC()})
+	return res.RowsAffected > 0, res.Error
 }
 
 // PaymentOf returns one payment of an account; another account's payment is
@@ -209,6 +240,48 @@ const (
 	EventIgnored        = "ignored"         // a type we do not act on
 )
 
+// PaymentEventLabel names a provider event type as a customer reads it.
+func PaymentEventLabel(typ string) string {
+	switch typ {
+	case EventCheckoutCompleted:
+		return "Checkout completed"
+	case EventAsyncPaymentSucceeded:
+		return "Payment cleared"
+	case EventAsyncPaymentFailed:
+		return "Payment failed"
+	case EventCheckoutExpired:
+		return "Checkout expired"
+	}
+	return typ
+}
+
+// PaymentEventOutcomeLabel says in words what an event did to a payment.
+func PaymentEventOutcomeLabel(outcome string) string {
+	switch outcome {
+	case EventCredited:
+		return "Credited to your balance"
+	case EventDuplicate:
+		return "Seen before: nothing changed"
+	case EventAlreadyPaid:
+		return "Already paid: nothing changed"
+	case EventAwaitingFunds:
+		return "Waiting for the payment to clear"
+	case EventMarkedFailed:
+		return "Marked failed"
+	case EventMarkedExpired:
+		return "Marked expired"
+	case EventNoChange:
+		return "Nothing changed"
+	case EventUnknownSession:
+		return "Not one of your checkouts"
+	case EventMismatch:
+		return "Amount or currency differs: not credited"
+	case EventIgnored:
+		return "Not acted on"
+	}
+	return outcome
+}
+
 // PaymentEventResult says what applying an event did.
 type PaymentEventResult struct {
 	Outcome   string
@@ -217,61 +290,86 @@ type PaymentEventResult struct {
 	Ledger    *LedgerEntry // the recharge, when this event credited the wallet
 }
 
+var (
+	qInsertPaymentEvent = newQuery(`INSERT INTO payment_events (event_id, provider, type, session_id, received_at, outcome)
+		VALUES (?, ?, ?, ?, ?, '') ON CONFLICT (event_id) DO NOTHING`)
+	qPaymentEventOutcome = newQuery(`UPDATE payment_events SET outcome = ?, payment_id = ? WHERE event_id = ?`)
+	qPaymentSession      = newQuery(`UPDATE payments SET session_id = ? WHERE id = ? AND session_id IS NULL`)
+	qPaymentPaid         = newQuery(`UPDATE payments SET status = '` + PaymentPaid + `', detail = '', paid_at = ?, updated_at = ?
+		WHERE id = ? AND status <> '` + PaymentPaid + `'`)
+	qPaymentLedgerEntry = newQuery(`UPDATE payments SET ledger_entry_id = ? WHERE id = ?`)
+	qPaymentPendingNote = newQuery(`UPDATE payments SET detail = ?, updated_at = ?
+		WHERE id = ? AND status = '` + PaymentPending + `'`)
+	qPaymentUnpaid = newQuery(`UPDATE payments SET status = ?, detail = ?, updated_at = ?
+		WHERE id = ? AND status = '` + PaymentPending + `'`)
+)
+
 // ApplyPaymentEvent records a provider event and acts on it in one
 // transaction: the event id is inserted once (a redelivery is a
 // duplicate), and a paid checkout moves its payment to paid with a guarded
 // update and credits the ledger in the same transaction. However often, in
 // whatever order and however concurrently events about one checkout
-// arrive, the wallet is credited at most once: on PostgreSQL the second
-// writer waits on the row lock and then finds status already paid; on
-// SQLite writers take turns.
+// arrive, the wallet is credited at most once: the guarded update lets one
+// writer through (on PostgreSQL the second waits on the row lock and then
+// finds status already paid; on SQLite writers take turns).
 func (s *Store) ApplyPaymentEvent(ctx context.Context, ev PaymentEvent) (*PaymentEventResult, error) {
 	if ev.ID == "" || ev.Type == "" {
 		return nil, Errorf(EINVALID, "The event has no id or type.")
 	}
-	res := &PaymentEventResult{}
-	err := s.db.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	var p *Payment
+	switch ev.Type {
+	case EventCheckoutCompleted, EventAsyncPaymentSucceeded, EventAsyncPaymentFailed, EventCheckoutExpired:
+		// What a payment is for, and whose, never changes: it is read
+		// first, and its status decided by the guarded updates.
+		var err error
+		if p, err = s.paymentForEvent(ctx, ev); err != nil {
+			return nil, err
+		}
+	}
+	var res PaymentEventResult
+	err := s.write(ctx, func(w *wtx) error {
+		res = PaymentEventResult{}
 		now := time.Now().UTC()
-		rec := &PaymentEventRecord{EventID: ev.ID, Provider: ev.Provider, Type: ev.Type, SessionID: ev.SessionID, ReceivedAt: now}
-		ins := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(rec)
-		if ins.Error != nil {
-			return ins.Error
-		}
-		if ins.RowsAffected == 0 {
-			res.Outcome = EventDuplicate
-			return nil
-		}
-		outcome, err := applyPaymentEvent(tx, ev, res, now)
+		n, err := w.exec(qInsertPaymentEvent, ev.ID, ev.Provider, ev.Type, ev.SessionID, now)
 		if err != nil {
 			return err
 		}
-		res.Outcome = outcome
-		upd := map[string]any{"outcome": outcome}
-		if res.PaymentID != "" {
-			upd["payment_id"] = res.PaymentID
+		if n == 0 {
+			res.Outcome = EventDuplicate
+			return nil
 		}
-		return tx.Model(&PaymentEventRecord{}).Where("event_id = ?", ev.ID).Updates(upd).Error
+		if res.Outcome, err = applyPaymentEvent(w, ev, p, &res, now); err != nil {
+			return err
+		}
+		var paymentID *string
+		if res.PaymentID != "" {
+			paymentID = &res.PaymentID
+		}
+		return w.later(qPaymentEventOutcome, res.Outcome, paymentID, ev.ID)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return res, nil
+	return &res, nil
 }
 
-func applyPaymentEvent(tx *gorm.DB, ev PaymentEvent, res *PaymentEventResult, now time.Time) (string, error) {
+// applyPaymentEvent acts on an event about payment p (nil: none is known)
+// and returns the outcome.
+func applyPaymentEvent(w *wtx, ev PaymentEvent, p *Payment, res *PaymentEventResult, now time.Time) (string, error) {
 	switch ev.Type {
 	case EventCheckoutCompleted, EventAsyncPaymentSucceeded, EventAsyncPaymentFailed, EventCheckoutExpired:
 	default:
 		return EventIgnored, nil
 	}
-	p, err := paymentForEvent(tx, ev)
-	if err != nil {
-		return "", err
-	}
 	if p == nil {
 		return EventUnknownSession, nil
 	}
 	res.PaymentID, res.AccountID = p.ID, p.AccountID
+	if ev.SessionID != "" && p.SessionID == nil {
+		if err := w.later(qPaymentSession, ev.SessionID, p.ID); err != nil {
+			return "", err
+		}
+	}
 
 	paid := ev.Type == EventAsyncPaymentSucceeded ||
 		ev.Type == EventCheckoutCompleted && ev.PaymentStatus == CheckoutPaymentStatusPaid
@@ -280,37 +378,37 @@ func applyPaymentEvent(tx *gorm.DB, ev PaymentEvent, res *PaymentEventResult, no
 		if ev.AmountCents*microsPerCent != p.AmountMicros || !strings.EqualFold(ev.Currency, p.Currency) {
 			return EventMismatch, nil
 		}
-		upd := tx.Model(&Payment{}).Where("id = ? AND status <> ?", p.ID, PaymentPaid).
-			Updates(map[string]any{"status": PaymentPaid, "detail": "", "paid_at": now, "updated_at": now})
-		if upd.Error != nil {
-			return "", upd.Error
+		n, err := w.exec(qPaymentPaid, now, now, p.ID)
+		if err != nil {
+			return "", err
 		}
-		if upd.RowsAffected == 0 {
+		if n == 0 {
 			return EventAlreadyPaid, nil
 		}
-		e, err := creditTx(tx, p.AccountID, p.AmountMicros, LedgerRecharge,
-			fmt.Sprintf("Recharge %s (%s)", FormatUSD(p.AmountMicros), p.Provider), LedgerRef{PaymentID: p.ID})
+		e, err := credit(w, p.AccountID, p.AmountMicros, LedgerRecharge,
+			fmt.Sprintf("Recharge %s (%s)", FormatUSD(p.AmountMicros), p.Provider), LedgerRef{PaymentID: p.ID}, now)
 		if err != nil {
 			return "", err
 		}
 		res.Ledger = e
-		return EventCredited, tx.Model(&Payment{}).Where("id = ?", p.ID).Update("ledger_entry_id", e.ID).Error
+		return EventCredited, w.later(qPaymentLedgerEntry, e.ID, p.ID)
 	case ev.Type == EventCheckoutCompleted:
-		return EventAwaitingFunds, markPending(tx, p.ID, "Checkout completed; waiting for the payment to clear.", now)
+		return EventAwaitingFunds, w.later(qPaymentPendingNote, "Checkout completed; waiting for the payment to clear.", now, p.ID)
 	case ev.Type == EventAsyncPaymentFailed:
-		return settleUnpaid(tx, p.ID, PaymentFailed, EventMarkedFailed, "The payment failed at the provider.", now)
+		return settleUnpaid(w, p.ID, PaymentFailed, EventMarkedFailed, "The payment failed at the provider.", now)
 	default: // expired
-		return settleUnpaid(tx, p.ID, PaymentExpired, EventMarkedExpired, "The checkout expired before it was paid.", now)
+		return settleUnpaid(w, p.ID, PaymentExpired, EventMarkedExpired, "The checkout expired before it was paid.", now)
 	}
 }
 
 // paymentForEvent finds the payment an event is about: by its checkout
 // session, or, before the session id was stored, by the client reference
-// (our payment id) of a payment that has no session yet.
-func paymentForEvent(tx *gorm.DB, ev PaymentEvent) (*Payment, error) {
+// (our payment id) of a payment that has no session yet. nil: none.
+func (s *Store) paymentForEvent(ctx context.Context, ev PaymentEvent) (*Payment, error) {
+	db := s.db.W.WithContext(ctx)
 	var p Payment
 	if ev.SessionID != "" {
-		err := tx.Where("session_id = ?", ev.SessionID).Take(&p).Error
+		err := db.Where("session_id = ?", ev.SessionID).Take(&p).Error
 		if err == nil {
 			return &p, nil
 		}
@@ -321,36 +419,24 @@ func paymentForEvent(tx *gorm.DB, ev PaymentEvent) (*Payment, error) {
 	if ev.ClientReferenceID == "" {
 		return nil, nil
 	}
-	err := tx.Where("id = ? AND provider = ? AND session_id IS NULL", ev.ClientReferenceID, ev.Provider).Take(&p).Error
+	err := db.Where("id = ? AND provider = ? AND session_id IS NULL", ev.ClientReferenceID, ev.Provider).Take(&p).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	if ev.SessionID != "" {
-		if err := tx.Model(&Payment{}).Where("id = ? AND session_id IS NULL", p.ID).
-			Update("session_id", ev.SessionID).Error; err != nil {
-			return nil, err
-		}
-	}
 	return &p, nil
-}
-
-func markPending(tx *gorm.DB, id, detail string, now time.Time) error {
-	return tx.Model(&Payment{}).Where("id = ? AND status = ?", id, PaymentPending).
-		Updates(map[string]any{"detail": detail, "updated_at": now}).Error
 }
 
 // settleUnpaid ends a pending payment without money; a payment already
 // paid (the success arrived first) is never taken back by a late event.
-func settleUnpaid(tx *gorm.DB, id, status, outcome, detail string, now time.Time) (string, error) {
-	upd := tx.Model(&Payment{}).Where("id = ? AND status = ?", id, PaymentPending).
-		Updates(map[string]any{"status": status, "detail": detail, "updated_at": now})
-	if upd.Error != nil {
-		return "", upd.Error
+func settleUnpaid(w *wtx, id, status, outcome, detail string, now time.Time) (string, error) {
+	n, err := w.exec(qPaymentUnpaid, status, detail, now, id)
+	if err != nil {
+		return "", err
 	}
-	if upd.RowsAffected == 0 {
+	if n == 0 {
 		return EventNoChange, nil
 	}
 	return outcome, nil

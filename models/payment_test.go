@@ -61,7 +61,7 @@ func wallet(t *testing.T, s *models.Store, acct string, wantBalance int64, wantR
 		t.Fatal(err)
 	}
 	if w.BalanceMicros != wantBalance {
-		t.Errorf("balance = %s, want %s", models.FormatUSDExact(w.BalanceMicros), models.FormatUSDExact(wantBalance))
+		t.Errorf("balance = %s, want %s", models.FormatUSD(w.BalanceMicros), models.FormatUSD(wantBalance))
 	}
 	if err := s.LedgerInvariant(ctx, acct); err != nil {
 		t.Errorf("ledger invariant: %v", err)
@@ -342,7 +342,7 @@ func TestLedgerInvariantAfterRechargesAndCalls(t *testing.T) {
 	var charged int64
 	var open []*models.Hold
 	for i, cost := range []int64{1_234_567, 0, 3_000_001, 500, 2_000_000} {
-		r := &models.Request{ID: models.NewRequestID(), AccountID: &acct, Method: "POST", Path: "/v1/chat/completions",
+		r := &models.Request{ID: s.NewRequestID(), AccountID: &acct, Method: "POST", Path: "/v1/chat/completions",
 			Model: "tt-chat-small", Status: 200, CreatedAt: time.Now().UTC()}
 		h, err := s.StartCall(ctx, r, "key_test", nil, 3_000_001, time.Minute)
 		if err != nil {

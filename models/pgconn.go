@@ -26,7 +26,7 @@ func (c *pgConn) tx() (*wtx, error) {
 	c.pending = pgx.Batch{}
 	c.pending.Queue("BEGIN")
 	c.begun = false
-	return &wtx{ctx: context.Background(), pgx: c, pg: true}, nil
+	return &wtx{pgx: c}, nil
 }
 
 // send sends what is pending and q (when not nil), and returns the
@@ -58,7 +58,7 @@ func (c *pgConn) send(q string, args []any, read func(pgx.BatchResults) error) e
 
 func (c *pgConn) exec(q *query, args []any) (int64, error) {
 	var n int64
-	err := c.send(q.pg, args[q.pgSkip:], func(br pgx.BatchResults) error {
+	err := c.send(q.pg, args, func(br pgx.BatchResults) error {
 		tag, err := br.Exec()
 		n = tag.RowsAffected()
 		return err
@@ -68,7 +68,7 @@ func (c *pgConn) exec(q *query, args []any) (int64, error) {
 
 func (c *pgConn) queryInt(q *query, args []any) (int64, error) {
 	var n int64
-	err := c.send(q.pg, args[q.pgSkip:], func(br pgx.BatchResults) error {
+	err := c.send(q.pg, args, func(br pgx.BatchResults) error {
 		err := br.QueryRow().Scan(&n)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return sql.ErrNoRows // as database/sql says it
@@ -79,7 +79,7 @@ func (c *pgConn) queryInt(q *query, args []any) (int64, error) {
 }
 
 func (c *pgConn) later(q *query, args []any) {
-	c.pending.Queue(q.pg, args[q.pgSkip:]...)
+	c.pending.Queue(q.pg, args...)
 }
 
 func (c *pgConn) end(commit bool) error {

@@ -86,7 +86,7 @@ func (s *Store) eachRequestTextPacked(ctx context.Context, accountID string, f R
 	go func() {
 		defer close(full)
 		done <- s.db.R.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-			var below int64 // 0: from the newest
+			below := "" // from the newest
 			for {
 				var c *exportChunk
 				select {
@@ -95,7 +95,7 @@ func (s *Store) eachRequestTextPacked(ctx context.Context, accountID string, f R
 					return ctx.Err()
 				}
 				next, again, err := c.read(tx, accountID, f, labels, below)
-				if err != nil || next == 0 {
+				if err != nil || next == "" {
 					return err
 				}
 				if again {
@@ -140,16 +140,15 @@ func exportQuery(db *gorm.DB, accountID string, f RequestFilter) *gorm.DB {
 	return between(f.apply(ofAccount(db.Model(&Request{}), accountID)), f.From, f.To)
 }
 
-// chunkQuery is exportQuery on SQLite, limited to the log's places in
-// [lo, hi) (0 for an open end).
-func chunkQuery(db *gorm.DB, accountID string, f RequestFilter, lo, hi int64) *gorm.DB {
-	return seqRange(f.apply(ofAccount(db.Model(&Request{}), accountID)), f.From, f.To, lo, hi)
+// chunkQuery is exportQuery on SQLite, limited to the ids in [lo, hi)
+// ("" for an open end).
+func chunkQuery(db *gorm.DB, accountID string, f RequestFilter, lo, hi string) *gorm.DB {
+	q := f.apply(ofAccount(db.Model(&Request{}), accountID))
+	if from := timeID(f.From); from > lo {
+		lo = from
+	}
+	return idRange(q, lo, earlierID(timeID(f.To), hi))
 }
-
-// exportColumns are what an export carries: fewer columns is fewer calls
-// into the driver per row.
-const exportColumns = "id, key_id, method, path, model, status, error_type, error_message, client_ip, stream, " +
-	"latency_ms, prompt_tokens, completion_tokens, hold_micros, charged_micros, billing_outcome, created_at"
 
 // exportPacked is exportColumns as one text value, NUL between the fields
 // (concat() needs SQLite 3.44; the driver bundles a newer one). A NULL
@@ -199,33 +198,33 @@ type exportChunk struct {
 	lastDate string // the last date checked to be a real one
 }
 
-// read fills c with the rows matching f below the place below in the log
-// (0 for the newest), at most exportChunkRows of them, newest first, and
-// returns the place of the oldest row read (0 when no row is left) and
+// read fills c with the rows matching f older than the request below
+// ("" for the newest), at most exportChunkRows of them, newest first, and
+// returns the id of the oldest row read ("" when no row is left) and
 // whether the rows had to be read again through the driver.
-func (c *exportChunk) read(tx *gorm.DB, accountID string, f RequestFilter, labels map[string]KeyLabel, below int64) (int64, bool, error) {
+func (c *exportChunk) read(tx *gorm.DB, accountID string, f RequestFilter, labels map[string]KeyLabel, below string) (string, bool, error) {
 	var (
 		packed sql.NullString
-		oldest sql.NullInt64
+		oldest sql.NullString
 		n      int
 	)
-	q := chunkQuery(tx, accountID, f, 0, below).Select("seq, " + exportPacked + " AS line").
-		Order("seq DESC").Limit(exportChunkRows)
-	err := tx.Table("(?) AS chunk", q).Select("group_concat(line, char(0)), count(*), min(seq)").Row().Scan(&packed, &n, &oldest)
+	q := chunkQuery(tx, accountID, f, "", below).Select("id, " + exportPacked + " AS line").
+		Order("id DESC").Limit(exportChunkRows)
+	err := tx.Table("(?) AS chunk", q).Select("group_concat(line, char(0)), count(*), min(id)").Row().Scan(&packed, &n, &oldest)
 	if err != nil || n == 0 {
-		return 0, false, err
+		return "", false, err
 	}
 	if c.parse(packed.String, n, labels) {
-		return oldest.Int64, false, nil
+		return oldest.String, false, nil
 	}
 	c.rows = c.rows[:0]
-	err = eachRequest(chunkQuery(tx, accountID, f, oldest.Int64, below), func(r *Request) error {
+	err = eachRequest(chunkQuery(tx, accountID, f, oldest.String, below), func(r *Request) error {
 		var t RequestText
 		t.set(r, labels)
 		c.rows = append(c.rows, t)
 		return nil
 	})
-	return oldest.Int64, true, err
+	return oldest.String, true, err
 }
 
 // parse splits packed, n rows of exportFields fields each, into c.rows. It

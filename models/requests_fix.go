@@ -73,7 +73,7 @@ func (s *Store) RaiseKeyMonthlyLimit(ctx context.Context, accountID, keyID strin
 		}
 		if limit <= *k.MonthlyLimitMicros {
 			return "", "", "", nil, &Error{Code: EINVALID, Message: "Please correct the highlighted fields.",
-				Fields: map[string]string{"monthly_limit_usd": "Enter more than the current limit of " + FormatUSDExact(*k.MonthlyLimitMicros) + "."}}
+				Fields: map[string]string{"monthly_limit_usd": "Enter more than the current limit of " + FormatUSD(*k.MonthlyLimitMicros) + "."}}
 		}
 		was := describeLimit(k.MonthlyLimitMicros)
 		k.MonthlyLimitMicros = &limit
@@ -105,7 +105,7 @@ func (s *Store) fixKey(ctx context.Context, accountID, keyID string, by KeyActor
 			return err
 		}
 		changed = true
-		return tx.Create(newKeyEvent(&k, by, field, was, is, time.Now().UTC())).Error
+		return tx.Create(s.newKeyEvent(&k, by, field, was, is, time.Now().UTC())).Error
 	})
 	if err != nil {
 		return nil, false, err

@@ -29,7 +29,7 @@ var Outcomes = []string{
 // RequestFilter narrows an account's request log. Zero fields match
 // everything. From and To bound the time the request arrived, From
 // inclusive and To exclusive; because ids are ULIDs made on arrival, the
-// bounds become bounds of the log's order (ids, or on SQLite their places)
+// bounds become bounds of the log's order, its ids,
 // and every filter stays an index range.
 type RequestFilter struct {
 	StatusClass int // 2 for 2xx, 4 for 4xx …; 0 = any
@@ -179,11 +179,7 @@ func (f RequestFilter) apply(q *gorm.DB) *gorm.DB {
 		q = q.Where("error_type = ?", f.Type)
 	}
 	if f.KeyID != "" {
-		if onSQLite(q) {
-			q = q.Where("key_num = (SELECT num FROM api_keys WHERE id = ?)", f.KeyID) // see migration 10
-		} else {
-			q = q.Where("key_id = ?", f.KeyID)
-		}
+		q = q.Where("key_id = ?", f.KeyID)
 	}
 	if f.Model != "" {
 		q = q.Where("model = ?", f.Model)
@@ -207,31 +203,13 @@ func timeID(t time.Time) string {
 	return RequestIDAt(t)
 }
 
-// seqAt is the first place in SQLite's log of requests made at t or later,
-// 0 for the zero time.
-func seqAt(t time.Time) int64 { return RequestSeq(timeID(t)) }
-
-// onSQLite reports whether q runs on SQLite, which orders the request log
-// by seq (see migration 9); PostgreSQL orders it by id.
-func onSQLite(q *gorm.DB) bool { return q.Dialector.Name() != "postgres" }
-
-// ofAccount limits q to accountID's requests. On SQLite the request
-// indexes lead with the account's number (see migration 10), read once for
-// the statement.
+// ofAccount limits q to accountID's requests.
 func ofAccount(q *gorm.DB, accountID string) *gorm.DB {
-	if onSQLite(q) {
-		return q.Where("account_num = (SELECT num FROM accounts WHERE id = ?)", accountID)
-	}
 	return q.Where("account_id = ?", accountID)
 }
 
 // newestFirst orders q's requests as the log does, newest first.
-func newestFirst(q *gorm.DB) *gorm.DB {
-	if onSQLite(q) {
-		return q.Order("seq DESC")
-	}
-	return q.Order("id DESC")
-}
+func newestFirst(q *gorm.DB) *gorm.DB { return q.Order("id DESC") }
 
 // logRange limits q to requests made in [from, to) (zero times are open
 // ends) and, given a cursor (a request id), older than it. Each end must
@@ -240,38 +218,7 @@ func newestFirst(q *gorm.DB) *gorm.DB {
 // other, walking every row in between, so the tighter of two bounds is
 // picked before it reaches the query.
 func logRange(q *gorm.DB, from, to time.Time, cursor string) *gorm.DB {
-	if !onSQLite(q) {
-		return idRange(q, timeID(from), earlierID(timeID(to), cursor))
-	}
-	if cursor == "" {
-		return seqRange(q, from, to, 0, 0)
-	}
-	q = seqRange(q, from, time.Time{}, 0, 0)
-	// The cursor's place is read from its row: rows written before
-	// migration 9 were numbered in id order rather than placed by their id.
-	// A cursor whose row is gone is placed by its id.
-	at := "COALESCE((SELECT seq FROM requests WHERE id = ?), ?)"
-	if hi := seqAt(to); hi != 0 {
-		return q.Where("seq < min(?, "+at+")", hi, cursor, RequestSeq(cursor))
-	}
-	return q.Where("seq < "+at, cursor, RequestSeq(cursor))
-}
-
-// seqRange limits q, on SQLite, to requests made in [from, to) whose
-// places are in [lo, hi); zero times and places are open ends, and each
-// end is the tighter of its two bounds.
-func seqRange(q *gorm.DB, from, to time.Time, lo, hi int64) *gorm.DB {
-	lo = max(lo, seqAt(from))
-	if t := seqAt(to); t != 0 && (hi == 0 || t < hi) {
-		hi = t
-	}
-	if lo != 0 {
-		q = q.Where("seq >= ?", lo)
-	}
-	if hi != 0 {
-		q = q.Where("seq < ?", hi)
-	}
-	return q
+	return idRange(q, timeID(from), earlierID(timeID(to), cursor))
 }
 
 // idRange limits q to ids in [lo, hi); "" is an open end.
@@ -299,12 +246,6 @@ func earlierID(a, b string) string {
 	}
 	return a
 }
-
-// listColumns is every column but the full error body, which only the
-// detail page shows.
-const listColumns = "id, account_id, key_id, method, path, model, status, error_type, error_message, client_ip, stream, " +
-	"latency_ms, prompt_tokens, completion_tokens, hold_micros, charged_micros, billing_outcome, outcome_detail, " +
-	"ratelimit_limit, ratelimit_remaining, ratelimit_reset, retry_after, created_at, completed_at"
 
 // RequestPage is one page of the request log, newest first. Next is the
 // cursor of the following page, "" on the last.

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/oklog/ulid/v2"
-	"gorm.io/gorm"
 
 	"ttconsole/migrations"
 )
@@ -44,6 +43,13 @@ func (s *Store) PurgeRequests(ctx context.Context, before time.Time, batch int, 
 	return total + n, err
 }
 
+var (
+	qPurgeRequests = newQuery(`DELETE FROM requests WHERE id >= ? AND id <= ? AND created_at < ?
+		AND billing_outcome <> '` + OutcomePending + `'`)
+	qPurgeDefaultPartition = newQuery(`DELETE FROM ` + migrations.RequestsDefaultPartition + ` WHERE id >= ? AND id <= ?
+		AND created_at < ? AND billing_outcome <> '` + OutcomePending + `'`)
+)
+
 // purgeRows deletes the rows of table, the request log or a partition of
 // it, older than before and no longer pending, in batches.
 func (s *Store) purgeRows(ctx context.Context, table string, before time.Time, batch int, pause time.Duration) (int, error) {
@@ -64,11 +70,17 @@ func (s *Store) purgeRows(ctx context.Context, table string, before time.Time, b
 		if len(ids) == 0 {
 			return total, nil
 		}
+		// The ids are the first of the table's order that may go, so the
+		// range from the first to the last holds those rows and no other
+		// that may not: one statement, an index range, in the group commit.
+		purge := qPurgeRequests
+		if table != "requests" {
+			purge = qPurgeDefaultPartition
+		}
 		var deleted int64
-		err := s.tx(ctx, func(tx *gorm.DB) error {
-			res := tx.Table(table).Where("id IN ? AND billing_outcome <> ?", ids, OutcomePending).Delete(&Request{})
-			deleted = res.RowsAffected
-			return res.Error
+		err := s.write(ctx, func(w *wtx) (err error) {
+			deleted, err = w.exec(purge, ids[0], ids[len(ids)-1], before.UTC())
+			return err
 		})
 		if err != nil {
 			return total, err

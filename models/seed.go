@@ -35,6 +35,7 @@ type seedScenario struct {
 	rateLimited  bool
 	noKey        bool
 	path         string
+	refusedHold  int64 // a 402's hold, as its message says
 }
 
 var seedScenarios = []seedScenario{
@@ -43,8 +44,8 @@ var seedScenarios = []seedScenario{
 	{weight: 40, status: 429, errType: "rate_limited", msg: "This key allows 60 requests per minute; retry after the window resets.", outcome: OutcomeNotChargedRejected, rateLimited: true},
 	{weight: 20, status: 400, errType: "invalid_request", msg: "max_tokens must be at most 16384 for tt-chat-small.", outcome: OutcomeNotChargedRejected},
 	{weight: 12, status: 401, errType: "unauthorized", msg: "The API key is missing or invalid. Send Authorization: Bearer sk-tt-….", outcome: OutcomeNotChargedRejected, noKey: true},
-	{weight: 12, status: 402, errType: "billing_shortfall", msg: "This call needs a hold of $0.0246 but the wallet's available balance is $0.01: recharge at least $0.0146.", outcome: OutcomeNotChargedRejected},
-	{weight: 10, status: 402, errType: "api_key_quota_exceeded", msg: "This key's monthly limit is $50; month-to-date spend and open holds are $49.99, and this call needs a hold of $0.0246.", outcome: OutcomeNotChargedRejected},
+	{weight: 12, status: 402, errType: "billing_shortfall", msg: "This call needs a hold of $0.0246 but the wallet's available balance is $0.01: recharge at least $0.0146.", outcome: OutcomeNotChargedRejected, refusedHold: 24_600},
+	{weight: 10, status: 402, errType: "api_key_quota_exceeded", msg: "This key's monthly limit is $50; month-to-date spend and open holds are $49.99, and this call needs a hold of $0.0246.", outcome: OutcomeNotChargedRejected, refusedHold: 24_600},
 	{weight: 12, status: 403, errType: "model_not_allowed", msg: "\"tt-chat-large\" is not in the scope of this API key, which allows: tt-chat-small", outcome: OutcomeNotChargedRejected},
 	{weight: 12, status: 403, errType: "ip_not_allowed", msg: "Calls from 198.51.100.23 are not allowed with this API key.", outcome: OutcomeNotChargedRejected},
 	{weight: 15, status: 404, errType: "not_found", msg: "No route for POST /v1/v1/chat/completions: the base URL has one /v1 too many.", outcome: OutcomeNotChargedRejected, noKey: true, path: "/v1/v1/chat/completions"},
@@ -70,7 +71,6 @@ const (
 	seedRowsPerInsert = 500    // PostgreSQL: 12,500 parameters, under its limit
 	seedRowsPerTx     = 50_000 // big transactions: the cost of a commit is paid rarely
 	seedRPM           = 60     // the seeded keys' rate limit
-	seedPlaceTries    = 10     // draws of a statement's places before giving up
 )
 
 // SeedRequests writes a realistic request history for an account: a mix
@@ -102,13 +102,6 @@ func (s *Store) seedRequests(ctx context.Context, accountID string, opt SeedOpti
 	}
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	gen := &seedGen{rng: rng, keys: opt.KeyIDs}
-	if packed && len(opt.KeyIDs) > 0 {
-		// A packed row carries its key's number (see migration 10).
-		var err error
-		if gen.keyNums, err = s.keyNums(ctx, opt.KeyIDs); err != nil {
-			return 0, err
-		}
-	}
 	for _, sc := range seedScenarios {
 		gen.totalWeight += sc.weight
 	}
@@ -165,39 +158,29 @@ func (s *Store) seedRequests(ctx context.Context, accountID string, opt SeedOpti
 				for i := range n {
 					rows = append(rows, gen.next(start.Add(time.Duration(done+written+i)*step)))
 				}
-				for try := 1; ; try++ {
-					args = args[:0]
+				args = args[:0]
+				if packed {
+					args = append(args, accountID)
+				}
+				for i := range rows {
 					if packed {
-						args = append(args, accountID)
-					}
-					for i := range rows {
-						if packed {
-							args = rows[i].appendPacked(args)
-						} else {
-							args = rows[i].appendPlain(args, accountID)
-						}
-					}
-					if n == perInsert && full == nil {
-						if full, err = tx.PrepareContext(ctx, stmtText(n)); err != nil {
-							return err
-						}
-					}
-					if n == perInsert {
-						_, err = full.ExecContext(ctx, args...)
+						args = rows[i].appendPacked(args)
 					} else {
-						_, err = tx.ExecContext(ctx, stmtText(n), args...)
+						args = rows[i].appendPlain(args, accountID)
 					}
-					if err == nil {
-						break
+				}
+				if n == perInsert && full == nil {
+					if full, err = tx.PrepareContext(ctx, stmtText(n)); err != nil {
+						return err
 					}
-					// On SQLite a failed INSERT undoes only itself: a place
-					// already taken is drawn again for every row.
-					if !packed || !isUniqueViolation(err) || try == seedPlaceTries {
-						return fmt.Errorf("seed requests: %w", err)
-					}
-					for i := range rows {
-						gen.place(&rows[i], rows[i].at)
-					}
+				}
+				if n == perInsert {
+					_, err = full.ExecContext(ctx, args...)
+				} else {
+					_, err = tx.ExecContext(ctx, stmtText(n), args...)
+				}
+				if err != nil {
+					return fmt.Errorf("seed requests: %w", err)
 				}
 				written += n
 			}
@@ -217,37 +200,10 @@ func (s *Store) seedRequests(ctx context.Context, accountID string, opt SeedOpti
 	return done, nil
 }
 
-// keyNums returns the numbers of the keys with ids, in their order (SQLite
-// only, see migration 10).
-func (s *Store) keyNums(ctx context.Context, ids []string) ([]int64, error) {
-	var rows []struct {
-		ID  string
-		Num int64
-	}
-	if err := s.db.R.WithContext(ctx).Table("api_keys").Select("id, num").Where("id IN ?", ids).Scan(&rows).Error; err != nil {
-		return nil, err
-	}
-	byID := make(map[string]int64, len(rows))
-	for _, r := range rows {
-		byID[r.ID] = r.Num
-	}
-	nums := make([]int64, len(ids))
-	for i, id := range ids {
-		num, ok := byID[id]
-		if !ok {
-			return nil, fmt.Errorf("seed requests: no key %s", id)
-		}
-		nums[i] = num
-	}
-	return nums, nil
-}
-
 // seedRequest is one seeded row as drawn, before it is written.
 type seedRequest struct {
 	id                          string
-	seq                         int64  // its place in SQLite's log
 	key                         string // "" for a call without a key
-	keyNum                      int64  // its number, on SQLite
 	scenario, model, ip         int    // indexes into seedScenarios, seedModels, seedIPs
 	stream                      bool
 	latency, prompt, completion int
@@ -261,7 +217,6 @@ type seedRequest struct {
 type seedGen struct {
 	rng         *rand.Rand
 	keys        []string
-	keyNums     []int64 // the keys' numbers, when rows are packed
 	totalWeight int
 }
 
@@ -287,13 +242,9 @@ func (g *seedGen) next(at time.Time) seedRequest {
 		mw -= cand.weight
 	}
 	m := seedModels[r.model]
-	g.place(&r, at)
+	r.id = requestIDFrom(ulid.Timestamp(at), uint16(rng.Uint32()), rng.Uint64())
 	if len(g.keys) > 0 && !sc.noKey {
-		i := rng.IntN(len(g.keys))
-		r.key = g.keys[i]
-		if g.keyNums != nil {
-			r.keyNum = g.keyNums[i]
-		}
+		r.key = g.keys[rng.IntN(len(g.keys))]
 	}
 	r.stream = m.streamy && rng.IntN(3) == 0
 	if sc.partial {
@@ -333,15 +284,6 @@ func (g *seedGen) next(at time.Time) seedRequest {
 	return r
 }
 
-// place gives r, a call made at at, its id and its place in the log: the
-// seeded half of the millisecond's places (see NewRequestID), one drawn
-// at random, so a history seeded next to live traffic, or next to another
-// seeded history, rarely meets a place already taken; when it does, the
-// INSERT fails on the place and the rows are placed again.
-func (g *seedGen) place(r *seedRequest, at time.Time) {
-	r.id, r.seq = requestID(ulid.Timestamp(at), uint16(seqSeeded|g.rng.IntN(seqSeeded)), g.rng.Uint64())
-}
-
 // A stream cut off is settled on what was delivered; the row says so.
 const (
 	seedPartialDetail1 = "client disconnected after "
@@ -351,7 +293,7 @@ const (
 // seedColumns are the columns a seeded row fills.
 var seedColumns = []string{
 	"id", "account_id", "key_id", "method", "path", "model", "status", "error_type", "error_message", "error_body",
-	"client_ip", "stream", "latency_ms", "prompt_tokens", "completion_tokens", "hold_micros", "charged_micros",
+	"client_ip", "stream", "latency_ms", "prompt_tokens", "completion_tokens", "hold_micros", "refused_hold_micros", "charged_micros",
 	"billing_outcome", "outcome_detail", "ratelimit_limit", "ratelimit_remaining", "ratelimit_reset", "retry_after",
 	"created_at", "completed_at",
 }
@@ -359,11 +301,7 @@ var seedColumns = []string{
 // seedPlainInsert is a multi-row INSERT with one parameter per column.
 func seedPlainInsert(rows int, postgres bool) string {
 	var b strings.Builder
-	b.WriteString("INSERT INTO requests (" + strings.Join(seedColumns, ", "))
-	if !postgres {
-		b.WriteString(", account_num, key_num") // see migration 10
-	}
-	b.WriteString(") VALUES ")
+	b.WriteString("INSERT INTO requests (" + strings.Join(seedColumns, ", ") + ") VALUES ")
 	n, mark := 1, "?"
 	if postgres {
 		mark = "$"
@@ -379,12 +317,6 @@ func seedPlainInsert(rows int, postgres bool) string {
 			}
 			b.WriteString(mark + strconv.Itoa(n))
 			n++
-		}
-		if !postgres {
-			// The account and key ids are the row's second and third values.
-			first := n - len(seedColumns)
-			b.WriteString(",(SELECT num FROM accounts WHERE id = ?" + strconv.Itoa(first+1) +
-				"),(SELECT num FROM api_keys WHERE id = ?" + strconv.Itoa(first+2) + ")")
 		}
 		b.WriteByte(')')
 	}
@@ -413,7 +345,7 @@ func (r *seedRequest) appendPlain(args []any, accountID string) []any {
 		retry = r.retry
 	}
 	return append(args, r.id, accountID, key, "POST", path, m.id, sc.status, sc.errType, sc.msg, sc.body(),
-		seedIPs[r.ip], r.stream, r.latency, r.prompt, r.completion, r.hold, r.charged,
+		seedIPs[r.ip], r.stream, r.latency, r.prompt, r.completion, r.hold, sc.refusedHold, r.charged,
 		sc.outcome, detail, limit, remaining, reset, retry, r.at, r.completed)
 }
 
@@ -427,14 +359,13 @@ func (sc seedScenario) body() string {
 
 // On SQLite most of a seed's time outside SQLite's own work went into
 // binding 25 values a row through cgo, 14 of them text. A packed row binds
-// 9: the id, the key, the two times, the reset time, two integers that
+// 7: the id, the key, the two times, the reset time, and two integers that
 // hold the small draws (which scenario, model and IP, the stream flag,
 // the rate-limit draws, latency and token counts) and the money (hold and
-// charge), the row's place in the log and the key's number (see migration
-// 10). The INSERT's SELECT unpacks them with bit operations and turns the
+// charge). The INSERT's SELECT unpacks them with bit operations and turns the
 // indexes into the scenario's, model's and IP's text with CASE.
 const (
-	seedPackedRowsPerInsert = 1000 // 9,001 parameters
+	seedPackedRowsPerInsert = 1000 // 7,001 parameters
 
 	packScenario   = 0  // 4 bits
 	packModel      = 4  // 2 bits
@@ -448,16 +379,16 @@ const (
 	packHold       = 32 // in the second integer, above the charge
 )
 
-// appendPacked appends r's 9 values in the order seedPackedInsert reads
+// appendPacked appends r's 7 values in the order seedPackedInsert reads
 // them.
 func (r *seedRequest) appendPacked(args []any) []any {
 	if r.scenario >= 1<<4 || r.model >= 1<<2 || r.ip >= 1<<3 || r.remaining >= 1<<6 || r.retry >= 1<<6 ||
 		r.latency >= 1<<15 || r.prompt >= 1<<11 || r.completion >= 1<<10 || r.charged >= 1<<packHold {
 		panic("seed: a draw outgrew its packed field")
 	}
-	var key, keyNum, reset any
+	var key, reset any
 	if r.key != "" {
-		key, keyNum, reset = r.key, r.keyNum, r.reset
+		key, reset = r.key, r.reset
 	}
 	stream := 0
 	if r.stream {
@@ -467,14 +398,14 @@ func (r *seedRequest) appendPacked(args []any) []any {
 		int64(stream)<<packStream | int64(r.remaining)<<packRemaining | int64(r.retry)<<packRetry |
 		int64(r.latency)<<packLatency | int64(r.prompt)<<packPrompt | int64(r.completion)<<packCompletion
 	return append(args, r.id, key, small, r.hold<<packHold|r.charged, reset,
-		r.at.Format(sqliteTimeLayout), r.completed.Format(sqliteTimeLayout), r.seq, keyNum)
+		r.at.Format(sqliteTimeLayout), r.completed.Format(sqliteTimeLayout))
 }
 
 // sqliteTimeLayout is how the SQLite driver writes a time.
 const sqliteTimeLayout = "2006-01-02 15:04:05.999999999-07:00"
 
 // seedPackedInsert is an INSERT of rows packed by appendPacked: the
-// account id, then 9 values a row.
+// account id, then 7 values a row.
 func seedPackedInsert(rows int) string {
 	field := func(shift, bits int) string {
 		return "((v.column3 >> " + strconv.Itoa(shift) + ") & " + strconv.Itoa(1<<bits-1) + ")"
@@ -521,7 +452,9 @@ func seedPackedInsert(rows int) string {
 		byScenario(func(sc seedScenario) string { return q(sc.body()) }),
 		ip.String(),
 		field(packStream, 1), field(packLatency, 15), field(packPrompt, 11), completion,
-		"(v.column4 >> " + strconv.Itoa(packHold) + ")", "(v.column4 & " + strconv.Itoa(1<<packHold-1) + ")",
+		"(v.column4 >> " + strconv.Itoa(packHold) + ")",
+		byScenario(func(sc seedScenario) string { return strconv.FormatInt(sc.refusedHold, 10) }),
+		"(v.column4 & " + strconv.Itoa(1<<packHold-1) + ")",
 		byScenario(func(sc seedScenario) string { return q(sc.outcome) }),
 		byScenario(func(sc seedScenario) string {
 			switch {
@@ -536,15 +469,13 @@ func seedPackedInsert(rows int) string {
 		"NULLIF(" + field(packRetry, 6) + ", 0)", "v.column6", "v.column7",
 	}
 	var b strings.Builder
-	// The account's number (see migration 10) is read once for the
-	// statement, from its first parameter, the account id.
-	b.WriteString("INSERT INTO requests (seq, " + strings.Join(seedColumns, ", ") + ", account_num, key_num) SELECT v.column8, " +
-		strings.Join(exprs, ", ") + ", (SELECT num FROM accounts WHERE id = ?1), v.column9 FROM (VALUES ")
+	b.WriteString("INSERT INTO requests (" + strings.Join(seedColumns, ", ") + ") SELECT " +
+		strings.Join(exprs, ", ") + " FROM (VALUES ")
 	for r := range rows {
 		if r > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString("(?,?,?,?,?,?,?,?,?)")
+		b.WriteString("(?,?,?,?,?,?,?)")
 	}
 	b.WriteString(") AS v")
 	return b.String()

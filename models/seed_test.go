@@ -71,14 +71,14 @@ func TestSeedRequestsWritesARealisticHistory(t *testing.T) {
 
 // TestSeedPackedRowsAreThePlainOnes seeds the same history twice, packed
 // (SQLite's way) and one parameter per column: every column but the
-// account must come out the same, the key's number (migration 10) too.
+// account must come out the same.
 func TestSeedPackedRowsAreThePlainOnes(t *testing.T) {
 	if testenv.Postgres() {
 		t.Skip("packed rows are SQLite's way; PostgreSQL seeds one parameter per column")
 	}
 	ctx := context.Background()
 	opt := models.SeedOptions{Requests: 2345, Now: time.Now().UTC(), KeyIDs: []string{"key_a", "key_b", "key_c"}, Seed: 11}
-	cols := "id, key_id, key_num, method, path, model, status, error_type, error_message, error_body, client_ip, stream, latency_ms, " +
+	cols := "id, key_id, method, path, model, status, error_type, error_message, error_body, client_ip, stream, latency_ms, " +
 		"prompt_tokens, completion_tokens, hold_micros, charged_micros, billing_outcome, outcome_detail, ratelimit_limit, " +
 		"ratelimit_remaining, ratelimit_reset, retry_after, CAST(created_at AS TEXT) AS created, CAST(completed_at AS TEXT) AS completed"
 	var rows [2][]map[string]any
@@ -116,10 +116,9 @@ func TestSeedPackedRowsAreThePlainOnes(t *testing.T) {
 }
 
 // TestSeedBesideAnotherHistory seeds the same account twice over the same
-// month. On SQLite the second history is drawn exactly as the first (the
-// same seed and time), so every one of its rows first meets a place in the
-// log already taken and is placed again: both histories are written whole,
-// each row once, and the Requests page lists them all newest first.
+// month, the second history's rows at the same times as the first's: both
+// histories are written whole, each row once, and the Requests page lists
+// them all newest first.
 func TestSeedBesideAnotherHistory(t *testing.T) {
 	db := testenv.DB(t)
 	store := models.NewStore(db)
@@ -127,11 +126,7 @@ func TestSeedBesideAnotherHistory(t *testing.T) {
 	acct := newAccount(t, store, "seed@example.com")
 	now := time.Now().UTC()
 	const n = 2500
-	seeds := []uint64{3, 3}
-	if db.Postgres {
-		seeds[1] = 4 // PostgreSQL's log is in id order: there are no places to meet
-	}
-	for _, seed := range seeds {
+	for _, seed := range []uint64{3, 4} {
 		if got, err := store.SeedRequests(ctx, acct, models.SeedOptions{Requests: n, Now: now, Seed: seed}); err != nil || got != n {
 			t.Fatalf("seed %d: %d rows, %v", seed, got, err)
 		}

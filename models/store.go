@@ -12,31 +12,30 @@ type Store struct {
 	keys    ttlCache[*APIKey]
 	catalog ttlCache[[]CatalogModel]
 
-	// The money path's statements, prepared on SQLite's writer connection
-	// for transactions through database/sql, and its group commit, which
-	// has its own (see wtx.go, batch.go and writer.go); nil on PostgreSQL.
-	stmts []*sql.Stmt
+	// Every write of the money path goes through the group commit (see
+	// wtx.go and batch.go).
 	batch *batcher
 
 	// hashes runs password hashes, a few at a time (see password.go).
 	hashes *hasher
+
+	ids *idSource
 }
 
 // NewStore returns a Store on db.
 func NewStore(db *DB) *Store {
-	s := &Store{db: db, hashes: newHasher(DefaultHashSlots(), DefaultHashWait)}
-	s.prepare()
+	s := &Store{db: db, hashes: newHasher(DefaultHashSlots(), DefaultHashWait), ids: &idSource{}}
+	// New request ids come after the newest row in the log, whatever the
+	// clock says now (a database not migrated yet has none).
+	var newest sql.NullString
+	if db.SQL().QueryRow("SELECT max(id) FROM requests").Scan(&newest) == nil && newest.Valid {
+		s.ids.after(newest.String)
+	}
 	if !db.Postgres {
-		// New request ids come after the newest row in the log, whatever
-		// the clock says now (a database not migrated yet has none).
-		var newest sql.NullInt64
-		if db.SQL().QueryRow("SELECT max(seq) FROM requests").Scan(&newest) == nil && newest.Valid {
-			keepRequestIDsAfter(newest.Int64)
-		}
-		s.batch = &batcher{db: db.SQL(), arrived: make(chan struct{}, 1)}
+		s.batch = &batcher{db: db.SQL(), ids: s.ids, arrived: make(chan struct{}, 1)}
 		db.beforeClose = append(db.beforeClose, s.batch.close)
 	} else {
-		s.batch = &batcher{db: db.SQL(), pg: true, arrived: make(chan struct{}, 1)}
+		s.batch = &batcher{db: db.SQL(), pg: true, ids: s.ids, arrived: make(chan struct{}, 1)}
 	}
 	return s
 }

@@ -70,6 +70,20 @@ var outcomeOfTask = map[string]string{
 	TaskExpired:   OutcomeNotChargedExpired,
 }
 
+var (
+	qEndTask = newQuery(`UPDATE tasks SET status = ?, result = ?, error = ?, ended_at = ?
+		WHERE id = ? AND status = '` + TaskRunning + `'`)
+	qTaskOutcome = newQuery(`UPDATE requests SET billing_outcome = ?, charged_micros = ?, outcome_detail = ?,
+		completed_at = ? WHERE id = ?`)
+)
+
+// taskEnded refuses to end a task that already ended, having written
+// nothing.
+type taskEnded struct{}
+
+func (taskEnded) Error() string { return "task already ended" }
+func (taskEnded) refused()      {}
+
 // EndTask ends a running task exactly once, in one transaction: success
 // captures its price, failure, cancel and expiry release it, and the
 // originating request's outcome follows. A task that already ended is an
@@ -79,52 +93,47 @@ func (s *Store) EndTask(ctx context.Context, t *Task, status, result, errMsg str
 	if !ok {
 		return errors.New("end task: unknown status " + status)
 	}
+	// The hold is read first: what it holds, and from whom, never changes;
+	// whether it is still open is decided by endHold's guarded update.
+	var r Request
+	if err := s.db.W.WithContext(ctx).Where("id = ?", t.RequestID).Take(&r).Error; err != nil {
+		return err
+	}
+	h := holdOf(&r)
+	holdStatus, charged := HoldReleased, int64(0)
+	switch status {
+	case TaskSucceeded:
+		holdStatus, charged = HoldCaptured, t.PriceMicros
+	case TaskExpired:
+		holdStatus = HoldExpired
+	}
+	detail := "task " + status
+	if errMsg != "" {
+		detail += ": " + errMsg
+	}
 	now := time.Now().UTC()
-	return s.tx(ctx, func(tx *gorm.DB) error {
-		res := tx.Model(&Task{}).Where("id = ? AND status = ?", t.ID, TaskRunning).
-			Updates(map[string]any{"status": status, "result": result, "error": errMsg, "ended_at": now})
-		if res.Error != nil {
-			return res.Error
-		}
-		if res.RowsAffected == 0 {
-			var cur Task
-			if err := tx.Where("id = ?", t.ID).Take(&cur).Error; err != nil {
-				return err
-			}
-			return errTaskEnded(&cur)
-		}
-		var r Request
-		if err := tx.Where("id = ?", t.RequestID).Take(&r).Error; err != nil {
-			return err
-		}
-		h := holdOf(&r)
-		detail := "task " + status
-		if errMsg != "" {
-			detail += ": " + errMsg
-		}
-		w, err := s.wtxOf(tx)
+	err := s.write(ctx, func(w *wtx) error {
+		n, err := w.exec(qEndTask, status, result, errMsg, now, t.ID)
 		if err != nil {
 			return err
 		}
-		holdStatus, charged := HoldReleased, int64(0)
-		switch status {
-		case TaskSucceeded:
-			holdStatus, charged = HoldCaptured, t.PriceMicros
-		case TaskExpired:
-			holdStatus = HoldExpired
+		if n == 0 {
+			return taskEnded{}
 		}
-		ok, err = endHold(w, h, holdStatus, charged, now)
-		if err != nil {
-			return err
+		ok, err := endHold(w, h, holdStatus, charged, now)
+		if err != nil || !ok {
+			return err // not ok: the hold had already expired, and the request says so
 		}
-		if !ok {
-			// The hold had already expired: the request says so already.
-			return nil
-		}
-		return tx.Model(&Request{}).Where("id = ?", t.RequestID).Updates(map[string]any{
-			"billing_outcome": outcome, "charged_micros": charged, "outcome_detail": detail, "completed_at": now,
-		}).Error
+		return w.later(qTaskOutcome, outcome, charged, detail, now, t.RequestID)
 	})
+	if errors.As(err, new(taskEnded)) {
+		var cur Task
+		if err := s.db.W.WithContext(ctx).Where("id = ?", t.ID).Take(&cur).Error; err != nil {
+			return err
+		}
+		return errTaskEnded(&cur)
+	}
+	return err
 }
 
 // ExpireTasks ends, as expired, every running task past its expiry.

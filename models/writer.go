@@ -73,7 +73,7 @@ func (c *writerConn) tx() (*wtx, error) {
 	if err := c.run(c.begin); err != nil {
 		return nil, err
 	}
-	return &wtx{ctx: context.Background(), own: c}, nil
+	return &wtx{own: c}, nil
 }
 
 // end commits or rolls back the transaction. A failed COMMIT can leave

@@ -2,49 +2,30 @@ package models
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"strconv"
 	"strings"
-
-	"gorm.io/gorm"
 )
 
 // The money path of every gateway call (hold, capture, release, the
-// request row) is plain SQL rather than GORM: the same statements on
-// SQLite and PostgreSQL, prepared once on SQLite's writer connection.
+// request row), a task's end and retention's deletes are plain SQL
+// rather than GORM: the same statements on SQLite and PostgreSQL, each
+// prepared once on the connection that runs it, and every one of them
+// runs through Store.write.
 
 // query is one statement of the write path, written with ? for its
 // arguments; PostgreSQL gets the same text numbered $1, $2, ….
 type query struct {
 	sqlite, pg string
-	i          int // index into Store.stmts
-	pgSkip     int // leading arguments only SQLite's text takes
+	i          int // index into a connection's prepared statements
 }
 
-// queries lists every query, so a Store can prepare them all up front.
+// queries lists every query, so that a connection can keep each one
+// prepared.
 var queries []*query
 
 func newQuery(text string) *query {
 	q := &query{sqlite: text, pg: numbered(text), i: len(queries)}
 	queries = append(queries, q)
-	return q
-}
-
-// newLogInsert is an INSERT of a request row with columns and values,
-// which begin with the id, the account id and the key id: on SQLite the
-// row's place in the log, seq, comes first, as an argument of its own that
-// PostgreSQL, which orders its log by id, skips, and the account's and the
-// key's numbers (see migration 10) are read from the third and fourth
-// arguments.
-func newLogInsert(columns, values string) *query {
-	if !strings.HasPrefix(columns, "id, account_id, key_id,") {
-		panic("newLogInsert: columns must begin with id, account_id, key_id")
-	}
-	q := newQuery("INSERT INTO requests (seq, " + columns + ", account_num, key_num) VALUES (?, " + values +
-		", (SELECT num FROM accounts WHERE id = ?3), (SELECT num FROM api_keys WHERE id = ?4))")
-	q.pg = numbered("INSERT INTO requests (" + columns + ") VALUES (" + values + ")")
-	q.pgSkip = 1
 	return q
 }
 
@@ -63,52 +44,13 @@ func numbered(text string) string {
 	return b.String()
 }
 
-// prepare readies every query on SQLite's writer connection. A query that
-// fails to prepare (a database not migrated yet) runs as plain text.
-func (s *Store) prepare() {
-	if s.db.Postgres {
-		return // pgx keeps its own per-connection statement cache
-	}
-	s.stmts = make([]*sql.Stmt, len(queries))
-	for _, q := range queries {
-		if st, err := s.db.SQL().Prepare(q.sqlite); err == nil {
-			s.stmts[q.i] = st
-		}
-	}
-}
-
-// wtx is a write transaction of the money path: SQLite's group commit on
-// the writer's own connection (own, writer.go), or a *sql.Tx.
+// wtx is a write transaction of the money path, in a group (batch.go):
+// on SQLite's writer connection (own, writer.go), or on a PostgreSQL
+// connection, pipelined (pgx, pgconn.go).
 type wtx struct {
-	ctx   context.Context
-	own   *writerConn
-	pgx   *pgConn // PostgreSQL's group commit
-	tx    *sql.Tx
-	stmts []*sql.Stmt // prepared statements, SQLite only
-	pg    bool
-}
-
-// wtxOf runs the money path's statements inside a GORM transaction.
-func (s *Store) wtxOf(tx *gorm.DB) (*wtx, error) {
-	sqlTx, ok := tx.Statement.ConnPool.(*sql.Tx)
-	if !ok {
-		return nil, errors.New("write path: not inside a transaction")
-	}
-	return &wtx{ctx: tx.Statement.Context, tx: sqlTx, stmts: s.stmts, pg: s.db.Postgres}, nil
-}
-
-func (w *wtx) stmt(q *query) *sql.Stmt {
-	if w.stmts == nil || w.stmts[q.i] == nil {
-		return nil
-	}
-	return w.tx.StmtContext(w.ctx, w.stmts[q.i])
-}
-
-func (w *wtx) text(q *query) string {
-	if w.pg {
-		return q.pg
-	}
-	return q.sqlite
+	own *writerConn
+	pgx *pgConn
+	ids *idSource // the store's, for the rows the transaction makes
 }
 
 // exec runs q and returns how many rows it changed.
@@ -116,23 +58,7 @@ func (w *wtx) exec(q *query, args ...any) (int64, error) {
 	if w.own != nil {
 		return w.own.exec(q, args)
 	}
-	if w.pgx != nil {
-		return w.pgx.exec(q, args)
-	}
-	if w.pg {
-		args = args[q.pgSkip:]
-	}
-	var res sql.Result
-	var err error
-	if st := w.stmt(q); st != nil {
-		res, err = st.ExecContext(w.ctx, args...)
-	} else {
-		res, err = w.tx.ExecContext(w.ctx, w.text(q), args...)
-	}
-	if err != nil {
-		return 0, err
-	}
-	return res.RowsAffected()
+	return w.pgx.exec(q, args)
 }
 
 // later runs q, whose result the caller does not need: on PostgreSQL it
@@ -152,18 +78,7 @@ func (w *wtx) queryInt(q *query, args ...any) (int64, error) {
 	if w.own != nil {
 		return w.own.queryInt(q, args)
 	}
-	if w.pgx != nil {
-		return w.pgx.queryInt(q, args)
-	}
-	var row *sql.Row
-	if st := w.stmt(q); st != nil {
-		row = st.QueryRowContext(w.ctx, args...)
-	} else {
-		row = w.tx.QueryRowContext(w.ctx, w.text(q), args...)
-	}
-	var n int64
-	err := row.Scan(&n)
-	return n, err
+	return w.pgx.queryInt(q, args)
 }
 
 // write runs fn in a write transaction of the money path: a group commit
