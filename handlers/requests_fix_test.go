@@ -173,8 +173,8 @@ func TestFixBillingShortfallLinksToRecharge(t *testing.T) {
 	b := rqConsole(t, p)
 	_, page := b.get("/requests/" + r.id())
 	doc := testenv.Doc(t, page)
-	if text := doc.Find(`[data-testid=fix]`).Text(); !strings.Contains(text, models.FormatUSDExact(hold)) {
-		t.Fatalf("the fix does not state the hold the call needed, %s: %q", models.FormatUSDExact(hold), text)
+	if text := doc.Find(`[data-testid=fix]`).Text(); !strings.Contains(text, models.FormatUSD(hold)) {
+		t.Fatalf("the fix does not state the hold the call needed, %s: %q", models.FormatUSD(hold), text)
 	}
 	href, _ := doc.Find(`[data-testid=fix-link]`).Attr("href")
 	u, err := url.Parse(href)

@@ -87,8 +87,8 @@ func (noWallet) refused()      {}
 type OverdrawError struct{ AvailableMicros, DebitMicros int64 }
 
 func (e *OverdrawError) Error() string {
-	return fmt.Sprintf("A debit of %s would take the wallet's available balance, %s, below zero; nothing was changed.",
-		FormatUSDExact(e.DebitMicros), FormatUSDExact(e.AvailableMicros))
+	m := FormatUSDs(e.DebitMicros, e.AvailableMicros)
+	return fmt.Sprintf("A debit of %s would take the wallet's available balance, %s, below zero; nothing was changed.", m[0], m[1])
 }
 func (*OverdrawError) refused() {}
 
