@@ -118,6 +118,22 @@ func TestRequestsTimeFilters(t *testing.T) {
 	if v := doc.Find(`input[name=from]`).AttrOr("value", ""); v != "2026-11-25T14:05" {
 		t.Errorf("a picked start shows as %q", v)
 	}
+
+	// With local times chosen, the pickers show and read that zone: a
+	// preset's instant shows as Paris's clock, and a Paris time picked
+	// lists what happened then.
+	chooseZone(t, a.b, "/requests", "Europe/Paris")
+	_, page = a.b.get("/requests?from=2026-11-25T13:05:00Z")
+	doc = testenv.Doc(t, page)
+	if v, label := doc.Find(`input[name=from]`).AttrOr("value", ""), doc.Find(`label[for=f-from]`).Text(); v != "2026-11-25T14:05" || !strings.Contains(label, "Europe/Paris") {
+		t.Errorf("in Paris, 13:05 UTC shows as %q under %q, want 2026-11-25T14:05", v, label)
+	}
+	paris, _ := time.LoadLocation("Europe/Paris")
+	picked := recent.CreatedAt.In(paris).Add(-time.Minute).Format("2006-01-02T15:04")
+	ids, _ = rqPageIDs(t, a.b, "/requests?from="+picked, nil)
+	if len(ids) != 1 || ids[0] != recent.ID {
+		t.Errorf("from %s in Paris lists %v, want only %s", picked, ids, recent.ID)
+	}
 }
 
 // TestRequestsClearFilters checks the "Clear filters" link: there when a
