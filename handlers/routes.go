@@ -64,6 +64,7 @@ func (a *App) NewServer() (*echo.Echo, error) {
 	e.GET("/requests", a.requestsPage, member...)
 	e.GET("/requests.csv", a.requestsCSV, member...)
 	e.GET("/requests/chart.svg", a.requestsChartSVG, member...)
+	e.GET("/requests/count", a.requestsCount, member...)
 	e.GET("/requests/:id", a.requestDetail, member...)
 	e.POST("/requests/:id/fix/allow-ip", a.fixAllowIP, member...)
 	e.POST("/requests/:id/fix/add-model", a.fixAddModel, member...)
@@ -86,6 +87,9 @@ func (a *App) NewServer() (*echo.Echo, error) {
 	// Payment provider webhooks: no session and no CSRF; every event is
 	// authenticated by its signature.
 	e.POST("/webhooks/stripe", a.stripeWebhook)
+
+	// Any other path: the console's 404 page, signed in when the visitor is.
+	e.RouteNotFound("/*", notFound, a.pageNotFound()...)
 
 	a.metrics.setRoutes(e.Routes())
 	return e, nil
