@@ -228,6 +228,26 @@ func TestBrowserRequestsTableFitsDesktop(t *testing.T) {
 	}
 }
 
+// TestBrowserConsoleFitsADesktop checks every console page at 1280 px:
+// none scrolls sideways. (These and the phone's are the screenshots under
+// docs/screenshots/, made with TT_SCREENSHOT_DIR set.)
+func TestBrowserConsoleFitsADesktop(t *testing.T) {
+	l := newLayoutCalls(t)
+	l.viewport(t, 1280, 900, false)
+	for _, pg := range []struct{ name, path string }{
+		{"overview", "/"},
+		{"requests", "/requests"},
+		{"request-402", "/requests/" + l.ids["shortfall"]},
+		{"request-404", "/requests/" + l.ids["notfound"]},
+		{"keys", "/keys"},
+		{"billing", "/billing"},
+	} {
+		l.open(t, pg.path)
+		l.screenshot(t, "desktop-"+pg.name)
+		l.noSidewaysScroll(t, pg.path+" at 1280 px")
+	}
+}
+
 // TestBrowserConsoleFitsAPhone checks every console page at 390 px: none
 // scrolls sideways, the Requests list still shows each call's status, id,
 // error type, charge and outcome, and chart text can be read.
