@@ -228,17 +228,14 @@ func TestReapersEndEachHoldOnce(t *testing.T) {
 	if counts[0]+counts[1] != n {
 		t.Fatalf("reapers ended %d + %d holds, want %d in all", counts[0], counts[1], n)
 	}
-	var expired int64
-	a.DB().W.Model(&models.Request{}).Where("hold_status = ?", models.HoldExpired).Count(&expired)
-	if expired != n {
+	holds, outcomes := callStates(t, a, acct.ID)
+	if expired := holds[models.HoldExpired]; expired != n {
 		t.Fatalf("%d holds expired, want %d", expired, n)
 	}
 	if err := a.LedgerInvariant(ctx, acct.ID); err != nil {
 		t.Fatal(err)
 	}
-	var pending int64
-	a.DB().W.Model(&models.Request{}).Where("billing_outcome = ?", models.OutcomePending).Count(&pending)
-	if pending != 0 {
+	if pending := outcomes[models.OutcomePending]; pending != 0 {
 		t.Fatalf("%d requests still pending", pending)
 	}
 }

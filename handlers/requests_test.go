@@ -265,8 +265,8 @@ func TestRequestsEmptyStates(t *testing.T) {
 // holds it: a model added there is offered without a new release.
 func TestRequestsModelFilterSuggestsTheCatalogue(t *testing.T) {
 	srv := testenv.NewServer(t)
-	if err := srv.DB.W.Exec(`INSERT INTO models (id, kind, input_micros_per_mtok, output_micros_per_mtok, max_output_tokens)
-		VALUES ('tt-chat-next', 'chat', 1000000, 2000000, 8192)`).Error; err != nil {
+	if err := srv.Store.AddModel(context.Background(), models.CatalogModel{ID: "tt-chat-next", Kind: models.KindChat,
+		InputMicrosPerMTok: 1_000_000, OutputMicrosPerMTok: 2_000_000, MaxOutputTokens: 8192}); err != nil {
 		t.Fatal(err)
 	}
 	a := rqNewAccount(t, srv, "models@example.com")

@@ -1,6 +1,20 @@
 package models
 
-import "context"
+import (
+	"context"
+	"database/sql"
+
+	"gorm.io/gorm"
+)
+
+// Writer is the database's write handle, for the tests that write rows as
+// an older schema held them, or look where no store method does (a
+// schema's columns and indexes, a row's partition).
+func (db *DB) Writer() *gorm.DB { return db.w }
+
+// SQL is the writer's plain driver handle, for the tests that need a
+// connection of their own (query plans, settings of the connection).
+func (db *DB) SQL() *sql.DB { return db.sqlDB() }
 
 // ExportBothWays reads what EachRequestText would give on both of its
 // paths: rows SQLite packed (with how many chunks had to be read again

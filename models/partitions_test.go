@@ -93,6 +93,37 @@ func TestRequestPartitionsAreMadeAheadOnce(t *testing.T) {
 	}
 }
 
+// TestRequestsLandInTheirMonth logs calls of the months before this one
+// (their partitions made as the server's upkeep makes them), runs one now
+// through its hold, and logs one dated decades ahead: on PostgreSQL each
+// lives in its month's partition, the far one in the default partition.
+// On SQLite the log is one table.
+func TestRequestsLandInTheirMonth(t *testing.T) {
+	ctx := context.Background()
+	db := testenv.DB(t)
+	if !db.Postgres {
+		t.Skip("the request log is partitioned on PostgreSQL only")
+	}
+	s := models.NewStore(db)
+	m0 := migrations.RequestPartitionOf(time.Now()).Month
+	if _, err := s.EnsureRequestPartitions(ctx, m0.AddDate(0, -3, 0)); err != nil {
+		t.Fatal(err)
+	}
+	a := testenv.FundedKey(t, s, "months@example.com", models.MicrosPerUSD, models.KeyInput{Name: "k"})
+	now, _, _ := callAt(t, s, a.ID, a.Key.ID, time.Now(), false)
+	for id, want := range map[string]string{
+		logAt(t, s, a.ID, a.Key.ID, m0.AddDate(0, -1, 0)): migrations.RequestPartitionOf(m0.AddDate(0, -1, 0)).Name(),
+		logAt(t, s, a.ID, a.Key.ID, m0.AddDate(0, 0, -1)): migrations.RequestPartitionOf(m0.AddDate(0, -1, 0)).Name(),
+		logAt(t, s, a.ID, a.Key.ID, m0.AddDate(0, -3, 2)): migrations.RequestPartitionOf(m0.AddDate(0, -3, 0)).Name(),
+		now: migrations.RequestPartitionOf(m0).Name(),
+		logAt(t, s, a.ID, a.Key.ID, time.Now().AddDate(30, 0, 0)): migrations.RequestsDefaultPartition,
+	} {
+		if got := partitionOf(t, db, id); got != want {
+			t.Errorf("request %s is in %q, want %s", id, got, want)
+		}
+	}
+}
+
 // TestRequestLookupsReadOneMonth checks that each statement that finds a
 // request by its id, the money path's among them, reads one partition on
 // PostgreSQL: its month's, or the default partition for an id of no
@@ -230,8 +261,8 @@ func TestSeededHistoryFillsItsMonths(t *testing.T) {
 		return
 	}
 	var inDefault, months int64
-	db.R.Raw("SELECT count(*) FROM " + migrations.RequestsDefaultPartition).Scan(&inDefault)
-	db.R.Raw("SELECT count(DISTINCT tableoid) FROM requests").Scan(&months)
+	db.Writer().Raw("SELECT count(*) FROM " + migrations.RequestsDefaultPartition).Scan(&inDefault)
+	db.Writer().Raw("SELECT count(DISTINCT tableoid) FROM requests").Scan(&months)
 	if inDefault != 0 || months < 4 {
 		t.Fatalf("%d seeded rows in the default partition, the rest in %d months; want none there and at least 4 months", inDefault, months)
 	}

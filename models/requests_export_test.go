@@ -97,12 +97,12 @@ func TestExportPackedRowsMatchTheDriver(t *testing.T) {
 	odd := func(at time.Time, set, value string) {
 		t.Helper()
 		id := models.NewRequestIDAt(at)
-		if err := db.W.Exec(`INSERT INTO requests (id, account_id, key_id, method, path, status, billing_outcome, created_at)
+		if err := db.Writer().Exec(`INSERT INTO requests (id, account_id, key_id, method, path, status, billing_outcome, created_at)
 			VALUES (?, ?, ?, 'POST', '/v1/odd', 200, 'charged', ?)`, id, acct, keys[0].ID, at).Error; err != nil {
 			t.Fatal(err)
 		}
 		if set != "" {
-			if err := db.W.Exec("UPDATE requests SET "+set+" = ? WHERE id = ?", value, id).Error; err != nil {
+			if err := db.Writer().Exec("UPDATE requests SET "+set+" = ? WHERE id = ?", value, id).Error; err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -114,7 +114,7 @@ func TestExportPackedRowsMatchTheDriver(t *testing.T) {
 	odd(old.Add(-2*time.Second), "created_at", "2026-11-25 10:00:00.1+00:00")
 	odd(old.Add(-3*time.Second), "created_at", "2026-11-25 10:00:07+00:00")
 	odd(old.Add(-4*time.Second), "stream", "true")
-	if err := db.W.Exec("UPDATE requests SET created_at = 1764064800 WHERE id = (SELECT min(id) FROM requests WHERE account_id = ?)", acct).Error; err != nil {
+	if err := db.Writer().Exec("UPDATE requests SET created_at = 1764064800 WHERE id = (SELECT min(id) FROM requests WHERE account_id = ?)", acct).Error; err != nil {
 		t.Fatal(err)
 	}
 

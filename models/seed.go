@@ -105,7 +105,7 @@ func (s *Store) seedRequests(ctx context.Context, accountID string, opt SeedOpti
 		gen.totalWeight += sc.weight
 	}
 
-	db := s.db.SQL()
+	db := s.db.sqlDB()
 	if !s.db.Postgres {
 		// A multi-row INSERT keeps a statement journal of every page it
 		// touches, so it can be undone alone: in memory, not in a temporary
@@ -194,6 +194,14 @@ func (s *Store) seedRequests(ctx context.Context, accountID string, opt SeedOpti
 		done += txRows
 		if opt.Progress != nil {
 			opt.Progress(done)
+		}
+	}
+	if s.db.Postgres && done >= seedRowsPerTx {
+		// What autovacuum does soon after a load this size: statistics
+		// for the planner, and the visibility map that lets counts read
+		// the index alone.
+		if _, err := db.ExecContext(ctx, "VACUUM (ANALYZE) requests"); err != nil {
+			return done, err
 		}
 	}
 	return done, nil

@@ -3,6 +3,7 @@ package models_test
 import (
 	"context"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -34,10 +35,19 @@ func TestSeedRequestsWritesARealisticHistory(t *testing.T) {
 	if len(progress) == 0 || progress[len(progress)-1] != 3210 {
 		t.Fatalf("progress %v", progress)
 	}
+	// The history as the Requests pages list it, oldest first.
 	var rows []models.Request
-	if err := db.R.Where("account_id = ?", u.AccountID).Order("id").Find(&rows).Error; err != nil {
-		t.Fatal(err)
+	for cursor := ""; ; {
+		page, err := store.ListRequests(ctx, u.AccountID, models.RequestFilter{}, cursor, 500)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows = append(rows, page.Rows...)
+		if cursor = page.Next; cursor == "" {
+			break
+		}
 	}
+	slices.Reverse(rows)
 	if len(rows) != 3210 {
 		t.Fatalf("%d rows", len(rows))
 	}
@@ -93,7 +103,7 @@ func TestSeedPackedRowsAreThePlainOnes(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, id := range opt.KeyIDs { // the same key ids in both
-			if err := db.W.Exec(`INSERT INTO api_keys (id, account_id, name, secret_hash, prefix, last4, created_at)
+			if err := db.Writer().Exec(`INSERT INTO api_keys (id, account_id, name, secret_hash, prefix, last4, created_at)
 				VALUES (?, ?, ?, ?, 'sk-tt-', 'abcd', ?)`, id, u.AccountID, id, id, opt.Now).Error; err != nil {
 				t.Fatal(err)
 			}
@@ -101,7 +111,7 @@ func TestSeedPackedRowsAreThePlainOnes(t *testing.T) {
 		if n, err := seed(store, u.AccountID); err != nil || n != opt.Requests {
 			t.Fatalf("seed %d: %d rows, %v", i, n, err)
 		}
-		if err := db.R.Raw("SELECT "+cols+" FROM requests WHERE account_id = ? ORDER BY id", u.AccountID).Scan(&rows[i]).Error; err != nil {
+		if err := db.Writer().Raw("SELECT "+cols+" FROM requests WHERE account_id = ? ORDER BY id", u.AccountID).Scan(&rows[i]).Error; err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -14,7 +14,7 @@ import (
 // PostgreSQL aborts it for a deadlock or a serialization failure: both
 // mean "nothing was written, try again".
 func (s *Store) tx(ctx context.Context, fn func(tx *gorm.DB) error) error {
-	return retrying(ctx, func() error { return s.db.W.WithContext(ctx).Transaction(fn) })
+	return retrying(ctx, func() error { return s.db.w.WithContext(ctx).Transaction(fn) })
 }
 
 func retryable(err error) bool {
