@@ -169,26 +169,13 @@ func (a *App) fixFor(c echo.Context, r *models.Request) (views.Fix, error) {
 	return views.Fix{}, nil
 }
 
-// neededHold is the hold a refused call needed. A refused call holds
-// nothing, so its row keeps no hold; the platform's 402 messages state the
-// amount ("needs a hold of $0.02458"), and that is where it is read from.
+// neededHold is the hold a call needed: the one it held, or, refused, the
+// one it was refused.
 func neededHold(r *models.Request) int64 {
 	if r.HoldMicros > 0 {
 		return r.HoldMicros
 	}
-	_, rest, ok := strings.Cut(r.ErrorMessage, "needs a hold of $")
-	if !ok {
-		return 0
-	}
-	end := strings.IndexFunc(rest, func(c rune) bool { return (c < '0' || c > '9') && c != '.' && c != ',' })
-	if end >= 0 {
-		rest = rest[:end]
-	}
-	m, ok := models.ParseUSD(strings.TrimRight(rest, ".,"), false)
-	if !ok {
-		return 0
-	}
-	return m
+	return r.RefusedHoldMicros
 }
 
 func limitText(m *int64) string {

@@ -165,16 +165,24 @@ func TestFixBillingShortfallLinksToRecharge(t *testing.T) {
 	if r.res.StatusCode != http.StatusPaymentRequired {
 		t.Fatalf("call: %d %s", r.res.StatusCode, r.body)
 	}
+	hold := chatHold(t, 16384, nil)
+	row, err := p.srv.Store.RequestOf(context.Background(), p.account, r.id())
+	if err != nil || row.RefusedHoldMicros != hold || row.HoldMicros != 0 {
+		t.Fatalf("the refused call's row: %+v, %v; want a refused hold of %d and no hold", row, err, hold)
+	}
 	b := rqConsole(t, p)
 	_, page := b.get("/requests/" + r.id())
 	doc := testenv.Doc(t, page)
+	if text := doc.Find(`[data-testid=fix]`).Text(); !strings.Contains(text, models.FormatUSDExact(hold)) {
+		t.Fatalf("the fix does not state the hold the call needed, %s: %q", models.FormatUSDExact(hold), text)
+	}
 	href, _ := doc.Find(`[data-testid=fix-link]`).Attr("href")
 	u, err := url.Parse(href)
 	if err != nil || u.Path != "/billing" {
 		t.Fatalf("recharge link %q", href)
 	}
 	amount, ok := models.ParseUSD(u.Query().Get("amount_usd"), false)
-	if hold := chatHold(t, 16384, nil); !ok || amount < hold {
+	if !ok || amount < hold {
 		t.Fatalf("recharge prefilled with %q, want at least the shortfall %d", u.Query().Get("amount_usd"), hold)
 	}
 	if _, err := p.srv.Store.Credit(context.Background(), p.account, amount, models.LedgerRecharge, "recharge", models.LedgerRef{}); err != nil {

@@ -19,14 +19,24 @@ func Go(postgres bool) []*goose.Migration {
 		// partitions it by month (requests_partitions.go).
 		return []*goose.Migration{goose.NewGoMigration(9, nil, nil), goose.NewGoMigration(10, nil, nil),
 			goose.NewGoMigration(12, &goose.GoFunc{RunTx: partitionRequestsUp}, &goose.GoFunc{RunTx: partitionRequestsDown}),
-			goose.NewGoMigration(13, nil, nil)} // SQLite's log takes this engine's schema
+			goose.NewGoMigration(13, nil, nil), // SQLite's log takes this engine's schema
+			refusedHold(true)}
 	}
 	return []*goose.Migration{
 		goose.NewGoMigration(9, &goose.GoFunc{RunTx: execAll(requestsSeqUp())}, &goose.GoFunc{RunTx: execAll(requestsSeqDown)}),
 		goose.NewGoMigration(10, &goose.GoFunc{RunTx: execAll(accountNumUp)}, &goose.GoFunc{RunTx: execAll(accountNumDown)}),
 		goose.NewGoMigration(12, nil, nil), // SQLite's log is one table
 		goose.NewGoMigration(13, &goose.GoFunc{RunTx: execAll(oneSchemaUp)}, &goose.GoFunc{RunTx: execAll(oneSchemaDown())}),
+		refusedHold(false),
 	}
+}
+
+func refusedHold(postgres bool) *goose.Migration {
+	update := `UPDATE requests SET refused_hold_micros = ? WHERE id = ?`
+	if postgres {
+		update = `UPDATE requests SET refused_hold_micros = $1 WHERE id = $2`
+	}
+	return goose.NewGoMigration(14, &goose.GoFunc{RunTx: refusedHoldUp(update)}, &goose.GoFunc{RunTx: refusedHoldDown})
 }
 
 // Version 9 on SQLite: the request log is kept in order by an integer, seq,

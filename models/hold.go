@@ -98,18 +98,6 @@ var (
 	qHoldWallet     = newQuery(`UPDATE wallets SET held_micros = held_micros + ?, updated_at = ?
 		WHERE account_id = ? AND balance_micros - held_micros - debt_micros >= ?`)
 	qWalletAvailable = newQuery(`SELECT balance_micros - held_micros - debt_micros FROM wallets WHERE account_id = ?`)
-	qInsertRequest   = newQuery(`INSERT INTO requests (id, account_id, key_id, method, path, model, status, error_type,
-		error_message, error_body, client_ip, stream, latency_ms, prompt_tokens, completion_tokens, hold_micros,
-		charged_micros, billing_outcome, outcome_detail, ratelimit_limit, ratelimit_remaining, ratelimit_reset,
-		retry_after, created_at, completed_at, hold_status, held_at, hold_expires_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-	// The row of a call whose hold was just placed: nothing has happened
-	// to the call yet, so its error, usage, charge and completion keep
-	// their defaults.
-	qInsertHeld = newQuery(`INSERT INTO requests (id, account_id, key_id, method, path, model, status, client_ip,
-		stream, hold_micros, billing_outcome, ratelimit_limit, ratelimit_remaining, ratelimit_reset, retry_after,
-		created_at, hold_status, held_at, hold_expires_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '` + OutcomePending + `', ?, ?, ?, ?, ?, '` + HoldOpen + `', ?, ?)`)
 	// Ending a hold and completing its request is one guarded update: it
 	// changes the row only while the hold is open, so a hold ends once.
 	qCompleteHeld = newQuery(`UPDATE requests SET hold_status = ?, hold_ended_at = ?, status = ?, error_type = ?,
@@ -261,18 +249,11 @@ func insertHeld(w *wtx, r *Request) error {
 		r.CompletionTokens != 0 || r.ChargedMicros != 0 || r.OutcomeDetail != "" || r.CompletedAt != nil {
 		return insertRequest(w, r) // more than a fresh call's row: write it all
 	}
-	err := w.later(qInsertHeld, r.ID, r.AccountID, r.KeyID, r.Method, r.Path, r.Model, r.Status, r.ClientIP,
-		r.Stream, r.HoldMicros, r.RatelimitLimit, r.RatelimitRemaining, r.RatelimitReset, r.RetryAfter,
-		r.CreatedAt, r.HeldAt, r.HoldExpiresAt)
-	return err
+	return w.later(qInsertHeld, r.values(func(c requestColumn) bool { return c.held })...)
 }
 
 func insertRequest(w *wtx, r *Request) error {
-	err := w.later(qInsertRequest, r.ID, r.AccountID, r.KeyID, r.Method, r.Path, r.Model, r.Status, r.ErrorType,
-		r.ErrorMessage, r.ErrorBody, r.ClientIP, r.Stream, r.LatencyMS, r.PromptTokens, r.CompletionTokens,
-		r.HoldMicros, r.ChargedMicros, r.BillingOutcome, r.OutcomeDetail, r.RatelimitLimit, r.RatelimitRemaining,
-		r.RatelimitReset, r.RetryAfter, r.CreatedAt, r.CompletedAt, r.HoldStatus, r.HeldAt, r.HoldExpiresAt)
-	return err
+	return w.later(qInsertRequest, r.values(func(c requestColumn) bool { return c.insert })...)
 }
 
 // FinishCall captures a hold at the call's real cost (never more than the

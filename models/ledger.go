@@ -2,6 +2,7 @@ package models
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -40,44 +41,83 @@ type LedgerRef struct {
 // MaxMemoLen bounds a ledger memo.
 const MaxMemoLen = 500
 
+var (
+	// A debit (a negative adjustment) never takes the balance not held by
+	// calls or owed below zero.
+	qCreditWallet = newQuery(`UPDATE wallets SET balance_micros = balance_micros + ?, updated_at = ?
+		WHERE account_id = ? AND (? >= 0 OR balance_micros - held_micros - debt_micros + ? >= 0) RETURNING balance_micros`)
+	// What of its debt a wallet can pay now: all of it, or as much as its
+	// balance not held by calls allows.
+	qPayableDebt = newQuery(`SELECT CASE WHEN debt_micros < balance_micros - held_micros THEN debt_micros
+		ELSE balance_micros - held_micros END FROM wallets WHERE account_id = ?`)
+	qPayDebt = newQuery(`UPDATE wallets SET balance_micros = balance_micros - ?, debt_micros = debt_micros - ?, updated_at = ?
+		WHERE account_id = ? AND debt_micros >= ? AND balance_micros - held_micros >= ? RETURNING balance_micros`)
+	qInsertLedger = newInsert("ledger_entries",
+		"id, account_id, kind, amount_micros, balance_after_micros, request_id, payment_id, memo, created_at")
+	// A credit is money received: its commit waits for the disk even where
+	// PostgreSQL runs with synchronous_commit = off, so a payment the
+	// provider was told we took is never lost (with the group it is in).
+	qDurableCommit = newQuery(`SET LOCAL synchronous_commit TO ON`)
+)
+
+// noWallet refuses a credit to an account without a wallet, having
+// written nothing.
+type noWallet struct{}
+
+func (noWallet) Error() string { return "no wallet" }
+func (noWallet) refused()      {}
+
+// OverdrawError refuses a debit larger than the wallet's available
+// balance, having written nothing.
+type OverdrawError struct{ AvailableMicros, DebitMicros int64 }
+
+func (e *OverdrawError) Error() string {
+	return fmt.Sprintf("A debit of %s would take the wallet's available balance, %s, below zero; nothing was changed.",
+		FormatUSDExact(e.DebitMicros), FormatUSDExact(e.AvailableMicros))
+}
+func (*OverdrawError) refused() {}
+
 // Credit changes an account's balance by amount (negative for a debit
 // adjustment) and appends the ledger entry, in one transaction.
 func (s *Store) Credit(ctx context.Context, accountID string, amount int64, kind, memo string, ref LedgerRef) (*LedgerEntry, error) {
-	var e *LedgerEntry
-	err := s.db.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var err error
-		e, err = s.creditTx(tx, accountID, amount, kind, memo, ref)
-		return err
-	})
-	return e, err
-}
-
-// creditTx is Credit inside a caller's transaction, so a payment can be
-// marked paid and credited atomically.
-func (s *Store) creditTx(tx *gorm.DB, accountID string, amount int64, kind, memo string, ref LedgerRef) (*LedgerEntry, error) {
 	if len(memo) > MaxMemoLen {
 		return nil, &Error{Code: EINVALID, Message: "The memo is too long.", Fields: map[string]string{"memo": "Use at most 500 characters."}}
 	}
-	if tx.Dialector.Name() == "postgres" {
-		// A credit is money received: its commit waits for the disk even
-		// where the database runs with synchronous_commit = off, so a
-		// payment the provider was told we took is never lost.
-		if err := tx.Exec("SET LOCAL synchronous_commit TO ON").Error; err != nil {
+	var e *LedgerEntry
+	err := s.write(ctx, func(w *wtx) (err error) {
+		e, err = credit(w, accountID, amount, kind, memo, ref, time.Now().UTC())
+		return err
+	})
+	if errors.As(err, new(noWallet)) {
+		return nil, ErrNotFound
+	}
+	return e, err
+}
+
+// credit is Credit inside a write, so that a payment can be marked paid
+// and credited atomically.
+func credit(w *wtx, accountID string, amount int64, kind, memo string, ref LedgerRef, now time.Time) (*LedgerEntry, error) {
+	if w.pgx != nil {
+		if err := w.later(qDurableCommit); err != nil {
 			return nil, err
 		}
 	}
-	now := time.Now().UTC()
-	var balance int64
-	res := tx.Raw(`UPDATE wallets SET balance_micros = balance_micros + ?, updated_at = ?
-		WHERE account_id = ? RETURNING balance_micros`, amount, now, accountID).Scan(&balance)
-	if res.Error != nil {
-		return nil, res.Error
+	balance, err := w.queryInt(qCreditWallet, amount, now, accountID, amount, amount)
+	if errors.Is(err, sql.ErrNoRows) {
+		available, err := w.queryInt(qWalletAvailable, accountID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, noWallet{}
+		}
+		if err != nil {
+			return nil, err
+		}
+		return nil, &OverdrawError{AvailableMicros: available, DebitMicros: -amount}
 	}
-	if res.RowsAffected == 0 {
-		return nil, ErrNotFound
+	if err != nil {
+		return nil, err
 	}
 	e := &LedgerEntry{
-		ID: s.NewID("led"), AccountID: accountID, Kind: kind, AmountMicros: amount,
+		ID: w.ids.newID("led"), AccountID: accountID, Kind: kind, AmountMicros: amount,
 		BalanceAfterMicros: balance, Memo: memo, CreatedAt: now,
 	}
 	if ref.RequestID != "" {
@@ -86,11 +126,11 @@ func (s *Store) creditTx(tx *gorm.DB, accountID string, amount int64, kind, memo
 	if ref.PaymentID != "" {
 		e.PaymentID = &ref.PaymentID
 	}
-	if err := tx.Create(e).Error; err != nil {
+	if err := w.later(qInsertLedger, e.ID, accountID, kind, amount, balance, e.RequestID, e.PaymentID, memo, now); err != nil {
 		return nil, err
 	}
 	if amount > 0 {
-		if err := s.payDebt(tx, accountID, now); err != nil {
+		if err := payDebt(w, accountID, now); err != nil {
 			return nil, err
 		}
 	}
@@ -100,26 +140,20 @@ func (s *Store) creditTx(tx *gorm.DB, accountID string, amount int64, kind, memo
 // payDebt pays what the wallet owes from late charges (see FinishCall)
 // out of its balance not held by calls, as far as that goes, with a
 // ledger charge: a credit is where a debt ends.
-func (s *Store) payDebt(tx *gorm.DB, accountID string, now time.Time) error {
-	var w Wallet
-	if err := tx.Where("account_id = ?", accountID).Take(&w).Error; err != nil {
+func payDebt(w *wtx, accountID string, now time.Time) error {
+	pay, err := w.queryInt(qPayableDebt, accountID)
+	if err != nil || pay <= 0 {
 		return err
 	}
-	pay := min(w.DebtMicros, w.BalanceMicros-w.HeldMicros)
-	if pay <= 0 {
-		return nil
+	balance, err := w.queryInt(qPayDebt, pay, pay, now, accountID, pay, pay)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil // changed meanwhile: the next credit pays it
 	}
-	var balance int64
-	res := tx.Raw(`UPDATE wallets SET balance_micros = balance_micros - ?, debt_micros = debt_micros - ?, updated_at = ?
-		WHERE account_id = ? AND debt_micros >= ? AND balance_micros - held_micros >= ? RETURNING balance_micros`,
-		pay, pay, now, accountID, pay, pay).Scan(&balance)
-	if res.Error != nil || res.RowsAffected == 0 {
-		return res.Error // changed meanwhile: the next credit pays it
+	if err != nil {
+		return err
 	}
-	return tx.Create(&LedgerEntry{
-		ID: s.NewID("led"), AccountID: accountID, Kind: LedgerCharge, AmountMicros: -pay, BalanceAfterMicros: balance,
-		Memo: "Outstanding late charges of calls whose hold had expired", CreatedAt: now,
-	}).Error
+	return w.later(qInsertLedger, w.ids.newID("led"), accountID, LedgerCharge, -pay, balance, nil, nil,
+		"Outstanding late charges of calls whose hold had expired", now)
 }
 
 // LedgerInvariant checks, for one account, that the wallet's balance is

@@ -89,7 +89,7 @@ func TestRequestLogKeepsItsOrderThroughVersion9(t *testing.T) {
 
 // migratedTo opens an empty database with every migration up to version
 // applied, and the goose provider that applied them.
-func migratedTo(t *testing.T, version int64) (*models.DB, *goose.Provider) {
+func migratedTo(t *testing.T, version int64, opts ...goose.ProviderOption) (*models.DB, *goose.Provider) {
 	t.Helper()
 	path, dbURL := testenv.EmptyDB(t)
 	db, err := models.Open(path, dbURL)
@@ -101,7 +101,7 @@ func migratedTo(t *testing.T, version int64) (*models.DB, *goose.Provider) {
 	if db.Postgres {
 		dialect = goose.DialectPostgres
 	}
-	p, err := goose.NewProvider(dialect, db.SQL(), migrations.FS, goose.WithGoMigrations(migrations.Go(db.Postgres)...))
+	p, err := goose.NewProvider(dialect, db.SQL(), migrations.FS, append(opts, goose.WithGoMigrations(migrations.Go(db.Postgres)...))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,5 +282,49 @@ func TestRequestLogTakesOneSchemaAtVersion13(t *testing.T) {
 	if err := db.Writer().Raw("SELECT id FROM requests WHERE account_num = (SELECT num FROM accounts WHERE id = ?) ORDER BY seq DESC", a).
 		Scan(&bySeq).Error; err != nil || !slices.Equal(bySeq, want[a]) {
 		t.Fatalf("after the way back %s's rows by place are %v (%v), want %v", a, bySeq, err, want[a])
+	}
+}
+
+// TestRefusedHoldsFilledAtVersion14 writes 402s as the binaries before
+// version 14 did, their needed hold stated only in their message, and
+// migrates: each refused call's row then holds the amount its message
+// states, and every other row none.
+func TestRefusedHoldsFilledAtVersion14(t *testing.T) {
+	db, p := migratedTo(t, 13)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	if err := db.W.Exec(`INSERT INTO accounts (id, name, created_at) VALUES ('acct_1', 'one', ?)`, now).Error; err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int64{}
+	for i, c := range []struct {
+		status  int
+		typ     string
+		message string
+		refused int64
+	}{
+		{402, "billing_shortfall", "This call needs a hold of $0.0246 but the wallet's available balance is $0.01: recharge at least $0.0146.", 24_600},
+		{402, "api_key_quota_exceeded", "This key's monthly limit is $2,000; month-to-date spend and open holds are $1,999, and this call needs a hold of $1,234.5.", 1_234_500_000},
+		{402, "billing_shortfall", "A message that states no amount.", 0},
+		{400, "invalid_request", "max_tokens: this call needs a hold of $3 is not a 402", 0},
+		{200, "", "", 0},
+	} {
+		id := models.NewRequestIDAt(now.Add(time.Duration(i) * time.Second))
+		if err := db.W.Exec(`INSERT INTO requests (id, account_id, method, path, status, error_type, error_message,
+			billing_outcome, created_at) VALUES (?, 'acct_1', 'POST', '/v1/chat/completions', ?, ?, ?, 'not_charged_rejected', ?)`,
+			id, c.status, c.typ, c.message, now).Error; err != nil {
+			t.Fatal(err)
+		}
+		want[id] = c.refused
+	}
+	if _, err := p.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s := models.NewStore(db)
+	for id, refused := range want {
+		r, err := s.RequestOf(ctx, "acct_1", id)
+		if err != nil || r.RefusedHoldMicros != refused {
+			t.Fatalf("request %s (%q): refused hold %d, %v; want %d", id, r.ErrorMessage, r.RefusedHoldMicros, err, refused)
+		}
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 )
 
 // Payment statuses.
@@ -217,61 +216,86 @@ type PaymentEventResult struct {
 	Ledger    *LedgerEntry // the recharge, when this event credited the wallet
 }
 
+var (
+	qInsertPaymentEvent = newQuery(`INSERT INTO payment_events (event_id, provider, type, session_id, received_at, outcome)
+		VALUES (?, ?, ?, ?, ?, '') ON CONFLICT (event_id) DO NOTHING`)
+	qPaymentEventOutcome = newQuery(`UPDATE payment_events SET outcome = ?, payment_id = ? WHERE event_id = ?`)
+	qPaymentSession      = newQuery(`UPDATE payments SET session_id = ? WHERE id = ? AND session_id IS NULL`)
+	qPaymentPaid         = newQuery(`UPDATE payments SET status = '` + PaymentPaid + `', detail = '', paid_at = ?, updated_at = ?
+		WHERE id = ? AND status <> '` + PaymentPaid + `'`)
+	qPaymentLedgerEntry = newQuery(`UPDATE payments SET ledger_entry_id = ? WHERE id = ?`)
+	qPaymentPendingNote = newQuery(`UPDATE payments SET detail = ?, updated_at = ?
+		WHERE id = ? AND status = '` + PaymentPending + `'`)
+	qPaymentUnpaid = newQuery(`UPDATE payments SET status = ?, detail = ?, updated_at = ?
+		WHERE id = ? AND status = '` + PaymentPending + `'`)
+)
+
 // ApplyPaymentEvent records a provider event and acts on it in one
 // transaction: the event id is inserted once (a redelivery is a
 // duplicate), and a paid checkout moves its payment to paid with a guarded
 // update and credits the ledger in the same transaction. However often, in
 // whatever order and however concurrently events about one checkout
-// arrive, the wallet is credited at most once: on PostgreSQL the second
-// writer waits on the row lock and then finds status already paid; on
-// SQLite writers take turns.
+// arrive, the wallet is credited at most once: the guarded update lets one
+// writer through (on PostgreSQL the second waits on the row lock and then
+// finds status already paid; on SQLite writers take turns).
 func (s *Store) ApplyPaymentEvent(ctx context.Context, ev PaymentEvent) (*PaymentEventResult, error) {
 	if ev.ID == "" || ev.Type == "" {
 		return nil, Errorf(EINVALID, "The event has no id or type.")
 	}
-	res := &PaymentEventResult{}
-	err := s.db.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	var p *Payment
+	switch ev.Type {
+	case EventCheckoutCompleted, EventAsyncPaymentSucceeded, EventAsyncPaymentFailed, EventCheckoutExpired:
+		// What a payment is for, and whose, never changes: it is read
+		// first, and its status decided by the guarded updates.
+		var err error
+		if p, err = s.paymentForEvent(ctx, ev); err != nil {
+			return nil, err
+		}
+	}
+	var res PaymentEventResult
+	err := s.write(ctx, func(w *wtx) error {
+		res = PaymentEventResult{}
 		now := time.Now().UTC()
-		rec := &PaymentEventRecord{EventID: ev.ID, Provider: ev.Provider, Type: ev.Type, SessionID: ev.SessionID, ReceivedAt: now}
-		ins := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(rec)
-		if ins.Error != nil {
-			return ins.Error
-		}
-		if ins.RowsAffected == 0 {
-			res.Outcome = EventDuplicate
-			return nil
-		}
-		outcome, err := s.applyPaymentEvent(tx, ev, res, now)
+		n, err := w.exec(qInsertPaymentEvent, ev.ID, ev.Provider, ev.Type, ev.SessionID, now)
 		if err != nil {
 			return err
 		}
-		res.Outcome = outcome
-		upd := map[string]any{"outcome": outcome}
-		if res.PaymentID != "" {
-			upd["payment_id"] = res.PaymentID
+		if n == 0 {
+			res.Outcome = EventDuplicate
+			return nil
 		}
-		return tx.Model(&PaymentEventRecord{}).Where("event_id = ?", ev.ID).Updates(upd).Error
+		if res.Outcome, err = applyPaymentEvent(w, ev, p, &res, now); err != nil {
+			return err
+		}
+		var paymentID *string
+		if res.PaymentID != "" {
+			paymentID = &res.PaymentID
+		}
+		return w.later(qPaymentEventOutcome, res.Outcome, paymentID, ev.ID)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return res, nil
+	return &res, nil
 }
 
-func (s *Store) applyPaymentEvent(tx *gorm.DB, ev PaymentEvent, res *PaymentEventResult, now time.Time) (string, error) {
+// applyPaymentEvent acts on an event about payment p (nil: none is known)
+// and returns the outcome.
+func applyPaymentEvent(w *wtx, ev PaymentEvent, p *Payment, res *PaymentEventResult, now time.Time) (string, error) {
 	switch ev.Type {
 	case EventCheckoutCompleted, EventAsyncPaymentSucceeded, EventAsyncPaymentFailed, EventCheckoutExpired:
 	default:
 		return EventIgnored, nil
 	}
-	p, err := paymentForEvent(tx, ev)
-	if err != nil {
-		return "", err
-	}
 	if p == nil {
 		return EventUnknownSession, nil
 	}
 	res.PaymentID, res.AccountID = p.ID, p.AccountID
+	if ev.SessionID != "" && p.SessionID == nil {
+		if err := w.later(qPaymentSession, ev.SessionID, p.ID); err != nil {
+			return "", err
+		}
+	}
 
 	paid := ev.Type == EventAsyncPaymentSucceeded ||
 		ev.Type == EventCheckoutCompleted && ev.PaymentStatus == CheckoutPaymentStatusPaid
@@ -280,37 +304,37 @@ func (s *Store) applyPaymentEvent(tx *gorm.DB, ev PaymentEvent, res *PaymentEven
 		if ev.AmountCents*microsPerCent != p.AmountMicros || !strings.EqualFold(ev.Currency, p.Currency) {
 			return EventMismatch, nil
 		}
-		upd := tx.Model(&Payment{}).Where("id = ? AND status <> ?", p.ID, PaymentPaid).
-			Updates(map[string]any{"status": PaymentPaid, "detail": "", "paid_at": now, "updated_at": now})
-		if upd.Error != nil {
-			return "", upd.Error
+		n, err := w.exec(qPaymentPaid, now, now, p.ID)
+		if err != nil {
+			return "", err
 		}
-		if upd.RowsAffected == 0 {
+		if n == 0 {
 			return EventAlreadyPaid, nil
 		}
-		e, err := s.creditTx(tx, p.AccountID, p.AmountMicros, LedgerRecharge,
-			fmt.Sprintf("Recharge %s (%s)", FormatUSD(p.AmountMicros), p.Provider), LedgerRef{PaymentID: p.ID})
+		e, err := credit(w, p.AccountID, p.AmountMicros, LedgerRecharge,
+			fmt.Sprintf("Recharge %s (%s)", FormatUSD(p.AmountMicros), p.Provider), LedgerRef{PaymentID: p.ID}, now)
 		if err != nil {
 			return "", err
 		}
 		res.Ledger = e
-		return EventCredited, tx.Model(&Payment{}).Where("id = ?", p.ID).Update("ledger_entry_id", e.ID).Error
+		return EventCredited, w.later(qPaymentLedgerEntry, e.ID, p.ID)
 	case ev.Type == EventCheckoutCompleted:
-		return EventAwaitingFunds, markPending(tx, p.ID, "Checkout completed; waiting for the payment to clear.", now)
+		return EventAwaitingFunds, w.later(qPaymentPendingNote, "Checkout completed; waiting for the payment to clear.", now, p.ID)
 	case ev.Type == EventAsyncPaymentFailed:
-		return settleUnpaid(tx, p.ID, PaymentFailed, EventMarkedFailed, "The payment failed at the provider.", now)
+		return settleUnpaid(w, p.ID, PaymentFailed, EventMarkedFailed, "The payment failed at the provider.", now)
 	default: // expired
-		return settleUnpaid(tx, p.ID, PaymentExpired, EventMarkedExpired, "The checkout expired before it was paid.", now)
+		return settleUnpaid(w, p.ID, PaymentExpired, EventMarkedExpired, "The checkout expired before it was paid.", now)
 	}
 }
 
 // paymentForEvent finds the payment an event is about: by its checkout
 // session, or, before the session id was stored, by the client reference
-// (our payment id) of a payment that has no session yet.
-func paymentForEvent(tx *gorm.DB, ev PaymentEvent) (*Payment, error) {
+// (our payment id) of a payment that has no session yet. nil: none.
+func (s *Store) paymentForEvent(ctx context.Context, ev PaymentEvent) (*Payment, error) {
+	db := s.db.w.WithContext(ctx)
 	var p Payment
 	if ev.SessionID != "" {
-		err := tx.Where("session_id = ?", ev.SessionID).Take(&p).Error
+		err := db.Where("session_id = ?", ev.SessionID).Take(&p).Error
 		if err == nil {
 			return &p, nil
 		}
@@ -321,36 +345,24 @@ func paymentForEvent(tx *gorm.DB, ev PaymentEvent) (*Payment, error) {
 	if ev.ClientReferenceID == "" {
 		return nil, nil
 	}
-	err := tx.Where("id = ? AND provider = ? AND session_id IS NULL", ev.ClientReferenceID, ev.Provider).Take(&p).Error
+	err := db.Where("id = ? AND provider = ? AND session_id IS NULL", ev.ClientReferenceID, ev.Provider).Take(&p).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	if ev.SessionID != "" {
-		if err := tx.Model(&Payment{}).Where("id = ? AND session_id IS NULL", p.ID).
-			Update("session_id", ev.SessionID).Error; err != nil {
-			return nil, err
-		}
-	}
 	return &p, nil
-}
-
-func markPending(tx *gorm.DB, id, detail string, now time.Time) error {
-	return tx.Model(&Payment{}).Where("id = ? AND status = ?", id, PaymentPending).
-		Updates(map[string]any{"detail": detail, "updated_at": now}).Error
 }
 
 // settleUnpaid ends a pending payment without money; a payment already
 // paid (the success arrived first) is never taken back by a late event.
-func settleUnpaid(tx *gorm.DB, id, status, outcome, detail string, now time.Time) (string, error) {
-	upd := tx.Model(&Payment{}).Where("id = ? AND status = ?", id, PaymentPending).
-		Updates(map[string]any{"status": status, "detail": detail, "updated_at": now})
-	if upd.Error != nil {
-		return "", upd.Error
+func settleUnpaid(w *wtx, id, status, outcome, detail string, now time.Time) (string, error) {
+	n, err := w.exec(qPaymentUnpaid, status, detail, now, id)
+	if err != nil {
+		return "", err
 	}
-	if upd.RowsAffected == 0 {
+	if n == 0 {
 		return EventNoChange, nil
 	}
 	return outcome, nil

@@ -71,22 +71,25 @@ func OutcomeRule(outcome string) string {
 
 // Request is one call the gateway answered: the row the console explains.
 type Request struct {
-	ID                 string
-	AccountID          *string
-	KeyID              *string
-	Method             string
-	Path               string
-	Model              string
-	Status             int
-	ErrorType          string
-	ErrorMessage       string
-	ErrorBody          string
-	ClientIP           string `gorm:"column:client_ip"`
-	Stream             bool
-	LatencyMS          int64 `gorm:"column:latency_ms"`
-	PromptTokens       int
-	CompletionTokens   int
-	HoldMicros         int64
+	ID               string
+	AccountID        *string
+	KeyID            *string
+	Method           string
+	Path             string
+	Model            string
+	Status           int
+	ErrorType        string
+	ErrorMessage     string
+	ErrorBody        string
+	ClientIP         string `gorm:"column:client_ip"`
+	Stream           bool
+	LatencyMS        int64 `gorm:"column:latency_ms"`
+	PromptTokens     int
+	CompletionTokens int
+	HoldMicros       int64
+	// RefusedHoldMicros is the hold a call was refused (a 402: the key's
+	// monthly limit or the wallet could not take it); it held nothing.
+	RefusedHoldMicros  int64
 	ChargedMicros      int64
 	BillingOutcome     string
 	OutcomeDetail      string
@@ -106,6 +109,7 @@ type Request struct {
 
 // unhold clears what a hold that was never placed wrote on the row.
 func (r *Request) unhold() {
+	r.RefusedHoldMicros = r.HoldMicros
 	r.HoldMicros, r.BillingOutcome = 0, ""
 	r.HoldStatus, r.HeldAt, r.HoldExpiresAt = "", nil, nil
 }

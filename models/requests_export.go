@@ -150,11 +150,6 @@ func chunkQuery(db *gorm.DB, accountID string, f RequestFilter, lo, hi string) *
 	return idRange(q, lo, earlierID(timeID(f.To), hi))
 }
 
-// exportColumns are what an export carries: fewer columns is fewer calls
-// into the driver per row.
-const exportColumns = "id, key_id, method, path, model, status, error_type, error_message, client_ip, stream, " +
-	"latency_ms, prompt_tokens, completion_tokens, hold_micros, charged_micros, billing_outcome, created_at"
-
 // exportPacked is exportColumns as one text value, NUL between the fields
 // (concat() needs SQLite 3.44; the driver bundles a newer one). A NULL
 // key_id becomes "", as it does in an export.

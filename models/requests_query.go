@@ -247,12 +247,6 @@ func earlierID(a, b string) string {
 	return a
 }
 
-// listColumns is every column but the full error body, which only the
-// detail page shows.
-const listColumns = "id, account_id, key_id, method, path, model, status, error_type, error_message, client_ip, stream, " +
-	"latency_ms, prompt_tokens, completion_tokens, hold_micros, charged_micros, billing_outcome, outcome_detail, " +
-	"ratelimit_limit, ratelimit_remaining, ratelimit_reset, retry_after, created_at, completed_at"
-
 // RequestPage is one page of the request log, newest first. Next is the
 // cursor of the following page, "" on the last.
 type RequestPage struct {

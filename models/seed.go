@@ -35,6 +35,7 @@ type seedScenario struct {
 	rateLimited  bool
 	noKey        bool
 	path         string
+	refusedHold  int64 // a 402's hold, as its message says
 }
 
 var seedScenarios = []seedScenario{
@@ -43,8 +44,8 @@ var seedScenarios = []seedScenario{
 	{weight: 40, status: 429, errType: "rate_limited", msg: "This key allows 60 requests per minute; retry after the window resets.", outcome: OutcomeNotChargedRejected, rateLimited: true},
 	{weight: 20, status: 400, errType: "invalid_request", msg: "max_tokens must be at most 16384 for tt-chat-small.", outcome: OutcomeNotChargedRejected},
 	{weight: 12, status: 401, errType: "unauthorized", msg: "The API key is missing or invalid. Send Authorization: Bearer sk-tt-….", outcome: OutcomeNotChargedRejected, noKey: true},
-	{weight: 12, status: 402, errType: "billing_shortfall", msg: "This call needs a hold of $0.0246 but the wallet's available balance is $0.01: recharge at least $0.0146.", outcome: OutcomeNotChargedRejected},
-	{weight: 10, status: 402, errType: "api_key_quota_exceeded", msg: "This key's monthly limit is $50; month-to-date spend and open holds are $49.99, and this call needs a hold of $0.0246.", outcome: OutcomeNotChargedRejected},
+	{weight: 12, status: 402, errType: "billing_shortfall", msg: "This call needs a hold of $0.0246 but the wallet's available balance is $0.01: recharge at least $0.0146.", outcome: OutcomeNotChargedRejected, refusedHold: 24_600},
+	{weight: 10, status: 402, errType: "api_key_quota_exceeded", msg: "This key's monthly limit is $50; month-to-date spend and open holds are $49.99, and this call needs a hold of $0.0246.", outcome: OutcomeNotChargedRejected, refusedHold: 24_600},
 	{weight: 12, status: 403, errType: "model_not_allowed", msg: "\"tt-chat-large\" is not in the scope of this API key, which allows: tt-chat-small", outcome: OutcomeNotChargedRejected},
 	{weight: 12, status: 403, errType: "ip_not_allowed", msg: "Calls from 198.51.100.23 are not allowed with this API key.", outcome: OutcomeNotChargedRejected},
 	{weight: 15, status: 404, errType: "not_found", msg: "No route for POST /v1/v1/chat/completions: the base URL has one /v1 too many.", outcome: OutcomeNotChargedRejected, noKey: true, path: "/v1/v1/chat/completions"},
@@ -300,7 +301,7 @@ const (
 // seedColumns are the columns a seeded row fills.
 var seedColumns = []string{
 	"id", "account_id", "key_id", "method", "path", "model", "status", "error_type", "error_message", "error_body",
-	"client_ip", "stream", "latency_ms", "prompt_tokens", "completion_tokens", "hold_micros", "charged_micros",
+	"client_ip", "stream", "latency_ms", "prompt_tokens", "completion_tokens", "hold_micros", "refused_hold_micros", "charged_micros",
 	"billing_outcome", "outcome_detail", "ratelimit_limit", "ratelimit_remaining", "ratelimit_reset", "retry_after",
 	"created_at", "completed_at",
 }
@@ -352,7 +353,7 @@ func (r *seedRequest) appendPlain(args []any, accountID string) []any {
 		retry = r.retry
 	}
 	return append(args, r.id, accountID, key, "POST", path, m.id, sc.status, sc.errType, sc.msg, sc.body(),
-		seedIPs[r.ip], r.stream, r.latency, r.prompt, r.completion, r.hold, r.charged,
+		seedIPs[r.ip], r.stream, r.latency, r.prompt, r.completion, r.hold, sc.refusedHold, r.charged,
 		sc.outcome, detail, limit, remaining, reset, retry, r.at, r.completed)
 }
 
@@ -459,7 +460,9 @@ func seedPackedInsert(rows int) string {
 		byScenario(func(sc seedScenario) string { return q(sc.body()) }),
 		ip.String(),
 		field(packStream, 1), field(packLatency, 15), field(packPrompt, 11), completion,
-		"(v.column4 >> " + strconv.Itoa(packHold) + ")", "(v.column4 & " + strconv.Itoa(1<<packHold-1) + ")",
+		"(v.column4 >> " + strconv.Itoa(packHold) + ")",
+		byScenario(func(sc seedScenario) string { return strconv.FormatInt(sc.refusedHold, 10) }),
+		"(v.column4 & " + strconv.Itoa(1<<packHold-1) + ")",
 		byScenario(func(sc seedScenario) string { return q(sc.outcome) }),
 		byScenario(func(sc seedScenario) string {
 			switch {

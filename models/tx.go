@@ -7,16 +7,11 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	"gorm.io/gorm"
 )
 
-// tx runs fn in a write transaction, retrying it a few times when
-// PostgreSQL aborts it for a deadlock or a serialization failure: both
-// mean "nothing was written, try again".
-func (s *Store) tx(ctx context.Context, fn func(tx *gorm.DB) error) error {
-	return retrying(ctx, func() error { return s.db.w.WithContext(ctx).Transaction(fn) })
-}
-
+// retryable reports whether err means "nothing was written, try again":
+// PostgreSQL aborted the transaction for a deadlock or a serialization
+// failure, or SQLite's lock was busy.
 func retryable(err error) bool {
 	if err == nil {
 		return false
