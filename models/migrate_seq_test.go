@@ -293,7 +293,7 @@ func TestRefusedHoldsFilledAtVersion14(t *testing.T) {
 	db, p := migratedTo(t, 13)
 	ctx := context.Background()
 	now := time.Now().UTC()
-	if err := db.W.Exec(`INSERT INTO accounts (id, name, created_at) VALUES ('acct_1', 'one', ?)`, now).Error; err != nil {
+	if err := db.Writer().Exec(`INSERT INTO accounts (id, name, created_at) VALUES ('acct_1', 'one', ?)`, now).Error; err != nil {
 		t.Fatal(err)
 	}
 	want := map[string]int64{}
@@ -310,7 +310,7 @@ func TestRefusedHoldsFilledAtVersion14(t *testing.T) {
 		{200, "", "", 0},
 	} {
 		id := models.NewRequestIDAt(now.Add(time.Duration(i) * time.Second))
-		if err := db.W.Exec(`INSERT INTO requests (id, account_id, method, path, status, error_type, error_message,
+		if err := db.Writer().Exec(`INSERT INTO requests (id, account_id, method, path, status, error_type, error_message,
 			billing_outcome, created_at) VALUES (?, 'acct_1', 'POST', '/v1/chat/completions', ?, ?, ?, 'not_charged_rejected', ?)`,
 			id, c.status, c.typ, c.message, now).Error; err != nil {
 			t.Fatal(err)
