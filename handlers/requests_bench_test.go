@@ -21,6 +21,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"ttconsole/internal/seed"
 	"ttconsole/internal/testenv"
 	"ttconsole/models"
 )
@@ -81,7 +82,7 @@ func rqBenchAccount(b *testing.B, store *models.Store, email string, n int) stri
 			ids = append(ids, k.ID)
 		}
 		start := time.Now()
-		if _, err := store.SeedRequests(ctx, u.AccountID, models.SeedOptions{Requests: n - int(have), KeyIDs: ids,
+		if _, err := seed.Requests(ctx, store, u.AccountID, seed.Options{Requests: n - int(have), KeyIDs: ids,
 			Span: time.Duration(*rqBenchDays) * 24 * time.Hour}); err != nil {
 			b.Fatal(err)
 		}

@@ -26,6 +26,19 @@ type CatalogModel struct {
 // TableName keeps the catalogue in the "models" table.
 func (CatalogModel) TableName() string { return "models" }
 
+// Path is the gateway's endpoint for the model's kind.
+func (m CatalogModel) Path() string {
+	switch m.Kind {
+	case KindChat:
+		return "/v1/chat/completions"
+	case KindEmbeddings:
+		return "/v1/embeddings"
+	case KindTask:
+		return "/v1/tasks"
+	}
+	return ""
+}
+
 // PriceSummary is the model's price the way the console lists it.
 func (m CatalogModel) PriceSummary() string {
 	switch {

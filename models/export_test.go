@@ -38,10 +38,10 @@ func (s *Store) ExportBothWays(ctx context.Context, accountID string, f RequestF
 	return packed, slow, reread, err
 }
 
-// SeedRequestsPlain is SeedRequests binding one parameter per column, as
+// WriteHistoryPlain is WriteHistory binding one parameter per column, as
 // on PostgreSQL, whatever the database.
-func (s *Store) SeedRequestsPlain(ctx context.Context, accountID string, opt SeedOptions) (int, error) {
-	return s.seedRequests(ctx, accountID, opt, false)
+func (s *Store) WriteHistoryPlain(ctx context.Context, accountID string, h History) (int, error) {
+	return s.writeHistory(ctx, accountID, h, false)
 }
 
 // HoldWrites keeps the group commit busy until release is called, so the

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"ttconsole/internal/seed"
 	"ttconsole/internal/testenv"
 	"ttconsole/migrations"
 	"ttconsole/models"
@@ -250,7 +251,7 @@ func TestSeededHistoryFillsItsMonths(t *testing.T) {
 	a := testenv.FundedKey(t, s, "seeded-months@example.com", models.MicrosPerUSD, models.KeyInput{Name: "k"})
 	acct, key := a.ID, a.Key.ID
 	const n = 400
-	if got, err := s.SeedRequests(ctx, acct, models.SeedOptions{Requests: n, Span: 120 * 24 * time.Hour,
+	if got, err := seed.Requests(ctx, s, acct, seed.Options{Requests: n, Span: 120 * 24 * time.Hour,
 		KeyIDs: []string{key}, Seed: 7}); err != nil || got != n {
 		t.Fatalf("seeded %d, %v", got, err)
 	}

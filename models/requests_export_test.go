@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"ttconsole/internal/seed"
 	"ttconsole/internal/testenv"
 	"ttconsole/models"
 )
@@ -60,10 +61,10 @@ func TestExportPackedRowsMatchTheDriver(t *testing.T) {
 	other, otherKeys := exportAccount(t, s, "other@example.com")
 	now := time.Now().UTC()
 	keyIDs := []string{keys[0].ID, keys[1].ID, keys[2].ID}
-	if _, err := s.SeedRequests(ctx, acct, models.SeedOptions{Requests: 2500, Span: 2 * time.Hour, Now: now, KeyIDs: keyIDs, Seed: 3}); err != nil {
+	if _, err := seed.Requests(ctx, s, acct, seed.Options{Requests: 2500, Span: 2 * time.Hour, Now: now, KeyIDs: keyIDs, Seed: 3}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.SeedRequests(ctx, other, models.SeedOptions{Requests: 300, Span: 2 * time.Hour, Now: now, KeyIDs: []string{otherKeys[0].ID}, Seed: 4}); err != nil {
+	if _, err := seed.Requests(ctx, s, other, seed.Options{Requests: 300, Span: 2 * time.Hour, Now: now, KeyIDs: []string{otherKeys[0].ID}, Seed: 4}); err != nil {
 		t.Fatal(err)
 	}
 	// Tricky text in every text column, an hour back: in the middle chunk
@@ -161,7 +162,7 @@ func TestExportStopsWhenTheWriterDoes(t *testing.T) {
 	s := models.NewStore(testenv.DB(t))
 	ctx := context.Background()
 	acct, keys := exportAccount(t, s, "export@example.com")
-	if _, err := s.SeedRequests(ctx, acct, models.SeedOptions{Requests: 5000, KeyIDs: []string{keys[0].ID}, Seed: 5}); err != nil {
+	if _, err := seed.Requests(ctx, s, acct, seed.Options{Requests: 5000, KeyIDs: []string{keys[0].ID}, Seed: 5}); err != nil {
 		t.Fatal(err)
 	}
 	stop := errors.New("client went away")
