@@ -194,7 +194,7 @@ func (p *platform) invariants(account string) {
 // every byte of the body ("Say hello to the platform." alone, the 7 prompt
 // tokens the upstream bills, would miss tools and the like).
 func chatHold(t *testing.T, maxTokens int, metadata map[string]string) int64 {
-	return models.TokenCost(upstream.Tokens(chatBody("tt-chat-small", maxTokens, metadata)), maxTokens, 500_000, 1_500_000)
+	return chatCost(t, upstream.Tokens(chatBody("tt-chat-small", maxTokens, metadata)), maxTokens)
 }
 
 // TestErrorContract has one row per error of the platform's catalogue:
@@ -364,7 +364,7 @@ func TestChatChargesRealUsage(t *testing.T) {
 			t.Errorf("success lacks %s", h)
 		}
 	}
-	wantCost := models.TokenCost(7, 40, 500_000, 1_500_000) // 7*0.5 + 40*1.5 = 63.5 → 64 µ$
+	wantCost := chatCost(t, 7, 40) // 7 tokens in and 40 out, rounded up once
 	if wantCost != 64 {
 		t.Fatalf("cost arithmetic: %d", wantCost)
 	}

@@ -42,22 +42,13 @@ func ledgerOf(t *testing.T, s *models.Store, accountID string) []models.LedgerEn
 func TestPurgeRequestsKeepsRecentPendingAndMoney(t *testing.T) {
 	ctx := context.Background()
 	s := models.NewStore(testenv.DB(t))
-	u, err := s.CreateAccount(ctx, "retention@example.com", "long enough password")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Credit(ctx, u.AccountID, models.MicrosPerUSD, models.LedgerAdjustment, "funds", models.LedgerRef{}); err != nil {
-		t.Fatal(err)
-	}
-	k, _, err := s.CreateAPIKey(ctx, u.AccountID, models.AdminCLI, models.KeyInput{Name: "k"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := testenv.FundedKey(t, s, "retention@example.com", models.MicrosPerUSD, models.KeyInput{Name: "k"})
+	k := a.Key
 	rng := rand.New(rand.NewSource(1))
 	now := time.Now().UTC()
 	old := now.AddDate(0, 0, -40)
 	row := func(at time.Time) *models.Request {
-		return &models.Request{ID: oldID(at, rng), AccountID: &u.AccountID, KeyID: &k.ID, Method: "POST",
+		return &models.Request{ID: oldID(at, rng), AccountID: &a.ID, KeyID: &k.ID, Method: "POST",
 			Path: "/v1/chat/completions", Model: "tt-chat-small", Status: 200, CreatedAt: at}
 	}
 
@@ -91,9 +82,9 @@ func TestPurgeRequestsKeepsRecentPendingAndMoney(t *testing.T) {
 	// The account's requests on its Requests pages, those of them that
 	// held money (their detail shows the hold), and its ledger entries.
 	counts := func() (requests, holds, ledger int) {
-		ids := listedIDs(t, s, u.AccountID, 100)
+		ids := listedIDs(t, s, a.ID, 100)
 		for _, id := range ids {
-			r, err := s.RequestOf(ctx, u.AccountID, id)
+			r, err := s.RequestOf(ctx, a.ID, id)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -101,7 +92,7 @@ func TestPurgeRequestsKeepsRecentPendingAndMoney(t *testing.T) {
 				holds++
 			}
 		}
-		return len(ids), holds, len(ledgerOf(t, s, u.AccountID))
+		return len(ids), holds, len(ledgerOf(t, s, a.ID))
 	}
 	_, holdsBefore, ledgerBefore := counts()
 
@@ -127,10 +118,10 @@ func TestPurgeRequestsKeepsRecentPendingAndMoney(t *testing.T) {
 	if evs, err := s.Timeline(ctx, pending.ID); err != nil || len(evs) != 1 || evs[0].Event != "hold_placed" {
 		t.Fatalf("the pending request's timeline: %+v, %v", evs, err)
 	}
-	if _, err := s.RequestOf(ctx, u.AccountID, pending.ID); err != nil {
+	if _, err := s.RequestOf(ctx, a.ID, pending.ID); err != nil {
 		t.Fatalf("the pending request was purged: %v", err)
 	}
-	if err := s.LedgerInvariant(ctx, u.AccountID); err != nil {
+	if err := s.LedgerInvariant(ctx, a.ID); err != nil {
 		t.Fatal(err)
 	}
 	// Nothing more to do: a second purge deletes nothing.
