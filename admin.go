@@ -187,7 +187,13 @@ func adminCredit(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return flagErrors(err, nil)
 	}
-	fmt.Fprintf(stdout, "%s %s balance %s\n", e.ID, models.FormatUSDExact(amount), models.FormatUSDExact(e.BalanceAfterMicros))
+	// As the console's ledger shows it: a credit with its sign, the balance
+	// after it at the same precision.
+	m := models.FormatUSDs(amount, e.BalanceAfterMicros)
+	if amount > 0 {
+		m[0] = "+" + m[0]
+	}
+	fmt.Fprintf(stdout, "%s %s balance %s\n", e.ID, m[0], m[1])
 	return nil
 }
 

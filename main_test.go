@@ -516,3 +516,24 @@ func TestServeMakesTheRequestLogsMonthsAhead(t *testing.T) {
 		t.Errorf("after serve's first round, %v still had to be made (%v)", made, err)
 	}
 }
+
+// TestAdminPrintsMoneyAsTheConsoleDoes: the command line shows money in
+// the console's one format — cents for whole cents, every digit below a
+// cent, one precision for an amount and the balance it left — not "$12.5".
+func TestAdminPrintsMoneyAsTheConsoleDoes(t *testing.T) {
+	c := newCLI(t)
+	out, _, err := c.run("admin", "account", "create", "--email", "ops@example.com", "--password", "operator password", "--credit-usd", "12.5")
+	if err != nil || !strings.HasSuffix(strings.TrimSpace(out), "balance $12.50") {
+		t.Fatalf("account create --credit-usd 12.5 printed %q (%v), want the balance as $12.50", out, err)
+	}
+	for _, tc := range []struct{ usd, want string }{
+		{"12.5", " +$12.50 balance $25.00"},
+		{"-0.0002", " -$0.0002 balance $24.9998"},
+		{"-3", " -$3.0000 balance $21.9998"},
+	} {
+		out, _, err := c.run("admin", "credit", "--email", "ops@example.com", "--usd", tc.usd, "--memo", "support")
+		if err != nil || !strings.HasPrefix(out, "led_") || !strings.HasSuffix(strings.TrimSpace(out), strings.TrimSpace(tc.want)) {
+			t.Errorf("admin credit --usd %s printed %q (%v), want it to end %q", tc.usd, out, err, tc.want)
+		}
+	}
+}

@@ -264,8 +264,8 @@ func (s *stack) verify(b *testing.B, okBy map[string]int, ids []sampled) {
 		monthOK := acct.Key.MonthToDate == chargedSum || time.Now().UTC().Month() != s.month
 		fmt.Printf("verified %s: %d calls answered 200, %d charged rows in its log (%d chat rows); balance fell %s, the log charged %s, "+
 			"key month-to-date %s; held %d, debt %d; ledger invariant: %s\n",
-			a.email, okBy[a.secret], charged, chat, models.FormatUSDExact(spent), models.FormatUSDExact(chargedSum),
-			models.FormatUSDExact(acct.Key.MonthToDate), acct.Held, acct.Debt, orOK(invariant))
+			a.email, okBy[a.secret], charged, chat, models.FormatUSD(spent), models.FormatUSD(chargedSum),
+			models.FormatUSD(acct.Key.MonthToDate), acct.Held, acct.Debt, orOK(invariant))
 		switch {
 		case charged != okBy[a.secret] || chat != charged:
 			b.Fatalf("%s: %d calls answered 200 but its log has %d charged rows of %d chat calls", a.email, okBy[a.secret], charged, chat)

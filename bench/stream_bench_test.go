@@ -434,7 +434,7 @@ func verifyStreamsBilled(b *testing.B, dbPath string, ids []string) bool {
 	ok := len(bad) == 0 && openHolds == 0 && heldSum == 0 && charged == -ledger
 	fmt.Printf("verified (SQLite, read-only): %d of %d streams have a charged row with %d completion tokens; "+
 		"open holds %d, held %d µ$; charged %s = ledger %s\n",
-		chargedN, len(ids), streamTokens, openHolds, heldSum, models.FormatUSDExact(charged), models.FormatUSDExact(-ledger))
+		chargedN, len(ids), streamTokens, openHolds, heldSum, models.FormatUSD(charged), models.FormatUSD(-ledger))
 	if len(bad) > 0 {
 		fmt.Printf("  not as expected (%d, %d with wrong token counts), first: %s\n", len(bad), wrongToks, bad[0])
 	}

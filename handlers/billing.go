@@ -22,12 +22,27 @@ const (
 
 // billingPage shows the wallet, spend, recharge, payments and the ledger.
 // ?amount_usd= prefills the custom amount (the 402 fix-it link), rounded
-// up to a valid recharge; ?cursor= pages the ledger.
+// up to a valid recharge; ?return_to= is the page the recharge is for,
+// where a paid checkout lands; ?cursor= pages the ledger.
 func (a *App) billingPage(c echo.Context) error {
-	f := views.Form{Values: map[string]string{}}
+	// Back from a checkout through its cancel link: the customer left it,
+	// and the payment says so rather than waiting to expire.
+	if id := c.QueryParam("payment"); id != "" && c.QueryParam("checkout") == "cancelled" {
+		if _, err := a.Store.CancelPayment(c.Request().Context(), currentUser(c).AccountID, id); err != nil {
+			return err
+		}
+	}
+	f := views.Form{Values: map[string]string{"return_to": returnTo(c.QueryParam("return_to"))}}
 	if raw := strings.TrimSpace(c.QueryParam("amount_usd")); raw != "" {
 		if m, ok := models.ParseUSD(raw, false); ok {
 			f.Values["amount_usd"] = plainUSD(models.RechargeFor(m))
+		}
+	}
+	if back := f.Values["return_to"]; back != "" && c.QueryParam("checkout") == "success" {
+		p, err := a.Store.PaymentOf(c.Request().Context(), currentUser(c).AccountID, c.QueryParam("payment"))
+		if err == nil && p.Status == models.PaymentPaid {
+			a.flash(c, "Payment received: "+models.FormatUSD(p.AmountMicros)+" has been added to your balance.")
+			return c.Redirect(http.StatusSeeOther, back)
 		}
 	}
 	return a.renderBilling(c, http.StatusOK, f, views.Form{})
@@ -43,6 +58,7 @@ func (a *App) renderBilling(c echo.Context, status int, f, lf views.Form) error 
 		return err
 	}
 	d.Recharge, d.LowBalanceForm = f, lf
+	d.ReturnTo = f.Value("return_to")
 	if lf.Values == nil {
 		d.LowBalanceForm.Values = map[string]string{"low_balance_usd": d.LowBalanceUSD}
 	}
@@ -87,13 +103,12 @@ func (a *App) billingData(ctx context.Context, acct, cursor string, now time.Tim
 		return d, err
 	}
 
-	d.Balance = models.FormatUSD(w.BalanceMicros)
-	d.Available = models.FormatUSD(w.Available())
-	d.Held = models.FormatUSD(w.HeldMicros)
+	// The wallet's figures sit side by side: one precision for all.
+	m := models.FormatUSDs(w.BalanceMicros, w.Available(), w.HeldMicros, w.DebtMicros, mtd)
+	d.Balance, d.Available, d.Held, d.MonthToDate = m[0], m[1], m[2], m[4]
 	if w.DebtMicros > 0 {
-		d.Debt = models.FormatUSD(w.DebtMicros)
+		d.Debt = m[3]
 	}
-	d.MonthToDate = models.FormatUSD(mtd)
 	d.MonthName = now.UTC().Format("January 2006")
 	d.LowBalance = models.IsLowBalance(w, threshold)
 	if threshold != nil {
@@ -102,7 +117,8 @@ func (a *App) billingData(ctx context.Context, acct, cursor string, now time.Tim
 	}
 	d.TestMode = a.provider().Name() == payments.ProviderTest
 	for _, usd := range []string{"10", "25", "50", "100"} {
-		d.Presets = append(d.Presets, views.Preset{Value: usd, Label: "$" + usd})
+		m, _ := models.ParseUSD(usd, false)
+		d.Presets = append(d.Presets, views.Preset{Value: usd, Label: models.FormatUSD(m)})
 	}
 	d.Chart = spendChart(days)
 	d.Cursor = cursor
@@ -110,10 +126,17 @@ func (a *App) billingData(ctx context.Context, acct, cursor string, now time.Tim
 		entries = entries[:ledgerPageSize]
 		d.NextCursor = entries[len(entries)-1].ID
 	}
+	// One precision for the whole ledger page, amounts and balances alike,
+	// so that a charge below a cent visibly changes the balance after it.
+	var amounts []int64
+	for _, e := range entries {
+		amounts = append(amounts, e.AmountMicros, e.BalanceAfterMicros)
+	}
+	dec := models.Decimals(amounts...)
 	for _, e := range entries {
 		row := views.LedgerRow{
-			ID: e.ID, Kind: e.Kind, Amount: models.FormatUSDExact(e.AmountMicros), Credit: e.AmountMicros >= 0,
-			BalanceAfter: models.FormatUSD(e.BalanceAfterMicros), Memo: e.Memo, At: e.CreatedAt,
+			ID: e.ID, Kind: e.Kind, KindLabel: models.LedgerKindLabel(e.Kind), Amount: models.FormatUSDAt(e.AmountMicros, dec), Credit: e.AmountMicros >= 0,
+			BalanceAfter: models.FormatUSDAt(e.BalanceAfterMicros, dec), Memo: e.Memo, At: e.CreatedAt,
 		}
 		if e.AmountMicros > 0 {
 			row.Amount = "+" + row.Amount
@@ -134,8 +157,9 @@ func (a *App) billingData(ctx context.Context, acct, cursor string, now time.Tim
 
 func paymentView(p *models.Payment) views.PaymentRow {
 	r := views.PaymentRow{
-		ID: p.ID, Amount: models.FormatUSD(p.AmountMicros), Status: p.Status, Detail: p.Detail,
-		Provider: p.Provider, At: p.CreatedAt, Pending: p.Status == models.PaymentPending,
+		ID: p.ID, Amount: models.FormatUSD(p.AmountMicros), Status: p.Status, StatusLabel: models.PaymentStatusLabel(p.Status),
+		Detail: p.Detail, Provider: p.Provider, ProviderLabel: providerLabel(p.Provider),
+		At: p.CreatedAt, Pending: p.Status == models.PaymentPending,
 		CheckoutURL: p.CheckoutURL,
 	}
 	if p.SessionID != nil {
@@ -147,6 +171,17 @@ func paymentView(p *models.Payment) views.PaymentRow {
 	return r
 }
 
+// providerLabel names a payment provider.
+func providerLabel(name string) string {
+	switch name {
+	case payments.ProviderStripe:
+		return "Stripe"
+	case payments.ProviderTest:
+		return "Test provider (no real money)"
+	}
+	return name
+}
+
 // spendChart lays out one bar per day, scaled to the busiest day.
 func spendChart(days []models.DaySpend) views.SpendChart {
 	const barW, gap, height = 16, 4, 100
@@ -156,7 +191,8 @@ func spendChart(days []models.DaySpend) views.SpendChart {
 		peak = max(peak, d.Micros)
 		total += d.Micros
 	}
-	ch.Total, ch.Peak = models.FormatUSD(total), models.FormatUSD(peak)
+	m := models.FormatUSDs(total, peak)
+	ch.Total, ch.Peak = m[0], m[1]
 	for i, d := range days {
 		h := 1
 		if peak > 0 && d.Micros > 0 {
@@ -194,7 +230,8 @@ func plainUSD(m int64) string {
 func (a *App) recharge(c echo.Context) error {
 	ctx := c.Request().Context()
 	acct := currentUser(c).AccountID
-	vals := formValues(c, "amount_usd")
+	vals := formValues(c, "amount_usd", "return_to")
+	vals["return_to"] = returnTo(vals["return_to"])
 	amount, err := models.ValidateRecharge(vals["amount_usd"])
 	if fields, msg, ok := fieldErrors(err); ok {
 		return a.renderBilling(c, statusOfFormError(err), views.Form{Values: vals, Errors: fields, Message: msg}, views.Form{})
@@ -209,8 +246,9 @@ func (a *App) recharge(c echo.Context) error {
 	}
 	base := scheme(c) + "://" + c.Request().Host
 	urls := payments.CheckoutURLs{
-		Success: base + "/billing?payment=" + p.ID + "&checkout=success",
-		Cancel:  base + "/billing?payment=" + p.ID + "&checkout=cancelled",
+		Success: base + withReturnTo("/billing?payment="+p.ID+"&checkout=success", vals["return_to"]),
+		Cancel:  base + withReturnTo("/billing?payment="+p.ID+"&checkout=cancelled", vals["return_to"]),
+		Return:  vals["return_to"],
 	}
 	co, err := prov.CreateCheckout(ctx, p, urls)
 	if err != nil {
@@ -281,7 +319,8 @@ func (a *App) paymentPage(c echo.Context) error {
 		d.LedgerEntryID = *p.LedgerEntryID
 	}
 	for _, e := range evs {
-		d.Events = append(d.Events, views.PaymentEventRow{ID: e.EventID, Type: e.Type, Outcome: e.Outcome, At: e.ReceivedAt})
+		d.Events = append(d.Events, views.PaymentEventRow{ID: e.EventID, Type: e.Type, TypeLabel: models.PaymentEventLabel(e.Type),
+			Outcome: e.Outcome, OutcomeLabel: models.PaymentEventOutcomeLabel(e.Outcome), At: e.ReceivedAt})
 	}
 	return a.render(c, http.StatusOK, views.PaymentDetail(a.page(c, "Payment", "billing"), d))
 }
@@ -297,7 +336,7 @@ func (a *App) recheckPayment(c echo.Context) error {
 	}
 	back := "/billing/payments/" + p.ID
 	if p.Status != models.PaymentPending {
-		a.flash(c, "This payment is "+p.Status+"; there is nothing to re-check.")
+		a.flash(c, "This payment is "+strings.ToLower(models.PaymentStatusLabel(p.Status))+"; there is nothing to re-check.")
 		return c.Redirect(http.StatusSeeOther, back)
 	}
 	prov := a.providerNamed(p.Provider)

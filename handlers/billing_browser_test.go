@@ -75,8 +75,8 @@ func TestBrowserRechargeWithTestProvider(t *testing.T) {
 		t.Errorf("balance after paying $25: %q, want $25.00", after)
 	}
 	status, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`table[data-testid=payments] [data-testid=payment-status]`)))
-	if status != "paid" {
-		t.Errorf("payment status %q, want paid", status)
+	if status != "Paid" {
+		t.Errorf("payment status %q, want Paid", status)
 	}
 	header, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`.topbar .balance`)))
 	if header != "$25.00" {

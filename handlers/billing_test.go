@@ -340,7 +340,7 @@ func TestRechargeWithTestProvider(t *testing.T) {
 	if got := doc.Find(`[data-testid=billing-balance]`).Text(); got != "$25.50" {
 		t.Errorf("billing page balance %q, want $25.50", got)
 	}
-	if got := doc.Find(`tr[data-payment="` + pay.ID + `"] [data-testid=payment-status]`).Text(); got != "paid" {
+	if got := doc.Find(`tr[data-payment="` + pay.ID + `"] [data-testid=payment-status]`).Text(); got != "Paid" {
 		t.Errorf("payment row status %q, want paid", got)
 	}
 	if !strings.Contains(doc.Find(`[data-testid=returned]`).Text(), "Payment received") {
@@ -357,9 +357,29 @@ func TestRechargeWithTestProvider(t *testing.T) {
 	fail, fsid := p.checkout("10")
 	p.testAction(fsid, "fail")
 	cancel, csid := p.checkout("10")
-	p.testAction(csid, "cancel")
-	if p.status(fail.ID) != models.PaymentFailed || p.status(cancel.ID) != models.PaymentExpired || p.balance() != 25_500_000 {
+	back := p.testAction(csid, "cancel").Header.Get("Location")
+	_, page = p.get(back)
+	if p.status(fail.ID) != models.PaymentFailed || p.status(cancel.ID) != models.PaymentCancelled || p.balance() != 25_500_000 {
 		t.Fatalf("fail → %s, cancel → %s, balance %d", p.status(fail.ID), p.status(cancel.ID), p.balance())
+	}
+	// A cancelled checkout reads "Cancelled", not "expired".
+	doc = testenv.Doc(t, page)
+	if got := doc.Find(`tr[data-payment="` + cancel.ID + `"] [data-testid=payment-status]`).Text(); got != "Cancelled" {
+		t.Errorf("the cancelled payment's status reads %q, want Cancelled", got)
+	}
+	if got := doc.Find(`[data-testid=returned]`).Text(); !strings.Contains(got, "was cancelled") {
+		t.Errorf("back from a cancelled checkout the notice reads %q", got)
+	}
+	if strings.Contains(strings.ToLower(doc.Find(`#payments`).Text()), "expired") {
+		t.Error("the payments list calls a cancelled checkout expired")
+	}
+	_, page = p.get("/billing/payments/" + cancel.ID)
+	if got := testenv.Doc(t, page).Find(`[data-testid=payment-status]`).Text(); got != "Cancelled" {
+		t.Errorf("the cancelled payment's page says %q", got)
+	}
+	_, page = p.get("/billing/test-checkout/" + csid)
+	if got := testenv.Doc(t, page).Find(`[data-testid=checkout-closed]`).Text(); !strings.Contains(got, "closed") {
+		t.Errorf("the cancelled test checkout says %q", got)
 	}
 	_, page = p.get("/billing/payments/" + fail.ID)
 	if got := testenv.Doc(t, page).Find(`table[data-testid=payment-events] tr`).Length(); got != 3 {

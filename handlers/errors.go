@@ -42,6 +42,7 @@ const (
 // errorKind is what the product knows of one error type.
 type errorKind struct {
 	Type   ErrorType
+	Label  string // in words, for the Requests page's filter
 	Status int
 	// Message is said when nothing more precise is known.
 	Message string
@@ -55,31 +56,31 @@ type errorKind struct {
 // errorCatalogue is every error type with its status and default message,
 // in the order the Requests page offers them as filters.
 var errorCatalogue = [...]errorKind{
-	{Type: TypeInvalidRequest, Status: http.StatusBadRequest, Contract: true, Bare: true,
+	{Type: TypeInvalidRequest, Label: "Invalid request", Status: http.StatusBadRequest, Contract: true, Bare: true,
 		Message: "The request is not valid."},
-	{Type: TypeRequestTooLarge, Status: http.StatusRequestEntityTooLarge, Contract: true, Bare: true,
+	{Type: TypeRequestTooLarge, Label: "Request too large", Status: http.StatusRequestEntityTooLarge, Contract: true, Bare: true,
 		Message: "The request body is too large."},
-	{Type: TypeUnauthorized, Status: http.StatusUnauthorized, Contract: true, Bare: true,
+	{Type: TypeUnauthorized, Label: "Unauthorized key", Status: http.StatusUnauthorized, Contract: true, Bare: true,
 		Message: "The API key is missing or invalid."},
-	{Type: TypeBillingShortfall, Status: http.StatusPaymentRequired, Contract: true,
+	{Type: TypeBillingShortfall, Label: "Balance too low", Status: http.StatusPaymentRequired, Contract: true,
 		Message: "The wallet's available balance is less than this call's hold. Go to Billing in the console to recharge."},
-	{Type: TypeKeyQuotaExceeded, Status: http.StatusPaymentRequired, Contract: true,
+	{Type: TypeKeyQuotaExceeded, Label: "Key's monthly limit reached", Status: http.StatusPaymentRequired, Contract: true,
 		Message: "This call would take the API key past its monthly limit. Raise the key's monthly limit in the console, or use another key."},
-	{Type: TypeModelNotAllowed, Status: http.StatusForbidden, Contract: true,
+	{Type: TypeModelNotAllowed, Label: "Model not allowed for the key", Status: http.StatusForbidden, Contract: true,
 		Message: "The model is not in the scope of this API key."},
-	{Type: TypeIPNotAllowed, Status: http.StatusForbidden, Contract: true,
+	{Type: TypeIPNotAllowed, Label: "Source IP not allowed for the key", Status: http.StatusForbidden, Contract: true,
 		Message: "Requests from this address are not allowed for this API key."},
-	{Type: TypeNotFound, Status: http.StatusNotFound, Contract: true, Bare: true,
+	{Type: TypeNotFound, Label: "Wrong path", Status: http.StatusNotFound, Contract: true, Bare: true,
 		Message: "There is nothing at this address."},
-	{Type: TypeRateLimited, Status: http.StatusTooManyRequests, Contract: true, Bare: true,
+	{Type: TypeRateLimited, Label: "Rate limited", Status: http.StatusTooManyRequests, Contract: true, Bare: true,
 		Message: "Too many requests. Retry after the window resets."},
-	{Type: TypeUpstreamError, Status: http.StatusBadGateway, Contract: true, Bare: true,
+	{Type: TypeUpstreamError, Label: "Model server error", Status: http.StatusBadGateway, Contract: true, Bare: true,
 		Message: "The model server failed. Not charged; retry with backoff."},
-	{Type: TypeServiceUnavailable, Status: http.StatusServiceUnavailable, Contract: true, Bare: true,
+	{Type: TypeServiceUnavailable, Label: "Service unavailable", Status: http.StatusServiceUnavailable, Contract: true, Bare: true,
 		Message: "The service is briefly unavailable; nothing was charged. Retry shortly with backoff."},
-	{Type: TypeUpstreamTimeout, Status: http.StatusGatewayTimeout, Contract: true, Bare: true,
+	{Type: TypeUpstreamTimeout, Label: "Model server timed out", Status: http.StatusGatewayTimeout, Contract: true, Bare: true,
 		Message: "The model server did not answer in time. Not charged; retry with backoff."},
-	{Type: TypeInternal, Status: http.StatusInternalServerError, Contract: true, Bare: true,
+	{Type: TypeInternal, Label: "Internal error", Status: http.StatusInternalServerError, Contract: true, Bare: true,
 		Message: "An internal error occurred. It has been logged; quote the request id if you contact support."},
 	{Type: TypeCancelled, Status: 499, // nginx's "client closed request": no one reads it
 		Message: "The client closed the connection before the answer."},
@@ -98,11 +99,11 @@ func (t ErrorType) kind() errorKind {
 
 // contractTypes are the published catalogue's types, in the Requests
 // page's order.
-func contractTypes() []string {
-	var out []string
+func contractTypes() []views.Option {
+	var out []views.Option
 	for _, k := range errorCatalogue {
 		if k.Contract {
-			out = append(out, string(k.Type))
+			out = append(out, views.Option{Value: string(k.Type), Label: k.Label + " (" + string(k.Type) + ")"})
 		}
 	}
 	return out

@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"ttconsole/internal/ratelimit"
+	"ttconsole/views"
 )
 
 // rateLimit counts the call against its key and sets the X-RateLimit-*
@@ -36,8 +37,8 @@ func (a *App) countCall(c echo.Context, gc *call, quantity int) error {
 		return nil
 	}
 	gc.row.RetryAfter = &retry
-	return apiError(TypeRateLimited, fmt.Sprintf("The API key %q is limited to %d requests per minute. Retry after %d s; raise the key's rate limit in the console if you need more.",
-		gc.key.Name, rpm, retry))
+	return apiError(TypeRateLimited, fmt.Sprintf("The API key %q is limited to %s. Retry after %d s; raise the key's rate limit in the console if you need more.",
+		gc.key.Name, views.RequestsPerMinute(rpm), retry))
 }
 
 // setLimitHeaders sets the X-RateLimit-* headers of a count against a limit

@@ -40,11 +40,21 @@ func (a *App) renderKeys(c echo.Context, status int, f views.KeyForm) error {
 	if err != nil {
 		return err
 	}
+	// The Monthly limit column shows every key at one precision.
+	var amounts []int64
+	for _, k := range keys {
+		u := usage[k.ID]
+		amounts = append(amounts, u.Used())
+		if k.MonthlyLimitMicros != nil {
+			amounts = append(amounts, *k.MonthlyLimitMicros)
+		}
+	}
+	dec := models.Decimals(amounts...)
 	rows := make([]views.KeyRow, len(keys))
 	for i, k := range keys {
 		rows[i] = views.KeyRow{
 			ID: k.ID, Name: k.Name, Display: k.Display(), Scope: scopeSummary(&k), IPs: ipSummary(&k),
-			State: k.State(now), RPM: k.RPM, LastUsed: k.LastUsedAt, Usage: usageView(&k, usage[k.ID], now),
+			State: k.State(now), RPM: k.RPM, LastUsed: k.LastUsedAt, Usage: usageView(&k, usage[k.ID], now, dec),
 		}
 	}
 	return a.render(c, status, views.KeysPage(a.page(c, "API keys", "keys"), rows, f))
@@ -140,16 +150,22 @@ func ipSummary(k *models.APIKey) string {
 	return fmt.Sprintf("%s and %d more", ps[0], len(ps)-1)
 }
 
-// usageView formats a key's month to date against its limit.
-func usageView(k *models.APIKey, u models.KeyUsage, now time.Time) views.KeyUsageView {
+// usageView formats a key's month to date against its limit, read as one
+// sentence: every amount at one precision, at least dec decimals.
+func usageView(k *models.APIKey, u models.KeyUsage, now time.Time, dec int) views.KeyUsageView {
+	amounts := []int64{u.SpentMicros, u.HeldMicros, u.Used()}
+	if k.MonthlyLimitMicros != nil {
+		amounts = append(amounts, *k.MonthlyLimitMicros)
+	}
+	dec = max(dec, models.Decimals(amounts...))
 	v := views.KeyUsageView{
-		Spent: models.FormatUSD(u.SpentMicros), Held: models.FormatUSD(u.HeldMicros), Used: models.FormatUSD(u.Used()),
+		Spent: models.FormatUSDAt(u.SpentMicros, dec), Held: models.FormatUSDAt(u.HeldMicros, dec), Used: models.FormatUSDAt(u.Used(), dec),
 		UsedMicros: u.Used(), ResetsOn: models.MonthlyReset(now).Format("2 Jan 2006, 15:04 UTC"),
 	}
 	if k.MonthlyLimitMicros == nil {
 		return v
 	}
-	v.Limit, v.LimitMicros = models.FormatUSD(*k.MonthlyLimitMicros), *k.MonthlyLimitMicros
+	v.Limit, v.LimitMicros = models.FormatUSDAt(*k.MonthlyLimitMicros, dec), *k.MonthlyLimitMicros
 	switch at, ok := models.ProjectLimitReached(u.Used(), *k.MonthlyLimitMicros, now); {
 	case u.Used() >= *k.MonthlyLimitMicros:
 		v.Projection = "The limit is reached: calls with this key are refused until the month resets, or until you raise the limit."

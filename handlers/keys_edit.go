@@ -77,14 +77,18 @@ func (a *App) renderKey(c echo.Context, status int, k *models.APIKey, f views.Ke
 	d := views.KeyDetail{
 		ID: k.ID, Name: k.Name, Display: k.Display(), State: k.State(now), Status: k.Status,
 		Scope: scopeSummary(k), RPM: k.RPM, CreatedAt: k.CreatedAt, LastUsed: k.LastUsedAt, ExpiresAt: k.ExpiresAt,
-		Usage: usageView(k, models.KeyUsage{SpentMicros: spent, HeldMicros: held}, now),
+		Usage:    usageView(k, models.KeyUsage{SpentMicros: spent, HeldMicros: held}, now, 2),
+		Requests: keyRequestsURL(k.ID),
 	}
 	for _, p := range k.IPPrefixes() {
 		d.IPs = append(d.IPs, p.String())
 	}
 	for _, e := range events {
-		d.Events = append(d.Events, views.KeyEventRow{At: e.CreatedAt, Actor: e.Actor, What: keyEventLabel(e.Field),
-			From: e.OldValue, To: e.NewValue})
+		from, to := e.OldValue, e.NewValue
+		if e.Field == "status" {
+			from, to = views.KeyStateLabel(from), views.KeyStateLabel(to)
+		}
+		d.Events = append(d.Events, views.KeyEventRow{At: e.CreatedAt, Actor: e.Actor, What: keyEventLabel(e.Field), From: from, To: to})
 	}
 	return a.render(c, status, views.KeyDetailPage(a.page(c, k.Name+" · API keys", "keys"), d, f))
 }
@@ -103,7 +107,7 @@ func keyEventLabel(field string) string {
 	case "monthly_limit":
 		return "Monthly limit"
 	case "rpm":
-		return "Rate limit (rpm)"
+		return "Rate limit (requests per minute)"
 	case "expires_at":
 		return "Expiry"
 	case "status":

@@ -283,7 +283,7 @@ func TestCreateKeyWithEverySetting(t *testing.T) {
 	}
 	_, page := b.get("/keys")
 	row := testenv.Doc(t, page).Find(`tr[data-key-id="` + k.ID + `"]`)
-	for _, want := range []string{"batch <job>", k.Display(), "tt-chat-small, tt-embed-1", "203.0.113.7/32 and 1 more", "$0.00 of $12.50", "600/min", "active", "Never"} {
+	for _, want := range []string{"batch <job>", k.Display(), "tt-chat-small, tt-embed-1", "203.0.113.7/32 and 1 more", "$0.00 of $12.50", "600 requests per minute", "Active", "Never"} {
 		if !strings.Contains(row.Text(), want) {
 			t.Errorf("list row %q lacks %q", row.Text(), want)
 		}
@@ -399,12 +399,12 @@ func TestEditKeyRecordsEvents(t *testing.T) {
 		events[cells[2]] = cells[3] + " → " + cells[4]
 	})
 	want := map[string]string{
-		"Created":          " → " + k.Display(),
-		"Name":             "production → prod eu",
-		"Models":           "all models → tt-chat-small, tt-chat-large",
-		"Source IPs":       "any source → 2001:db8::/32",
-		"Monthly limit":    "no limit → $40",
-		"Rate limit (rpm)": "60 → 120",
+		"Created":                          " → " + k.Display(),
+		"Name":                             "production → prod eu",
+		"Models":                           "all models → tt-chat-small, tt-chat-large",
+		"Source IPs":                       "any source → 2001:db8::/32",
+		"Monthly limit":                    "no limit → $40.00",
+		"Rate limit (requests per minute)": "60 → 120",
 	}
 	for what, w := range want {
 		if events[what] != w {
@@ -500,7 +500,7 @@ func TestKeyDisableEnableRevoke(t *testing.T) {
 	if doc.Find(`form[action="`+path+`"]`).Length() != 0 || doc.Find(`form[action^="`+path+`/"]`).Length() != 0 {
 		t.Error("a revoked key still offers forms")
 	}
-	if doc.Find(`[data-testid=key-state]`).Text() != "revoked" {
+	if doc.Find(`[data-testid=key-state]`).Text() != "Revoked" {
 		t.Error("no revoked badge")
 	}
 	// Editing a revoked key by hand is refused and changes nothing.
@@ -610,7 +610,9 @@ func TestKeyPageShowsMonthToDateAndProjection(t *testing.T) {
 	_, page := b.get("/keys/" + k.ID)
 	usage := testenv.Doc(t, page).Find(`[data-testid=key-usage]`)
 	reset := time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, time.UTC).Format("2 Jan 2006")
-	for _, want := range []string{"Spent $990.00", "$0.001536 held", "$990.00 of its $1,000.00 monthly limit", "resets on " + reset} {
+	// One sentence, one precision: the sub-cent hold shows, and so every
+	// amount beside it carries its six decimals.
+	for _, want := range []string{"Spent $990.000000", "$0.001536 held", "$990.001536 of its $1,000.000000 monthly limit", "resets on " + reset} {
 		if !strings.Contains(strings.Join(strings.Fields(usage.Text()), " "), want) {
 			t.Errorf("usage %q lacks %q", usage.Text(), want)
 		}
@@ -622,7 +624,7 @@ func TestKeyPageShowsMonthToDateAndProjection(t *testing.T) {
 		t.Errorf("projection %q", p)
 	}
 	_, list := b.get("/keys")
-	if !strings.Contains(list, "$990.00 of $1,000.00") {
+	if !strings.Contains(list, "$990.001536 of $1,000.000000") {
 		t.Error("the list lacks the month to date")
 	}
 }

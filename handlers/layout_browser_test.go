@@ -274,39 +274,21 @@ func TestBrowserConsoleFitsAPhone(t *testing.T) {
 		l.chartTextReadable(t, path, `svg text`)
 	}
 	l.open(t, "/requests")
-	l.chartTextReadable(t, "/requests", `img.req-chart-img`)
+	if err := chromedp.Do(l.ctx, chromedp.WaitVisible(chromedp.CSS(`[data-testid=status-chart] [data-loaded] svg`))); err != nil {
+		t.Fatal(err)
+	}
+	l.chartTextReadable(t, "/requests", `[data-testid=status-chart] svg text`)
 }
 
 // chartTextReadable measures the height of every chart label on the page.
-// The Requests page's chart is an image, whose text a script cannot reach:
-// its SVG is drawn inline in the image's box for the measure.
 func (l *layoutCalls) chartTextReadable(t *testing.T, path, sel string) {
 	t.Helper()
-	js := `(async () => {
-		let texts = [];
-		const img = document.querySelector("img.req-chart-img");
-		if (` + "`" + sel + "`" + ` === "img.req-chart-img") {
-			if (!img) return [];
-			const svg = await (await fetch(img.src)).text();
-			const box = document.createElement("div");
-			box.innerHTML = svg;
-			const root = box.querySelector("svg");
-			root.style.width = img.clientWidth + "px";
-			root.style.height = img.clientHeight + "px";
-			img.after(box);
-			texts = Array.from(box.querySelectorAll("text"));
-			const out = texts.map(e => ({text: e.textContent, height: e.getBoundingClientRect().height}));
-			box.remove();
-			return out;
-		}
-		texts = Array.from(document.querySelectorAll(` + "`" + sel + "`" + `));
-		return texts.map(e => ({text: e.textContent, height: e.getBoundingClientRect().height}));
-	})()`
+	js := `Array.from(document.querySelectorAll(` + "`" + sel + "`" + `)).map(e => ({text: e.textContent, height: e.getBoundingClientRect().height}))`
 	type label struct {
 		Text   string
 		Height float64
 	}
-	labels, err := chromedp.Run(l.ctx, chromedp.Evaluate[[]label](js, chromedp.EvalAwaitPromise))
+	labels, err := chromedp.Run(l.ctx, chromedp.Evaluate[[]label](js))
 	if err != nil {
 		t.Fatal(err)
 	}

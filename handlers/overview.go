@@ -37,10 +37,8 @@ func (a *App) overview(c echo.Context) error {
 		return err
 	}
 	d := views.OverviewData{
-		Balance:   models.FormatUSD(w.BalanceMicros),
-		Available: models.FormatUSD(w.Available()),
-		Held:      models.FormatUSD(w.HeldMicros),
-		BaseURL:   baseURL(c),
+		BaseURL: baseURL(c),
+		NoFunds: w.Available() <= 0, MinRecharge: models.FormatUSD(models.MinRechargeMicros),
 	}
 	// Spend is what the ledger charged, as on the Billing page, so the two
 	// pages agree to the cent.
@@ -56,7 +54,9 @@ func (a *App) overview(c echo.Context) error {
 	for _, day := range days {
 		total += day.Requests
 	}
-	d.MonthToDate = models.FormatUSD(mtd)
+	// The wallet's figures sit side by side: one precision for all.
+	m := models.FormatUSDs(w.BalanceMicros, w.Available(), w.HeldMicros, mtd)
+	d.Balance, d.Available, d.Held, d.MonthToDate = m[0], m[1], m[2], m[3]
 	today := days[len(days)-1]
 	d.RequestsToday = strconv.FormatInt(today.Requests, 10)
 	d.ErrorRateToday = "—"
@@ -71,9 +71,7 @@ func (a *App) overview(c echo.Context) error {
 		}
 	}
 	d.Requests, d.Spend = dayCharts(days, spend)
-	for _, r := range failed {
-		d.Failed = append(d.Failed, requestRow(&r, labels))
-	}
+	d.Failed = requestRows(failed, labels)
 	return a.render(c, http.StatusOK, views.Overview(a.page(c, "Overview", "overview"), d))
 }
 
@@ -110,7 +108,7 @@ func dayCharts(days []models.DayStat, spent []models.DaySpend) (reqs, spend view
 		if i%5 == 0 || i == len(days)-1 {
 			label = d.Day.Format("Jan 2")
 		}
-		day := d.Day.Format("Mon Jan 2")
+		day := d.Day.Format("Mon, Jan 2") + " (UTC)"
 		all, errs := scale(d.Requests, peakReq), scale(d.Errors, peakReq)
 		rb := views.ChartBar{X: x, W: barW, Label: label,
 			Title: day + ": " + strconv.FormatInt(d.Requests, 10) + " requests, " + strconv.FormatInt(d.Errors, 10) + " errors"}

@@ -37,19 +37,33 @@ func (a *App) testCheckoutPage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return a.render(c, http.StatusOK, views.TestCheckout(a.page(c, "Test checkout", "billing"), testCheckoutView(cs, p)))
+	d := testCheckoutView(cs, p)
+	d.ReturnTo = returnTo(c.QueryParam("return_to"))
+	return a.render(c, http.StatusOK, views.TestCheckout(a.page(c, "Test checkout", "billing"), d))
 }
 
 func testCheckoutView(cs *models.TestCheckoutSession, p *models.Payment) views.TestCheckoutData {
 	return views.TestCheckoutData{
 		SessionID: cs.ID, PaymentID: p.ID, Amount: models.FormatUSD(p.AmountMicros),
-		Open: cs.Status == models.CheckoutOpen, Status: cs.Status, PaymentStatus: cs.PaymentStatus,
+		Open: cs.Status == models.CheckoutOpen, Closed: checkoutClosed(cs),
 	}
+}
+
+// checkoutClosed says what became of a test checkout that is not open.
+func checkoutClosed(cs *models.TestCheckoutSession) string {
+	switch {
+	case cs.Status == models.CheckoutComplete && cs.PaymentStatus == models.CheckoutPaymentStatusPaid:
+		return "This checkout is complete: it was paid."
+	case cs.Status == models.CheckoutComplete:
+		return "This checkout is complete, but its payment did not go through."
+	}
+	return "This checkout is closed: it was cancelled or expired without a payment."
 }
 
 // testCheckoutAction is a click on Pay, Fail or Cancel: the session moves
 // at the "provider", and the events Stripe would send are delivered to the
-// webhook code before the customer is sent back.
+// webhook code before the customer is sent back, as Stripe would, to
+// Billing, which sends a paid one on to the page the recharge was for.
 func (a *App) testCheckoutAction(c echo.Context) error {
 	ctx := c.Request().Context()
 	cs, p, err := a.testCheckoutOf(c)
@@ -71,8 +85,10 @@ func (a *App) testCheckoutAction(c echo.Context) error {
 		events = []string{models.EventCheckoutCompleted, models.EventAsyncPaymentFailed}
 		back += "failed"
 	case "cancel":
+		// As at Stripe, leaving a checkout sends no event: the customer is
+		// sent to the cancel link, where the console marks the payment
+		// cancelled. The session is closed so it cannot be paid later.
 		status, payStatus = models.CheckoutExpired, models.CheckoutPaymentStatusUnpaid
-		events = []string{models.EventCheckoutExpired}
 		back += "cancelled"
 	default:
 		return echo.NewHTTPError(http.StatusBadRequest, "Choose Pay, Fail or Cancel.")
@@ -90,7 +106,7 @@ func (a *App) testCheckoutAction(c echo.Context) error {
 			return err
 		}
 	}
-	return c.Redirect(http.StatusSeeOther, back)
+	return c.Redirect(http.StatusSeeOther, withReturnTo(back, returnTo(c.FormValue("return_to"))))
 }
 
 // deliverTestEvent signs a Stripe-format event about a test checkout and

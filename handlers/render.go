@@ -10,6 +10,7 @@ import (
 
 	"ttconsole/models"
 	"ttconsole/views"
+	"ttconsole/views/components"
 )
 
 // render writes a component into a buffer first, so a failing template
@@ -18,7 +19,8 @@ import (
 // that timed out cancels it, and its error page must still be written.
 func (a *App) render(c echo.Context, status int, comp templ.Component) error {
 	var buf bytes.Buffer
-	if err := comp.Render(context.WithoutCancel(c.Request().Context()), &buf); err != nil {
+	ctx := components.WithZone(context.WithoutCancel(c.Request().Context()), zoneOf(c))
+	if err := comp.Render(ctx, &buf); err != nil {
 		return err
 	}
 	c.Response().Header().Set("Cache-Control", "no-store")
@@ -27,12 +29,22 @@ func (a *App) render(c echo.Context, status int, comp templ.Component) error {
 
 // page returns the layout's props for the current request.
 func (a *App) page(c echo.Context, title, nav string) views.Page {
-	p := views.Page{Title: title, Nav: nav, CSRF: csrfToken(c), RequestID: RequestID(c), TestMode: a.Payments == nil}
+	p := views.Page{Title: title, Nav: nav, CSRF: csrfToken(c), RequestID: RequestID(c), TestMode: a.Payments == nil,
+		Zone: components.ZoneName(zoneOf(c))}
+	if c.Request().Method == http.MethodGet { // the zone switch returns here; a form's answer has no address to return to
+		p.Here = c.Request().URL.RequestURI()
+	}
 	if u := currentUser(c); u != nil {
 		vu := &views.User{Email: u.Email, Balance: "—"}
 		if w, err := a.Store.WalletOf(c.Request().Context(), u.AccountID); err == nil {
 			vu.Balance = models.FormatUSD(w.BalanceMicros)
 			vu.LowBalance = a.lowBalance(c.Request().Context(), u.AccountID, w)
+			switch {
+			case w.BalanceMicros <= 0:
+				vu.BalanceState = views.BalanceEmpty
+			case vu.LowBalance:
+				vu.BalanceState = views.BalanceLow
+			}
 		}
 		p.User = vu
 	}

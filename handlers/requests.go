@@ -33,24 +33,22 @@ func (a *App) requestsPage(c echo.Context) error {
 	lookup := strings.TrimSpace(c.QueryParam("q"))
 	lookupErr := ""
 	if lookup != "" {
-		id := requestIDFromPaste(lookup)
-		if models.LooksLikeRequestID(id) {
-			_, err := a.Store.RequestOf(ctx, acct, id)
-			if err == nil {
-				return c.Redirect(http.StatusSeeOther, "/requests/"+id)
-			}
-			if models.ErrorCode(err) != models.ENOTFOUND {
-				return err
-			}
+		found, err := a.lookUpRequest(c, lookup)
+		if err != nil {
+			return err
+		}
+		if found != "" {
+			return c.Redirect(http.StatusSeeOther, "/requests/"+found)
 		}
 		status, lookupErr = http.StatusNotFound, msgNoSuchRequest
 	}
 
-	f, ferr := models.ParseRequestFilter(c.QueryParams())
+	f, ferr := models.ParseRequestFilter(zonedFilters(c.QueryParams(), zoneOf(c)))
 	form := views.Form{Values: map[string]string{}}
 	for _, n := range []string{"status", "type", "key", "model", "outcome", "from", "to"} {
 		form.Values[n] = c.QueryParam(n)
 	}
+	form.Values["from"], form.Values["to"] = pickerTime(f.From, zoneOf(c)), pickerTime(f.To, zoneOf(c))
 	if fields, msg, ok := fieldErrors(ferr); ok {
 		form.Errors, form.Message = fields, msg
 		if status == http.StatusOK {
@@ -78,15 +76,20 @@ func (a *App) requestsPage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var modelIDs []string // offered as the model filter's suggestions; any name can still be typed
+	var modelIDs []string // the model filter's choices
 	for _, m := range catalogue {
 		modelIDs = append(modelIDs, m.ID)
 	}
+	if f.Model != "" && !slices.Contains(modelIDs, f.Model) {
+		modelIDs = append(modelIDs, f.Model) // a model the catalogue no longer lists, asked for by a link
+	}
+
 	d := views.RequestsData{
 		Form: form, Lookup: lookup, LookupError: lookupErr,
 		Filtered: !f.Empty(), Cursor: cursor != "",
 		Types: contractTypes(), Outcomes: outcomeOptions(), Models: modelIDs,
 		BaseURL: baseURL(c),
+		Presets: rangePresets(f, time.Now()),
 	}
 	d.HasAny = len(page.Rows) > 0 || cursor != ""
 	if !d.HasAny && d.Filtered {
@@ -94,9 +97,7 @@ func (a *App) requestsPage(c echo.Context) error {
 			return err
 		}
 	}
-	for _, r := range page.Rows {
-		d.Rows = append(d.Rows, requestRow(&r, labels))
-	}
+	d.Rows = requestRows(page.Rows, labels)
 	for _, k := range sortedLabels(labels) {
 		d.Keys = append(d.Keys, views.Option{Value: k.ID, Label: k.Name + " (" + k.Display + ")"})
 	}
@@ -110,14 +111,18 @@ func (a *App) requestsPage(c echo.Context) error {
 		d.NextURL = "/requests?" + next.Encode()
 	}
 	d.ChartURL = "/requests/chart.svg" + encodeQuery(base)
+	d.CountURL = "/requests/count" + encodeQuery(base)
 	return a.render(c, status, views.Requests(a.page(c, "Requests", "requests"), d))
 }
 
-// requestIDFromPaste finds the request id in what a customer pasted: the
-// id alone, or the whole "X-TT-Request-ID: req_…" header line.
+// requestIDFromPaste finds the request or task id in what a customer
+// pasted: the id alone, the whole "X-TT-Request-ID: req_…" header line,
+// or a task's JSON with its "id": "task_…".
 func requestIDFromPaste(s string) string {
 	s = strings.TrimSpace(s)
 	if i := strings.Index(s, "req_"); i >= 0 {
+		s = s[i:]
+	} else if i := strings.Index(s, "task_"); i >= 0 {
 		s = s[i:]
 	}
 	if i := strings.IndexAny(s, " \t\r\n\"',;"); i >= 0 {
@@ -166,12 +171,31 @@ func (a *App) renderDetail(c echo.Context, r *models.Request, status int, adjust
 	if adjust != nil {
 		adjust(&d.Fix)
 	}
+	if d.Fix.Action == "/billing/recharge" {
+		a.allowCheckoutFormAction(c) // the recharge fix's form lands on the provider's checkout
+	}
 	return a.render(c, status, views.RequestDetail(a.page(c, "Request "+r.ID, "requests"), d))
+}
+
+// requestRows lays out a page of the request log; its Charge column
+// shows every row at one precision.
+func requestRows(rs []models.Request, labels map[string]models.KeyLabel) []views.RequestRow {
+	charges := make([]int64, len(rs))
+	for i, r := range rs {
+		charges[i] = r.ChargedMicros
+	}
+	dec := models.Decimals(charges...)
+	rows := make([]views.RequestRow, len(rs))
+	for i := range rs {
+		rows[i] = requestRow(&rs[i], labels)
+		rows[i].Charge = models.FormatUSDAt(rs[i].ChargedMicros, dec)
+	}
+	return rows
 }
 
 func requestRow(r *models.Request, labels map[string]models.KeyLabel) views.RequestRow {
 	row := views.RequestRow{
-		ID: r.ID, At: r.CreatedAt.UTC().Format(time.RFC3339), AtUTC: utcTime(r.CreatedAt),
+		ID: r.ID, At: r.CreatedAt,
 		Status: r.Status, ErrorType: r.ErrorType, ErrorMessage: r.ErrorMessage,
 		Model: r.Model, Latency: strconv.FormatInt(r.LatencyMS, 10) + " ms",
 		Charge: models.FormatUSD(r.ChargedMicros), Outcome: r.BillingOutcome, OutcomeLabel: models.OutcomeLabel(r.BillingOutcome), OutcomeTone: outcomeTone(r.BillingOutcome),
@@ -265,19 +289,15 @@ func baseURL(c echo.Context) string { return scheme(c) + "://" + c.Request().Hos
 
 func requestDetailData(r *models.Request, labels map[string]models.KeyLabel, events []models.BillingEvent, ledger []models.LedgerEntry) views.RequestDetailData {
 	d := views.RequestDetailData{
-		ID: r.ID, At: r.CreatedAt.UTC().Format(time.RFC3339Nano), AtUTC: utcTime(r.CreatedAt),
+		ID: r.ID, At: r.CreatedAt, CompletedAt: r.CompletedAt,
 		Method: r.Method, Path: r.Path, Model: r.Model, Status: r.Status, StatusText: http.StatusText(r.Status),
 		ErrorType: r.ErrorType, ErrorMessage: r.ErrorMessage, ErrorBody: r.ErrorBody,
 		ClientIP: r.ClientIP, Stream: r.Stream, Latency: strconv.FormatInt(r.LatencyMS, 10) + " ms",
 		PromptTokens: r.PromptTokens, CompletionTokens: r.CompletionTokens,
-		Hold: models.FormatUSDExact(r.HoldMicros), Charge: models.FormatUSDExact(r.ChargedMicros),
 		Outcome: r.BillingOutcome, OutcomeLabel: models.OutcomeLabel(r.BillingOutcome), OutcomeRule: models.OutcomeRule(r.BillingOutcome), OutcomeDetail: r.OutcomeDetail,
 		OutcomeTone: outcomeTone(r.BillingOutcome), MovedMoney: r.HoldMicros != 0 || r.ChargedMicros != 0,
 	}
 	d.StatusLabel, d.StatusTone = statusBadge(r)
-	if r.CompletedAt != nil {
-		d.CompletedUTC = utcTime(*r.CompletedAt)
-	}
 	if r.KeyID != nil && *r.KeyID != "" {
 		d.KeyID = *r.KeyID
 		d.KeyName, d.KeyDisplay = keyName(r.KeyID, labels)
@@ -288,14 +308,14 @@ func requestDetailData(r *models.Request, labels map[string]models.KeyLabel, eve
 	if r.RatelimitLimit != nil || r.RetryAfter != nil {
 		rl := &views.RateLimitInfo{}
 		if r.RatelimitLimit != nil {
-			rl.Limit = strconv.Itoa(*r.RatelimitLimit) + " requests per minute"
+			rl.Limit = views.RequestsPerMinute(*r.RatelimitLimit)
 		}
 		if r.RatelimitRemaining != nil {
 			rl.Remaining = strconv.Itoa(*r.RatelimitRemaining)
 		}
 		if r.RatelimitReset != nil {
 			rl.Reset = strconv.FormatInt(*r.RatelimitReset, 10)
-			rl.ResetUTC = utcTime(time.Unix(*r.RatelimitReset, 0))
+			rl.ResetAt = new(time.Unix(*r.RatelimitReset, 0))
 		}
 		if r.RetryAfter != nil {
 			rl.RetryAfter = strconv.Itoa(*r.RetryAfter) + " s"
@@ -309,8 +329,8 @@ func requestDetailData(r *models.Request, labels map[string]models.KeyLabel, eve
 	linked := map[string]bool{}
 	for _, ev := range events {
 		it := views.TimelineItem{
-			At: ev.CreatedAt.UTC().Format(time.RFC3339Nano), AtUTC: utcTime(ev.CreatedAt),
-			Event: eventLabel(ev.Event), Amount: models.FormatUSDExact(ev.AmountMicros), Detail: ev.Detail,
+			At:    ev.CreatedAt,
+			Event: eventLabel(ev.Event), AmountMicros: ev.AmountMicros, Detail: ev.Detail,
 		}
 		if ev.LedgerEntryID != nil {
 			if e, ok := byID[*ev.LedgerEntryID]; ok {
@@ -323,18 +343,43 @@ func requestDetailData(r *models.Request, labels map[string]models.KeyLabel, eve
 	for _, e := range ledger { // entries the request caused that no event names, such as a refund
 		if !linked[e.ID] {
 			d.Timeline = append(d.Timeline, views.TimelineItem{
-				At: e.CreatedAt.UTC().Format(time.RFC3339Nano), AtUTC: utcTime(e.CreatedAt),
-				Event: "Ledger " + e.Kind, Amount: models.FormatUSDExact(e.AmountMicros), Detail: e.Memo, Ledger: ledgerItem(e),
+				At:    e.CreatedAt,
+				Event: "Ledger: " + strings.ToLower(models.LedgerKindLabel(e.Kind)), AmountMicros: e.AmountMicros, Detail: e.Memo, Ledger: ledgerItem(e),
 			})
 		}
 	}
+	dec := timelineMoney(d.Timeline, r.HoldMicros, r.ChargedMicros)
+	d.Hold, d.Charge = models.FormatUSDAt(r.HoldMicros, dec), models.FormatUSDAt(r.ChargedMicros, dec)
 	d.Support = supportText(r)
 	return d
 }
 
+// timelineMoney formats a request's billing timeline at one precision
+// with the request's other amounts: its hold, charge and the balances
+// they left read as one account. It returns that precision.
+func timelineMoney(items []views.TimelineItem, other ...int64) int {
+	all := other
+	for _, it := range items {
+		all = append(all, it.AmountMicros)
+		if it.Ledger != nil {
+			all = append(all, it.Ledger.AmountMicros, it.Ledger.BalanceAfterMicros)
+		}
+	}
+	dec := models.Decimals(all...)
+	for i := range items {
+		it := &items[i]
+		it.Amount = models.FormatUSDAt(it.AmountMicros, dec)
+		if it.Ledger != nil {
+			it.Ledger.Amount = models.FormatUSDAt(it.Ledger.AmountMicros, dec)
+			it.Ledger.BalanceAfter = models.FormatUSDAt(it.Ledger.BalanceAfterMicros, dec)
+		}
+	}
+	return dec
+}
+
 func ledgerItem(e models.LedgerEntry) *views.LedgerItem {
-	return &views.LedgerItem{ID: e.ID, Kind: e.Kind, Amount: models.FormatUSDExact(e.AmountMicros),
-		BalanceAfter: models.FormatUSDExact(e.BalanceAfterMicros)}
+	return &views.LedgerItem{ID: e.ID, Kind: e.Kind, KindLabel: models.LedgerKindLabel(e.Kind),
+		AmountMicros: e.AmountMicros, BalanceAfterMicros: e.BalanceAfterMicros}
 }
 
 func eventLabel(ev string) string {

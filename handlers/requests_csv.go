@@ -31,7 +31,7 @@ var csvHeader = []string{
 func (a *App) requestsCSV(c echo.Context) error {
 	ctx := c.Request().Context()
 	acct := currentUser(c).AccountID
-	f, err := models.ParseRequestFilter(c.QueryParams())
+	f, err := models.ParseRequestFilter(zonedFilters(c.QueryParams(), zoneOf(c)))
 	if err != nil {
 		// A download has no form to highlight: say which parameter is wrong.
 		var me *models.Error

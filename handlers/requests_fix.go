@@ -96,8 +96,9 @@ func (a *App) fixFor(c echo.Context, r *models.Request) (views.Fix, error) {
 			return f, nil
 		}
 		limit := *key.MonthlyLimitMicros
-		f.Text = "This month the key has used " + models.FormatUSDExact(spent+held) + " of its " + models.FormatUSDExact(limit) +
-			" limit (spend and running calls), and this call needed a hold of " + models.FormatUSDExact(neededHold(r)) + "."
+		m := models.FormatUSDs(spent+held, limit, neededHold(r))
+		f.Text = "This month the key has used " + m[0] + " of its " + m[1] +
+			" limit (spend and running calls), and this call needed a hold of " + m[2] + "."
 		suggest := ceilDollar(max(need, 2*limit))
 		f.Action, f.Button, f.Field = base+"raise-limit", "Raise the limit", "monthly_limit_usd"
 		f.Value = usdField(suggest)
@@ -114,32 +115,41 @@ func (a *App) fixFor(c echo.Context, r *models.Request) (views.Fix, error) {
 		hold := neededHold(r)
 		short := hold - w.Available()
 		if hold > 0 && short <= 0 {
-			f.Done = "Your available balance (" + models.FormatUSD(w.Available()) + ") covers this call's hold of " +
-				models.FormatUSDExact(hold) + " now. Retry the call."
+			m := models.FormatUSDs(w.Available(), hold)
+			f.Done = "Your available balance (" + m[0] + ") covers this call's hold of " + m[1] + " now. Retry the call."
 			return f, nil
 		}
-		f.Text = "This call needed a hold of " + models.FormatUSDExact(hold) + " and the wallet has " +
-			models.FormatUSDExact(w.Available()) + " available. Recharge at least " + models.FormatUSDExact(max(short, 0)) +
-			". Nothing was charged for the refused call."
-		f.Link = "/billing?amount_usd=" + usdField(ceilCent(max(short, 0)))
-		f.LinkText = "Recharge at least " + models.FormatUSD(ceilCent(max(short, 0)))
+		short = max(short, 0)
+		m := models.FormatUSDs(hold, w.Available(), short)
+		f.Text = "This call needed a hold of " + m[0] + " and the wallet has " + m[1] + " available: " + m[2] +
+			" short. Nothing was charged for the refused call."
+		// One click to the checkout for the least that covers the call;
+		// once paid, the checkout comes back to this page.
+		amount := models.RechargeFor(short)
+		back := "/requests/" + r.ID
+		f.Action = "/billing/recharge"
+		f.Hidden = []views.HiddenField{{Name: "amount_usd", Value: usdField(amount)}, {Name: "return_to", Value: back}}
+		f.Button = rechargeButton(amount, short)
+		f.Link = withReturnTo("/billing?amount_usd="+usdField(amount), back)
+		f.LinkText = "Choose another amount"
 		return f, nil
 
 	case t == TypeRateLimited:
 		f := views.Fix{Kind: "rate_limited", Title: "Rate limited: retry after the window resets"}
 		var parts []string
 		if r.RatelimitLimit != nil {
-			parts = append(parts, "This key allows "+strconv.Itoa(*r.RatelimitLimit)+" requests per minute")
+			parts = append(parts, "This key allows "+views.RequestsPerMinute(*r.RatelimitLimit))
 		}
 		if r.RatelimitReset != nil {
-			parts = append(parts, "the window was full until "+utcTime(time.Unix(*r.RatelimitReset, 0)))
+			parts = append(parts, "the window was full until "+showTime(c, time.Unix(*r.RatelimitReset, 0)))
 		}
 		if r.RetryAfter != nil {
 			parts = append(parts, "Retry-After said "+strconv.Itoa(*r.RetryAfter)+" s")
 		}
 		f.Text = strings.Join(parts, "; ") + ". Not charged. Retry after Retry-After with exponential backoff, or raise the key's rate limit."
 		if keyBlocked() == "" {
-			f.Link, f.LinkText = "/keys/"+key.ID, "Raise the rate limit of key "+keyName()
+			// Straight to the rpm field of the key's form, which takes the focus.
+			f.Link, f.LinkText = "/keys/"+key.ID+"#f-rpm", "Raise the rate limit of key "+keyName()
 		}
 		return f, nil
 
@@ -169,6 +179,21 @@ func (a *App) fixFor(c echo.Context, r *models.Request) (views.Fix, error) {
 	return views.Fix{}, nil
 }
 
+// rechargeButton says what the recharge fix pays and why: "Recharge
+// $5.00 — the minimum — to cover the $0.01 shortfall". Checkouts take
+// whole cents, so the shortfall is said rounded up to the cent, at the
+// amount's precision (the sentence above the button gives it exactly).
+func rechargeButton(amount, short int64) string {
+	m := models.FormatUSDs(amount, ceilCent(short))
+	switch {
+	case short <= 0:
+		return "Recharge " + m[0]
+	case amount == models.MinRechargeMicros && short < amount:
+		return "Recharge " + m[0] + " — the minimum — to cover the " + m[1] + " shortfall"
+	}
+	return "Recharge " + m[0] + " to cover the " + m[1] + " shortfall"
+}
+
 // neededHold is the hold a call needed: the one it held, or, refused, the
 // one it was refused.
 func neededHold(r *models.Request) int64 {
@@ -182,7 +207,7 @@ func limitText(m *int64) string {
 	if m == nil {
 		return "none"
 	}
-	return models.FormatUSDExact(*m)
+	return models.FormatUSD(*m)
 }
 
 // ceilCent and ceilDollar round an amount up.
@@ -205,7 +230,7 @@ func (a *App) fixRequest(c echo.Context, errorType ErrorType) (*models.Request, 
 // usdField is an amount as a form field or link holds it: "12.5", no "$",
 // no thousands separators.
 func usdField(m int64) string {
-	return strings.ReplaceAll(strings.TrimPrefix(models.FormatUSDExact(m), "$"), ",", "")
+	return models.LimitInput(&m)
 }
 
 func actor(c echo.Context) models.KeyActor { return models.KeyActor{Name: currentUser(c).Email} }
@@ -263,7 +288,7 @@ func (a *App) fixRaiseLimit(c echo.Context) error {
 		k, changed, err = a.Store.RaiseKeyMonthlyLimit(c.Request().Context(), currentUser(c).AccountID, *r.KeyID, actor(c), limit)
 		if err == nil {
 			if changed {
-				a.flash(c, "The monthly limit of key “"+k.Name+"” is "+models.FormatUSDExact(limit)+" now. Retry the call.")
+				a.flash(c, "The monthly limit of key “"+k.Name+"” is "+models.FormatUSD(limit)+" now. Retry the call.")
 			}
 			return c.Redirect(http.StatusSeeOther, "/requests/"+r.ID)
 		}

@@ -173,8 +173,8 @@ func TestFixBillingShortfallLinksToRecharge(t *testing.T) {
 	b := rqConsole(t, p)
 	_, page := b.get("/requests/" + r.id())
 	doc := testenv.Doc(t, page)
-	if text := doc.Find(`[data-testid=fix]`).Text(); !strings.Contains(text, models.FormatUSDExact(hold)) {
-		t.Fatalf("the fix does not state the hold the call needed, %s: %q", models.FormatUSDExact(hold), text)
+	if text := doc.Find(`[data-testid=fix]`).Text(); !strings.Contains(text, models.FormatUSD(hold)) {
+		t.Fatalf("the fix does not state the hold the call needed, %s: %q", models.FormatUSD(hold), text)
 	}
 	href, _ := doc.Find(`[data-testid=fix-link]`).Attr("href")
 	u, err := url.Parse(href)
@@ -209,7 +209,7 @@ func TestFixHintsForOtherErrors(t *testing.T) {
 		id, kind string
 		has      []string
 	}{
-		{limited.id(), "rate_limited", []string{"1 requests per minute", "Retry-After", "/keys/" + slow.ID}},
+		{limited.id(), "rate_limited", []string{"1 request per minute", "Retry-After", "/keys/" + slow.ID}},
 		{missing.id(), "not_found", []string{p.srv.URL + "/v1/chat/completions"}},
 		{failed.id(), "retry", []string{"retry with backoff", "Not charged"}},
 	}
@@ -245,7 +245,7 @@ func TestRequestDetailShowsEverything(t *testing.T) {
 	for _, want := range []string{
 		r.id(), "POST", "/v1/chat/completions", "tt-chat-small", "default", p.key.Display(), "127.0.0.1",
 		models.OutcomeCharged, models.OutcomeRule(models.OutcomeCharged),
-		models.FormatUSDExact(row.HoldMicros), models.FormatUSDExact(row.ChargedMicros),
+		models.FormatUSDs(row.HoldMicros, row.ChargedMicros)[0], models.FormatUSDs(row.HoldMicros, row.ChargedMicros)[1],
 		"Hold placed", "Captured", "balance after", r.res.Header.Get("X-RateLimit-Limit") + " requests per minute",
 		r.res.Header.Get("X-RateLimit-Reset"),
 	} {
@@ -307,7 +307,8 @@ func TestOverviewFigures(t *testing.T) {
 	rqLog(t, srv, models.Request{AccountID: &a.id, KeyID: &a.key.ID, Status: 502, ErrorType: "upstream_error"}, now)
 	_, page := a.b.get("/")
 	doc := testenv.Doc(t, page)
-	checks := map[string]string{"requests-today": "4", "error-rate-today": "50.0%", "mtd-spend": "$1.24"}
+	// Spend and balance to the micro-dollar, never rounded: $5 less $1.234567 and $0.01.
+	checks := map[string]string{"requests-today": "4", "error-rate-today": "50.0%", "mtd-spend": "$1.244567", "balance": "$3.755433"}
 	for id, want := range checks {
 		if got := strings.TrimSpace(doc.Find(`[data-testid=` + id + `]`).Text()); got != want {
 			t.Errorf("%s = %q, want %q", id, got, want)

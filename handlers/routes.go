@@ -56,6 +56,7 @@ func (a *App) NewServer() (*echo.Echo, error) {
 	e.GET("/login", a.loginPage, console...)
 	e.POST("/login", a.login, console...)
 	e.POST("/logout", a.logout, console...)
+	e.POST("/time-zone", a.setTimeZone, console...)
 
 	e.GET("/", a.overview, member...)
 	e.GET("/account", a.accountPage, member...)
@@ -63,6 +64,7 @@ func (a *App) NewServer() (*echo.Echo, error) {
 	e.GET("/requests", a.requestsPage, member...)
 	e.GET("/requests.csv", a.requestsCSV, member...)
 	e.GET("/requests/chart.svg", a.requestsChartSVG, member...)
+	e.GET("/requests/count", a.requestsCount, member...)
 	e.GET("/requests/:id", a.requestDetail, member...)
 	e.POST("/requests/:id/fix/allow-ip", a.fixAllowIP, member...)
 	e.POST("/requests/:id/fix/add-model", a.fixAddModel, member...)
@@ -85,6 +87,9 @@ func (a *App) NewServer() (*echo.Echo, error) {
 	// Payment provider webhooks: no session and no CSRF; every event is
 	// authenticated by its signature.
 	e.POST("/webhooks/stripe", a.stripeWebhook)
+
+	// Any other path: the console's 404 page, signed in when the visitor is.
+	e.RouteNotFound("/*", notFound, a.pageNotFound()...)
 
 	a.metrics.setRoutes(e.Routes())
 	return e, nil

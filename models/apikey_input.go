@@ -257,7 +257,7 @@ func describeLimit(m *int64) string {
 	if m == nil {
 		return "no limit"
 	}
-	return FormatUSDExact(*m)
+	return FormatUSD(*m)
 }
 
 func describeExpiry(t *time.Time) string {

@@ -162,7 +162,7 @@ func TestUpdateAPIKeyRecordsEachChange(t *testing.T) {
 		"created":       {"", k.Display()},
 		"models":        {"all models", "tt-embed-1"},
 		"allowed_ips":   {"any source", "10.0.0.0/8, 203.0.113.7/32"},
-		"monthly_limit": {"no limit", "$12.5"},
+		"monthly_limit": {"no limit", "$12.50"},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("events %v, want %v", got, want)

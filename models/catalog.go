@@ -47,7 +47,8 @@ func (m CatalogModel) PriceSummary() string {
 	case m.OutputMicrosPerMTok == 0:
 		return FormatUSD(m.InputMicrosPerMTok) + " per million input tokens"
 	}
-	return FormatUSD(m.InputMicrosPerMTok) + " in / " + FormatUSD(m.OutputMicrosPerMTok) + " out per million tokens"
+	p := FormatUSDs(m.InputMicrosPerMTok, m.OutputMicrosPerMTok)
+	return p[0] + " in / " + p[1] + " out per million tokens"
 }
 
 // Models returns the catalogue in display order. It changes rarely (a

@@ -69,8 +69,9 @@ type QuotaError struct {
 }
 
 func (e *QuotaError) Error() string {
+	m := FormatUSDs(e.LimitMicros, e.MonthToDateMicros, e.HoldMicros)
 	return fmt.Sprintf("This key's monthly limit is %s; month-to-date spend and open holds are %s, and this call needs a hold of %s.",
-		FormatUSDExact(e.LimitMicros), FormatUSDExact(e.MonthToDateMicros), FormatUSDExact(e.HoldMicros))
+		m[0], m[1], m[2])
 }
 
 // ShortfallError says the wallet's available balance cannot cover a hold.
@@ -83,8 +84,9 @@ type ShortfallError struct {
 func (e *ShortfallError) ShortfallMicros() int64 { return e.HoldMicros - e.AvailableMicros }
 
 func (e *ShortfallError) Error() string {
+	m := FormatUSDs(e.HoldMicros, e.AvailableMicros, e.ShortfallMicros())
 	return fmt.Sprintf("This call needs a hold of %s but the wallet's available balance is %s: recharge at least %s.",
-		FormatUSDExact(e.HoldMicros), FormatUSDExact(e.AvailableMicros), FormatUSDExact(e.ShortfallMicros()))
+		m[0], m[1], m[2])
 }
 
 var (
@@ -319,8 +321,8 @@ func chargeLate(w *wtx, h *Hold, r *Request, cost int64, outcome string, now tim
 	}
 	detail += "the hold had expired before the call settled, so it was charged afterwards"
 	if paid < cost {
-		detail += fmt.Sprintf(": %s from the balance and %s recorded as outstanding, paid by the next recharge",
-			FormatUSDExact(paid), FormatUSDExact(cost-paid))
+		m := FormatUSDs(paid, cost-paid)
+		detail += fmt.Sprintf(": %s from the balance and %s recorded as outstanding, paid by the next recharge", m[0], m[1])
 	}
 	if _, err := w.exec(qCompleteLate, r.Status, r.ErrorType, r.ErrorMessage, r.ErrorBody, r.LatencyMS, r.PromptTokens,
 		r.CompletionTokens, cost, outcome, detail, now, h.RequestID); err != nil {

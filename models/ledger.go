@@ -18,6 +18,21 @@ const (
 	LedgerRefund     = "refund"
 )
 
+// LedgerKindLabel names a ledger entry's kind as a customer reads it.
+func LedgerKindLabel(kind string) string {
+	switch kind {
+	case LedgerRecharge:
+		return "Recharge"
+	case LedgerCharge:
+		return "Charge"
+	case LedgerAdjustment:
+		return "Adjustment"
+	case LedgerRefund:
+		return "Refund"
+	}
+	return kind
+}
+
 // LedgerEntry is one change to a wallet's balance. The ledger is
 // append-only: a wallet's balance is always the sum of its entries.
 type LedgerEntry struct {
@@ -45,7 +60,8 @@ var (
 	// A debit (a negative adjustment) never takes the balance not held by
 	// calls or owed below zero.
 	qCreditWallet = newQuery(`UPDATE wallets SET balance_micros = balance_micros + ?, updated_at = ?
-		WHERE account_id = ? AND (? >= 0 OR balance_micros - held_micros - debt_micros + ? >= 0) RETURNING balance_micros`)
+		WHERE account_id = ? AND (CAST(? AS BIGINT) >= 0 OR balance_micros - held_micros - debt_micros + CAST(? AS BIGINT) >= 0)
+		RETURNING balance_micros`)
 	// What of its debt a wallet can pay now: all of it, or as much as its
 	// balance not held by calls allows.
 	qPayableDebt = newQuery(`SELECT CASE WHEN debt_micros < balance_micros - held_micros THEN debt_micros
@@ -72,8 +88,8 @@ func (noWallet) refused()      {}
 type OverdrawError struct{ AvailableMicros, DebitMicros int64 }
 
 func (e *OverdrawError) Error() string {
-	return fmt.Sprintf("A debit of %s would take the wallet's available balance, %s, below zero; nothing was changed.",
-		FormatUSDExact(e.DebitMicros), FormatUSDExact(e.AvailableMicros))
+	m := FormatUSDs(e.DebitMicros, e.AvailableMicros)
+	return fmt.Sprintf("A debit of %s would take the wallet's available balance, %s, below zero; nothing was changed.", m[0], m[1])
 }
 func (*OverdrawError) refused() {}
 

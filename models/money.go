@@ -15,38 +15,60 @@ const MicrosPerUSD int64 = 1_000_000
 // MaxUSDInput bounds amounts typed by people, far below int64 overflow.
 const MaxUSDInput int64 = 1_000_000_000 // $1e9
 
-// FormatUSD shows an amount the way the console does: "$12.34" for a cent
-// or more, full precision for smaller amounts ("$0.001536"), never in
-// scientific notation.
-func FormatUSD(m int64) string {
-	neg := m < 0
-	if neg {
-		m = -m
+// FormatUSD is the console's one money format, for pages, messages and
+// the command line alike. An amount of whole cents shows at cents
+// ("$12.34", "$1,250.00"); any other shows every digit it needs, down to
+// the micro-dollar ("$14.9998", "$0.000246"). It never rounds: a balance
+// never looks larger than it is and a charge below a cent never reads as
+// $0.00. Never scientific notation.
+func FormatUSD(m int64) string { return formatUSD(m, Decimals(m)) }
+
+// FormatUSDs formats amounts a person reads together — one sentence, one
+// column of a list, a balance beside the amount that changed it — at one
+// precision: the most any of them needs. "$0.024576 … $0.010000" rather
+// than "$0.024576 … $0.01".
+func FormatUSDs(ms ...int64) []string {
+	d := Decimals(ms...)
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = formatUSD(m, d)
 	}
-	var s string
-	if m != 0 && m < 10_000 {
-		s = "0." + strings.TrimRight(pad6(m), "0")
-	} else {
-		// Round half up to the cent for display.
-		cents := (m + 5_000) / 10_000
-		s = groupThousands(cents/100) + "." + pad2(cents%100)
-	}
-	if neg {
-		return "-$" + s
-	}
-	return "$" + s
+	return out
 }
 
-// FormatUSDExact shows every micro-dollar: "$12.5", "$0.001536".
-func FormatUSDExact(m int64) string {
+// FormatUSDAt shows m with at least decimals decimals (2 to 6), and more
+// when m needs them: a column formats each row at the column's precision.
+func FormatUSDAt(m int64, decimals int) string {
+	return formatUSD(m, min(max(decimals, Decimals(m)), 6))
+}
+
+// Decimals is how many decimals the amounts need to show exactly: 2 when
+// each is a whole number of cents, up to 6 (a micro-dollar).
+func Decimals(ms ...int64) int {
+	d := 2
+	for _, m := range ms {
+		if m < 0 {
+			m = -m
+		}
+		f := m % MicrosPerUSD
+		for n := 6; n > d; n-- {
+			if f%10 != 0 {
+				d = n
+				break
+			}
+			f /= 10
+		}
+	}
+	return d
+}
+
+// formatUSD shows m with d decimals (2 to 6), thousands grouped.
+func formatUSD(m int64, d int) string {
 	neg := m < 0
 	if neg {
 		m = -m
 	}
-	s := groupThousands(m / MicrosPerUSD)
-	if f := m % MicrosPerUSD; f != 0 {
-		s += "." + strings.TrimRight(pad6(f), "0")
-	}
+	s := groupThousands(m/MicrosPerUSD) + "." + pad6(m % MicrosPerUSD)[:d]
 	if neg {
 		return "-$" + s
 	}
@@ -58,6 +80,9 @@ func FormatUSDExact(m int64) string {
 // allowNegative. It returns micro-dollars.
 func ParseUSD(s string, allowNegative bool) (int64, bool) {
 	s = strings.TrimSpace(s)
+	if strings.HasPrefix(s, "-$") { // as FormatUSD writes a negative amount
+		s = "-" + s[2:]
+	}
 	s = strings.TrimPrefix(s, "$")
 	s = strings.ReplaceAll(s, ",", "")
 	neg := false
@@ -99,13 +124,6 @@ func ParseUSD(s string, allowNegative bool) (int64, bool) {
 func pad6(n int64) string {
 	s := strconv.FormatInt(n, 10)
 	return strings.Repeat("0", 6-len(s)) + s
-}
-
-func pad2(n int64) string {
-	if n < 10 {
-		return "0" + strconv.FormatInt(n, 10)
-	}
-	return strconv.FormatInt(n, 10)
 }
 
 func groupThousands(n int64) string {

@@ -16,7 +16,28 @@ const (
 	PaymentPaid    = "paid"
 	PaymentFailed  = "failed"
 	PaymentExpired = "expired"
+	// PaymentCancelled is a checkout the customer left with Cancel or
+	// Back. Should the provider still take the money, the paid event
+	// credits it as usual.
+	PaymentCancelled = "cancelled"
 )
+
+// PaymentStatusLabel names a payment's status as a customer reads it.
+func PaymentStatusLabel(status string) string {
+	switch status {
+	case PaymentPending:
+		return "Pending"
+	case PaymentPaid:
+		return "Paid"
+	case PaymentFailed:
+		return "Failed"
+	case PaymentExpired:
+		return "Expired"
+	case PaymentCancelled:
+		return "Cancelled"
+	}
+	return status
+}
 
 // Recharge bounds, in micro-dollars.
 const (
@@ -137,6 +158,17 @@ func (s *Store) AbandonPayment(ctx context.Context, paymentID, detail string) er
 		Updates(map[string]any{"status": PaymentFailed, "detail": detail, "updated_at": time.Now().UTC()}).Error
 }
 
+// CancelPayment marks an account's pending payment cancelled: its
+// customer came back from the checkout through its cancel link. A payment
+// that is no longer pending is left as it is; it reports whether this
+// call changed it.
+func (s *Store) CancelPayment(ctx context.Context, accountID, paymentID string) (bool, error) {
+	res := s.db.w.WithContext(ctx).Model(&Payment{}).
+		Where("id = ? AND account_id = ? AND status = ?", paymentID, accountID, PaymentPending).
+		Updates(map[string]any{"status": PaymentCancelled, "detail": "You cancelled the checkout.", "updated_at": time.Now().UTC()})
+	return res.RowsAffected > 0, res.Error
+}
+
 // PaymentOf returns one payment of an account; another account's payment is
 // ErrNotFound, exactly like a missing one.
 func (s *Store) PaymentOf(ctx context.Context, accountID, id string) (*Payment, error) {
@@ -207,6 +239,48 @@ const (
 	EventMismatch       = "amount_mismatch" // paid a different amount or currency: not credited
 	EventIgnored        = "ignored"         // a type we do not act on
 )
+
+// PaymentEventLabel names a provider event type as a customer reads it.
+func PaymentEventLabel(typ string) string {
+	switch typ {
+	case EventCheckoutCompleted:
+		return "Checkout completed"
+	case EventAsyncPaymentSucceeded:
+		return "Payment cleared"
+	case EventAsyncPaymentFailed:
+		return "Payment failed"
+	case EventCheckoutExpired:
+		return "Checkout expired"
+	}
+	return typ
+}
+
+// PaymentEventOutcomeLabel says in words what an event did to a payment.
+func PaymentEventOutcomeLabel(outcome string) string {
+	switch outcome {
+	case EventCredited:
+		return "Credited to your balance"
+	case EventDuplicate:
+		return "Seen before: nothing changed"
+	case EventAlreadyPaid:
+		return "Already paid: nothing changed"
+	case EventAwaitingFunds:
+		return "Waiting for the payment to clear"
+	case EventMarkedFailed:
+		return "Marked failed"
+	case EventMarkedExpired:
+		return "Marked expired"
+	case EventNoChange:
+		return "Nothing changed"
+	case EventUnknownSession:
+		return "Not one of your checkouts"
+	case EventMismatch:
+		return "Amount or currency differs: not credited"
+	case EventIgnored:
+		return "Not acted on"
+	}
+	return outcome
+}
 
 // PaymentEventResult says what applying an event did.
 type PaymentEventResult struct {

@@ -61,7 +61,7 @@ func wallet(t *testing.T, s *models.Store, acct string, wantBalance int64, wantR
 		t.Fatal(err)
 	}
 	if w.BalanceMicros != wantBalance {
-		t.Errorf("balance = %s, want %s", models.FormatUSDExact(w.BalanceMicros), models.FormatUSDExact(wantBalance))
+		t.Errorf("balance = %s, want %s", models.FormatUSD(w.BalanceMicros), models.FormatUSD(wantBalance))
 	}
 	if err := s.LedgerInvariant(ctx, acct); err != nil {
 		t.Errorf("ledger invariant: %v", err)

@@ -73,7 +73,7 @@ func (s *Store) RaiseKeyMonthlyLimit(ctx context.Context, accountID, keyID strin
 		}
 		if limit <= *k.MonthlyLimitMicros {
 			return "", "", "", nil, &Error{Code: EINVALID, Message: "Please correct the highlighted fields.",
-				Fields: map[string]string{"monthly_limit_usd": "Enter more than the current limit of " + FormatUSDExact(*k.MonthlyLimitMicros) + "."}}
+				Fields: map[string]string{"monthly_limit_usd": "Enter more than the current limit of " + FormatUSD(*k.MonthlyLimitMicros) + "."}}
 		}
 		was := describeLimit(k.MonthlyLimitMicros)
 		k.MonthlyLimitMicros = &limit

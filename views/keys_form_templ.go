@@ -310,11 +310,11 @@ func KeyFormFields(p Page, f KeyForm, submit string) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = components.Field("Monthly limit in USD (empty for no limit; resets on the 1st, 00:00 UTC)", "monthly_limit_usd", "text", f.MonthlyLimitUSD, f.Error("monthly_limit_usd"), "off").Render(ctx, templ_7745c5c3_Buffer)
+		templ_7745c5c3_Err = components.AmountField("Monthly limit in USD (empty for no limit; resets on the 1st, 00:00 UTC)", "monthly_limit_usd", f.MonthlyLimitUSD, f.Error("monthly_limit_usd"), "decimal").Render(ctx, templ_7745c5c3_Buffer)
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = components.Field("Rate limit, requests per minute (1 to "+strconv.Itoa(f.MaxRPM)+")", "rpm", "text", f.RPM, f.Error("rpm"), "off").Render(ctx, templ_7745c5c3_Buffer)
+		templ_7745c5c3_Err = components.AmountField("Rate limit, requests per minute (1 to "+strconv.Itoa(f.MaxRPM)+")", "rpm", f.RPM, f.Error("rpm"), "numeric").Render(ctx, templ_7745c5c3_Buffer)
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}

@@ -3,6 +3,8 @@
 // never reach for the database or the request.
 package views
 
+import "strconv"
+
 // Page is what the layout needs on every page.
 type Page struct {
 	Title     string
@@ -14,14 +16,40 @@ type Page struct {
 	// TestMode is on while recharges go through the test payment
 	// provider: every page says that they are free.
 	TestMode bool
+	// Zone names the zone the page shows its times in: "UTC" or an IANA
+	// name. Here is the page's own path, where the zone switch returns.
+	Zone string
+	Here string
 }
+
+// ZoneLabel is the zone as a field's label names it: "UTC", or
+// "Europe/Paris".
+func (p Page) ZoneLabel() string {
+	if p.Zone == "" {
+		return "UTC"
+	}
+	return p.Zone
+}
+
+// LocalTime reports whether the page shows times in a zone other than UTC.
+func (p Page) LocalTime() bool { return p.ZoneLabel() != "UTC" }
 
 // User is the signed-in person as the header shows them.
 type User struct {
 	Email      string
 	Balance    string
 	LowBalance bool
+	// BalanceState is "empty" at zero or below (red), "low" below the
+	// account's low-balance warning (amber), else "". The header says it
+	// in words too, never by colour alone.
+	BalanceState string
 }
+
+// Header balance states.
+const (
+	BalanceEmpty = "empty"
+	BalanceLow   = "low"
+)
 
 // Form carries a submitted form back to its page: the values typed and a
 // message per field.
@@ -39,3 +67,12 @@ func (f Form) Error(name string) string { return f.Errors[name] }
 
 // Invalid reports whether a field has a message.
 func (f Form) Invalid(name string) bool { return f.Errors[name] != "" }
+
+// RequestsPerMinute is a rate limit in words: "1 request per minute",
+// "60 requests per minute".
+func RequestsPerMinute(n int) string {
+	if n == 1 {
+		return "1 request per minute"
+	}
+	return strconv.Itoa(n) + " requests per minute"
+}
