@@ -66,8 +66,11 @@ func scenarios(small, large models.CatalogModel) []scenario {
 		{weight: 40, kind: rejected(429, "rate_limited", fmt.Sprintf("This key allows %d requests per minute; retry after the window resets.", rpm)), rateLimited: true},
 		{weight: 20, kind: rejected(400, "invalid_request", fmt.Sprintf("max_tokens must be at most %d for %s.", small.MaxOutputTokens, small.ID))},
 		{weight: 12, kind: rejected(401, "unauthorized", "The API key is missing or invalid. Send Authorization: Bearer sk-tt-…."), noKey: true},
-		{weight: 12, kind: refused("billing_shortfall", "This call needs a hold of $0.0246 but the wallet's available balance is $0.01: recharge at least $0.0146.", 24_600)},
-		{weight: 10, kind: refused("api_key_quota_exceeded", "This key's monthly limit is $50; month-to-date spend and open holds are $49.99, and this call needs a hold of $0.0246.", 24_600)},
+		// The gateway's own words for a refused hold (handlers.holdError).
+		{weight: 12, kind: refused("billing_shortfall", (&models.ShortfallError{AvailableMicros: 10_000, HoldMicros: 24_600}).Error()+
+			" Go to Billing in the console to recharge.", 24_600)},
+		{weight: 10, kind: refused("api_key_quota_exceeded", (&models.QuotaError{LimitMicros: 50 * models.MicrosPerUSD,
+			MonthToDateMicros: 49_990_000, HoldMicros: 24_600}).Error()+" Raise the key's monthly limit in the console, or use another key.", 24_600)},
 		{weight: 12, kind: rejected(403, "model_not_allowed", fmt.Sprintf("%q is not in the scope of this API key, which allows: %s", large.ID, small.ID))},
 		{weight: 12, kind: rejected(403, "ip_not_allowed", "Calls from "+ips[2]+" are not allowed with this API key.")},
 		{weight: 15, kind: notFound, noKey: true},
