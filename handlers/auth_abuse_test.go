@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"runtime"
 	"runtime/metrics"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -417,15 +418,18 @@ func TestLoginCostsOneHashWhateverItIsSent(t *testing.T) {
 			}
 		}
 	}
-	// Generous: every path takes at least a third of the slowest path's
-	// fastest time; skipping the hash is fifty times quicker.
-	var slowest time.Duration
+	// Generous: every path's fastest answer takes at least a third of the
+	// middle path's; skipping the hash is fifty times quicker. (The middle,
+	// not the slowest: on a busy machine one path can be slow every round.)
+	var times []time.Duration
 	for _, d := range fastest {
-		slowest = max(slowest, d)
+		times = append(times, d)
 	}
+	slices.Sort(times)
+	middle := times[len(times)/2]
 	for name, d := range fastest {
-		if d < slowest/3 {
-			t.Errorf("%s answers in %v, the slowest path in %v: the time tells them apart", name, d, slowest)
+		if d < middle/3 {
+			t.Errorf("%s answers in %v, the middle path in %v: the time tells them apart", name, d, middle)
 		}
 	}
 }
