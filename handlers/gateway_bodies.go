@@ -16,7 +16,7 @@ import (
 // be written. When the queue is full (the database has fallen behind) a
 // call's bodies are dropped and counted, never waited for.
 const (
-	bodyQueueLen   = 1024
+	bodyQueueLen   = 256 // at most 256 × 2 × 64 KiB held
 	bodyBatchLen   = 32
 	bodyWriteLimit = 10 * time.Second
 )
@@ -109,7 +109,7 @@ func (a *App) keepBodies(gc *call) {
 	}
 	a.bodies.add(models.BodyCapture{
 		RequestID: gc.row.ID, AccountID: *gc.row.AccountID, KeyID: *gc.row.KeyID, CreatedAt: gc.row.CreatedAt,
-		Days: gc.key.KeepBodiesDays, Request: gc.body, Response: res, Chunks: gc.chunks,
+		Days: gc.key.KeepBodiesDays, Request: models.ClipBody(gc.body), Response: models.ClipBody(res), Chunks: gc.chunks,
 	})
 }
 

@@ -59,6 +59,13 @@ type requestBodyRow struct {
 
 func (requestBodyRow) TableName() string { return "request_bodies" }
 
+// ClipBody returns a copy of as much of b as a kept body can use, so that
+// a queued body holds neither a whole 1 MiB request nor the buffer it
+// came from. packBody still sees that it was longer than BodyLimit.
+func ClipBody(b []byte) []byte {
+	return bytes.Clone(b[:min(len(b), BodyLimit+utf8.UTFMax)])
+}
+
 // packBody cuts b to BodyLimit (at a character boundary), redacts
 // anything shaped like a key secret, and compresses it.
 func packBody(b []byte) (packed []byte, truncated bool) {
