@@ -17,7 +17,8 @@ import (
 // call's bodies are dropped and counted, never waited for.
 const (
 	bodyQueueLen   = 256 // at most 256 × 2 × 64 KiB held
-	bodyBatchLen   = 32
+	bodyBatchLen   = 64
+	bodyBatchWait  = 50 * time.Millisecond // a batch gathers for this long at most
 	bodyWriteLimit = 10 * time.Second
 )
 
@@ -75,9 +76,20 @@ func (q *bodyQueue) run(ctx context.Context, a *App) {
 				q.write(a, batch)
 			}
 		}
-		for len(batch) < bodyBatchLen && len(q.ch) > 0 {
-			batch = append(batch, <-q.ch)
+		// One write a batch: its cost is mostly per write, not per body.
+		gather := time.NewTimer(bodyBatchWait)
+	fill:
+		for len(batch) < bodyBatchLen {
+			select {
+			case c := <-q.ch:
+				batch = append(batch, c)
+			case <-gather.C:
+				break fill
+			case <-ctx.Done():
+				break fill
+			}
 		}
+		gather.Stop()
 		q.write(a, batch)
 	}
 }

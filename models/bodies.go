@@ -6,11 +6,14 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 )
 
 // BodyLimit is how much of each body is kept: the first 64 KiB of the
@@ -78,11 +81,20 @@ func packBody(b []byte) (packed []byte, truncated bool) {
 	}
 	s := RedactSecrets(string(b))
 	var buf bytes.Buffer
-	w, _ := flate.NewWriter(&buf, flate.BestSpeed)
+	// A compressor is large to make (about 1 MiB): each is reused.
+	w, _ := flateWriters.Get().(*flate.Writer)
+	if w == nil {
+		w, _ = flate.NewWriter(&buf, flate.BestSpeed)
+	} else {
+		w.Reset(&buf)
+	}
 	io.WriteString(w, s)
 	w.Close()
+	flateWriters.Put(w)
 	return buf.Bytes(), truncated
 }
+
+var flateWriters sync.Pool
 
 func unpackBody(b []byte) (string, error) {
 	out, err := io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(b)), 4*BodyLimit))
@@ -113,6 +125,43 @@ func (s *Store) SaveBodies(ctx context.Context, caps []BodyCapture) (int, error)
 		rows[i].res, rows[i].resT = packBody(c.Response)
 	}
 	kept := 0
+	if s.db.Postgres {
+		// On PostgreSQL bodies are written on a connection of their own,
+		// beside the money path's group commit rather than in it: each
+		// group holds one connection, and a bodies write would make the
+		// calls' holds and charges in its group wait for it.
+		err := s.db.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			var keeping []string
+			keys := map[string]bool{}
+			for _, r := range rows {
+				keys[r.c.KeyID] = true
+			}
+			ids := make([]string, 0, len(keys))
+			for id := range keys {
+				ids = append(ids, id)
+			}
+			if err := tx.Model(&APIKey{}).Where("id IN ? AND keep_bodies AND status <> ?", ids, KeyRevoked).
+				Pluck("id", &keeping).Error; err != nil {
+				return err
+			}
+			var out []requestBodyRow
+			for _, r := range rows {
+				if !slices.Contains(keeping, r.c.KeyID) {
+					continue
+				}
+				at := r.c.CreatedAt.UTC()
+				out = append(out, requestBodyRow{RequestID: r.c.RequestID, AccountID: r.c.AccountID, KeyID: r.c.KeyID,
+					CreatedAt: at, ExpiresAt: at.AddDate(0, 0, min(max(r.c.Days, 1), MaxKeepBodiesDays)),
+					RequestBody: r.req, RequestTruncated: r.reqT, ResponseBody: r.res, ResponseTruncated: r.resT, Chunks: r.c.Chunks})
+			}
+			kept = len(out)
+			if kept == 0 {
+				return nil
+			}
+			return tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&out).Error
+		})
+		return kept, err
+	}
 	err := s.write(ctx, func(w *wtx) error {
 		kept = 0
 		keeps := map[string]bool{}
