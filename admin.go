@@ -23,7 +23,7 @@ Usage:
   ttconsole admin credit --email E --usd N --memo TEXT
                                    a ledger adjustment (negative allowed); prints the entry and the balance
   ttconsole admin key create --email E --name N [--models a,b] [--ips 203.0.113.7,10.0.0.0/8]
-                             [--monthly-limit-usd N] [--rpm N]
+                             [--monthly-limit-usd N] [--rpm N] [--keep-bodies-days N]
                                    create an API key; prints its secret alone on stdout
   ttconsole admin seed --email E [--requests N] [--days N]
                                    a realistic request history, fast (demos, benchmarks)
@@ -202,7 +202,7 @@ func adminCredit(ctx context.Context, args []string, stdout, stderr io.Writer) e
 // set a rate limit above the account's maximum.
 func adminKeyCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	c := newCommand("admin key create", "Usage: ttconsole admin key create --email E --name N [--models a,b] [--ips LIST]\n"+
-		"                                  [--monthly-limit-usd N] [--rpm N]\n\n"+
+		"                                  [--monthly-limit-usd N] [--rpm N] [--keep-bodies-days N]\n\n"+
 		"Create an API key for the account of E and print its secret alone on stdout (it is shown once).")
 	email := c.String("email", "", "email of a user of the account")
 	name := c.String("name", "", "name of the key")
@@ -210,6 +210,7 @@ func adminKeyCreate(ctx context.Context, args []string, stdout, stderr io.Writer
 	ips := c.String("ips", "", "comma-separated source IPs and CIDRs allowed (default: any)")
 	limit := c.String("monthly-limit-usd", "", "monthly limit in USD (default: none)")
 	rpm := c.String("rpm", "", fmt.Sprintf("requests per minute (default %d; may exceed the account's maximum)", models.DefaultKeyRPM))
+	keepDays := c.String("keep-bodies-days", "", fmt.Sprintf("keep each call's request and response bodies this many days, 1 to %d (default: not kept)", models.MaxKeepBodiesDays))
 	store, done, err := adminStore(ctx, c, args, stdout, "email", "name")
 	if err != nil {
 		return err
@@ -219,9 +220,11 @@ func adminKeyCreate(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
-	_, secret, err := store.CreateAPIKey(ctx, u.AccountID, models.AdminCLI, models.KeyInput{
-		Name: *name, Models: []string{*modelList}, AllowedIPs: *ips, MonthlyLimitUSD: *limit, RPM: *rpm,
-	})
+	in := models.KeyInput{Name: *name, Models: []string{*modelList}, AllowedIPs: *ips, MonthlyLimitUSD: *limit, RPM: *rpm}
+	if *keepDays != "" {
+		in.KeepBodies, in.KeepBodiesDays = "on", *keepDays
+	}
+	_, secret, err := store.CreateAPIKey(ctx, u.AccountID, models.AdminCLI, in)
 	if err != nil {
 		return flagErrors(err, map[string]string{"allowed_ips": "ips"})
 	}

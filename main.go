@@ -344,8 +344,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 // reapHolds expires overdue tasks and releases expired holds at start-up
 // and then every interval, so a crash or a lost call never keeps money held.
-// With a retention of days > 0 it also purges the older request log. On
-// PostgreSQL it first makes the request log's partitions ahead.
+// With a retention of days > 0 it also purges the older request log; kept
+// bodies past their own retention always go. On PostgreSQL it first makes
+// the request log's partitions ahead.
 func reapHolds(ctx context.Context, store *models.Store, log *slog.Logger, every time.Duration, retentionDays int) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -370,6 +371,7 @@ func reapHolds(ctx context.Context, store *models.Store, log *slog.Logger, every
 		if retentionDays > 0 {
 			purgeRequestLog(ctx, store, log, retentionDays, every/2)
 		}
+		purgeKeptBodies(ctx, store, log, every/4)
 		select {
 		case <-ctx.Done():
 			return
@@ -400,6 +402,20 @@ func purgeRequestLog(ctx context.Context, store *models.Store, log *slog.Logger,
 		took := time.Since(start)
 		log.Info("purged old request log", "requests", n, "older_than_days", days,
 			"took", took.Round(time.Millisecond).String(), "per_second", int(float64(n)/max(took.Seconds(), 0.001)))
+	}
+}
+
+// purgeKeptBodies deletes the request and response bodies past their
+// key's retention, in small batches, for at most budget.
+func purgeKeptBodies(ctx context.Context, store *models.Store, log *slog.Logger, budget time.Duration) {
+	pctx, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
+	n, err := store.PurgeBodies(pctx, time.Now(), models.RetentionBatch, 20*time.Millisecond)
+	if err != nil && pctx.Err() == nil {
+		log.Error("purge kept bodies", "err", err.Error(), "purged", n)
+	}
+	if n > 0 {
+		log.Info("purged kept bodies past their retention", "calls", n)
 	}
 }
 

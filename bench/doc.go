@@ -42,6 +42,14 @@
 // deployed; -bench.logs DIR keeps those files (the default is a temporary
 // directory removed at the end).
 //
+// BenchmarkBodies uses the same processes: one key that keeps request and
+// response bodies against one that does not, at concurrency 16 each in
+// alternating turns, and reports the ratio on / off (issue 23 wants 0.8 or
+// more). -gw.bodies makes the keys of BenchmarkGateway and
+// BenchmarkBusyAccount keep bodies:
+//
+//	go test ./bench -run '^$' -bench Bodies -benchtime 1x
+//
 // BenchmarkInProcess serves the gateway inside the test process instead,
 // so `go test -cpuprofile` shows where its time goes. It, BenchmarkStreams
 // and BenchmarkExport run on SQLite whatever DATABASE_URL says.

@@ -138,11 +138,21 @@ func benchDatabase(b *testing.B, base, sync string) (dbURL, engine string) {
 
 // addAccount makes an account with credit and a key through the admin
 // CLI beside the server, as an operator would.
+// With -gw.bodies its key keeps request and response bodies.
 func (s *stack) addAccount(b *testing.B, email string) *benchAccount {
+	return s.addAccountKeeping(b, email, *keepBodies)
+}
+
+// addAccountKeeping is addAccount with the key's body capture on or off.
+func (s *stack) addAccountKeeping(b *testing.B, email string, bodies bool) *benchAccount {
 	b.Helper()
 	runCLI(b, s.env, s.bin, "admin", "account", "create", "--email", email, "--password", "bench-password-0123")
 	runCLI(b, s.env, s.bin, "admin", "credit", "--email", email, "--usd", fmt.Sprint(creditUSD), "--memo", "benchmark credit")
-	secret := runCLI(b, s.env, s.bin, "admin", "key", "create", "--email", email, "--name", "bench", "--rpm", "1000000")
+	args := []string{"admin", "key", "create", "--email", email, "--name", "bench", "--rpm", "1000000"}
+	if bodies {
+		args = append(args, "--keep-bodies-days", "1")
+	}
+	secret := runCLI(b, s.env, s.bin, args...)
 	if !strings.HasPrefix(secret, "sk-tt-") {
 		b.Fatalf("admin key create printed %q, not a key", secret)
 	}

@@ -91,7 +91,8 @@ type App struct {
 	ipFromRealIP echo.IPExtractor
 	forms        *formLimits // throttles of the password forms
 	keyLimits    *ratelimit.Limiter
-	live         liveCalls // calls whose holds this instance keeps alive
+	live         liveCalls  // calls whose holds this instance keeps alive
+	bodies       *bodyQueue // bodies of calls whose keys keep them, not written yet
 	authFailures *authFailures
 
 	background     context.Context // background work: task watchers

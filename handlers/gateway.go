@@ -29,6 +29,11 @@ type call struct {
 	key    *models.APIKey
 	body   []byte
 	logged bool // the row was written by the billing steps themselves
+	// keep: the call's key keeps bodies; resp is the answer to keep (nil:
+	// the error body), chunks a stream's chunk count.
+	keep   bool
+	resp   []byte
+	chunks int
 }
 
 func callOf(c echo.Context) *call {
@@ -50,6 +55,7 @@ func (a *App) gateway(next echo.HandlerFunc) echo.HandlerFunc {
 		c.Set(ctxCall, gc)
 		err := next(c)
 		if gc.logged {
+			a.keepBodies(gc)
 			return err
 		}
 		if err != nil {
@@ -73,6 +79,7 @@ func (a *App) gateway(next echo.HandlerFunc) echo.HandlerFunc {
 		if logErr := a.Store.LogRequest(r.Context(), &gc.row); logErr != nil {
 			a.Log.Error("log request", "request_id", gc.row.ID, "err", logErr.Error())
 		}
+		a.keepBodies(gc)
 		return err
 	}
 }
@@ -90,6 +97,7 @@ func (a *App) answerFree(c echo.Context, gc *call, status int, v any) error {
 		return apiError(TypeServiceUnavailable, "The request could not be recorded; nothing was charged. Retry shortly.")
 	}
 	gc.logged = true
+	gc.keptAnswer(v)
 	return c.JSON(status, v)
 }
 
@@ -159,7 +167,7 @@ func tooLarge() error {
 
 // authenticate checks the key: missing, malformed, unknown, disabled,
 // revoked or expired is 401, each with its own message.
-func (a *App) authenticate(c echo.Context, gc *call) error {
+func (a *App) authenticate(c echo.Context, gc *call) (err error) {
 	secret, ok := bearer(c)
 	if !ok {
 		return unauthorized("Missing API key: send it as 'Authorization: Bearer sk-tt-…'.")
@@ -176,6 +184,9 @@ func (a *App) authenticate(c echo.Context, gc *call) error {
 	}
 	gc.key = k
 	gc.row.AccountID, gc.row.KeyID = &k.AccountID, &k.ID
+	// Only the calls a usable key makes while it keeps bodies are kept.
+	defer func() { gc.keep = gc.keep && err == nil }()
+	gc.keep = k.KeepBodies && c.Request().Method == http.MethodPost
 	now := time.Now().UTC()
 	if a.Clock != nil {
 		now = a.Clock().UTC()

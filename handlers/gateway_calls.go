@@ -327,6 +327,9 @@ func (a *App) settleSuccess(c echo.Context, gc *call, h *models.Hold, cost int64
 		a.Log.Error("capture hold", "request_id", gc.row.ID, "err", err.Error())
 		return apiError(TypeServiceUnavailable, "The call completed but could not be recorded; it will not be charged. Retry shortly.")
 	}
+	if gc.keep {
+		gc.resp = out
+	}
 	return c.JSONBlob(http.StatusOK, out)
 }
 

@@ -89,6 +89,10 @@ func (a *App) streamChat(c echo.Context, gc *call, req *upstream.ChatRequest, m 
 		writeErr   error
 		readErr    error
 	)
+	var kept *streamAssembly // the answer rebuilt, when the key keeps bodies
+	if gc.keep {
+		kept = &streamAssembly{}
+	}
 	rd := bufio.NewReaderSize(res.Body, 16<<10)
 	for {
 		line, err := rd.ReadBytes('\n')
@@ -111,6 +115,9 @@ func (a *App) streamChat(c echo.Context, gc *call, req *upstream.ChatRequest, m 
 				// An event is flushed at its end, or at [DONE].
 				if writeErr = write(line, blank || isDone); writeErr != nil {
 					break
+				}
+				if kept != nil {
+					kept.add(line)
 				}
 			}
 			delivered += tokens
@@ -164,6 +171,9 @@ func (a *App) streamChat(c echo.Context, gc *call, req *upstream.ChatRequest, m 
 			a.Log.Info("upstream stream broke", "request_id", gc.row.ID, "err", readErr.Error())
 		}
 		stopped(TypeUpstreamError, "The model server broke the stream after "+fmt.Sprint(delivered)+" tokens; charged for the tokens delivered.")
+	}
+	if kept != nil {
+		gc.resp, gc.chunks = kept.message(), kept.chunks
 	}
 	cost := models.TokenCost(gc.row.PromptTokens, gc.row.CompletionTokens, m.InputMicrosPerMTok, m.OutputMicrosPerMTok)
 	if err := a.Store.FinishCall(context.WithoutCancel(c.Request().Context()), h, &gc.row, a.costWithinHold(gc, h, cost)); err != nil {

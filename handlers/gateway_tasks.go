@@ -84,6 +84,7 @@ func (a *App) createTask(c echo.Context) error {
 			"The task could not be recorded. Not charged; retry shortly."), models.OutcomeNotChargedFailed)
 	}
 	a.watchTask(*t)
+	gc.keptAnswer(toTaskJSON(t))
 	return c.JSON(http.StatusAccepted, toTaskJSON(t))
 }
 
@@ -209,4 +210,7 @@ func (a *App) Close() {
 		a.stopBackground()
 	}
 	a.tasks.Wait()
+	if a.bodies != nil {
+		<-a.bodies.done // what was queued is written
+	}
 }

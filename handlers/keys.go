@@ -68,11 +68,13 @@ func (a *App) newKeyForm(c echo.Context, action string, k *models.APIKey) (views
 	if err != nil {
 		return views.KeyForm{}, err
 	}
-	f := views.KeyForm{Action: action, MaxRPM: acct.MaxRPM, RPM: strconv.Itoa(models.DefaultKeyRPM)}
+	f := views.KeyForm{Action: action, MaxRPM: acct.MaxRPM, RPM: strconv.Itoa(models.DefaultKeyRPM),
+		KeepBodiesDays: strconv.Itoa(models.DefaultKeepBodiesDays)}
 	var chosen []string
 	if k != nil {
 		f.Name, f.AllowedIPs, f.RPM = k.Name, k.AllowedIPs, strconv.Itoa(k.RPM)
 		f.MonthlyLimitUSD, f.ExpiresAt = models.LimitInput(k.MonthlyLimitMicros), models.ExpiryInput(k.ExpiresAt)
+		f.KeepBodies, f.KeepBodiesDays = k.KeepBodies, strconv.Itoa(k.KeepBodiesDays)
 		chosen = k.ModelList()
 	}
 	f.Models, err = a.modelOptions(c, chosen)
@@ -94,6 +96,8 @@ func formKeyInput(c echo.Context) (models.KeyInput, error) {
 		RPM:             form.Get("rpm"),
 		ExpiresOn:       form.Get("expires_at"),
 		Nonce:           form.Get("nonce"),
+		KeepBodies:      form.Get("keep_bodies"),
+		KeepBodiesDays:  form.Get("keep_bodies_days"),
 	}, nil
 }
 
@@ -104,6 +108,7 @@ func (a *App) refillKeyForm(c echo.Context, action string, in models.KeyInput, e
 		return f, ferr
 	}
 	f.Name, f.AllowedIPs, f.MonthlyLimitUSD, f.RPM, f.ExpiresAt = in.Name, in.AllowedIPs, in.MonthlyLimitUSD, in.RPM, in.ExpiresOn
+	f.KeepBodies, f.KeepBodiesDays = in.KeepBodies == "on", in.KeepBodiesDays
 	var chosen []string
 	for _, v := range in.Models {
 		chosen = append(chosen, strings.Split(v, ",")...)

@@ -74,11 +74,16 @@ func (a *App) renderKey(c echo.Context, status int, k *models.APIKey, f views.Ke
 	if err != nil {
 		return err
 	}
+	keptBodies, err := a.Store.KeptBodiesCount(ctx, k.AccountID, k.ID)
+	if err != nil {
+		return err
+	}
 	d := views.KeyDetail{
 		ID: k.ID, Name: k.Name, Display: k.Display(), State: k.State(now), Status: k.Status,
 		Scope: scopeSummary(k), RPM: k.RPM, CreatedAt: k.CreatedAt, LastUsed: k.LastUsedAt, ExpiresAt: k.ExpiresAt,
-		Usage:    usageView(k, models.KeyUsage{SpentMicros: spent, HeldMicros: held}, now, 2),
-		Requests: keyRequestsURL(k.ID),
+		Usage:      usageView(k, models.KeyUsage{SpentMicros: spent, HeldMicros: held}, now, 2),
+		Requests:   keyRequestsURL(k.ID),
+		KeepBodies: k.KeepBodies, KeepBodiesDays: k.KeepBodiesDays, KeptBodies: keptBodies,
 	}
 	for _, p := range k.IPPrefixes() {
 		d.IPs = append(d.IPs, p.String())
@@ -112,6 +117,10 @@ func keyEventLabel(field string) string {
 		return "Expiry"
 	case "status":
 		return "Status"
+	case "keep_bodies":
+		return "Request and response bodies"
+	case "kept_bodies":
+		return "Kept bodies"
 	}
 	return field
 }

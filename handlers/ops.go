@@ -53,6 +53,8 @@ func (a *App) init() error {
 	}
 	a.metrics = newMetrics(a.Registry)
 	registerHashMetrics(a.Registry, a.Store)
+	a.bodies = newBodyQueue(a.Registry)
+	go a.bodies.run(a.background, a)
 	if a.keyLimits, err = ratelimit.New(a.RateLimitRedis, a.RedisProbe, a.Log, a.Registry); err != nil {
 		return err
 	}

@@ -1,7 +1,9 @@
 package handlers
 
 import (
+	"bytes"
 	"cmp"
+	"encoding/json"
 	"maps"
 	"net/http"
 	"net/url"
@@ -171,10 +173,28 @@ func (a *App) renderDetail(c echo.Context, r *models.Request, status int, adjust
 	if adjust != nil {
 		adjust(&d.Fix)
 	}
+	// Bodies are read with the account's id, like the request itself.
+	switch kept, err := a.Store.RequestBodiesOf(ctx, acct, r.ID); {
+	case err == nil:
+		d.Bodies = &views.KeptBodiesView{Request: prettyJSON(kept.Request), RequestTruncated: kept.RequestTruncated,
+			Response: prettyJSON(kept.Response), ResponseTruncated: kept.ResponseTruncated, Chunks: kept.Chunks, ExpiresAt: kept.ExpiresAt}
+	case models.ErrorCode(err) != models.ENOTFOUND:
+		return err
+	}
 	if d.Fix.Action == "/billing/recharge" {
 		a.allowCheckoutFormAction(c) // the recharge fix's form lands on the provider's checkout
 	}
 	return a.render(c, status, views.RequestDetail(a.page(c, "Request "+r.ID, "requests"), d))
+}
+
+// prettyJSON indents a JSON body; anything else (a body cut at the limit)
+// is shown as it is.
+func prettyJSON(s string) string {
+	var b bytes.Buffer
+	if json.Indent(&b, []byte(s), "", "  ") != nil {
+		return s
+	}
+	return b.String()
 }
 
 // requestRows lays out a page of the request log; its Charge column

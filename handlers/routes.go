@@ -76,6 +76,7 @@ func (a *App) NewServer() (*echo.Echo, error) {
 	e.POST("/keys/:id/disable", a.keyStatus("disable"), member...)
 	e.POST("/keys/:id/enable", a.keyStatus("enable"), member...)
 	e.POST("/keys/:id/revoke", a.keyStatus("revoke"), member...)
+	e.POST("/keys/:id/bodies/delete", a.deleteKeptBodies, member...)
 	e.GET("/billing", a.billingPage, member...)
 	e.POST("/billing/recharge", a.recharge, member...)
 	e.POST("/billing/low-balance", a.setLowBalance, member...)

@@ -53,6 +53,10 @@ type APIKey struct {
 	CreatedAt          time.Time
 	LastUsedAt         *time.Time
 	CreateNonce        *string `gorm:"column:create_nonce"`
+	// KeepBodies keeps each call's request and response bodies for
+	// KeepBodiesDays (see RequestBodies).
+	KeepBodies     bool
+	KeepBodiesDays int
 }
 
 // TableName keeps keys in the "api_keys" table.

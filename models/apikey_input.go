@@ -21,6 +21,8 @@ type KeyInput struct {
 	RPM             string   // "" = the default when creating
 	ExpiresOn       string   // YYYY-MM-DD: the key stops working at 00:00 UTC that day; "" = never
 	Nonce           string   // the console form's one-time token; "" from the command line
+	KeepBodies      string   // "on" keeps request and response bodies
+	KeepBodiesDays  string   // how long they are kept, 1 to MaxKeepBodiesDays; "" = as before (or the default)
 }
 
 // KeyActor is who changes a key, as its events record it.
@@ -37,6 +39,9 @@ const (
 	maxOperatorRPM = 1_000_000
 	maxModelsInput = 50
 	expiryLayout   = "2006-01-02"
+
+	DefaultKeepBodiesDays = 7
+	MaxKeepBodiesDays     = 30
 )
 
 // keySettings are validated, normalised settings, ready to store.
@@ -47,6 +52,8 @@ type keySettings struct {
 	Limit      *int64
 	RPM        int
 	ExpiresAt  *time.Time
+	KeepBodies bool
+	KeepDays   int
 }
 
 // keyRules is what validation depends on besides the input.
@@ -83,7 +90,28 @@ func parseKeyInput(in KeyInput, r keyRules) (keySettings, error) {
 	if out.ExpiresAt, msg = parseExpiry(in.ExpiresOn, r); msg != "" {
 		fe.Add("expires_at", msg)
 	}
+	out.KeepBodies = in.KeepBodies == "on"
+	if out.KeepDays, msg = parseKeepDays(in.KeepBodiesDays, r); msg != "" {
+		fe.Add("keep_bodies_days", msg)
+	}
 	return out, fe.Err()
+}
+
+// parseKeepDays reads how many days a key keeps bodies; "" keeps what the
+// key has, or the default.
+func parseKeepDays(s string, r keyRules) (int, string) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		if r.current != nil && r.current.KeepBodiesDays > 0 {
+			return r.current.KeepBodiesDays, ""
+		}
+		return DefaultKeepBodiesDays, ""
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > MaxKeepBodiesDays {
+		return 0, fmt.Sprintf("Enter a whole number of days from 1 to %d.", MaxKeepBodiesDays)
+	}
+	return n, ""
 }
 
 func parseKeyName(s string) (string, string) {
@@ -258,6 +286,16 @@ func describeLimit(m *int64) string {
 		return "no limit"
 	}
 	return FormatUSD(*m)
+}
+
+func describeBodies(keep bool, days int) string {
+	if !keep {
+		return "not kept"
+	}
+	if days == 1 {
+		return "kept 1 day"
+	}
+	return fmt.Sprintf("kept %d days", days)
 }
 
 func describeExpiry(t *time.Time) string {

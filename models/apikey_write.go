@@ -75,7 +75,7 @@ func (s *Store) CreateAPIKey(ctx context.Context, accountID string, by KeyActor,
 		ID: s.NewID("key"), AccountID: accountID, Name: set.Name, SecretHash: hashKeySecret(secret),
 		Prefix: KeySecretPrefix + body[:4], Last4: body[len(body)-4:], Status: KeyActive,
 		Models: set.Models, AllowedIPs: set.AllowedIPs, MonthlyLimitMicros: set.Limit, RPM: set.RPM,
-		ExpiresAt: set.ExpiresAt, CreatedAt: now,
+		ExpiresAt: set.ExpiresAt, CreatedAt: now, KeepBodies: set.KeepBodies, KeepBodiesDays: set.KeepDays,
 	}
 	if in.Nonce != "" {
 		k.CreateNonce = &in.Nonce
@@ -84,7 +84,11 @@ func (s *Store) CreateAPIKey(ctx context.Context, accountID string, by KeyActor,
 		if err := tx.Create(k).Error; err != nil {
 			return err
 		}
-		return tx.Create(s.newKeyEvent(k, by, "created", "", k.Display(), now)).Error
+		events := []*KeyEvent{s.newKeyEvent(k, by, "created", "", k.Display(), now)}
+		if k.KeepBodies {
+			events = append(events, s.newKeyEvent(k, by, "keep_bodies", describeBodies(false, 0), describeBodies(true, k.KeepBodiesDays), now))
+		}
+		return tx.Create(events).Error
 	})
 	if err != nil && in.Nonce != "" && isUniqueViolation(err) {
 		// The same form, submitted twice at once: the other one won.
@@ -148,15 +152,18 @@ func (s *Store) UpdateAPIKey(ctx context.Context, accountID, id string, by KeyAc
 		note("monthly_limit", describeLimit(k.MonthlyLimitMicros), describeLimit(set.Limit))
 		note("rpm", strconv.Itoa(k.RPM), strconv.Itoa(set.RPM))
 		note("expires_at", describeExpiry(k.ExpiresAt), describeExpiry(set.ExpiresAt))
+		note("keep_bodies", describeBodies(k.KeepBodies, k.KeepBodiesDays), describeBodies(set.KeepBodies, set.KeepDays))
 		if changed = len(events); changed == 0 {
 			return nil
 		}
 		k.Name, k.Models, k.AllowedIPs = set.Name, set.Models, set.AllowedIPs
 		k.MonthlyLimitMicros, k.RPM, k.ExpiresAt = set.Limit, set.RPM, set.ExpiresAt
+		k.KeepBodies, k.KeepBodiesDays = set.KeepBodies, set.KeepDays
 		// A map writes NULLs too, where a struct update would skip them.
 		err = tx.Model(&APIKey{}).Where("id = ?", k.ID).Updates(map[string]any{
 			"name": k.Name, "models": k.Models, "allowed_ips": k.AllowedIPs,
 			"monthly_limit_micros": k.MonthlyLimitMicros, "rpm": k.RPM, "expires_at": k.ExpiresAt,
+			"keep_bodies": k.KeepBodies, "keep_bodies_days": k.KeepBodiesDays,
 		}).Error
 		if err != nil {
 			return err
@@ -204,6 +211,13 @@ func (s *Store) SetAPIKeyStatus(ctx context.Context, accountID, id string, by Ke
 	})
 	if err != nil {
 		return nil, err
+	}
+	if k.Status == KeyRevoked {
+		// A revoked key keeps nothing: no body is written for it from
+		// now on (SaveBodies checks), and those kept go now, in batches.
+		if _, err := s.DeleteKeyBodies(context.WithoutCancel(ctx), accountID, k.ID); err != nil {
+			return &k, fmt.Errorf("key revoked, but its kept bodies were not all deleted: %w", err)
+		}
 	}
 	return &k, nil
 }
