@@ -1,0 +1,333 @@
+package models
+
+import (
+	"cmp"
+	"context"
+	"net/url"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Usage groupings: what the Usage page's table has a line for and its
+// chart a colour for.
+const (
+	UsageByModel = "model"
+	UsageByKey   = "key"
+	UsageByDay   = "day"
+)
+
+// Usage granularities: how long one period of the chart is.
+const (
+	UsageHourly = "hour"
+	UsageDaily  = "day"
+)
+
+// Limits of a usage range: a year at most, and hourly periods for two
+// weeks at most (336 bars).
+const (
+	MaxUsageDays       = 366
+	MaxUsageHourlyDays = 14
+)
+
+// UsageQuery is what the Usage page and its CSV show: the account's usage
+// in [From, To), whole hours, grouped by Group and cut into periods of
+// Granularity; days begin at midnight in Zone.
+type UsageQuery struct {
+	From, To    time.Time
+	Group       string
+	Granularity string
+	Zone        *time.Location
+}
+
+// ParseUsageQuery reads from, to, group and granularity (DESIGN §8) from
+// a query string. from and to are dates (to includes its whole day) or
+// times on the wall clock of loc (2026-11-25T14:00), or RFC 3339 times;
+// a range is made of whole hours. Without from, the range is the 30 days
+// up to today; without to, it ends with the current hour. Without a
+// granularity, a range of two days or less is hourly. Bad values are field
+// errors; the query returned then holds the defaults in their place.
+func ParseUsageQuery(q url.Values, loc *time.Location, now time.Time) (UsageQuery, error) {
+	if loc == nil {
+		loc = time.UTC
+	}
+	fe := FieldErrors{}
+	u := UsageQuery{Group: UsageByModel, Zone: loc}
+	switch g := strings.TrimSpace(q.Get("group")); g {
+	case "":
+	case UsageByModel, UsageByKey, UsageByDay:
+		u.Group = g
+	default:
+		fe.Add("group", "Group by model, key or day.")
+	}
+	gran := strings.TrimSpace(q.Get("granularity"))
+	switch gran {
+	case "", UsageHourly, UsageDaily:
+	default:
+		fe.Add("granularity", "Choose hour or day.")
+		gran = ""
+	}
+
+	end := now.Truncate(time.Hour).Add(time.Hour)
+	from, fromOK := parseUsageTime(q.Get("from"), loc, false)
+	if !fromOK {
+		fe.Add("from", "Use a date such as 2026-11-01, or a time such as 2026-11-01T14:00.")
+	}
+	to, toOK := parseUsageTime(q.Get("to"), loc, true)
+	if !toOK {
+		fe.Add("to", "Use a date such as 2026-11-30, or a time such as 2026-11-30T18:00.")
+	}
+	if to.IsZero() {
+		to = end
+	}
+	if from.IsZero() {
+		t := to.Add(-time.Nanosecond).In(loc)
+		from = time.Date(t.Year(), t.Month(), t.Day()-29, 0, 0, 0, 0, loc).Truncate(time.Hour)
+	}
+	switch {
+	case !to.After(from):
+		if fromOK && toOK {
+			fe.Add("to", "The end of the range must be after its start.")
+		}
+		from, to = end.Add(-30*24*time.Hour), end
+	case to.Sub(from) > MaxUsageDays*24*time.Hour:
+		fe.Add("from", "Choose a range of at most 366 days.")
+		from = to.Add(-MaxUsageDays * 24 * time.Hour)
+	}
+	u.From, u.To = from, to
+	switch {
+	case gran == "" && to.Sub(from) <= 48*time.Hour:
+		u.Granularity = UsageHourly
+	case gran == "":
+		u.Granularity = UsageDaily
+	case gran == UsageHourly && to.Sub(from) > MaxUsageHourlyDays*24*time.Hour:
+		fe.Add("granularity", "Hourly periods are for ranges of up to 14 days; choose day, or a shorter range.")
+		u.Granularity = UsageDaily
+	default:
+		u.Granularity = gran
+	}
+	return u, fe.Err()
+}
+
+// parseUsageTime reads a range bound: the zero time for "", and false
+// when s is not a time. A date is the start of that day in loc, or its
+// end for the range's end; a time is rounded out to a whole hour.
+func parseUsageTime(s string, loc *time.Location, end bool) (time.Time, bool) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return time.Time{}, true
+	}
+	if len(s) > 40 {
+		return time.Time{}, false
+	}
+	round := func(t time.Time) time.Time {
+		h := t.Truncate(time.Hour)
+		if end && h.Before(t) {
+			h = h.Add(time.Hour)
+		}
+		return h
+	}
+	if d, err := time.ParseInLocation("2006-01-02", s, loc); err == nil {
+		if end {
+			d = time.Date(d.Year(), d.Month(), d.Day()+1, 0, 0, 0, 0, loc)
+		}
+		return round(d), true
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return round(t), true
+	}
+	for _, layout := range []string{"2006-01-02T15:04", "2006-01-02T15:04:05", "2006-01-02 15:04"} {
+		if t, err := time.ParseInLocation(layout, s, loc); err == nil {
+			return round(t), true
+		}
+	}
+	return time.Time{}, false
+}
+
+// UsageTotals are the numbers the Usage page shows for a period, a group
+// or the whole range.
+type UsageTotals struct {
+	Requests         int64
+	Errors           int64 // requests answered with a status of 400 or above
+	PromptTokens     int64
+	CompletionTokens int64
+	SpendMicros      int64
+}
+
+func (t *UsageTotals) add(o UsageTotals) {
+	t.Requests += o.Requests
+	t.Errors += o.Errors
+	t.PromptTokens += o.PromptTokens
+	t.CompletionTokens += o.CompletionTokens
+	t.SpendMicros += o.SpendMicros
+}
+
+// ErrorRate is the share of requests that were errors, 0 without any.
+func (t UsageTotals) ErrorRate() float64 {
+	if t.Requests == 0 {
+		return 0
+	}
+	return float64(t.Errors) / float64(t.Requests)
+}
+
+// UsageRow is one hour of one group's usage, as the roll-up holds it.
+type UsageRow struct {
+	Hour  time.Time // the UTC hour the requests reached their outcome in
+	Group string    // the model or the key's id ("" for none); "" when grouped by day
+	UsageTotals
+}
+
+// UsageRows returns the account's usage in q's range, per hour and per
+// value of q's grouping (none for day: the page makes the days), from the
+// roll-up: a few thousand rows for a month whatever the traffic.
+func (s *Store) UsageRows(ctx context.Context, accountID string, q UsageQuery) ([]UsageRow, error) {
+	col := "''"
+	switch q.Group {
+	case UsageByModel:
+		col = "model"
+	case UsageByKey:
+		col = "key_id"
+	}
+	group := "hour_utc"
+	if col != "''" {
+		group += ", " + col
+	}
+	var raw []struct {
+		HourUTC, Grp                                                  string
+		Requests, Errors, PromptTokens, CompletionTokens, SpendMicros int64
+	}
+	err := s.db.R.WithContext(ctx).Raw(`SELECT hour_utc, `+col+` AS grp, SUM(requests) AS requests,
+		SUM(errors) AS errors, SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens,
+		SUM(spend_micros) AS spend_micros
+		FROM usage_hourly WHERE account_id = ? AND hour_utc >= ? AND hour_utc < ?
+		GROUP BY `+group+` ORDER BY hour_utc`,
+		accountID, usageHour(q.From), usageHour(q.To)).Scan(&raw).Error
+	if err != nil {
+		return nil, err
+	}
+	out := make([]UsageRow, 0, len(raw))
+	for _, r := range raw {
+		h, err := time.Parse(usageHourLayout, r.HourUTC)
+		if err != nil {
+			continue // not a row this code wrote
+		}
+		out = append(out, UsageRow{Hour: h, Group: r.Grp, UsageTotals: UsageTotals{
+			Requests: r.Requests, Errors: r.Errors, PromptTokens: r.PromptTokens,
+			CompletionTokens: r.CompletionTokens, SpendMicros: r.SpendMicros,
+		}})
+	}
+	return out, nil
+}
+
+// UsagePeriod is one period of the chart: its totals, and each group's.
+type UsagePeriod struct {
+	Start, End time.Time
+	Groups     map[string]UsageTotals
+	UsageTotals
+}
+
+// UsageGroup is one line of the Usage table: a model, a key's id, or a
+// day ("2026-11-25", from Start to End).
+type UsageGroup struct {
+	Value      string
+	Start, End time.Time // a day's range (grouped by day)
+	UsageTotals
+}
+
+// UsageReport is a range's usage laid out for the page: its periods, its
+// groups (most spend first; by day, in order) and its totals.
+type UsageReport struct {
+	Periods []UsagePeriod
+	Groups  []UsageGroup
+	Total   UsageTotals
+}
+
+// Periods cuts q's range into its periods: hours, or days that begin at
+// midnight in q's zone (the first and last cut by the range).
+func (q UsageQuery) Periods() []UsagePeriod { return q.periods(q.Granularity) }
+
+func (q UsageQuery) periods(gran string) []UsagePeriod {
+	loc := q.Zone
+	if loc == nil {
+		loc = time.UTC
+	}
+	var out []UsagePeriod
+	for start := q.From; start.Before(q.To); {
+		var end time.Time
+		if gran == UsageHourly {
+			end = start.Add(time.Hour)
+		} else {
+			t := start.In(loc)
+			end = time.Date(t.Year(), t.Month(), t.Day()+1, 0, 0, 0, 0, loc)
+		}
+		if end.After(q.To) {
+			end = q.To
+		}
+		out = append(out, UsagePeriod{Start: start, End: end})
+		start = end
+	}
+	return out
+}
+
+// BuildUsageReport lays out rows, as UsageRows returned them for q.
+func BuildUsageReport(q UsageQuery, rows []UsageRow) UsageReport {
+	rep := UsageReport{Periods: q.Periods()}
+	days := q.periods(UsageDaily)
+	// in returns the index of the period holding hour h (every row is
+	// within the range, but a zone whose midnight is not on the hour puts
+	// an hour in the day where it begins).
+	in := func(ps []UsagePeriod, h time.Time) int {
+		return max(0, sort.Search(len(ps), func(i int) bool { return ps[i].Start.After(h) })-1)
+	}
+	byGroup := map[string]*UsageGroup{}
+	if q.Group == UsageByDay {
+		for _, d := range days {
+			rep.Groups = append(rep.Groups, UsageGroup{Value: d.Start.In(q.zone()).Format("2006-01-02"), Start: d.Start, End: d.End})
+		}
+	}
+	for _, r := range rows {
+		if len(rep.Periods) == 0 {
+			break
+		}
+		value := r.Group
+		if q.Group == UsageByDay {
+			d := &rep.Groups[in(days, r.Hour)]
+			value = d.Value
+			d.add(r.UsageTotals)
+		} else {
+			g := byGroup[value]
+			if g == nil {
+				g = &UsageGroup{Value: value}
+				byGroup[value] = g
+			}
+			g.add(r.UsageTotals)
+		}
+		p := &rep.Periods[in(rep.Periods, r.Hour)]
+		if p.Groups == nil {
+			p.Groups = map[string]UsageTotals{}
+		}
+		t := p.Groups[value]
+		t.add(r.UsageTotals)
+		p.Groups[value] = t
+		p.add(r.UsageTotals)
+		rep.Total.add(r.UsageTotals)
+	}
+	if q.Group != UsageByDay {
+		for _, g := range byGroup {
+			rep.Groups = append(rep.Groups, *g)
+		}
+		slices.SortFunc(rep.Groups, func(x, y UsageGroup) int {
+			return cmp.Or(cmp.Compare(y.SpendMicros, x.SpendMicros), cmp.Compare(y.Requests, x.Requests),
+				cmp.Compare(x.Value, y.Value))
+		})
+	}
+	return rep
+}
+
+func (q UsageQuery) zone() *time.Location {
+	if q.Zone == nil {
+		return time.UTC
+	}
+	return q.Zone
+}
