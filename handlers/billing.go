@@ -22,7 +22,8 @@ const (
 
 // billingPage shows the wallet, spend, recharge, payments and the ledger.
 // ?amount_usd= prefills the custom amount (the 402 fix-it link), rounded
-// up to a valid recharge; ?cursor= pages the ledger.
+// up to a valid recharge; ?return_to= is the page the recharge is for,
+// where a paid checkout lands; ?cursor= pages the ledger.
 func (a *App) billingPage(c echo.Context) error {
 	// Back from a checkout through its cancel link: the customer left it,
 	// and the payment says so rather than waiting to expire.
@@ -31,10 +32,17 @@ func (a *App) billingPage(c echo.Context) error {
 			return err
 		}
 	}
-	f := views.Form{Values: map[string]string{}}
+	f := views.Form{Values: map[string]string{"return_to": returnTo(c.QueryParam("return_to"))}}
 	if raw := strings.TrimSpace(c.QueryParam("amount_usd")); raw != "" {
 		if m, ok := models.ParseUSD(raw, false); ok {
 			f.Values["amount_usd"] = plainUSD(models.RechargeFor(m))
+		}
+	}
+	if back := f.Values["return_to"]; back != "" && c.QueryParam("checkout") == "success" {
+		p, err := a.Store.PaymentOf(c.Request().Context(), currentUser(c).AccountID, c.QueryParam("payment"))
+		if err == nil && p.Status == models.PaymentPaid {
+			a.flash(c, "Payment received: "+models.FormatUSD(p.AmountMicros)+" has been added to your balance.")
+			return c.Redirect(http.StatusSeeOther, back)
 		}
 	}
 	return a.renderBilling(c, http.StatusOK, f, views.Form{})
@@ -50,6 +58,7 @@ func (a *App) renderBilling(c echo.Context, status int, f, lf views.Form) error 
 		return err
 	}
 	d.Recharge, d.LowBalanceForm = f, lf
+	d.ReturnTo = f.Value("return_to")
 	if lf.Values == nil {
 		d.LowBalanceForm.Values = map[string]string{"low_balance_usd": d.LowBalanceUSD}
 	}
@@ -221,7 +230,8 @@ func plainUSD(m int64) string {
 func (a *App) recharge(c echo.Context) error {
 	ctx := c.Request().Context()
 	acct := currentUser(c).AccountID
-	vals := formValues(c, "amount_usd")
+	vals := formValues(c, "amount_usd", "return_to")
+	vals["return_to"] = returnTo(vals["return_to"])
 	amount, err := models.ValidateRecharge(vals["amount_usd"])
 	if fields, msg, ok := fieldErrors(err); ok {
 		return a.renderBilling(c, statusOfFormError(err), views.Form{Values: vals, Errors: fields, Message: msg}, views.Form{})
@@ -236,8 +246,9 @@ func (a *App) recharge(c echo.Context) error {
 	}
 	base := scheme(c) + "://" + c.Request().Host
 	urls := payments.CheckoutURLs{
-		Success: base + "/billing?payment=" + p.ID + "&checkout=success",
-		Cancel:  base + "/billing?payment=" + p.ID + "&checkout=cancelled",
+		Success: base + withReturnTo("/billing?payment="+p.ID+"&checkout=success", vals["return_to"]),
+		Cancel:  base + withReturnTo("/billing?payment="+p.ID+"&checkout=cancelled", vals["return_to"]),
+		Return:  vals["return_to"],
 	}
 	co, err := prov.CreateCheckout(ctx, p, urls)
 	if err != nil {

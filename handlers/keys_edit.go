@@ -77,7 +77,8 @@ func (a *App) renderKey(c echo.Context, status int, k *models.APIKey, f views.Ke
 	d := views.KeyDetail{
 		ID: k.ID, Name: k.Name, Display: k.Display(), State: k.State(now), Status: k.Status,
 		Scope: scopeSummary(k), RPM: k.RPM, CreatedAt: k.CreatedAt, LastUsed: k.LastUsedAt, ExpiresAt: k.ExpiresAt,
-		Usage: usageView(k, models.KeyUsage{SpentMicros: spent, HeldMicros: held}, now, 2),
+		Usage:    usageView(k, models.KeyUsage{SpentMicros: spent, HeldMicros: held}, now, 2),
+		Requests: keyRequestsURL(k.ID),
 	}
 	for _, p := range k.IPPrefixes() {
 		d.IPs = append(d.IPs, p.String())

@@ -133,8 +133,10 @@ func newIPExtractors(trusted []netip.Prefix) (xff, realIP echo.IPExtractor) {
 // csrf protects every console form: a state-changing request needs the
 // _csrf token of its page (double-submit cookie), and browsers that say a
 // request comes from another site are refused outright.
-func (a *App) csrf() echo.MiddlewareFunc {
-	return middleware.CSRFWithConfig(middleware.CSRFConfig{
+func (a *App) csrf() echo.MiddlewareFunc { return middleware.CSRFWithConfig(a.csrfConfig()) }
+
+func (a *App) csrfConfig() middleware.CSRFConfig {
+	return middleware.CSRFConfig{
 		TokenLookup:    "form:_csrf,header:X-CSRF-Token",
 		CookieName:     "tt_csrf",
 		CookiePath:     "/",
@@ -145,7 +147,7 @@ func (a *App) csrf() echo.MiddlewareFunc {
 			return echo.NewHTTPError(http.StatusForbidden,
 				"This form has expired or came from another site. Go back, reload the page and try again.").SetInternal(err)
 		},
-	})
+	}
 }
 
 func csrfToken(c echo.Context) string {

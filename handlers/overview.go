@@ -38,6 +38,7 @@ func (a *App) overview(c echo.Context) error {
 	}
 	d := views.OverviewData{
 		BaseURL: baseURL(c),
+		NoFunds: w.Available() <= 0, MinRecharge: models.FormatUSD(models.MinRechargeMicros),
 	}
 	// Spend is what the ledger charged, as on the Billing page, so the two
 	// pages agree to the cent.
@@ -107,7 +108,7 @@ func dayCharts(days []models.DayStat, spent []models.DaySpend) (reqs, spend view
 		if i%5 == 0 || i == len(days)-1 {
 			label = d.Day.Format("Jan 2")
 		}
-		day := d.Day.Format("Mon Jan 2")
+		day := d.Day.Format("Mon, Jan 2") + " (UTC)"
 		all, errs := scale(d.Requests, peakReq), scale(d.Errors, peakReq)
 		rb := views.ChartBar{X: x, W: barW, Label: label,
 			Title: day + ": " + strconv.FormatInt(d.Requests, 10) + " requests, " + strconv.FormatInt(d.Errors, 10) + " errors"}

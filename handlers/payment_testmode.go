@@ -37,7 +37,9 @@ func (a *App) testCheckoutPage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return a.render(c, http.StatusOK, views.TestCheckout(a.page(c, "Test checkout", "billing"), testCheckoutView(cs, p)))
+	d := testCheckoutView(cs, p)
+	d.ReturnTo = returnTo(c.QueryParam("return_to"))
+	return a.render(c, http.StatusOK, views.TestCheckout(a.page(c, "Test checkout", "billing"), d))
 }
 
 func testCheckoutView(cs *models.TestCheckoutSession, p *models.Payment) views.TestCheckoutData {
@@ -60,7 +62,8 @@ func checkoutClosed(cs *models.TestCheckoutSession) string {
 
 // testCheckoutAction is a click on Pay, Fail or Cancel: the session moves
 // at the "provider", and the events Stripe would send are delivered to the
-// webhook code before the customer is sent back.
+// webhook code before the customer is sent back, as Stripe would, to
+// Billing, which sends a paid one on to the page the recharge was for.
 func (a *App) testCheckoutAction(c echo.Context) error {
 	ctx := c.Request().Context()
 	cs, p, err := a.testCheckoutOf(c)
@@ -103,7 +106,7 @@ func (a *App) testCheckoutAction(c echo.Context) error {
 			return err
 		}
 	}
-	return c.Redirect(http.StatusSeeOther, back)
+	return c.Redirect(http.StatusSeeOther, withReturnTo(back, returnTo(c.FormValue("return_to"))))
 }
 
 // deliverTestEvent signs a Stripe-format event about a test checkout and

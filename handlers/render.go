@@ -39,6 +39,12 @@ func (a *App) page(c echo.Context, title, nav string) views.Page {
 		if w, err := a.Store.WalletOf(c.Request().Context(), u.AccountID); err == nil {
 			vu.Balance = models.FormatUSD(w.BalanceMicros)
 			vu.LowBalance = a.lowBalance(c.Request().Context(), u.AccountID, w)
+			switch {
+			case w.BalanceMicros <= 0:
+				vu.BalanceState = views.BalanceEmpty
+			case vu.LowBalance:
+				vu.BalanceState = views.BalanceLow
+			}
 		}
 		p.User = vu
 	}

@@ -33,15 +33,12 @@ func (a *App) requestsPage(c echo.Context) error {
 	lookup := strings.TrimSpace(c.QueryParam("q"))
 	lookupErr := ""
 	if lookup != "" {
-		id := requestIDFromPaste(lookup)
-		if models.LooksLikeRequestID(id) {
-			_, err := a.Store.RequestOf(ctx, acct, id)
-			if err == nil {
-				return c.Redirect(http.StatusSeeOther, "/requests/"+id)
-			}
-			if models.ErrorCode(err) != models.ENOTFOUND {
-				return err
-			}
+		found, err := a.lookUpRequest(c, lookup)
+		if err != nil {
+			return err
+		}
+		if found != "" {
+			return c.Redirect(http.StatusSeeOther, "/requests/"+found)
 		}
 		status, lookupErr = http.StatusNotFound, msgNoSuchRequest
 	}
@@ -51,6 +48,7 @@ func (a *App) requestsPage(c echo.Context) error {
 	for _, n := range []string{"status", "type", "key", "model", "outcome", "from", "to"} {
 		form.Values[n] = c.QueryParam(n)
 	}
+	form.Values["from"], form.Values["to"] = pickerTime(f.From, zoneOf(c)), pickerTime(f.To, zoneOf(c))
 	if fields, msg, ok := fieldErrors(ferr); ok {
 		form.Errors, form.Message = fields, msg
 		if status == http.StatusOK {
@@ -78,15 +76,20 @@ func (a *App) requestsPage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var modelIDs []string // offered as the model filter's suggestions; any name can still be typed
+	var modelIDs []string // the model filter's choices
 	for _, m := range catalogue {
 		modelIDs = append(modelIDs, m.ID)
 	}
+	if f.Model != "" && !slices.Contains(modelIDs, f.Model) {
+		modelIDs = append(modelIDs, f.Model) // a model the catalogue no longer lists, asked for by a link
+	}
+
 	d := views.RequestsData{
 		Form: form, Lookup: lookup, LookupError: lookupErr,
 		Filtered: !f.Empty(), Cursor: cursor != "",
 		Types: contractTypes(), Outcomes: outcomeOptions(), Models: modelIDs,
 		BaseURL: baseURL(c),
+		Presets: rangePresets(f, time.Now()),
 	}
 	d.HasAny = len(page.Rows) > 0 || cursor != ""
 	if !d.HasAny && d.Filtered {
@@ -108,14 +111,18 @@ func (a *App) requestsPage(c echo.Context) error {
 		d.NextURL = "/requests?" + next.Encode()
 	}
 	d.ChartURL = "/requests/chart.svg" + encodeQuery(base)
+	d.CountURL = "/requests/count" + encodeQuery(base)
 	return a.render(c, status, views.Requests(a.page(c, "Requests", "requests"), d))
 }
 
-// requestIDFromPaste finds the request id in what a customer pasted: the
-// id alone, or the whole "X-TT-Request-ID: req_…" header line.
+// requestIDFromPaste finds the request or task id in what a customer
+// pasted: the id alone, the whole "X-TT-Request-ID: req_…" header line,
+// or a task's JSON with its "id": "task_…".
 func requestIDFromPaste(s string) string {
 	s = strings.TrimSpace(s)
 	if i := strings.Index(s, "req_"); i >= 0 {
+		s = s[i:]
+	} else if i := strings.Index(s, "task_"); i >= 0 {
 		s = s[i:]
 	}
 	if i := strings.IndexAny(s, " \t\r\n\"',;"); i >= 0 {
@@ -163,6 +170,9 @@ func (a *App) renderDetail(c echo.Context, r *models.Request, status int, adjust
 	}
 	if adjust != nil {
 		adjust(&d.Fix)
+	}
+	if d.Fix.Action == "/billing/recharge" {
+		a.allowCheckoutFormAction(c) // the recharge fix's form lands on the provider's checkout
 	}
 	return a.render(c, status, views.RequestDetail(a.page(c, "Request "+r.ID, "requests"), d))
 }

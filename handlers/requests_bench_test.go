@@ -277,8 +277,8 @@ func BenchmarkRequestsPages(b *testing.B) {
 		}
 		b.ReportMetric(worst, "worst-deep/first")
 
-		// The status chart, an image the page loads after it renders.
-		fmt.Fprintf(&report, "\n%-30s %18s\n", "status chart (image)", "p50/p95")
+		// The status chart, which the page fetches after it renders.
+		fmt.Fprintf(&report, "\n%-30s %18s\n", "status chart (fetched after)", "p50/p95")
 		for _, q := range []string{"", "status=4xx", "model=tt-chat-large"} {
 			chart := measure(func(int) string { return "/requests/chart.svg?" + q })
 			name := "last 24 h"
@@ -286,6 +286,13 @@ func BenchmarkRequestsPages(b *testing.B) {
 				name += ", " + q
 			}
 			fmt.Fprintf(&report, "%-30s %8s/%-8s\n", name, ms(chart.pct(.5)), ms(chart.pct(.95)))
+		}
+
+		// The count of matching requests, fetched after the page too.
+		fmt.Fprintf(&report, "\n%-30s %18s\n", "match count (fetched after)", "p50/p95")
+		for _, f := range filters {
+			count := measure(func(int) string { return "/requests/count?" + f.query })
+			fmt.Fprintf(&report, "%-30s %8s/%-8s\n", f.name, ms(count.pct(.5)), ms(count.pct(.95)))
 		}
 		if !*rqBenchCSV {
 			fmt.Print(report.String())

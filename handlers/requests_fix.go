@@ -119,11 +119,19 @@ func (a *App) fixFor(c echo.Context, r *models.Request) (views.Fix, error) {
 			f.Done = "Your available balance (" + m[0] + ") covers this call's hold of " + m[1] + " now. Retry the call."
 			return f, nil
 		}
-		m := models.FormatUSDs(hold, w.Available(), max(short, 0))
-		f.Text = "This call needed a hold of " + m[0] + " and the wallet has " + m[1] + " available. Recharge at least " + m[2] +
-			". Nothing was charged for the refused call."
-		f.Link = "/billing?amount_usd=" + usdField(ceilCent(max(short, 0)))
-		f.LinkText = "Recharge at least " + models.FormatUSD(ceilCent(max(short, 0)))
+		short = max(short, 0)
+		m := models.FormatUSDs(hold, w.Available(), short)
+		f.Text = "This call needed a hold of " + m[0] + " and the wallet has " + m[1] + " available: " + m[2] +
+			" short. Nothing was charged for the refused call."
+		// One click to the checkout for the least that covers the call;
+		// once paid, the checkout comes back to this page.
+		amount := models.RechargeFor(short)
+		back := "/requests/" + r.ID
+		f.Action = "/billing/recharge"
+		f.Hidden = []views.HiddenField{{Name: "amount_usd", Value: usdField(amount)}, {Name: "return_to", Value: back}}
+		f.Button = rechargeButton(amount, short)
+		f.Link = withReturnTo("/billing?amount_usd="+usdField(amount), back)
+		f.LinkText = "Choose another amount"
 		return f, nil
 
 	case t == TypeRateLimited:
@@ -140,7 +148,8 @@ func (a *App) fixFor(c echo.Context, r *models.Request) (views.Fix, error) {
 		}
 		f.Text = strings.Join(parts, "; ") + ". Not charged. Retry after Retry-After with exponential backoff, or raise the key's rate limit."
 		if keyBlocked() == "" {
-			f.Link, f.LinkText = "/keys/"+key.ID, "Raise the rate limit of key "+keyName()
+			// Straight to the rpm field of the key's form, which takes the focus.
+			f.Link, f.LinkText = "/keys/"+key.ID+"#f-rpm", "Raise the rate limit of key "+keyName()
 		}
 		return f, nil
 
@@ -168,6 +177,21 @@ func (a *App) fixFor(c echo.Context, r *models.Request) (views.Fix, error) {
 			Text: "The message above names the parameter to fix. Rejected before processing — not charged."}, nil
 	}
 	return views.Fix{}, nil
+}
+
+// rechargeButton says what the recharge fix pays and why: "Recharge
+// $5.00 — the minimum — to cover the $0.01 shortfall". Checkouts take
+// whole cents, so the shortfall is said rounded up to the cent, at the
+// amount's precision (the sentence above the button gives it exactly).
+func rechargeButton(amount, short int64) string {
+	m := models.FormatUSDs(amount, ceilCent(short))
+	switch {
+	case short <= 0:
+		return "Recharge " + m[0]
+	case amount == models.MinRechargeMicros && short < amount:
+		return "Recharge " + m[0] + " — the minimum — to cover the " + m[1] + " shortfall"
+	}
+	return "Recharge " + m[0] + " to cover the " + m[1] + " shortfall"
 }
 
 // neededHold is the hold a call needed: the one it held, or, refused, the

@@ -217,9 +217,9 @@ func TestRequestsFiltersAndCursor(t *testing.T) {
 		if strings.Contains(page, "style=") {
 			t.Fatal("inline style on the page: the CSP forbids it")
 		}
-		src, _ := testenv.Doc(t, page).Find(`[data-testid=status-chart] img`).Attr("src")
+		src, _ := testenv.Doc(t, page).Find(`[data-testid=status-chart] [data-chart-src]`).Attr("data-chart-src")
 		if src != "/requests/chart.svg?status=5xx" {
-			t.Fatalf("chart image %q does not keep the filter", src)
+			t.Fatalf("chart %q does not keep the filter", src)
 		}
 		res, svg := a.b.get(src + "&from=" + url.QueryEscape(now.Add(-8*24*time.Hour).Format(time.RFC3339)))
 		if res.StatusCode != http.StatusOK || !strings.HasPrefix(res.Header.Get("Content-Type"), "image/svg+xml") {
@@ -261,9 +261,9 @@ func TestRequestsEmptyStates(t *testing.T) {
 	}
 }
 
-// The model filter suggests the models of the catalogue, as the database
+// The model filter lists the models of the catalogue, as the database
 // holds it: a model added there is offered without a new release.
-func TestRequestsModelFilterSuggestsTheCatalogue(t *testing.T) {
+func TestRequestsModelFilterListsTheCatalogue(t *testing.T) {
 	srv := testenv.NewServer(t)
 	if err := srv.DB.W.Exec(`INSERT INTO models (id, kind, input_micros_per_mtok, output_micros_per_mtok, max_output_tokens)
 		VALUES ('tt-chat-next', 'chat', 1000000, 2000000, 8192)`).Error; err != nil {
@@ -272,12 +272,18 @@ func TestRequestsModelFilterSuggestsTheCatalogue(t *testing.T) {
 	a := rqNewAccount(t, srv, "models@example.com")
 	_, page := a.b.get("/requests")
 	var got []string
-	testenv.Doc(t, page).Find("#model-list option").Each(func(_ int, o *goquery.Selection) {
+	testenv.Doc(t, page).Find("select#f-model option").Each(func(_ int, o *goquery.Selection) {
 		got = append(got, o.AttrOr("value", ""))
 	})
 	slices.Sort(got)
-	if want := []string{"tt-chat-large", "tt-chat-next", "tt-chat-small", "tt-embed-1", "tt-video-1"}; !slices.Equal(got, want) {
-		t.Fatalf("model suggestions %v, want the catalogue's %v", got, want)
+	if want := []string{"", "tt-chat-large", "tt-chat-next", "tt-chat-small", "tt-embed-1", "tt-video-1"}; !slices.Equal(got, want) {
+		t.Fatalf("model choices %v, want any and the catalogue's %v", got, want)
+	}
+
+	// A link naming a model the catalogue no longer lists keeps it chosen.
+	_, page = a.b.get("/requests?model=tt-chat-old")
+	if sel := testenv.Doc(t, page).Find(`select#f-model option[selected]`); sel.AttrOr("value", "") != "tt-chat-old" {
+		t.Fatalf("a filter on a retired model shows %q chosen", sel.AttrOr("value", ""))
 	}
 }
 

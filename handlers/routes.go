@@ -64,6 +64,7 @@ func (a *App) NewServer() (*echo.Echo, error) {
 	e.GET("/requests", a.requestsPage, member...)
 	e.GET("/requests.csv", a.requestsCSV, member...)
 	e.GET("/requests/chart.svg", a.requestsChartSVG, member...)
+	e.GET("/requests/count", a.requestsCount, member...)
 	e.GET("/requests/:id", a.requestDetail, member...)
 	e.GET("/usage", a.usagePage, member...)
 	e.GET("/usage.csv", a.usageCSV, member...)
@@ -88,6 +89,9 @@ func (a *App) NewServer() (*echo.Echo, error) {
 	// Payment provider webhooks: no session and no CSRF; every event is
 	// authenticated by its signature.
 	e.POST("/webhooks/stripe", a.stripeWebhook)
+
+	// Any other path: the console's 404 page, signed in when the visitor is.
+	e.RouteNotFound("/*", notFound, a.pageNotFound()...)
 
 	a.metrics.setRoutes(e.Routes())
 	return e, nil

@@ -60,7 +60,8 @@ var (
 	// A debit (a negative adjustment) never takes the balance not held by
 	// calls or owed below zero.
 	qCreditWallet = newQuery(`UPDATE wallets SET balance_micros = balance_micros + ?, updated_at = ?
-		WHERE account_id = ? AND (? >= 0 OR balance_micros - held_micros - debt_micros + ? >= 0) RETURNING balance_micros`)
+		WHERE account_id = ? AND (CAST(? AS BIGINT) >= 0 OR balance_micros - held_micros - debt_micros + CAST(? AS BIGINT) >= 0)
+		RETURNING balance_micros`)
 	// What of its debt a wallet can pay now: all of it, or as much as its
 	// balance not held by calls allows.
 	qPayableDebt = newQuery(`SELECT CASE WHEN debt_micros < balance_micros - held_micros THEN debt_micros

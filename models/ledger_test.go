@@ -51,6 +51,11 @@ func TestDebitNeverOverdraws(t *testing.T) {
 	if err := s.LedgerInvariant(ctx, a.ID); err != nil {
 		t.Fatal(err)
 	}
+	// A credit far above what fits in 32 bits of micro-dollars.
+	if e, err := s.Credit(ctx, a.ID, 100_000*models.MicrosPerUSD, models.LedgerAdjustment, "big", models.LedgerRef{}); err != nil ||
+		e.BalanceAfterMicros != 100_001*models.MicrosPerUSD {
+		t.Fatalf("a credit of $100,000: %+v, %v", e, err)
+	}
 	if _, err := s.Credit(ctx, "acct_none", models.MicrosPerUSD, models.LedgerAdjustment, "", models.LedgerRef{}); !errors.Is(err, models.ErrNotFound) {
 		t.Fatalf("a credit to no account: %v, want not found", err)
 	}

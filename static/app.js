@@ -75,3 +75,48 @@
     history.replaceState(null, "", el.getAttribute("data-replace-url"));
   }
 })();
+
+// A link to a form field (/keys/key_…#f-rpm, from a fix) puts the cursor in it.
+(function () {
+  "use strict";
+  if (!location.hash) return;
+  var el = document.getElementById(decodeURIComponent(location.hash.slice(1)));
+  if (el && /^(INPUT|SELECT|TEXTAREA)$/.test(el.tagName)) {
+    el.focus();
+    el.scrollIntoView({ block: "center" });
+  }
+})();
+
+// The status chart: fetched once the list is drawn and put inline, so
+// each bar's <title> (its period and counts) shows on hover, which an
+// <img> never does. Without this script the page shows it as an image.
+// (The Requests page.)
+(function () {
+  "use strict";
+  var box = document.querySelector("[data-chart-src]");
+  if (!box || !window.fetch || !window.DOMParser) return;
+  fetch(box.getAttribute("data-chart-src"), { credentials: "same-origin" })
+    .then(function (res) { return res.ok ? res.text() : Promise.reject(res.status); })
+    .then(function (text) {
+      var doc = new DOMParser().parseFromString(text, "image/svg+xml");
+      var svg = doc.documentElement;
+      if (!svg || svg.localName !== "svg") return;
+      box.replaceChildren(document.importNode(svg, true));
+      box.setAttribute("data-loaded", "");
+    })
+    .catch(function () {
+      box.textContent = "The chart could not be loaded. Reload the page to try again.";
+    });
+})();
+
+// How many requests match: counted after the list is drawn, so the list
+// never waits for it.
+(function () {
+  "use strict";
+  var el = document.querySelector("[data-count-src]");
+  if (!el || !window.fetch) return;
+  fetch(el.getAttribute("data-count-src"), { credentials: "same-origin" })
+    .then(function (res) { return res.ok ? res.text() : Promise.reject(res.status); })
+    .then(function (text) { el.textContent = text; })
+    .catch(function () {});
+})();

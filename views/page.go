@@ -39,7 +39,17 @@ type User struct {
 	Email      string
 	Balance    string
 	LowBalance bool
+	// BalanceState is "empty" at zero or below (red), "low" below the
+	// account's low-balance warning (amber), else "". The header says it
+	// in words too, never by colour alone.
+	BalanceState string
 }
+
+// Header balance states.
+const (
+	BalanceEmpty = "empty"
+	BalanceLow   = "low"
+)
 
 // Form carries a submitted form back to its page: the values typed and a
 // message per field.

@@ -31,6 +31,10 @@ type Provider interface {
 type CheckoutURLs struct {
 	Success string
 	Cancel  string
+	// Return is the console page the recharge started from (a path on
+	// this site, or ""), already in Success and Cancel; a provider whose
+	// checkout is a page of the console carries it itself.
+	Return string
 }
 
 // Checkout is an opened checkout session.

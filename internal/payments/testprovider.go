@@ -2,6 +2,7 @@ package payments
 
 import (
 	"context"
+	"net/url"
 
 	"ttconsole/models"
 )
@@ -23,12 +24,16 @@ func (*TestProvider) Name() string { return ProviderTest }
 func (*TestProvider) CheckoutOrigin() string { return "" }
 
 // CreateCheckout implements Provider.
-func (tp *TestProvider) CreateCheckout(ctx context.Context, p *models.Payment, _ CheckoutURLs) (*Checkout, error) {
+func (tp *TestProvider) CreateCheckout(ctx context.Context, p *models.Payment, urls CheckoutURLs) (*Checkout, error) {
 	cs, err := tp.Store.CreateTestCheckout(ctx, p)
 	if err != nil {
 		return nil, err
 	}
-	return &Checkout{SessionID: cs.ID, URL: "/billing/test-checkout/" + cs.ID}, nil
+	u := "/billing/test-checkout/" + cs.ID
+	if urls.Return != "" {
+		u += "?return_to=" + url.QueryEscape(urls.Return)
+	}
+	return &Checkout{SessionID: cs.ID, URL: u}, nil
 }
 
 // Session implements Provider.
