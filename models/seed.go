@@ -77,8 +77,9 @@ const (
 // of successes, each error type, models, keys, billing outcomes and
 // stream flags, spread evenly over the span before now, ids made from
 // each row's time so the history pages like real traffic. It writes
-// request rows only: no money moves, the wallet and the ledger are left
-// alone. Rows go in as multi-row INSERTs, many per transaction, in id
+// request rows, and in the same transactions their usage roll-up
+// (usage_hourly), only: no money moves, the wallet and the ledger are
+// left alone, so the roll-up's spend is the rows' charges. Rows go in as multi-row INSERTs, many per transaction, in id
 // order, which is what makes it fast.
 func (s *Store) SeedRequests(ctx context.Context, accountID string, opt SeedOptions) (int, error) {
 	return s.seedRequests(ctx, accountID, opt, !s.db.Postgres)
@@ -152,6 +153,7 @@ func (s *Store) seedRequests(ctx context.Context, accountID string, opt SeedOpti
 			}
 			defer tx.Rollback()
 			var full *sql.Stmt
+			usage := seedUsage{}
 			for written := 0; written < txRows; {
 				n := min(perInsert, txRows-written)
 				rows = rows[:0]
@@ -163,6 +165,7 @@ func (s *Store) seedRequests(ctx context.Context, accountID string, opt SeedOpti
 					args = append(args, accountID)
 				}
 				for i := range rows {
+					usage.add(&rows[i])
 					if packed {
 						args = rows[i].appendPacked(args)
 					} else {
@@ -186,6 +189,9 @@ func (s *Store) seedRequests(ctx context.Context, accountID string, opt SeedOpti
 			}
 			if full != nil {
 				full.Close()
+			}
+			if err := usage.write(ctx, tx, accountID, s.db.Postgres); err != nil {
+				return fmt.Errorf("seed usage: %w", err)
 			}
 			return tx.Commit()
 		}()
@@ -482,3 +488,60 @@ func seedPackedInsert(rows int) string {
 }
 
 func ceilDiv(a, b int64) int64 { return (a + b - 1) / b }
+
+// seedUsage sums a transaction's seeded rows as the usage roll-up counts
+// them (see usage_write.go): by the UTC hour each call completed, its key,
+// model and billing outcome.
+type seedUsage map[seedUsageKey]*seedUsageSum
+
+type seedUsageKey struct {
+	hour, key string
+	model     int // index into seedModels
+	scenario  int // index into seedScenarios
+}
+
+type seedUsageSum struct{ requests, errors, prompt, completion, spend int64 }
+
+func (u seedUsage) add(r *seedRequest) {
+	k := seedUsageKey{hour: r.completed.UTC().Format("2006-01-02 15"), key: r.key, model: r.model, scenario: r.scenario}
+	sum := u[k]
+	if sum == nil {
+		sum = &seedUsageSum{}
+		u[k] = sum
+	}
+	sum.requests++
+	if seedScenarios[r.scenario].status >= 400 {
+		sum.errors++
+	}
+	sum.prompt += int64(r.prompt)
+	sum.completion += int64(r.completion)
+	sum.spend += r.charged
+}
+
+// write adds the sums to the roll-up: a statement per hour, key, model and
+// scenario, a few hundred for a transaction of 50,000 rows.
+func (u seedUsage) write(ctx context.Context, tx *sql.Tx, accountID string, postgres bool) error {
+	text := `INSERT INTO usage_hourly (account_id, hour_utc, key_id, model, outcome, requests, errors, prompt_tokens,
+		completion_tokens, spend_micros) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (account_id, hour_utc, key_id, model, outcome) DO UPDATE SET
+		requests = usage_hourly.requests + excluded.requests, errors = usage_hourly.errors + excluded.errors,
+		prompt_tokens = usage_hourly.prompt_tokens + excluded.prompt_tokens,
+		completion_tokens = usage_hourly.completion_tokens + excluded.completion_tokens,
+		spend_micros = usage_hourly.spend_micros + excluded.spend_micros`
+	if postgres {
+		text = numbered(text)
+	}
+	st, err := tx.PrepareContext(ctx, text)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	for k, sum := range u {
+		_, err := st.ExecContext(ctx, accountID, k.hour, k.key, seedModels[k.model].id, seedScenarios[k.scenario].outcome,
+			sum.requests, sum.errors, sum.prompt, sum.completion, sum.spend)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
