@@ -69,6 +69,10 @@ func (a *App) usagePage(c echo.Context) error {
 	dec := models.Decimals(amounts...)
 	d.Totals = usageStats(rep.Total, dec)
 	d.GroupHead = map[string]string{models.UsageByModel: "Model", models.UsageByKey: "API key", models.UsageByDay: "Day"}[q.Group]
+	d.Caption = "Spend per " + map[string]string{models.UsageHourly: "hour", models.UsageDaily: "day"}[q.Granularity]
+	if q.Group != models.UsageByDay {
+		d.Caption += " by " + map[string]string{models.UsageByModel: "model", models.UsageByKey: "API key"}[q.Group]
+	}
 
 	series := usageSeriesOf(q, rep)
 	d.Total = views.UsageLine{Label: "Total", UsageStats: d.Totals, RequestsURL: requestsLink(q, "", "", q.From, q.To)}
@@ -139,14 +143,32 @@ func usagePresets(cur url.Values, q models.UsageQuery, now time.Time) []views.Us
 		v.Set("granularity", p.gran)
 		out[i] = views.UsagePreset{Label: p.label, URL: "/usage?" + v.Encode(),
 			Active: cur.Get("from") == p.from && cur.Get("to") == p.to}
+		if p.label == "30 d" && cur.Get("from") == "" && cur.Get("to") == "" {
+			out[i].Active = true // the page's default range
+		}
 	}
 	return out
 }
 
-// usageRange is a range in words: "Nov 3, 2026 00:00 – Dec 3, 2026 00:00 (UTC)".
+// usageRange is a range in words: whole days as "Nov 3 – Dec 2, 2026
+// (UTC)", both days included; otherwise "Dec 1, 2026 14:00 – Dec 2, 2026
+// 14:00 (UTC)".
 func usageRange(q models.UsageQuery) string {
-	const layout = "Jan 2, 2006 15:04"
-	return q.From.In(q.Zone).Format(layout) + " – " + q.To.In(q.Zone).Format(layout) + " (" + zoneLabel(q.Zone) + ")"
+	from, to := q.From.In(q.Zone), q.To.In(q.Zone)
+	midnight := func(t time.Time) bool { return t.Hour() == 0 && t.Minute() == 0 }
+	zone := " (" + zoneLabel(q.Zone) + ")"
+	if !midnight(from) || !midnight(to) {
+		const layout = "Jan 2, 2006 15:04"
+		return from.Format(layout) + " – " + to.Format(layout) + zone
+	}
+	last := to.AddDate(0, 0, -1)
+	switch {
+	case last.Equal(from):
+		return from.Format("Mon, Jan 2, 2006") + zone
+	case last.Year() != from.Year():
+		return from.Format("Jan 2, 2006") + " – " + last.Format("Jan 2, 2006") + zone
+	}
+	return from.Format("Jan 2") + " – " + last.Format("Jan 2, 2006") + zone
 }
 
 func zoneLabel(loc *time.Location) string { return components.ZoneName(loc) }
@@ -220,11 +242,17 @@ func usageSeriesOf(q models.UsageQuery, rep models.UsageReport) map[string]strin
 	if q.Group == models.UsageByDay {
 		return out
 	}
-	for i, g := range rep.Groups {
-		if i == usageSeries-1 && len(rep.Groups) > usageSeries {
+	var spent []string // rep.Groups is in order of spend, most first
+	for _, g := range rep.Groups {
+		if g.SpendMicros > 0 {
+			spent = append(spent, g.Value)
+		}
+	}
+	for i, v := range spent {
+		if i == usageSeries-1 && len(spent) > usageSeries {
 			break // the last colour is "Other"
 		}
-		out[g.Value] = "u" + strconv.Itoa(i)
+		out[v] = "u" + strconv.Itoa(i)
 	}
 	return out
 }
@@ -256,7 +284,7 @@ func usageChart(q models.UsageQuery, rep models.UsageReport, series map[string]s
 		if cls, ok := series[g.Value]; ok {
 			label, _ := usageLabel(q, g.Value, labels)
 			order = append(order, entry{g.Value, label, cls})
-		} else if q.Group != models.UsageByDay {
+		} else if q.Group != models.UsageByDay && g.SpendMicros > 0 {
 			other = true
 		}
 	}
@@ -286,12 +314,14 @@ func usageChart(q models.UsageQuery, rep models.UsageReport, series map[string]s
 		when := usagePeriodName(q, p)
 		bar := views.UsageBar{X: usageChartLeft + i*step, W: barW,
 			Title: when + ": " + models.FormatUSD(p.SpendMicros) + " spent, " + thousands(p.Requests) + " requests"}
-		if i%every == 0 {
+		// Every few periods a label, and the last one always (the one
+		// before it gives way when they would touch).
+		if last := i == n-1; last || i%every == 0 && n-1-i >= every/2+1 {
 			bar.Label = p.Start.In(q.Zone).Format("Jan 2")
 			if hourly {
 				bar.Label = p.Start.In(q.Zone).Format("15:04")
 			}
-			bar.Minor = (i/every)%2 == 1 && i+every < n
+			bar.Minor = !last && (i/every)%2 == 1
 		}
 		y := usagePlotH
 		seg := func(class, label string, t models.UsageTotals) {
@@ -324,10 +354,12 @@ func usageChart(q models.UsageQuery, rep models.UsageReport, series map[string]s
 	return ch, legend
 }
 
-// usagePeriodName is a period in words: "Mon Nov 25" or "Nov 25 14:00 UTC".
+// usagePeriodName is a period in words, zone included, as the other
+// charts' titles: "Mon, Nov 25 (UTC)" or "Nov 25, 14:00 (UTC)".
 func usagePeriodName(q models.UsageQuery, p models.UsagePeriod) string {
+	layout := "Mon, Jan 2"
 	if q.Granularity == models.UsageHourly {
-		return p.Start.In(q.Zone).Format("Jan 2 15:04") + " " + zoneLabel(q.Zone)
+		layout = "Jan 2, 15:04"
 	}
-	return p.Start.In(q.Zone).Format("Mon Jan 2")
+	return p.Start.In(q.Zone).Format(layout) + " (" + zoneLabel(q.Zone) + ")"
 }

@@ -44,8 +44,9 @@ type UsageQuery struct {
 // ParseUsageQuery reads from, to, group and granularity (DESIGN §8) from
 // a query string. from and to are dates (to includes its whole day) or
 // times on the wall clock of loc (2026-11-25T14:00), or RFC 3339 times;
-// a range is made of whole hours. Without from, the range is the 30 days
-// up to today; without to, it ends with the current hour. Without a
+// a range is made of whole hours. Without either, the range is the 30
+// days up to today, whole; without from, the 30 days up to to; without
+// to, it ends with the current hour. Without a
 // granularity, a range of two days or less is hourly. Bad values are field
 // errors; the query returned then holds the defaults in their place.
 func ParseUsageQuery(q url.Values, loc *time.Location, now time.Time) (UsageQuery, error) {
@@ -77,6 +78,11 @@ func ParseUsageQuery(q url.Values, loc *time.Location, now time.Time) (UsageQuer
 	to, toOK := parseUsageTime(q.Get("to"), loc, true)
 	if !toOK {
 		fe.Add("to", "Use a date such as 2026-11-30, or a time such as 2026-11-30T18:00.")
+	}
+	if from.IsZero() && to.IsZero() && fromOK && toOK {
+		// The 30 days up to today, whole days.
+		t := now.In(loc)
+		to = time.Date(t.Year(), t.Month(), t.Day()+1, 0, 0, 0, 0, loc).Truncate(time.Hour)
 	}
 	if to.IsZero() {
 		to = end

@@ -33,7 +33,9 @@ func TestParseUsageQuery(t *testing.T) {
 		errorsOnFields []string
 	}{
 		{"the last 30 days by default, daily, by model", "", time.UTC,
-			utc("2026-10-27T00:00:00Z"), utc("2026-11-25T15:00:00Z"), "model", "day", nil},
+			utc("2026-10-27T00:00:00Z"), utc("2026-11-26T00:00:00Z"), "model", "day", nil},
+		{"from a time to now", "from=2026-11-24T16:00", time.UTC,
+			utc("2026-11-24T16:00:00Z"), utc("2026-11-25T15:00:00Z"), "model", "hour", nil},
 		{"dates include the whole last day", "from=2026-11-01&to=2026-11-02&group=key", time.UTC,
 			utc("2026-11-01T00:00:00Z"), utc("2026-11-03T00:00:00Z"), "key", "hour", nil},
 		{"dates are the zone's days", "from=2026-11-01&to=2026-11-30&group=day", tokyo,
