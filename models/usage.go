@@ -186,7 +186,11 @@ type UsageRow struct {
 
 // UsageRows returns the account's usage in q's range, per hour and per
 // value of q's grouping (none for day: the page makes the days), from the
-// roll-up: a few thousand rows for a month whatever the traffic.
+// roll-up: a few thousand rows for a month whatever the traffic. The rows
+// are read through database/sql, not GORM, whose scan by reflection took
+// as long as the query; and on SQLite under a context that cannot be
+// cancelled, because the driver starts a goroutine for every row of a
+// query that can (the query is a few milliseconds).
 func (s *Store) UsageRows(ctx context.Context, accountID string, q UsageQuery) ([]UsageRow, error) {
 	col := "''"
 	switch q.Group {
@@ -199,31 +203,43 @@ func (s *Store) UsageRows(ctx context.Context, accountID string, q UsageQuery) (
 	if col != "''" {
 		group += ", " + col
 	}
-	var raw []struct {
-		HourUTC, Grp                                                  string
-		Requests, Errors, PromptTokens, CompletionTokens, SpendMicros int64
-	}
-	err := s.db.R.WithContext(ctx).Raw(`SELECT hour_utc, `+col+` AS grp, SUM(requests) AS requests,
-		SUM(errors) AS errors, SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens,
-		SUM(spend_micros) AS spend_micros
-		FROM usage_hourly WHERE account_id = ? AND hour_utc >= ? AND hour_utc < ?
-		GROUP BY `+group+` ORDER BY hour_utc`,
-		accountID, usageHour(q.From), usageHour(q.To)).Scan(&raw).Error
+	text := `SELECT hour_utc, ` + col + `, SUM(requests), SUM(errors), SUM(prompt_tokens), SUM(completion_tokens),
+		SUM(spend_micros) FROM usage_hourly WHERE account_id = ? AND hour_utc >= ? AND hour_utc < ? GROUP BY ` + group
+	db, err := s.db.R.DB()
 	if err != nil {
 		return nil, err
 	}
-	out := make([]UsageRow, 0, len(raw))
-	for _, r := range raw {
-		h, err := time.Parse(usageHourLayout, r.HourUTC)
-		if err != nil {
-			continue // not a row this code wrote
-		}
-		out = append(out, UsageRow{Hour: h, Group: r.Grp, UsageTotals: UsageTotals{
-			Requests: r.Requests, Errors: r.Errors, PromptTokens: r.PromptTokens,
-			CompletionTokens: r.CompletionTokens, SpendMicros: r.SpendMicros,
-		}})
+	if s.db.Postgres {
+		text = numbered(text)
+	} else {
+		ctx = context.WithoutCancel(ctx)
 	}
-	return out, nil
+	rows, err := db.QueryContext(ctx, text, accountID, usageHour(q.From), usageHour(q.To))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var (
+		out       []UsageRow
+		hour, grp string
+		last      string
+		at        time.Time
+	)
+	for rows.Next() {
+		var r UsageRow
+		if err := rows.Scan(&hour, &grp, &r.Requests, &r.Errors, &r.PromptTokens, &r.CompletionTokens, &r.SpendMicros); err != nil {
+			return nil, err
+		}
+		if hour != last { // rows come an hour at a time
+			if at, err = time.Parse(usageHourLayout, hour); err != nil {
+				continue // not a row this code wrote
+			}
+			last = hour
+		}
+		r.Hour, r.Group = at, grp
+		out = append(out, r)
+	}
+	return out, rows.Err()
 }
 
 // UsagePeriod is one period of the chart: its totals, and each group's.
