@@ -72,9 +72,12 @@ func TestRequestLogKeepsEveryRowThroughVersion12(t *testing.T) {
 	}
 	db, p := migratedTo(t, from, goose.WithAllowOutofOrder(true))
 	ctx := context.Background()
-	// Today's store writes the column version 14 adds: it goes first.
-	if _, err := p.ApplyVersion(ctx, 14, true); err != nil {
-		t.Fatal(err)
+	// Today's store writes the column version 14 adds and the usage
+	// roll-up of version 15: they go first.
+	for _, v := range []int64{14, 15} {
+		if _, err := p.ApplyVersion(ctx, v, true); err != nil {
+			t.Fatal(err)
+		}
 	}
 	s := models.NewStore(db)
 	a := testenv.FundedKey(t, s, "v12@example.com", models.MicrosPerUSD, models.KeyInput{Name: "k"})
