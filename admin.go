@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"ttconsole/internal/seed"
 	"ttconsole/models"
 )
 
@@ -280,7 +281,7 @@ func adminSeed(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	tty := isTerminal(stderr)
 	start := time.Now()
-	written, err := store.SeedRequests(ctx, u.AccountID, models.SeedOptions{
+	written, err := seed.Requests(ctx, store, u.AccountID, seed.Options{
 		Requests: *n, Span: time.Duration(*days) * 24 * time.Hour, KeyIDs: keyIDs,
 		Progress: func(done int) {
 			if tty {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"flag"
 	"fmt"
 	"io/fs"
@@ -475,11 +476,19 @@ func TestServeMakesTheRequestLogsMonthsAhead(t *testing.T) {
 	if _, _, err := c.run("migrate"); err != nil {
 		t.Fatal(err)
 	}
-	db := c.store().DB()
+	store := c.store()
+	db := store.DB()
 	ahead := migrations.AheadMonths(time.Now())
 	if db.Postgres {
+		// No product path removes a partition ahead; they are dropped by
+		// hand, over a connection of the test's own.
+		conn, err := sql.Open("pgx", os.Getenv("DATABASE_URL"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
 		for _, p := range ahead[1:] {
-			if err := db.W.Exec("DROP TABLE " + p.Name()).Error; err != nil {
+			if _, err := conn.Exec("DROP TABLE " + p.Name()); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -501,11 +510,10 @@ func TestServeMakesTheRequestLogsMonthsAhead(t *testing.T) {
 		if !strings.Contains(log, p.Name()) {
 			t.Errorf("the start-up log does not name %s: %s", p.Name(), log)
 		}
-		var exists bool
-		db.R.Raw("SELECT to_regclass(?) IS NOT NULL", p.Name()).Scan(&exists)
-		if !exists {
-			t.Errorf("%s was not made", p.Name())
-		}
+	}
+	// Nothing is left to make: serve made them.
+	if made, err := store.EnsureRequestPartitions(context.Background(), time.Now()); err != nil || len(made) != 0 {
+		t.Errorf("after serve's first round, %v still had to be made (%v)", made, err)
 	}
 }
 

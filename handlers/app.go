@@ -82,6 +82,10 @@ type App struct {
 	RateLimitRedis redis.UniversalClient
 	RedisProbe     time.Duration
 
+	// Clock is the time a key's expiry is checked against; nil is the
+	// system's. A test moves it ahead to see a key expire.
+	Clock func() time.Time
+
 	metrics      *metrics
 	ipFromXFF    echo.IPExtractor // built once from Config.TrustedProxies
 	ipFromRealIP echo.IPExtractor

@@ -176,8 +176,16 @@ func TestWebhookSignature(t *testing.T) {
 			return "t=" + ts(now) + ",v1=" + stripeSig(b, "whsec_old", now) + ",v1=" + stripeSig(b, testWebhookSecret, now)
 		}, nil, 200},
 	} {
+		events := func() int {
+			t.Helper()
+			evs, err := srv.Store.PaymentEvents(context.Background(), pay.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return len(evs)
+		}
 		t.Run(tc.name, func(t *testing.T) {
-			before := count(t, srv, "payment_events")
+			before := events()
 			payload := fresh()
 			header := tc.header(payload)
 			if tc.body != nil {
@@ -187,7 +195,7 @@ func TestWebhookSignature(t *testing.T) {
 			if status != tc.want {
 				t.Fatalf("status %d, want %d: %s", status, tc.want, body)
 			}
-			after := count(t, srv, "payment_events")
+			after := events()
 			if tc.want == 400 {
 				if after != before || p.balance() != 0 || p.status(pay.ID) != models.PaymentPending {
 					t.Fatalf("a refused event wrote something: %d events (was %d), balance %d", after, before, p.balance())
@@ -302,8 +310,8 @@ func TestRechargeRejectsBadAmounts(t *testing.T) {
 			t.Errorf("%q: the field shows %q, want what was typed", tc.in, v)
 		}
 	}
-	if n := count(t, srv, "payments"); n != 0 {
-		t.Fatalf("%d payments created by bad input", n)
+	if pays, err := srv.Store.RecentPayments(context.Background(), p.account, 100); err != nil || len(pays) != 0 {
+		t.Fatalf("%d payments created by bad input (%v)", len(pays), err)
 	}
 }
 

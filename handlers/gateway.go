@@ -177,6 +177,9 @@ func (a *App) authenticate(c echo.Context, gc *call) error {
 	gc.key = k
 	gc.row.AccountID, gc.row.KeyID = &k.AccountID, &k.ID
 	now := time.Now().UTC()
+	if a.Clock != nil {
+		now = a.Clock().UTC()
+	}
 	switch {
 	case k.Status == "revoked":
 		return unauthorized(fmt.Sprintf("The API key %q (%s…%s) has been revoked; create a new key in the console.", k.Name, k.Prefix, k.Last4))

@@ -1,18 +1,54 @@
 package handlers_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
+	"ttconsole/internal/testenv"
 	"ttconsole/models"
 	"ttconsole/upstream"
 )
 
+// catalogue is the model catalogue the migrations make, read once
+// through the store: the prices calls are held and charged at.
+var catalogue struct {
+	once   sync.Once
+	models map[string]models.CatalogModel
+	err    error
+}
+
+// catalogued returns a model of the catalogue.
+func catalogued(t testing.TB, id string) models.CatalogModel {
+	t.Helper()
+	catalogue.once.Do(func() {
+		ms, err := models.NewStore(testenv.DB(t)).Models(context.Background())
+		catalogue.models, catalogue.err = map[string]models.CatalogModel{}, err
+		for _, m := range ms {
+			catalogue.models[m.ID] = m
+		}
+	})
+	m, ok := catalogue.models[id]
+	if !ok {
+		t.Fatalf("%s is not in the catalogue (%v)", id, catalogue.err)
+	}
+	return m
+}
+
+// tokenCost prices tokens of a model at the catalogue's prices.
+func tokenCost(t testing.TB, model string, prompt, completion int) int64 {
+	t.Helper()
+	m := catalogued(t, model)
+	return models.TokenCost(prompt, completion, m.InputMicrosPerMTok, m.OutputMicrosPerMTok)
+}
+
 // chatCost prices tokens of tt-chat-small.
-func chatCost(prompt, completion int) int64 {
-	return models.TokenCost(prompt, completion, 500_000, 1_500_000)
+func chatCost(t testing.TB, prompt, completion int) int64 {
+	t.Helper()
+	return tokenCost(t, "tt-chat-small", prompt, completion)
 }
 
 // TestHoldCoversEverythingTheUpstreamBills: n completions and every byte
@@ -30,9 +66,9 @@ func TestHoldCoversEverythingTheUpstreamBills(t *testing.T) {
 			t.Fatalf("chat: %d %.300s", r.res.StatusCode, r.body)
 		}
 		row := p.row(p.account, r.id())
-		if row.HoldMicros != chatCost(upstream.Tokens(body), 800) || row.CompletionTokens != 800 ||
-			row.ChargedMicros != chatCost(7, 800) || row.BillingOutcome != models.OutcomeCharged {
-			t.Fatalf("row %+v, want a hold of %d and a charge of %d", row, chatCost(upstream.Tokens(body), 800), chatCost(7, 800))
+		if row.HoldMicros != chatCost(t, upstream.Tokens(body), 800) || row.CompletionTokens != 800 ||
+			row.ChargedMicros != chatCost(t, 7, 800) || row.BillingOutcome != models.OutcomeCharged {
+			t.Fatalf("row %+v, want a hold of %d and a charge of %d", row, chatCost(t, upstream.Tokens(body), 800), chatCost(t, 7, 800))
 		}
 	})
 
@@ -46,7 +82,7 @@ func TestHoldCoversEverythingTheUpstreamBills(t *testing.T) {
 		if got := calls[len(calls)-1].req.MaxTokens; got == nil || *got != 50 {
 			t.Fatalf("the upstream received %s", calls[len(calls)-1].raw)
 		}
-		if row := p.row(p.account, r.id()); row.HoldMicros != chatCost(upstream.Tokens(body), 50) {
+		if row := p.row(p.account, r.id()); row.HoldMicros != chatCost(t, upstream.Tokens(body), 50) {
 			t.Fatalf("row %+v", row)
 		}
 		for _, extra := range []string{`"max_completion_tokens":50,"max_tokens":60`, `"max_completion_tokens":20000`, `"max_completion_tokens":0`} {
@@ -80,7 +116,7 @@ func TestHoldCoversEverythingTheUpstreamBills(t *testing.T) {
 	}
 	tools := `[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{` + strings.Join(props, ",") + `}}}}]`
 	toolsBody := `{"model":"tt-chat-small",` + msgs + `,"max_tokens":10,"tools":` + tools + `}`
-	toolsHold := chatCost(upstream.Tokens(toolsBody), 10)
+	toolsHold := chatCost(t, upstream.Tokens(toolsBody), 10)
 
 	t.Run("tools", func(t *testing.T) {
 		r := p.do("POST", "/v1/chat/completions", p.secret, toolsBody)
@@ -88,8 +124,8 @@ func TestHoldCoversEverythingTheUpstreamBills(t *testing.T) {
 			t.Fatalf("chat: %d %.300s", r.res.StatusCode, r.body)
 		}
 		row := p.row(p.account, r.id())
-		billed := chatCost(7+upstream.Tokens(tools), 10)
-		if row.HoldMicros != toolsHold || row.HoldMicros < chatCost(50_000, 10) || row.ChargedMicros != billed {
+		billed := chatCost(t, 7+upstream.Tokens(tools), 10)
+		if row.HoldMicros != toolsHold || row.HoldMicros < chatCost(t, 50_000, 10) || row.ChargedMicros != billed {
 			t.Fatalf("row %+v, want a hold of %d and a charge of %d", row, toolsHold, billed)
 		}
 	})
@@ -121,7 +157,7 @@ func TestHoldCoversEverythingTheUpstreamBills(t *testing.T) {
 			t.Fatalf("embeddings: %d %.300s", r.res.StatusCode, r.body)
 		}
 		row := p.row(p.account, r.id())
-		if row.HoldMicros != models.TokenCost(upstream.Tokens(body), 0, 100_000, 0) || row.ChargedMicros != 1 {
+		if row.HoldMicros != tokenCost(t, "tt-embed-1", upstream.Tokens(body), 0) || row.ChargedMicros != 1 {
 			t.Fatalf("row %+v", row)
 		}
 	})
@@ -138,7 +174,7 @@ func TestHoldCoversEverythingTheUpstreamBills(t *testing.T) {
 			t.Fatalf("chat: %d %.300s", r.res.StatusCode, r.body)
 		}
 		row := p.row(p.account, r.id())
-		if row.HoldMicros != chatCost(upstream.Tokens(body), 10) || row.ChargedMicros != row.HoldMicros {
+		if row.HoldMicros != chatCost(t, upstream.Tokens(body), 10) || row.ChargedMicros != row.HoldMicros {
 			t.Fatalf("row %+v, want charged exactly the hold", row)
 		}
 		r = p.do("POST", "/v1/chat/completions", p.secret, strings.TrimSuffix(body, "}")+`,"stream":true}`)
@@ -166,7 +202,7 @@ func TestSimulatorBillsEveryChoice(t *testing.T) {
 		t.Fatalf("chat: %d %.300s", r.res.StatusCode, r.body)
 	}
 	row := p.row(p.account, r.id())
-	if row.HoldMicros != chatCost(upstream.Tokens(body), 400) || row.CompletionTokens != 20 || row.ChargedMicros != chatCost(7, 20) {
+	if row.HoldMicros != chatCost(t, upstream.Tokens(body), 400) || row.CompletionTokens != 20 || row.ChargedMicros != chatCost(t, 7, 20) {
 		t.Fatalf("row %+v", row)
 	}
 	p.invariants(p.account)

@@ -50,7 +50,7 @@ func TestStreamLongerThanHoldTTLIsChargedInFull(t *testing.T) {
 		t.Fatalf("%d events, last %q: want 30 tokens, the finish chunk and [DONE]", len(evs), evs[len(evs)-1])
 	}
 	row := p.settled(res.Header.Get("X-TT-Request-ID"))
-	want := models.TokenCost(7, 30, 500_000, 1_500_000)
+	want := chatCost(t, 7, 30)
 	if row.BillingOutcome != models.OutcomeCharged || row.HoldStatus != models.HoldCaptured || row.CompletionTokens != 30 || row.ChargedMicros != want {
 		t.Fatalf("row outcome %s, %d tokens, charged %d: want charged %d for 30 tokens (%s)",
 			row.BillingOutcome, row.CompletionTokens, row.ChargedMicros, want, row.OutcomeDetail)
@@ -96,7 +96,7 @@ func TestStreamWhoseHoldEndedIsCutAndChargedLate(t *testing.T) {
 		t.Fatalf("last event %q: want the reason the stream stopped", last)
 	}
 	row := p.settled(res.Header.Get("X-TT-Request-ID"))
-	cost := models.TokenCost(7, row.CompletionTokens, 500_000, 1_500_000)
+	cost := chatCost(t, 7, row.CompletionTokens)
 	if row.BillingOutcome != models.OutcomeChargedPartial || row.CompletionTokens < 5 || row.CompletionTokens >= 1000 ||
 		row.ChargedMicros != cost || !strings.Contains(row.OutcomeDetail, "hold had expired") ||
 		!strings.Contains(row.OutcomeDetail, "outstanding") {
@@ -155,7 +155,7 @@ func TestStreamStopsBeforeAnUnrenewedHoldExpires(t *testing.T) {
 	}
 	row := p.settled(res.Header.Get("X-TT-Request-ID"))
 	if row.BillingOutcome != models.OutcomeChargedPartial || row.HoldStatus != models.HoldCaptured ||
-		row.ChargedMicros != models.TokenCost(7, row.CompletionTokens, 500_000, 1_500_000) {
+		row.ChargedMicros != chatCost(t, 7, row.CompletionTokens) {
 		t.Fatalf("row %+v", row)
 	}
 	p.invariants(p.account)
@@ -201,7 +201,7 @@ func TestStreamStopsAtItsMaximumDuration(t *testing.T) {
 	}
 	row := p.settled(res.Header.Get("X-TT-Request-ID"))
 	if row.BillingOutcome != models.OutcomeChargedPartial || row.CompletionTokens == 0 || row.CompletionTokens >= 1000 ||
-		row.ChargedMicros != models.TokenCost(7, row.CompletionTokens, 500_000, 1_500_000) ||
+		row.ChargedMicros != chatCost(t, 7, row.CompletionTokens) ||
 		!strings.Contains(row.OutcomeDetail, "maximum duration of 500ms") {
 		t.Fatalf("row %s %d tokens charged %d: %q", row.BillingOutcome, row.CompletionTokens, row.ChargedMicros, row.OutcomeDetail)
 	}
@@ -252,7 +252,7 @@ func TestStreamSlowReaderIsCutAndCharged(t *testing.T) {
 	}
 	if row.BillingOutcome != models.OutcomeChargedPartial || !strings.HasPrefix(row.OutcomeDetail, "client read nothing for 300ms") ||
 		row.CompletionTokens == 0 || row.CompletionTokens >= 16000 ||
-		row.ChargedMicros != models.TokenCost(row.PromptTokens, row.CompletionTokens, 500_000, 1_500_000) {
+		row.ChargedMicros != chatCost(t, row.PromptTokens, row.CompletionTokens) {
 		t.Fatalf("row %s, %d tokens, charged %d: %q", row.BillingOutcome, row.CompletionTokens, row.ChargedMicros, row.OutcomeDetail)
 	}
 	p.invariants(p.account)

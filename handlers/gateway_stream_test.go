@@ -86,7 +86,7 @@ func TestStreamCompletedIsChargedFromFinalUsage(t *testing.T) {
 		t.Fatalf("stream events: %d, last %q", len(evs), evs[len(evs)-1])
 	}
 	row := p.settled(res.Header.Get("X-TT-Request-ID"))
-	want := models.TokenCost(7, 20, 500_000, 1_500_000)
+	want := chatCost(t, 7, 20)
 	if row.BillingOutcome != models.OutcomeCharged || row.ChargedMicros != want || row.CompletionTokens != 20 || !row.Stream {
 		t.Fatalf("row %+v, want charged %d", row, want)
 	}
@@ -114,7 +114,7 @@ func TestStreamCutByUpstreamIsChargedForDeliveredTokens(t *testing.T) {
 	}
 	row := p.settled(res.Header.Get("X-TT-Request-ID"))
 	if row.BillingOutcome != models.OutcomeChargedPartial || row.CompletionTokens != 5 ||
-		row.ChargedMicros != models.TokenCost(7, 5, 500_000, 1_500_000) ||
+		row.ChargedMicros != chatCost(t, 7, 5) ||
 		row.OutcomeDetail != "stream cut off by upstream after 5 tokens" {
 		t.Fatalf("row %+v", row)
 	}
@@ -141,7 +141,7 @@ func TestStreamClientDisconnectSettlesOnDeliveredTokens(t *testing.T) {
 		!strings.HasPrefix(row.OutcomeDetail, "client disconnected after") {
 		t.Fatalf("row %+v: want about 5 tokens charged", row)
 	}
-	if row.ChargedMicros != models.TokenCost(7, row.CompletionTokens, 500_000, 1_500_000) {
+	if row.ChargedMicros != chatCost(t, 7, row.CompletionTokens) {
 		t.Fatalf("charged %d for %d tokens", row.ChargedMicros, row.CompletionTokens)
 	}
 	p.invariants(p.account)

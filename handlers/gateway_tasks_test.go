@@ -13,8 +13,6 @@ import (
 	"ttconsole/models"
 )
 
-const videoPrice = 500_000 // tt-video-1: $0.50 a task
-
 func fastTasks(ttl time.Duration) testenv.Options {
 	return testenv.Options{Adjust: func(a *handlers.App) {
 		a.TaskTTL = ttl
@@ -70,6 +68,7 @@ func (p *platform) events(requestID string) []string {
 
 func TestTasksSettleByOutcome(t *testing.T) {
 	noLeaks(t)
+	videoPrice := catalogued(t, "tt-video-1").TaskPriceMicros
 	cases := []struct {
 		name, outcome, wantStatus, wantBilling string
 		charged                                int64
@@ -160,6 +159,7 @@ func TestTaskCancelAndExpiry(t *testing.T) {
 
 func TestTasksSurviveARestart(t *testing.T) {
 	noLeaks(t)
+	videoPrice := catalogued(t, "tt-video-1").TaskPriceMicros
 	p := newPlatform(t, fastTasks(time.Minute))
 	r, task := p.createTask(p.secret, map[string]string{"sim_duration_ms": "500"})
 	if r.res.StatusCode != 202 {
@@ -228,17 +228,14 @@ func TestReapersEndEachHoldOnce(t *testing.T) {
 	if counts[0]+counts[1] != n {
 		t.Fatalf("reapers ended %d + %d holds, want %d in all", counts[0], counts[1], n)
 	}
-	var expired int64
-	a.DB().W.Model(&models.Request{}).Where("hold_status = ?", models.HoldExpired).Count(&expired)
-	if expired != n {
+	holds, outcomes := callStates(t, a, acct.ID)
+	if expired := holds[models.HoldExpired]; expired != n {
 		t.Fatalf("%d holds expired, want %d", expired, n)
 	}
 	if err := a.LedgerInvariant(ctx, acct.ID); err != nil {
 		t.Fatal(err)
 	}
-	var pending int64
-	a.DB().W.Model(&models.Request{}).Where("billing_outcome = ?", models.OutcomePending).Count(&pending)
-	if pending != 0 {
+	if pending := outcomes[models.OutcomePending]; pending != 0 {
 		t.Fatalf("%d requests still pending", pending)
 	}
 }

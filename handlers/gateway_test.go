@@ -3,7 +3,6 @@ package handlers_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -11,8 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"gorm.io/gorm"
-
+	"ttconsole/handlers"
 	"ttconsole/internal/testenv"
 	"ttconsole/models"
 	"ttconsole/upstream"
@@ -119,11 +117,11 @@ func errorOf(t *testing.T, r apiResult) (string, string) {
 
 func (p *platform) wallet(account string) *models.Wallet {
 	p.t.Helper()
-	var w models.Wallet
-	if err := p.srv.DB.W.Where("account_id = ?", account).Take(&w).Error; err != nil {
+	w, err := p.srv.Store.WalletOf(context.Background(), account)
+	if err != nil {
 		p.t.Fatal(err)
 	}
-	return &w
+	return w
 }
 
 func (p *platform) row(account, id string) *models.Request {
@@ -133,6 +131,53 @@ func (p *platform) row(account, id string) *models.Request {
 		p.t.Fatalf("request %s not in the log of %s: %v", id, account, err)
 	}
 	return r
+}
+
+// calls returns every request of an account that matches f, as its
+// Requests pages list them, newest first.
+func (p *platform) calls(account string, f models.RequestFilter) []models.Request {
+	p.t.Helper()
+	return listCalls(p.t, p.srv.Store, account, f)
+}
+
+// listCalls is platform.calls for any store.
+func listCalls(t testing.TB, s *models.Store, account string, f models.RequestFilter) []models.Request {
+	t.Helper()
+	var out []models.Request
+	for cursor := ""; ; {
+		page, err := s.ListRequests(context.Background(), account, f, cursor, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, page.Rows...)
+		if cursor = page.Next; cursor == "" {
+			return out
+		}
+	}
+}
+
+// notStored fails t unless no request row has the id.
+func notStored(t testing.TB, s *models.Store, id, what string) {
+	t.Helper()
+	if r, err := s.RequestByID(context.Background(), id); models.ErrorCode(err) != models.ENOTFOUND {
+		t.Errorf("%s: request %s is in the log (%+v, %v)", what, id, r, err)
+	}
+}
+
+// callStates counts an account's calls by the state of their hold and by
+// billing outcome, as their detail pages show them.
+func callStates(t testing.TB, s *models.Store, account string) (holds, outcomes map[string]int) {
+	t.Helper()
+	holds, outcomes = map[string]int{}, map[string]int{}
+	for _, r := range listCalls(t, s, account, models.RequestFilter{}) {
+		row, err := s.RequestOf(context.Background(), account, r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		holds[row.HoldStatus]++
+		outcomes[row.BillingOutcome]++
+	}
+	return holds, outcomes
 }
 
 func (p *platform) invariants(account string) {
@@ -149,7 +194,7 @@ func (p *platform) invariants(account string) {
 // every byte of the body ("Say hello to the platform." alone, the 7 prompt
 // tokens the upstream bills, would miss tools and the like).
 func chatHold(t *testing.T, maxTokens int, metadata map[string]string) int64 {
-	return models.TokenCost(upstream.Tokens(chatBody("tt-chat-small", maxTokens, metadata)), maxTokens, 500_000, 1_500_000)
+	return chatCost(t, upstream.Tokens(chatBody("tt-chat-small", maxTokens, metadata)), maxTokens)
 }
 
 // TestErrorContract has one row per error of the platform's catalogue:
@@ -167,11 +212,12 @@ func TestErrorContract(t *testing.T) {
 	if _, err := store.SetAPIKeyStatus(ctx, p.account, revoked.ID, models.AdminCLI, "revoke"); err != nil {
 		t.Fatal(err)
 	}
-	expired, expiredSecret := p.newKey(p.account, models.KeyInput{Name: "old"})
-	if err := p.srv.DB.W.Model(&models.APIKey{}).Where("id = ?", expired.ID).
-		Update("expires_at", time.Now().UTC().Add(-time.Hour)).Error; err != nil {
-		t.Fatal(err)
-	}
+	// A key that expires tomorrow, called two days from now: the same
+	// database served by an instance whose clock is ahead.
+	_, expiredSecret := p.newKey(p.account, models.KeyInput{Name: "old", ExpiresOn: time.Now().UTC().AddDate(0, 0, 1).Format("2006-01-02")})
+	later := &platform{t: t, srv: testenv.NewServerOn(t, p.srv.DB, testenv.Options{Adjust: func(a *handlers.App) {
+		a.Clock = func() time.Time { return time.Now().Add(48 * time.Hour) }
+	}})}
 	_, ipSecret := p.newKey(p.account, models.KeyInput{Name: "office", AllowedIPs: "203.0.113.7"})
 	_, scopedSecret := p.newKey(p.account, models.KeyInput{Name: "small only", Models: []string{"tt-chat-small"}})
 	_, quotaSecret := p.newKey(p.account, models.KeyInput{Name: "tiny limit", MonthlyLimitUSD: "0.000001"})
@@ -216,7 +262,11 @@ func TestErrorContract(t *testing.T) {
 	before := p.wallet(p.account)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			r := p.do(tc.method, tc.path, tc.secret, tc.body)
+			via := p
+			if tc.secret == expiredSecret {
+				via = later // two days from now
+			}
+			r := via.do(tc.method, tc.path, tc.secret, tc.body)
 			if r.res.StatusCode != tc.status {
 				t.Fatalf("status %d, want %d: %s", r.res.StatusCode, tc.status, r.body)
 			}
@@ -241,10 +291,9 @@ func TestErrorContract(t *testing.T) {
 					t.Fatalf("Retry-After %q, Reset %d: want whole seconds >= 1, consistent with Reset", h.Get("Retry-After"), reset)
 				}
 			}
-			var row models.Request
-			err := p.srv.DB.W.Where("id = ?", r.id()).Take(&row).Error
+			row, err := p.srv.Store.RequestByID(ctx, r.id())
 			if tc.account == "" {
-				if !errors.Is(err, gorm.ErrRecordNotFound) {
+				if models.ErrorCode(err) != models.ENOTFOUND {
 					t.Fatalf("a call no key identifies was stored (%v)", err)
 				}
 				return
@@ -279,7 +328,9 @@ func TestErrorContract(t *testing.T) {
 	after := p.wallet(p.account)
 	// Only the one successful call on the slow key moved money.
 	var charged int64
-	p.srv.DB.W.Model(&models.Request{}).Where("account_id = ?", p.account).Select("COALESCE(SUM(charged_micros),0)").Scan(&charged)
+	for _, r := range p.calls(p.account, models.RequestFilter{}) {
+		charged += r.ChargedMicros
+	}
 	if after.HeldMicros != 0 || after.BalanceMicros != before.BalanceMicros || before.BalanceMicros+charged != 10*models.MicrosPerUSD {
 		t.Fatalf("wallet moved: before %+v after %+v", before, after)
 	}
@@ -313,7 +364,7 @@ func TestChatChargesRealUsage(t *testing.T) {
 			t.Errorf("success lacks %s", h)
 		}
 	}
-	wantCost := models.TokenCost(7, 40, 500_000, 1_500_000) // 7*0.5 + 40*1.5 = 63.5 → 64 µ$
+	wantCost := chatCost(t, 7, 40) // 7 tokens in and 40 out, rounded up once
 	if wantCost != 64 {
 		t.Fatalf("cost arithmetic: %d", wantCost)
 	}
@@ -389,9 +440,13 @@ func TestEmbeddingsAndModels(t *testing.T) {
 		t.Fatalf("chat model on embeddings: %d %s", bad.res.StatusCode, bad.body)
 	}
 	ms := p.do("GET", "/v1/models", p.secret, "")
-	for _, id := range []string{"tt-chat-small", "tt-chat-large", "tt-embed-1", "tt-video-1"} {
-		if !strings.Contains(ms.body, `"id":"`+id+`"`) {
-			t.Errorf("/v1/models lacks %s: %s", id, ms.body)
+	catalogue, err := p.srv.Store.Models(context.Background())
+	if err != nil || len(catalogue) == 0 {
+		t.Fatalf("the catalogue: %d models, %v", len(catalogue), err)
+	}
+	for _, m := range catalogue {
+		if !strings.Contains(ms.body, `"id":"`+m.ID+`"`) {
+			t.Errorf("/v1/models lacks %s: %s", m.ID, ms.body)
 		}
 	}
 	p.invariants(p.account)
@@ -523,9 +578,9 @@ func TestLedgerInvariantsAfterAMix(t *testing.T) {
 	}
 	p.invariants(p.account)
 	p.invariants(poorKey.AccountID)
-	var open int64
-	p.srv.DB.W.Model(&models.Request{}).Where("hold_status = ?", models.HoldOpen).Count(&open)
-	if open != 0 {
-		t.Fatalf("%d holds still open", open)
+	for _, acct := range []string{p.account, poorKey.AccountID} {
+		if holds, outcomes := callStates(t, p.srv.Store, acct); holds[models.HoldOpen] != 0 || outcomes[models.OutcomePending] != 0 {
+			t.Fatalf("%d holds still open, %d calls pending", holds[models.HoldOpen], outcomes[models.OutcomePending])
+		}
 	}
 }

@@ -44,8 +44,10 @@ func TestCallsNoKeyIdentifiesAreNotStoredAndAreLimited(t *testing.T) {
 	if _, err := p.srv.Store.SetAPIKeyStatus(ctx, p.account, revoked.ID, models.AdminCLI, "revoke"); err != nil {
 		t.Fatal(err)
 	}
-	rows := func() int64 { return count(t, p.srv, "requests") }
+	// The rows of the account's log, and whether calls are stored at all.
+	rows := func() int { return len(p.calls(p.account, models.RequestFilter{})) }
 	before := rows()
+	var unidentified []string
 
 	from := func(ip string) []string { return []string{"X-Forwarded-For", ip} }
 	chat := chatBody("tt-chat-small", 10, nil)
@@ -69,6 +71,7 @@ func TestCallsNoKeyIdentifiesAreNotStoredAndAreLimited(t *testing.T) {
 			b = bogus[0] // a few oversized bodies are enough
 		}
 		last = p.do(b.method, b.path, b.secret, b.body, from(attacker)...)
+		unidentified = append(unidentified, last.id())
 		answered[last.res.StatusCode]++
 		if last.res.StatusCode == http.StatusTooManyRequests && first429 < 0 {
 			first429 = i
@@ -77,6 +80,9 @@ func TestCallsNoKeyIdentifiesAreNotStoredAndAreLimited(t *testing.T) {
 	took := time.Since(start)
 	if n := rows() - before; n != 0 {
 		t.Errorf("%d calls that no key identifies were stored in the request log", n)
+	}
+	for _, id := range unidentified {
+		notStored(t, p.srv.Store, id, "a call no key identifies")
 	}
 	for st := range answered {
 		if st != 401 && st != 404 && st != 413 && st != 429 {
@@ -109,6 +115,8 @@ func TestCallsNoKeyIdentifiesAreNotStoredAndAreLimited(t *testing.T) {
 	// Another address is not limited.
 	if r := p.do("POST", "/v1/chat/completions", "sk-tt-"+strings.Repeat("C", 43), chat, from("198.51.100.7")...); r.res.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("another address: %d %s, want 401", r.res.StatusCode, r.body)
+	} else {
+		notStored(t, p.srv.Store, r.id(), "a call no key identifies, from another address")
 	}
 	// A valid key from the limited address goes through the usual checks.
 	r := p.do("GET", "/v1/models", p.secret, "", from(attacker)...)

@@ -253,8 +253,8 @@ func TestRequestDetailShowsEverything(t *testing.T) {
 			t.Errorf("detail lacks %q", want)
 		}
 	}
-	var ledger []models.LedgerEntry
-	if err := p.srv.DB.R.Where("request_id = ?", r.id()).Find(&ledger).Error; err != nil || len(ledger) != 1 {
+	ledger, err := p.srv.Store.RequestLedger(context.Background(), p.account, r.id())
+	if err != nil || len(ledger) != 1 {
 		t.Fatalf("ledger entries of the call: %d %v", len(ledger), err)
 	}
 	if !strings.Contains(text, ledger[0].ID) {

@@ -295,15 +295,15 @@ func TestScaleOutReapersEndEachOnce(t *testing.T) {
 	if ended["tasks"] != tasks || ended["holds"] != holds {
 		t.Fatalf("reapers ended %d tasks and %d holds, want %d and %d", ended["tasks"], ended["holds"], tasks, holds)
 	}
-	var expired, openHolds, running, pending int64
-	db := a.srv.DB.W
-	db.Model(&models.Request{}).Where("hold_status = ?", models.HoldExpired).Count(&expired)
-	db.Model(&models.Request{}).Where("hold_status = ?", models.HoldOpen).Count(&openHolds)
-	db.Model(&models.Task{}).Where("status = ?", models.TaskRunning).Count(&running)
-	db.Model(&models.Request{}).Where("billing_outcome = ?", models.OutcomePending).Count(&pending)
-	if expired != holds+tasks || openHolds != 0 || running != 0 || pending != 0 {
+	hs, outcomes := callStates(t, st, a.account)
+	running, err := st.RunningTasks(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired, openHolds, pending := hs[models.HoldExpired], hs[models.HoldOpen], outcomes[models.OutcomePending]
+	if expired != holds+tasks || openHolds != 0 || len(running) != 0 || pending != 0 {
 		t.Fatalf("%d holds expired (want %d), %d open holds, %d running tasks, %d pending requests",
-			expired, holds+tasks, openHolds, running, pending)
+			expired, holds+tasks, openHolds, len(running), pending)
 	}
 	a.invariants(a.account)
 }

@@ -15,93 +15,48 @@ import (
 	"ttconsole/models"
 )
 
-// usageCell is one row of the usage roll-up: what it counts.
-type usageCell struct{ hour, key, model, outcome string }
-
-type usageCounts struct{ requests, errors, prompt, completion, spend int64 }
-
-// usageAgrees checks an account's usage roll-up against the two records
-// it sums, read apart and summed here: every request of the log with a
-// final outcome counted once, in the UTC hour it completed, by key, model
-// and outcome; and every ledger charge, in the hour it was made, under its
-// request's key, model and outcome (no key and no model for a late charge
-// paid from a recharge). It returns the account's totals.
-func usageAgrees(t *testing.T, db *models.DB, account string) (requests, spend int64) {
+// usageAgrees checks an account's usage roll-up against the request log
+// and the ledger (Store.UsageInvariant: every request with a final outcome
+// counted once, in the hour it completed; every charge in its hour, under
+// its request's key, model and outcome) and returns the roll-up's totals.
+func usageAgrees(t *testing.T, s *models.Store, account string) (requests, spend int64) {
 	t.Helper()
-	want := map[usageCell]usageCounts{}
-	var reqs []models.Request
-	if err := db.W.Where("account_id = ?", account).Find(&reqs).Error; err != nil {
+	if err := s.UsageInvariant(context.Background(), account); err != nil {
+		t.Fatalf("the usage roll-up disagrees with the log and the ledger:\n%v", err)
+	}
+	now := time.Now()
+	q, err := models.ParseUsageQuery(url.Values{"from": {now.AddDate(0, 0, -60).Format(time.RFC3339)},
+		"to": {now.AddDate(0, 0, 30).Format(time.RFC3339)}}, time.UTC, now)
+	if err != nil {
 		t.Fatal(err)
 	}
-	byID := map[string]*models.Request{}
-	for i := range reqs {
-		r := &reqs[i]
-		byID[r.ID] = r
-		if r.BillingOutcome == models.OutcomePending {
-			continue
-		}
-		if r.CompletedAt == nil {
-			t.Fatalf("request %s has the outcome %s but no completion time", r.ID, r.BillingOutcome)
-		}
-		c := usageCell{r.CompletedAt.UTC().Format("2006-01-02 15"), deref(r.KeyID), r.Model, r.BillingOutcome}
-		n := want[c]
-		n.requests++
-		if r.Status >= 400 {
-			n.errors++
-		}
-		n.prompt += int64(r.PromptTokens)
-		n.completion += int64(r.CompletionTokens)
-		want[c] = n
-		requests++
-	}
-	var ledger []models.LedgerEntry
-	if err := db.W.Where("account_id = ? AND kind = ?", account, models.LedgerCharge).Find(&ledger).Error; err != nil {
+	rows, err := s.UsageRows(context.Background(), account, q)
+	if err != nil {
 		t.Fatal(err)
 	}
-	for _, e := range ledger {
-		c := usageCell{hour: e.CreatedAt.UTC().Format("2006-01-02 15"), outcome: models.OutcomeCharged}
-		if e.RequestID != nil {
-			r := byID[*e.RequestID]
-			if r == nil {
-				t.Fatalf("ledger entry %s charges %s, not in the log", e.ID, *e.RequestID)
-			}
-			c.key, c.model, c.outcome = deref(r.KeyID), r.Model, r.BillingOutcome
-		}
-		n := want[c]
-		n.spend -= e.AmountMicros
-		want[c] = n
-		spend -= e.AmountMicros
-	}
+	total := models.BuildUsageReport(q, rows).Total
+	return total.Requests, total.SpendMicros
+}
 
-	var rows []struct {
-		HourUTC, KeyID, Model, Outcome                                string
-		Requests, Errors, PromptTokens, CompletionTokens, SpendMicros int64
-	}
-	if err := db.W.Raw(`SELECT hour_utc, key_id, model, outcome, requests, errors, prompt_tokens, completion_tokens,
-		spend_micros FROM usage_hourly WHERE account_id = ?`, account).Scan(&rows).Error; err != nil {
-		t.Fatal(err)
-	}
-	got := map[usageCell]usageCounts{}
-	for _, r := range rows {
-		n := usageCounts{r.Requests, r.Errors, r.PromptTokens, r.CompletionTokens, r.SpendMicros}
-		if n != (usageCounts{}) { // a row a late charge emptied
-			got[usageCell{r.HourUTC, r.KeyID, r.Model, r.Outcome}] = n
+// ledgerCharges is every charge of an account's ledger.
+func ledgerCharges(t *testing.T, s *models.Store, account string) []models.LedgerEntry {
+	t.Helper()
+	var out []models.LedgerEntry
+	for before := ""; ; {
+		page, err := s.LedgerPage(context.Background(), account, before, 500)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	for c, w := range want {
-		if got[c] != w {
-			t.Errorf("usage of %+v: roll-up %+v, log and ledger %+v", c, got[c], w)
+		for _, e := range page {
+			if e.Kind == models.LedgerCharge {
+				out = append(out, e)
+			}
 		}
-	}
-	for c, g := range got {
-		if _, ok := want[c]; !ok {
-			t.Errorf("usage of %+v: roll-up %+v, nothing in the log or the ledger", c, g)
+		if len(page) < 500 {
+			return out
 		}
+		before = page[len(page)-1].ID
 	}
-	if t.Failed() {
-		t.FailNow()
-	}
-	return requests, spend
 }
 
 func deref(s *string) string {
@@ -166,42 +121,43 @@ func TestUsageFollowsEveryOutcome(t *testing.T) {
 		// The failed calls are errors of the usage; the unidentified one (no key) belongs to no account.
 		p.do("POST", "/v1/chat/completions", "", chatBody("tt-chat-small", 10, nil))
 
-		n, spend := usageAgrees(t, p.srv.DB, p.account)
+		n, spend := usageAgrees(t, p.srv.Store, p.account)
 		if n != 81 || spend <= 0 {
 			t.Fatalf("%d requests, %d µ$ spent: want the 81 calls of this account and some spend", n, spend)
 		}
-		if n, _ := usageAgrees(t, p.srv.DB, poor); n != 10 {
+		if n, _ := usageAgrees(t, p.srv.Store, poor); n != 10 {
 			t.Fatalf("the poor account's usage counts %d requests, want its 10 refused calls", n)
 		}
 	})
 
 	t.Run("tasks", func(t *testing.T) {
-		var ids []string
+		var tasks, requests []string
 		for _, meta := range []map[string]string{
 			{"sim_duration_ms": "100", "sim_outcome": "succeeded"},
 			{"sim_duration_ms": "100", "sim_outcome": "failed"},
 			{"sim_duration_ms": "60000"}, // expires
+			{"sim_duration_ms": "60000"}, // cancelled
 		} {
 			r, task := p.createTask(p.secret, meta)
 			if r.res.StatusCode != 202 {
 				t.Fatalf("create: %d %s", r.res.StatusCode, r.body)
 			}
-			ids = append(ids, task.ID)
+			tasks, requests = append(tasks, task.ID), append(requests, r.id())
 		}
-		r, cancelled := p.createTask(p.secret, map[string]string{"sim_duration_ms": "60000"})
-		if c := p.do("POST", "/v1/tasks/"+cancelled.ID+"/cancel", p.secret, ""); r.res.StatusCode != 202 || c.res.StatusCode != 200 {
+		if c := p.do("POST", "/v1/tasks/"+tasks[3]+"/cancel", p.secret, ""); c.res.StatusCode != 200 {
 			t.Fatalf("cancel: %d %s", c.res.StatusCode, c.body)
 		}
-		for _, id := range ids {
+		for _, id := range tasks {
 			p.waitTask(id)
 		}
-		usageAgrees(t, p.srv.DB, p.account)
 		var outcomes []string
-		p.srv.DB.W.Raw(`SELECT DISTINCT outcome FROM usage_hourly WHERE account_id = ? AND model = 'tt-video-1' ORDER BY outcome`,
-			p.account).Scan(&outcomes)
-		if strings.Join(outcomes, " ") != "charged not_charged_cancelled not_charged_expired not_charged_failed" {
-			t.Fatalf("task outcomes in the roll-up: %v", outcomes)
+		for _, id := range requests {
+			outcomes = append(outcomes, p.row(p.account, id).BillingOutcome)
 		}
+		if strings.Join(outcomes, " ") != "charged not_charged_failed not_charged_expired not_charged_cancelled" {
+			t.Fatalf("the tasks' requests ended %v", outcomes)
+		}
+		usageAgrees(t, p.srv.Store, p.account)
 	})
 
 	t.Run("reaper and a late charge", func(t *testing.T) {
@@ -222,7 +178,7 @@ func TestUsageFollowsEveryOutcome(t *testing.T) {
 		if n, err := s.ExpireHolds(ctx, time.Now()); err != nil || n != 2 {
 			t.Fatalf("reaper ended %d holds: %v", n, err)
 		}
-		usageAgrees(t, p.srv.DB, a.ID)
+		usageAgrees(t, s, a.ID)
 
 		// Another call now holds most of the wallet: the late charge takes
 		// what is left and the rest becomes the wallet's debt.
@@ -237,7 +193,7 @@ func TestUsageFollowsEveryOutcome(t *testing.T) {
 		if err := s.ReleaseCall(ctx, otherHold, other, models.OutcomeNotChargedFailed); err != nil {
 			t.Fatal(err)
 		}
-		n, spend := usageAgrees(t, p.srv.DB, a.ID)
+		n, spend := usageAgrees(t, s, a.ID)
 		if n != 3 || spend != 1000 {
 			t.Fatalf("%d requests, %d µ$: want 3 requests and the 1000 µ$ the late charge took", n, spend)
 		}
@@ -245,7 +201,7 @@ func TestUsageFollowsEveryOutcome(t *testing.T) {
 		if _, err := s.Credit(ctx, a.ID, 5000, models.LedgerAdjustment, "top up", models.LedgerRef{}); err != nil {
 			t.Fatal(err)
 		}
-		if _, spend := usageAgrees(t, p.srv.DB, a.ID); spend != 3000 {
+		if _, spend := usageAgrees(t, s, a.ID); spend != 3000 {
 			t.Fatalf("spend %d µ$ after the debt was paid, want 3000", spend)
 		}
 		p.invariants(a.ID)
@@ -261,13 +217,15 @@ func TestUsageRangesAndGroupingsMatchTheLedger(t *testing.T) {
 	ctx := context.Background()
 	s := p.srv.Store
 	second, secondSecret := p.newKey(p.account, models.KeyInput{Name: "second", RPM: "600"})
+	var ids []string // every request of the account
 	for i := range 30 {
 		secret := p.secret
 		if i%3 == 0 {
 			secret = secondSecret
 		}
 		model := []string{"tt-chat-small", "tt-chat-large"}[i%2]
-		p.do("POST", "/v1/chat/completions", secret, chatBody(model, 40, map[string]string{"sim_output_tokens": strconv.Itoa(1 + i)}))
+		r := p.do("POST", "/v1/chat/completions", secret, chatBody(model, 40, map[string]string{"sim_output_tokens": strconv.Itoa(1 + i)}))
+		ids = append(ids, r.id())
 	}
 	// Calls rejected over the last ten days, as their rows say, and holds
 	// the reaper expires in the days to come: the roll-up counts each in
@@ -284,6 +242,7 @@ func TestUsageRangesAndGroupingsMatchTheLedger(t *testing.T) {
 		if err := s.LogRequest(ctx, r); err != nil {
 			t.Fatal(err)
 		}
+		ids = append(ids, r.ID)
 	}
 	for i := range 12 {
 		r := &models.Request{ID: s.NewRequestID(), AccountID: &p.account, KeyID: &p.key.ID, Method: "POST",
@@ -291,11 +250,17 @@ func TestUsageRangesAndGroupingsMatchTheLedger(t *testing.T) {
 		if _, err := s.StartCall(ctx, r, p.key.ID, nil, 1000, time.Hour); err != nil {
 			t.Fatal(err)
 		}
+		ids = append(ids, r.ID)
 		if _, err := s.ExpireHolds(ctx, now.Add(time.Duration(i)*7*time.Hour+2*time.Hour)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	usageAgrees(t, p.srv.DB, p.account)
+	usageAgrees(t, p.srv.Store, p.account)
+	var log []*models.Request
+	for _, id := range ids {
+		log = append(log, p.row(p.account, id))
+	}
+	charges := ledgerCharges(t, s, p.account)
 
 	first := now.Add(-11 * 24 * time.Hour).Truncate(time.Hour)
 	for i := range 60 {
@@ -321,13 +286,25 @@ func TestUsageRangesAndGroupingsMatchTheLedger(t *testing.T) {
 		}
 		rep := models.BuildUsageReport(q, rows)
 
+		// What the log and the ledger say of the range: the requests that
+		// completed in it, and the charges made in it.
 		var want models.UsageTotals
-		p.srv.DB.W.Raw(`SELECT COUNT(*) AS requests, COALESCE(SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END), 0) AS errors,
-			COALESCE(SUM(prompt_tokens), 0) AS prompt_tokens, COALESCE(SUM(completion_tokens), 0) AS completion_tokens
-			FROM requests WHERE account_id = ? AND billing_outcome <> 'pending' AND completed_at >= ? AND completed_at < ?`,
-			p.account, from, to).Scan(&want)
-		p.srv.DB.W.Raw(`SELECT COALESCE(-SUM(amount_micros), 0) FROM ledger_entries
-			WHERE account_id = ? AND kind = 'charge' AND created_at >= ? AND created_at < ?`, p.account, from, to).Scan(&want.SpendMicros)
+		for _, r := range log {
+			if r.BillingOutcome == models.OutcomePending || r.CompletedAt.Before(from) || !r.CompletedAt.Before(to) {
+				continue
+			}
+			want.Requests++
+			if r.Status >= 400 {
+				want.Errors++
+			}
+			want.PromptTokens += int64(r.PromptTokens)
+			want.CompletionTokens += int64(r.CompletionTokens)
+		}
+		for _, e := range charges {
+			if !e.CreatedAt.Before(from) && e.CreatedAt.Before(to) {
+				want.SpendMicros -= e.AmountMicros
+			}
+		}
 		if rep.Total != want {
 			t.Fatalf("case %d, %v in %s: usage %+v, log and ledger %+v", i, v, zone, rep.Total, want)
 		}

@@ -49,9 +49,8 @@ func usageFixture(t *testing.T) (*platform, *browser, *models.APIKey) {
 func (p *platform) charged(account string) int64 {
 	p.t.Helper()
 	var sum int64
-	if err := p.srv.DB.W.Raw(`SELECT COALESCE(-SUM(amount_micros), 0) FROM ledger_entries WHERE account_id = ? AND kind = 'charge'`,
-		account).Scan(&sum).Error; err != nil {
-		p.t.Fatal(err)
+	for _, e := range ledgerCharges(p.t, p.srv.Store, account) {
+		sum -= e.AmountMicros
 	}
 	return sum
 }

@@ -97,7 +97,7 @@ func (s *Store) CreateAccount(ctx context.Context, email, password string) (*Use
 	email = NormalizeEmail(email)
 	// A taken email is answered before the hash: it costs a read, not 19 MiB.
 	var taken int64
-	if err := s.db.R.WithContext(ctx).Model(&User{}).Where("email = ?", email).Count(&taken).Error; err != nil {
+	if err := s.db.r.WithContext(ctx).Model(&User{}).Where("email = ?", email).Count(&taken).Error; err != nil {
 		return nil, err
 	}
 	if taken > 0 {
@@ -111,7 +111,7 @@ func (s *Store) CreateAccount(ctx context.Context, email, password string) (*Use
 	acct := Account{ID: s.NewID("acct"), Name: email, MaxRPM: 600, CreatedAt: now}
 	user := User{ID: s.NewID("user"), AccountID: acct.ID, Email: email, PasswordHash: hash,
 		Role: "owner", CreatedAt: now, PasswordChangedAt: now}
-	err = s.db.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err = s.db.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var n int64
 		if err := tx.Model(&User{}).Where("email = ?", email).Count(&n).Error; err != nil {
 			return err
@@ -155,7 +155,7 @@ var ErrBadCredentials = &Error{Code: EUNAUTHORIZED, Message: "Incorrect email or
 // the answer says nothing about either.
 func (s *Store) Authenticate(ctx context.Context, email, password string) (*User, error) {
 	var u User
-	err := s.db.R.WithContext(ctx).Where("email = ?", NormalizeEmail(email)).Take(&u).Error
+	err := s.db.r.WithContext(ctx).Where("email = ?", NormalizeEmail(email)).Take(&u).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		u.PasswordHash = dummyHash // checked, and never matches
 	} else if err != nil {
@@ -174,7 +174,7 @@ func (s *Store) Authenticate(ctx context.Context, email, password string) (*User
 // UserByID returns one user.
 func (s *Store) UserByID(ctx context.Context, id string) (*User, error) {
 	var u User
-	err := s.db.R.WithContext(ctx).Where("id = ?", id).Take(&u).Error
+	err := s.db.r.WithContext(ctx).Where("id = ?", id).Take(&u).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, ErrNotFound
 	}
@@ -184,7 +184,7 @@ func (s *Store) UserByID(ctx context.Context, id string) (*User, error) {
 // UserByEmail returns the user with this email.
 func (s *Store) UserByEmail(ctx context.Context, email string) (*User, error) {
 	var u User
-	err := s.db.R.WithContext(ctx).Where("email = ?", NormalizeEmail(email)).Take(&u).Error
+	err := s.db.r.WithContext(ctx).Where("email = ?", NormalizeEmail(email)).Take(&u).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, Errorf(ENOTFOUND, "No user with email %s.", NormalizeEmail(email))
 	}
@@ -194,7 +194,7 @@ func (s *Store) UserByEmail(ctx context.Context, email string) (*User, error) {
 // AccountByID returns one account.
 func (s *Store) AccountByID(ctx context.Context, id string) (*Account, error) {
 	var a Account
-	err := s.db.R.WithContext(ctx).Where("id = ?", id).Take(&a).Error
+	err := s.db.r.WithContext(ctx).Where("id = ?", id).Take(&a).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, ErrNotFound
 	}
@@ -204,7 +204,7 @@ func (s *Store) AccountByID(ctx context.Context, id string) (*Account, error) {
 // WalletOf returns an account's wallet.
 func (s *Store) WalletOf(ctx context.Context, accountID string) (*Wallet, error) {
 	var w Wallet
-	err := s.db.R.WithContext(ctx).Where("account_id = ?", accountID).Take(&w).Error
+	err := s.db.r.WithContext(ctx).Where("account_id = ?", accountID).Take(&w).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, ErrNotFound
 	}
@@ -236,7 +236,7 @@ func (s *Store) ChangePassword(ctx context.Context, userID, current, next, keepS
 	if err != nil {
 		return err
 	}
-	return s.db.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return s.db.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := tx.Model(&User{}).Where("id = ?", userID).Updates(map[string]any{
 			"password_hash": hash, "password_changed_at": time.Now().UTC(),
 		}).Error; err != nil {

@@ -160,7 +160,7 @@ func (s *Store) APIKeyBySecret(ctx context.Context, secret string) (*APIKey, err
 	}
 	gen := s.keys.gen.Load()
 	var k APIKey
-	err := s.db.R.WithContext(ctx).Where("secret_hash = ?", hash).Take(&k).Error
+	err := s.db.r.WithContext(ctx).Where("secret_hash = ?", hash).Take(&k).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, ErrNotFound
 	}
@@ -183,14 +183,14 @@ func (s *Store) APIKeyBySecret(ctx context.Context, secret string) (*APIKey, err
 func (s *Store) TouchAPIKey(ctx context.Context, id string, at time.Time) error {
 	at = at.UTC()
 	var last []sql.NullTime
-	err := s.db.R.WithContext(ctx).Model(&APIKey{}).Where("id = ?", id).Limit(1).Pluck("last_used_at", &last).Error
+	err := s.db.r.WithContext(ctx).Model(&APIKey{}).Where("id = ?", id).Limit(1).Pluck("last_used_at", &last).Error
 	if err != nil || len(last) == 0 {
 		return err
 	}
 	if last[0].Valid && at.Sub(last[0].Time) < keyTouchInterval {
 		return nil
 	}
-	res := s.db.W.WithContext(ctx).Model(&APIKey{}).
+	res := s.db.w.WithContext(ctx).Model(&APIKey{}).
 		Where("id = ? AND (last_used_at IS NULL OR last_used_at < ?)", id, at.Add(-keyTouchInterval)).
 		Update("last_used_at", at)
 	if res.RowsAffected > 0 {
@@ -202,7 +202,7 @@ func (s *Store) TouchAPIKey(ctx context.Context, id string, at time.Time) error 
 // APIKeysOf returns every key of an account, newest first.
 func (s *Store) APIKeysOf(ctx context.Context, accountID string) ([]APIKey, error) {
 	var out []APIKey
-	err := s.db.R.WithContext(ctx).Where("account_id = ?", accountID).Order("id DESC").Find(&out).Error
+	err := s.db.r.WithContext(ctx).Where("account_id = ?", accountID).Order("id DESC").Find(&out).Error
 	return out, err
 }
 
@@ -210,7 +210,7 @@ func (s *Store) APIKeysOf(ctx context.Context, accountID string) ([]APIKey, erro
 // ErrNotFound, exactly like a missing one.
 func (s *Store) APIKeyOf(ctx context.Context, accountID, id string) (*APIKey, error) {
 	var k APIKey
-	err := s.db.R.WithContext(ctx).Where("id = ? AND account_id = ?", id, accountID).Take(&k).Error
+	err := s.db.r.WithContext(ctx).Where("id = ? AND account_id = ?", id, accountID).Take(&k).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, ErrNotFound
 	}

@@ -40,7 +40,7 @@ func (s *Store) KeyMonthUsages(ctx context.Context, keyIDs []string, month time.
 		return out, nil
 	}
 	var rows []keyUsageRow
-	err := s.db.R.WithContext(ctx).Table("key_month_usage").
+	err := s.db.r.WithContext(ctx).Table("key_month_usage").
 		Select("key_id, spent_micros, held_micros").
 		Where("key_id IN ? AND month = ?", keyIDs, MonthOf(month)).Scan(&rows).Error
 	for _, r := range rows {

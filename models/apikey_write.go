@@ -80,7 +80,7 @@ func (s *Store) CreateAPIKey(ctx context.Context, accountID string, by KeyActor,
 	if in.Nonce != "" {
 		k.CreateNonce = &in.Nonce
 	}
-	err = s.db.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err = s.db.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := tx.Create(k).Error; err != nil {
 			return err
 		}
@@ -100,7 +100,7 @@ func (s *Store) CreateAPIKey(ctx context.Context, accountID string, by KeyActor,
 
 func (s *Store) keyIDByNonce(ctx context.Context, accountID, nonce string) (string, error) {
 	var ids []string
-	err := s.db.W.WithContext(ctx).Model(&APIKey{}).Where("account_id = ? AND create_nonce = ?", accountID, nonce).
+	err := s.db.w.WithContext(ctx).Model(&APIKey{}).Where("account_id = ? AND create_nonce = ?", accountID, nonce).
 		Limit(1).Pluck("id", &ids).Error
 	if err != nil || len(ids) == 0 {
 		return "", err
@@ -117,7 +117,7 @@ func (s *Store) UpdateAPIKey(ctx context.Context, accountID, id string, by KeyAc
 	var k APIKey
 	changed := 0
 	now := time.Now().UTC()
-	err := s.db.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.db.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := s.lockKey(tx, accountID, id, &k); err != nil {
 			return err
 		}
@@ -183,7 +183,7 @@ func (s *Store) SetAPIKeyStatus(ctx context.Context, accountID, id string, by Ke
 	defer s.keys.drop() // after the commit: the gateway sees the change on its next call
 	var k APIKey
 	now := time.Now().UTC()
-	err := s.db.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.db.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := s.lockKey(tx, accountID, id, &k); err != nil {
 			return err
 		}
@@ -243,10 +243,14 @@ func (s *Store) newKeyEvent(k *APIKey, by KeyActor, field, was, is string, at ti
 		Field: field, OldValue: was, NewValue: is, CreatedAt: at}
 }
 
-// KeyEvents returns the latest changes to a key of an account, newest first.
+// KeyEvents returns the latest changes to a key of an account, newest
+// first; with keyID "", to every key of the account (its keys' audit log).
 func (s *Store) KeyEvents(ctx context.Context, accountID, keyID string, limit int) ([]KeyEvent, error) {
 	var out []KeyEvent
-	err := s.db.R.WithContext(ctx).Where("key_id = ? AND account_id = ?", keyID, accountID).
-		Order("id DESC").Limit(limit).Find(&out).Error
+	q := s.db.r.WithContext(ctx).Where("account_id = ?", accountID)
+	if keyID != "" {
+		q = q.Where("key_id = ?", keyID)
+	}
+	err := q.Order("id DESC").Limit(limit).Find(&out).Error
 	return out, err
 }

@@ -27,15 +27,8 @@ func BenchmarkCallBilling(b *testing.B) {
 	db := testenv.DB(b)
 	s := models.NewStore(db)
 	ctx := context.Background()
-	u, err := s.CreateAccount(ctx, "bench@example.com", "long enough password")
-	if err != nil {
-		b.Fatal(err)
-	}
-	s.Credit(ctx, u.AccountID, 1_000_000*models.MicrosPerUSD, models.LedgerAdjustment, "bench", models.LedgerRef{})
-	k, _, err := s.CreateAPIKey(ctx, u.AccountID, models.AdminCLI, models.KeyInput{Name: "bench"})
-	if err != nil {
-		b.Fatal(err)
-	}
+	a := testenv.FundedKey(b, s, "bench@example.com", 1_000_000*models.MicrosPerUSD, models.KeyInput{Name: "bench"})
+	k := a.Key
 	b.ResetTimer()
 	cpu0 := processCPU()
 	var wg sync.WaitGroup
@@ -49,7 +42,7 @@ func BenchmarkCallBilling(b *testing.B) {
 		go func() {
 			defer wg.Done()
 			for range work {
-				r := &models.Request{ID: s.NewRequestID(), AccountID: &u.AccountID, KeyID: &k.ID, Method: "POST",
+				r := &models.Request{ID: s.NewRequestID(), AccountID: &a.ID, KeyID: &k.ID, Method: "POST",
 					Path: "/v1/chat/completions", Model: "tt-chat-small", CreatedAt: time.Now().UTC()}
 				h, err := s.StartCall(ctx, r, k.ID, nil, 100, time.Minute)
 				if err != nil {

@@ -131,7 +131,7 @@ func TestGroupCommitIsolatesWrites(t *testing.T) {
 		t.Fatalf("good writes failed: a %v, b %v", results["a"], results["b"])
 	}
 	var names []string
-	if err := s.db.R.Table("settings").Where("name IN ?", []string{"first", "a", "b", "fails", "panics"}).
+	if err := s.db.r.Table("settings").Where("name IN ?", []string{"first", "a", "b", "fails", "panics"}).
 		Order("name").Pluck("name", &names).Error; err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +291,7 @@ func TestEarlyDecisionThenRecordFails(t *testing.T) {
 		t.Fatalf("final %v, want the record's failure", err)
 	}
 	var n int64
-	if err := s.db.R.Table("settings").Where("name = 'decided'").Count(&n).Error; err != nil || n != 0 {
+	if err := s.db.r.Table("settings").Where("name = 'decided'").Count(&n).Error; err != nil || n != 0 {
 		t.Fatalf("the decision's row is there %d times (%v) after its write failed", n, err)
 	}
 	// And a refused decision never records.

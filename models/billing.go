@@ -12,7 +12,7 @@ const MaxLowBalanceMicros int64 = 1_000_000 * MicrosPerUSD
 // console warns an account, or nil when the account wants no warning.
 func (s *Store) LowBalanceThreshold(ctx context.Context, accountID string) (*int64, error) {
 	var v struct{ LowBalanceMicros *int64 }
-	res := s.db.R.WithContext(ctx).Raw(`SELECT low_balance_micros FROM accounts WHERE id = ?`, accountID).Scan(&v)
+	res := s.db.r.WithContext(ctx).Raw(`SELECT low_balance_micros FROM accounts WHERE id = ?`, accountID).Scan(&v)
 	if res.Error != nil {
 		return nil, res.Error
 	}
@@ -36,7 +36,7 @@ func (s *Store) SetLowBalanceThreshold(ctx context.Context, accountID, lowBalanc
 		}
 		v = &m
 	}
-	res := s.db.W.WithContext(ctx).Exec(`UPDATE accounts SET low_balance_micros = ? WHERE id = ?`, v, accountID)
+	res := s.db.w.WithContext(ctx).Exec(`UPDATE accounts SET low_balance_micros = ? WHERE id = ?`, v, accountID)
 	if res.Error != nil {
 		return nil, res.Error
 	}
@@ -72,7 +72,7 @@ func (s *Store) DailySpend(ctx context.Context, accountID string, days int, now 
 		Day    string
 		Micros int64
 	}
-	err := s.db.R.WithContext(ctx).Raw(`SELECT `+day+` AS day, -SUM(amount_micros) AS micros
+	err := s.db.r.WithContext(ctx).Raw(`SELECT `+day+` AS day, -SUM(amount_micros) AS micros
 		FROM ledger_entries WHERE account_id = ? AND kind = ? AND created_at >= ?
 		GROUP BY `+day, accountID, LedgerCharge, from).Scan(&rows).Error
 	if err != nil {
@@ -93,7 +93,7 @@ func (s *Store) DailySpend(ctx context.Context, accountID string, days int, now 
 // SpendSince returns what an account was charged for API calls since t.
 func (s *Store) SpendSince(ctx context.Context, accountID string, t time.Time) (int64, error) {
 	var sum int64
-	err := s.db.R.WithContext(ctx).Raw(`SELECT COALESCE(-SUM(amount_micros), 0) FROM ledger_entries
+	err := s.db.r.WithContext(ctx).Raw(`SELECT COALESCE(-SUM(amount_micros), 0) FROM ledger_entries
 		WHERE account_id = ? AND kind = ? AND created_at >= ?`, accountID, LedgerCharge, t.UTC()).Scan(&sum).Error
 	return sum, err
 }

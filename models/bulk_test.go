@@ -19,18 +19,9 @@ func TestGroupPlacesAndEndsHoldsInOrder(t *testing.T) {
 	s := models.NewStore(testenv.DB(t))
 	ctx := context.Background()
 	const hold = 1000
-	u, err := s.CreateAccount(ctx, "group@example.com", "long enough password")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Credit(ctx, u.AccountID, 6*hold, models.LedgerAdjustment, "funds", models.LedgerRef{}); err != nil {
-		t.Fatal(err)
-	}
-	any, _, err := s.CreateAPIKey(ctx, u.AccountID, models.AdminCLI, models.KeyInput{Name: "any"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	limited, _, err := s.CreateAPIKey(ctx, u.AccountID, models.AdminCLI, models.KeyInput{Name: "limited", MonthlyLimitUSD: "0.003"})
+	a := testenv.FundedKey(t, s, "group@example.com", 6*hold, models.KeyInput{Name: "any"})
+	any := a.Key
+	limited, _, err := s.CreateAPIKey(ctx, a.ID, models.AdminCLI, models.KeyInput{Name: "limited", MonthlyLimitUSD: "0.003"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +38,7 @@ func TestGroupPlacesAndEndsHoldsInOrder(t *testing.T) {
 	queued, release := s.HoldWrites()
 	for i, k := range keys {
 		results[i] = make(chan result, 1)
-		r := &models.Request{ID: s.NewRequestID(), AccountID: &u.AccountID, KeyID: &k.ID, Method: "POST",
+		r := &models.Request{ID: s.NewRequestID(), AccountID: &a.ID, KeyID: &k.ID, Method: "POST",
 			Path: "/v1/chat/completions", Status: 200, CreatedAt: time.Now().UTC()}
 		go func() {
 			h, err := s.StartCall(ctx, r, k.ID, k.MonthlyLimitMicros, hold, time.Minute)
@@ -79,11 +70,11 @@ func TestGroupPlacesAndEndsHoldsInOrder(t *testing.T) {
 	if n := s.BulkHolds(); n != int64(len(keys)) {
 		t.Errorf("%d holds were placed together, want all %d", n, len(keys))
 	}
-	w, err := s.WalletOf(ctx, u.AccountID)
+	w, err := s.WalletOf(ctx, a.ID)
 	if err != nil || w.HeldMicros != 6*hold || w.BalanceMicros != 6*hold {
 		t.Fatalf("wallet %+v (%v): want all six holds on it", w, err)
 	}
-	if err := s.LedgerInvariant(ctx, u.AccountID); err != nil {
+	if err := s.LedgerInvariant(ctx, a.ID); err != nil {
 		t.Fatal(err)
 	}
 
@@ -112,14 +103,14 @@ func TestGroupPlacesAndEndsHoldsInOrder(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	w, _ = s.WalletOf(ctx, u.AccountID)
+	w, _ = s.WalletOf(ctx, a.ID)
 	if w.HeldMicros != 0 || w.BalanceMicros != 6*hold-want {
 		t.Fatalf("wallet %+v: want nothing held and %d charged", w, want)
 	}
-	if err := s.LedgerInvariant(ctx, u.AccountID); err != nil {
+	if err := s.LedgerInvariant(ctx, a.ID); err != nil {
 		t.Fatal(err)
 	}
-	entries, err := s.LedgerPage(ctx, u.AccountID, "", 100)
+	entries, err := s.LedgerPage(ctx, a.ID, "", 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +124,7 @@ func TestGroupPlacesAndEndsHoldsInOrder(t *testing.T) {
 		}
 	}
 	for _, p := range placed {
-		r, err := s.RequestOf(ctx, u.AccountID, p.r.ID)
+		r, err := s.RequestOf(ctx, a.ID, p.r.ID)
 		if err != nil || r.HoldStatus == models.HoldOpen {
 			t.Errorf("request %s: %v, hold %s", p.r.ID, err, r.HoldStatus)
 		}

@@ -26,6 +26,19 @@ type CatalogModel struct {
 // TableName keeps the catalogue in the "models" table.
 func (CatalogModel) TableName() string { return "models" }
 
+// Path is the gateway's endpoint for the model's kind.
+func (m CatalogModel) Path() string {
+	switch m.Kind {
+	case KindChat:
+		return "/v1/chat/completions"
+	case KindEmbeddings:
+		return "/v1/embeddings"
+	case KindTask:
+		return "/v1/tasks"
+	}
+	return ""
+}
+
 // PriceSummary is the model's price the way the console lists it.
 func (m CatalogModel) PriceSummary() string {
 	switch {
@@ -38,15 +51,16 @@ func (m CatalogModel) PriceSummary() string {
 	return p[0] + " in / " + p[1] + " out per million tokens"
 }
 
-// Models returns the catalogue in display order. It changes only with a
-// migration, so it is read at most once a minute.
+// Models returns the catalogue in display order. It changes rarely (a
+// migration, an operator adding a model), so it is read at most once a
+// minute.
 func (s *Store) Models(ctx context.Context) ([]CatalogModel, error) {
 	if ms, ok := s.catalog.get("all", catalogCacheTTL); ok {
 		return ms, nil
 	}
 	gen := s.catalog.gen.Load()
 	var out []CatalogModel
-	if err := s.db.R.WithContext(ctx).Order("sort, id").Find(&out).Error; err != nil {
+	if err := s.db.r.WithContext(ctx).Order("sort, id").Find(&out).Error; err != nil {
 		return nil, err
 	}
 	s.catalog.put("all", out, gen)
@@ -66,4 +80,15 @@ func (s *Store) ModelByID(ctx context.Context, id string) (*CatalogModel, error)
 		}
 	}
 	return nil, ErrNotFound
+}
+
+// AddModel adds a model to the catalogue: customers can call it, and the
+// console offers it, without a new release. This instance sees it at once;
+// others within catalogCacheTTL.
+func (s *Store) AddModel(ctx context.Context, m CatalogModel) error {
+	if err := s.db.w.WithContext(ctx).Create(&m).Error; err != nil {
+		return err
+	}
+	s.catalog.drop()
+	return nil
 }

@@ -25,8 +25,8 @@ import (
 // Go side instead of failing with SQLITE_BUSY; reads use a pool. On
 // PostgreSQL both are the same pool.
 type DB struct {
-	W        *gorm.DB // writes and read-modify-write transactions
-	R        *gorm.DB // plain reads
+	w        *gorm.DB // writes and read-modify-write transactions
+	r        *gorm.DB // plain reads
 	Postgres bool
 
 	stopCheckpoints func()   // SQLite: ends the background checkpointer
@@ -53,7 +53,7 @@ func Open(path, databaseURL string) (*DB, error) {
 		sqlDB.SetMaxOpenConns(32)
 		sqlDB.SetMaxIdleConns(32)
 		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
-		return &DB{W: g, R: g, Postgres: true}, nil
+		return &DB{w: g, r: g, Postgres: true}, nil
 	}
 
 	w, err := openSQLite(path, cfg, writerCacheKiB, "_txlock=immediate")
@@ -75,7 +75,7 @@ func Open(path, databaseURL string) (*DB, error) {
 	rsql.SetMaxOpenConns(n)
 	rsql.SetMaxIdleConns(n)
 
-	db := &DB{W: w, R: r}
+	db := &DB{w: w, r: r}
 	if err := db.startCheckpoints(path, cfg); err != nil {
 		db.Close()
 		return nil, err
@@ -96,7 +96,7 @@ const checkpointEvery = 100 * time.Millisecond
 // between is copied once. Should the checkpointer fall behind, the writer
 // still checkpoints once the log passes 20,000 pages (80 MiB).
 func (db *DB) startCheckpoints(path string, cfg *gorm.Config) error {
-	if _, err := db.SQL().Exec("PRAGMA wal_autocheckpoint = 20000; PRAGMA temp_store = MEMORY"); err != nil {
+	if _, err := db.sqlDB().Exec("PRAGMA wal_autocheckpoint = 20000; PRAGMA temp_store = MEMORY"); err != nil {
 		return err
 	}
 	cp, err := openSQLite(path, cfg, checkpointCacheKiB, "")
@@ -174,7 +174,7 @@ func (db *DB) Close() error {
 		db.stopCheckpoints = nil
 	}
 	var first error
-	for _, g := range []*gorm.DB{db.W, db.R} {
+	for _, g := range []*gorm.DB{db.w, db.r} {
 		sqlDB, err := g.DB()
 		if err == nil {
 			err = sqlDB.Close()
@@ -182,7 +182,7 @@ func (db *DB) Close() error {
 		if err != nil && first == nil && !strings.Contains(err.Error(), "closed") {
 			first = err
 		}
-		if db.W == db.R {
+		if db.w == db.r {
 			break
 		}
 	}
@@ -191,7 +191,7 @@ func (db *DB) Close() error {
 
 // Ping reports whether the database answers.
 func (db *DB) Ping(ctx context.Context) error {
-	for _, g := range []*gorm.DB{db.W, db.R} {
+	for _, g := range []*gorm.DB{db.w, db.r} {
 		sqlDB, err := g.DB()
 		if err != nil {
 			return err
@@ -205,7 +205,7 @@ func (db *DB) Ping(ctx context.Context) error {
 
 // Migrate applies every pending migration and returns how many ran.
 func (db *DB) Migrate(ctx context.Context) (int, error) {
-	sqlDB, err := db.W.DB()
+	sqlDB, err := db.w.DB()
 	if err != nil {
 		return 0, err
 	}
@@ -248,8 +248,22 @@ func (db *DB) Migrate(ctx context.Context) (int, error) {
 	return len(res), nil
 }
 
-// SQL returns the writer's *sql.DB, for tools that need the plain driver.
-func (db *DB) SQL() *sql.DB {
-	s, _ := db.W.DB()
+// sqlDB returns the writer's *sql.DB, for the statements written for the plain driver.
+func (db *DB) sqlDB() *sql.DB {
+	s, _ := db.w.DB()
 	return s
+}
+
+// Version names the database engine and its version, as in "PostgreSQL
+// 17.2" or "SQLite 3.49.1".
+func (db *DB) Version(ctx context.Context) (string, error) {
+	q, engine := "SELECT sqlite_version()", "SQLite "
+	if db.Postgres {
+		q, engine = "SHOW server_version", "PostgreSQL "
+	}
+	var v string
+	if err := db.sqlDB().QueryRowContext(ctx, q).Scan(&v); err != nil {
+		return "", err
+	}
+	return engine + v, nil
 }

@@ -1,6 +1,20 @@
 package models
 
-import "context"
+import (
+	"context"
+	"database/sql"
+
+	"gorm.io/gorm"
+)
+
+// Writer is the database's write handle, for the tests that write rows as
+// an older schema held them, or look where no store method does (a
+// schema's columns and indexes, a row's partition).
+func (db *DB) Writer() *gorm.DB { return db.w }
+
+// SQL is the writer's plain driver handle, for the tests that need a
+// connection of their own (query plans, settings of the connection).
+func (db *DB) SQL() *sql.DB { return db.sqlDB() }
 
 // ExportBothWays reads what EachRequestText would give on both of its
 // paths: rows SQLite packed (with how many chunks had to be read again
@@ -24,10 +38,10 @@ func (s *Store) ExportBothWays(ctx context.Context, accountID string, f RequestF
 	return packed, slow, reread, err
 }
 
-// SeedRequestsPlain is SeedRequests binding one parameter per column, as
+// WriteHistoryPlain is WriteHistory binding one parameter per column, as
 // on PostgreSQL, whatever the database.
-func (s *Store) SeedRequestsPlain(ctx context.Context, accountID string, opt SeedOptions) (int, error) {
-	return s.seedRequests(ctx, accountID, opt, false)
+func (s *Store) WriteHistoryPlain(ctx context.Context, accountID string, h History) (int, error) {
+	return s.writeHistory(ctx, accountID, h, false)
 }
 
 // HoldWrites keeps the group commit busy until release is called, so the

@@ -416,7 +416,7 @@ func settleHold(w *wtx, h *Hold, status string, cost int64, now time.Time) error
 func (s *Store) ExpireHolds(ctx context.Context, now time.Time) (int, error) {
 	var due []Request
 	// The status as a literal, so that the partial index of open holds serves.
-	if err := s.db.W.WithContext(ctx).Where("hold_status = 'open' AND hold_expires_at < ?", now.UTC()).
+	if err := s.db.w.WithContext(ctx).Where("hold_status = 'open' AND hold_expires_at < ?", now.UTC()).
 		Order("hold_expires_at").Limit(500).Find(&due).Error; err != nil {
 		return 0, err
 	}
@@ -453,7 +453,7 @@ func (s *Store) ExpireHolds(ctx context.Context, now time.Time) (int, error) {
 // is no longer open (the reaper ended it, say after the instance lost the
 // database for longer than the TTL); their calls must stop at once.
 func (s *Store) KeepHoldsAlive(ctx context.Context, ids []string, until time.Time) (ended []string, _ error) {
-	db := s.db.W.WithContext(ctx)
+	db := s.db.w.WithContext(ctx)
 	for len(ids) > 0 {
 		part := ids[:min(len(ids), 500)]
 		ids = ids[len(part):]

@@ -91,6 +91,12 @@ func NewRequestIDAt(at time.Time) string {
 	return requestIDFrom(ulid.Timestamp(at), binary.BigEndian.Uint16(b[:2]), binary.BigEndian.Uint64(b[2:]))
 }
 
+// NewRequestIDAtWith is NewRequestIDAt with its random bits given, hi
+// then lo: a history drawn from a seed gets the same ids every time.
+func NewRequestIDAtWith(at time.Time, hi uint16, lo uint64) string {
+	return requestIDFrom(ulid.Timestamp(at), hi, lo)
+}
+
 // requestIDFrom is "req_" and the ULID of millisecond ms whose entropy is
 // hi then lo.
 func requestIDFrom(ms uint64, hi uint16, lo uint64) string {

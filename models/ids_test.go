@@ -75,7 +75,7 @@ func TestCursorOfAPurgedRequest(t *testing.T) {
 	if err != nil || first.Next != ids[2] {
 		t.Fatalf("first page: next %q, %v; want %s", first.Next, err, ids[2])
 	}
-	if err := s.db.W.Exec("DELETE FROM requests WHERE id = ?", first.Next).Error; err != nil {
+	if err := s.db.w.Exec("DELETE FROM requests WHERE id = ?", first.Next).Error; err != nil {
 		t.Fatal(err)
 	}
 	second, err := s.ListRequests(ctx, acct, RequestFilter{}, first.Next, 3)

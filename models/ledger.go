@@ -184,7 +184,7 @@ func (s *Store) LedgerInvariant(ctx context.Context, accountID string) error {
 		return err
 	}
 	var sums struct{ Ledger, Held int64 }
-	db := s.db.W.WithContext(ctx)
+	db := s.db.w.WithContext(ctx)
 	if err := db.Raw(`SELECT COALESCE(SUM(amount_micros), 0) FROM ledger_entries WHERE account_id = ?`, accountID).
 		Scan(&sums.Ledger).Error; err != nil {
 		return err
@@ -209,7 +209,7 @@ func (s *Store) LedgerInvariant(ctx context.Context, accountID string) error {
 // walletW reads a wallet through the writer, to see the latest commit.
 func (s *Store) walletW(ctx context.Context, accountID string) (*Wallet, error) {
 	var w Wallet
-	err := s.db.W.WithContext(ctx).Where("account_id = ?", accountID).Take(&w).Error
+	err := s.db.w.WithContext(ctx).Where("account_id = ?", accountID).Take(&w).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, ErrNotFound
 	}
@@ -219,7 +219,7 @@ func (s *Store) walletW(ctx context.Context, accountID string) (*Wallet, error) 
 // LedgerPage returns up to limit entries of an account, newest first,
 // older than the entry id before ("" for the first page).
 func (s *Store) LedgerPage(ctx context.Context, accountID, before string, limit int) ([]LedgerEntry, error) {
-	q := s.db.R.WithContext(ctx).Where("account_id = ?", accountID)
+	q := s.db.r.WithContext(ctx).Where("account_id = ?", accountID)
 	if before != "" {
 		q = q.Where("id < ?", before)
 	}

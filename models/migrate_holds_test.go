@@ -24,7 +24,7 @@ func TestHoldsMoveOntoRequests(t *testing.T) {
 	ended := held.Add(2 * time.Second)
 	exec := func(q string, args ...any) {
 		t.Helper()
-		if err := db.W.Exec(q, args...).Error; err != nil {
+		if err := db.Writer().Exec(q, args...).Error; err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
@@ -108,10 +108,8 @@ func TestHoldsMoveOntoRequests(t *testing.T) {
 	if n, err := s.ExpireHolds(ctx, held.Add(time.Hour)); err != nil || n != 1 {
 		t.Fatalf("expired %d holds (%v), want the open one", n, err)
 	}
-	var heldOct int64
-	if err := db.W.Raw(`SELECT held_micros FROM key_month_usage WHERE key_id = 'key_1' AND month = '2026-10'`).
-		Scan(&heldOct).Error; err != nil || heldOct != 0 {
-		t.Fatalf("October still holds %d µ$ (%v)", heldOct, err)
+	if spent, heldOct, err := s.KeyMonthUsage(ctx, "key_1", held); err != nil || heldOct != 0 || spent != 1000 {
+		t.Fatalf("October still holds %d µ$, spent %d (%v)", heldOct, spent, err)
 	}
 	if err := s.LedgerInvariant(ctx, "acc_1"); err != nil {
 		t.Fatal(err)
@@ -125,7 +123,7 @@ func TestHoldsMoveOntoRequests(t *testing.T) {
 		Holds, Expired, Captured int64
 		Month                    string
 	}
-	if err := db.W.Raw(`SELECT count(*) AS holds,
+	if err := db.Writer().Raw(`SELECT count(*) AS holds,
 		SUM(CASE WHEN status = 'expired' THEN 1 ELSE 0 END) AS expired,
 		SUM(CASE WHEN status = 'captured' THEN captured_micros ELSE 0 END) AS captured,
 		MIN(month) AS month FROM holds`).Scan(&back).Error; err != nil {

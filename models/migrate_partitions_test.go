@@ -51,7 +51,7 @@ func callAt(t *testing.T, s *models.Store, acct, key string, at time.Time, open 
 func partitionOf(t *testing.T, db *models.DB, id string) string {
 	t.Helper()
 	var name string
-	if err := db.R.Raw("SELECT tableoid::regclass::text FROM requests WHERE id = ?", id).Scan(&name).Error; err != nil {
+	if err := db.Writer().Raw("SELECT tableoid::regclass::text FROM requests WHERE id = ?", id).Scan(&name).Error; err != nil {
 		t.Fatal(err)
 	}
 	return name
@@ -173,7 +173,7 @@ func TestRequestLogKeepsEveryRowThroughVersion12(t *testing.T) {
 			t.Fatalf("%s: the log lists %v, want %v", step.name, got, listed)
 		}
 		var kind string
-		if err := db.R.Raw("SELECT relkind FROM pg_class WHERE relname = 'requests'").Scan(&kind).Error; err != nil || kind != step.kind {
+		if err := db.Writer().Raw("SELECT relkind FROM pg_class WHERE relname = 'requests'").Scan(&kind).Error; err != nil || kind != step.kind {
 			t.Fatalf("%s: requests has relkind %q (%v), want %s", step.name, kind, err, step.kind)
 		}
 	}

@@ -35,13 +35,13 @@ func TestRequestLogKeepsItsOrderThroughVersion9(t *testing.T) {
 			ids = append(ids, "req_"+ulid.MustNew(ulid.Timestamp(at), entropy).String())
 		}
 	}
-	if err := db.W.Exec(`INSERT INTO accounts (id, name, created_at) VALUES ('acct_1', 'one', ?)`, base).Error; err != nil {
+	if err := db.Writer().Exec(`INSERT INTO accounts (id, name, created_at) VALUES ('acct_1', 'one', ?)`, base).Error; err != nil {
 		t.Fatal(err)
 	}
 	insert := slices.Clone(ids)
 	rng.Shuffle(len(insert), func(i, j int) { insert[i], insert[j] = insert[j], insert[i] })
 	for _, id := range insert {
-		if err := db.W.Exec(`INSERT INTO requests (id, account_id, method, path, model, status, billing_outcome, created_at)
+		if err := db.Writer().Exec(`INSERT INTO requests (id, account_id, method, path, model, status, billing_outcome, created_at)
 			VALUES (?, 'acct_1', 'POST', '/v1/chat/completions', 'tt-chat-small', 200, 'charged', ?)`, id, base).Error; err != nil {
 			t.Fatal(err)
 		}
@@ -75,14 +75,14 @@ func TestRequestLogKeepsItsOrderThroughVersion9(t *testing.T) {
 		t.Fatal(err)
 	}
 	var back []string
-	if err := db.W.Raw("SELECT id FROM requests ORDER BY id DESC").Scan(&back).Error; err != nil {
+	if err := db.Writer().Raw("SELECT id FROM requests ORDER BY id DESC").Scan(&back).Error; err != nil {
 		t.Fatal(err)
 	}
 	if want := append([]string{fresh.ID}, ids...); !slices.Equal(back, want) {
 		t.Fatalf("after the way back the table holds %v, want %v", back, want)
 	}
 	var pk int
-	if err := db.W.Raw("SELECT pk FROM pragma_table_info('requests') WHERE name = 'id'").Scan(&pk).Error; err != nil || pk != 1 {
+	if err := db.Writer().Raw("SELECT pk FROM pragma_table_info('requests') WHERE name = 'id'").Scan(&pk).Error; err != nil || pk != 1 {
 		t.Fatalf("after the way back id is not the primary key again (pk %d, %v)", pk, err)
 	}
 }
@@ -152,10 +152,10 @@ func TestRequestLogTakesOneSchemaAtVersion13(t *testing.T) {
 	a, b := "acct_a", "acct_b"
 	keyOf := map[string]string{a: "key_a", b: "key_b"}
 	for _, acct := range []string{b, a} {
-		if err := db.W.Exec(`INSERT INTO accounts (id, name, created_at) VALUES (?, ?, ?)`, acct, acct, now).Error; err != nil {
+		if err := db.Writer().Exec(`INSERT INTO accounts (id, name, created_at) VALUES (?, ?, ?)`, acct, acct, now).Error; err != nil {
 			t.Fatal(err)
 		}
-		if err := db.W.Exec(`INSERT INTO api_keys (id, account_id, name, secret_hash, prefix, last4, created_at)
+		if err := db.Writer().Exec(`INSERT INTO api_keys (id, account_id, name, secret_hash, prefix, last4, created_at)
 			VALUES (?, ?, ?, ?, 'sk-tt-', 'abcd', ?)`, keyOf[acct], acct, keyOf[acct], keyOf[acct], now).Error; err != nil {
 			t.Fatal(err)
 		}
@@ -185,7 +185,7 @@ func TestRequestLogTakesOneSchemaAtVersion13(t *testing.T) {
 				(SELECT num FROM accounts WHERE id = ?3), (SELECT num FROM api_keys WHERE id = ?4))`
 			args = append([]any{seq}, args...)
 		}
-		if err := db.W.Exec(insert, args...).Error; err != nil {
+		if err := db.Writer().Exec(insert, args...).Error; err != nil {
 			t.Fatal(err)
 		}
 		logged(acct, key, id)
@@ -210,7 +210,7 @@ func TestRequestLogTakesOneSchemaAtVersion13(t *testing.T) {
 	check := func(when string) {
 		t.Helper()
 		var ids []string
-		if err := db.W.Raw("SELECT id FROM requests ORDER BY id DESC").Scan(&ids).Error; err != nil || !slices.Equal(ids, all) {
+		if err := db.Writer().Raw("SELECT id FROM requests ORDER BY id DESC").Scan(&ids).Error; err != nil || !slices.Equal(ids, all) {
 			t.Fatalf("%s the log holds %v (%v), want %v", when, ids, err, all)
 		}
 		for acct, other := range map[string]string{a: b, b: a} {
@@ -239,12 +239,12 @@ func TestRequestLogTakesOneSchemaAtVersion13(t *testing.T) {
 
 	// The same columns and indexes as on PostgreSQL.
 	var cols []string
-	if err := db.W.Raw(`SELECT column_name FROM information_schema.columns WHERE table_name = 'requests' ORDER BY ordinal_position`).
+	if err := db.Writer().Raw(`SELECT column_name FROM information_schema.columns WHERE table_name = 'requests' ORDER BY ordinal_position`).
 		Scan(&cols).Error; db.Postgres && err != nil {
 		t.Fatal(err)
 	}
 	if !db.Postgres {
-		if err := db.W.Raw(`SELECT name FROM pragma_table_info('requests') ORDER BY cid`).Scan(&cols).Error; err != nil {
+		if err := db.Writer().Raw(`SELECT name FROM pragma_table_info('requests') ORDER BY cid`).Scan(&cols).Error; err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -255,7 +255,7 @@ func TestRequestLogTakesOneSchemaAtVersion13(t *testing.T) {
 		return // version 13 changes nothing there
 	}
 	var pk int
-	if err := db.W.Raw("SELECT pk FROM pragma_table_info('requests') WHERE name = 'id'").Scan(&pk).Error; err != nil || pk != 1 {
+	if err := db.Writer().Raw("SELECT pk FROM pragma_table_info('requests') WHERE name = 'id'").Scan(&pk).Error; err != nil || pk != 1 {
 		t.Fatalf("id is not the request log's primary key (pk %d, %v)", pk, err)
 	}
 	for index, wantCols := range map[string][]string{
@@ -263,14 +263,14 @@ func TestRequestLogTakesOneSchemaAtVersion13(t *testing.T) {
 		"requests_account_key": {"account_id", "key_id", "id"}, "requests_account_outcome": {"account_id", "billing_outcome", "id"},
 	} {
 		var got []string
-		if err := db.W.Raw("SELECT name FROM pragma_index_info(?) ORDER BY seqno", index).Scan(&got).Error; err != nil ||
+		if err := db.Writer().Raw("SELECT name FROM pragma_index_info(?) ORDER BY seqno", index).Scan(&got).Error; err != nil ||
 			!slices.Equal(got, wantCols) {
 			t.Fatalf("index %s is on %v (%v), want %v", index, got, err, wantCols)
 		}
 	}
 	for _, table := range []string{"accounts", "api_keys"} {
 		var n int
-		if err := db.W.Raw("SELECT count(*) FROM pragma_table_info(?) WHERE name = 'num'", table).Scan(&n).Error; err != nil || n != 0 {
+		if err := db.Writer().Raw("SELECT count(*) FROM pragma_table_info(?) WHERE name = 'num'", table).Scan(&n).Error; err != nil || n != 0 {
 			t.Fatalf("%s still has its number (%v)", table, err)
 		}
 	}
@@ -279,7 +279,7 @@ func TestRequestLogTakesOneSchemaAtVersion13(t *testing.T) {
 		t.Fatal(err)
 	}
 	var bySeq []string
-	if err := db.W.Raw("SELECT id FROM requests WHERE account_num = (SELECT num FROM accounts WHERE id = ?) ORDER BY seq DESC", a).
+	if err := db.Writer().Raw("SELECT id FROM requests WHERE account_num = (SELECT num FROM accounts WHERE id = ?) ORDER BY seq DESC", a).
 		Scan(&bySeq).Error; err != nil || !slices.Equal(bySeq, want[a]) {
 		t.Fatalf("after the way back %s's rows by place are %v (%v), want %v", a, bySeq, err, want[a])
 	}
@@ -293,7 +293,7 @@ func TestRefusedHoldsFilledAtVersion14(t *testing.T) {
 	db, p := migratedTo(t, 13)
 	ctx := context.Background()
 	now := time.Now().UTC()
-	if err := db.W.Exec(`INSERT INTO accounts (id, name, created_at) VALUES ('acct_1', 'one', ?)`, now).Error; err != nil {
+	if err := db.Writer().Exec(`INSERT INTO accounts (id, name, created_at) VALUES ('acct_1', 'one', ?)`, now).Error; err != nil {
 		t.Fatal(err)
 	}
 	want := map[string]int64{}
@@ -310,7 +310,7 @@ func TestRefusedHoldsFilledAtVersion14(t *testing.T) {
 		{200, "", "", 0},
 	} {
 		id := models.NewRequestIDAt(now.Add(time.Duration(i) * time.Second))
-		if err := db.W.Exec(`INSERT INTO requests (id, account_id, method, path, status, error_type, error_message,
+		if err := db.Writer().Exec(`INSERT INTO requests (id, account_id, method, path, status, error_type, error_message,
 			billing_outcome, created_at) VALUES (?, 'acct_1', 'POST', '/v1/chat/completions', ?, ?, ?, 'not_charged_rejected', ?)`,
 			id, c.status, c.typ, c.message, now).Error; err != nil {
 			t.Fatal(err)

@@ -57,11 +57,11 @@ func (s *Store) makeRequestPartitions(ctx context.Context, months []migrations.R
 		}
 		return out, nil
 	}
-	todo, err := missing(s.db.SQL())
+	todo, err := missing(s.db.sqlDB())
 	if err != nil || len(todo) == 0 {
 		return nil, err
 	}
-	tx, err := s.db.SQL().BeginTx(ctx, nil)
+	tx, err := s.db.sqlDB().BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
 	}

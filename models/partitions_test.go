@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"ttconsole/internal/seed"
 	"ttconsole/internal/testenv"
 	"ttconsole/migrations"
 	"ttconsole/models"
@@ -90,6 +91,37 @@ func TestRequestPartitionsAreMadeAheadOnce(t *testing.T) {
 	// Nothing is left to make.
 	if again, err := stores[2].EnsureRequestPartitions(ctx, later); err != nil || len(again) != 0 {
 		t.Fatalf("a second round made %v, %v", again, err)
+	}
+}
+
+// TestRequestsLandInTheirMonth logs calls of the months before this one
+// (their partitions made as the server's upkeep makes them), runs one now
+// through its hold, and logs one dated decades ahead: on PostgreSQL each
+// lives in its month's partition, the far one in the default partition.
+// On SQLite the log is one table.
+func TestRequestsLandInTheirMonth(t *testing.T) {
+	ctx := context.Background()
+	db := testenv.DB(t)
+	if !db.Postgres {
+		t.Skip("the request log is partitioned on PostgreSQL only")
+	}
+	s := models.NewStore(db)
+	m0 := migrations.RequestPartitionOf(time.Now()).Month
+	if _, err := s.EnsureRequestPartitions(ctx, m0.AddDate(0, -3, 0)); err != nil {
+		t.Fatal(err)
+	}
+	a := testenv.FundedKey(t, s, "months@example.com", models.MicrosPerUSD, models.KeyInput{Name: "k"})
+	now, _, _ := callAt(t, s, a.ID, a.Key.ID, time.Now(), false)
+	for id, want := range map[string]string{
+		logAt(t, s, a.ID, a.Key.ID, m0.AddDate(0, -1, 0)): migrations.RequestPartitionOf(m0.AddDate(0, -1, 0)).Name(),
+		logAt(t, s, a.ID, a.Key.ID, m0.AddDate(0, 0, -1)): migrations.RequestPartitionOf(m0.AddDate(0, -1, 0)).Name(),
+		logAt(t, s, a.ID, a.Key.ID, m0.AddDate(0, -3, 2)): migrations.RequestPartitionOf(m0.AddDate(0, -3, 0)).Name(),
+		now: migrations.RequestPartitionOf(m0).Name(),
+		logAt(t, s, a.ID, a.Key.ID, time.Now().AddDate(30, 0, 0)): migrations.RequestsDefaultPartition,
+	} {
+		if got := partitionOf(t, db, id); got != want {
+			t.Errorf("request %s is in %q, want %s", id, got, want)
+		}
 	}
 }
 
@@ -219,7 +251,7 @@ func TestSeededHistoryFillsItsMonths(t *testing.T) {
 	a := testenv.FundedKey(t, s, "seeded-months@example.com", models.MicrosPerUSD, models.KeyInput{Name: "k"})
 	acct, key := a.ID, a.Key.ID
 	const n = 400
-	if got, err := s.SeedRequests(ctx, acct, models.SeedOptions{Requests: n, Span: 120 * 24 * time.Hour,
+	if got, err := seed.Requests(ctx, s, acct, seed.Options{Requests: n, Span: 120 * 24 * time.Hour,
 		KeyIDs: []string{key}, Seed: 7}); err != nil || got != n {
 		t.Fatalf("seeded %d, %v", got, err)
 	}
@@ -230,8 +262,8 @@ func TestSeededHistoryFillsItsMonths(t *testing.T) {
 		return
 	}
 	var inDefault, months int64
-	db.R.Raw("SELECT count(*) FROM " + migrations.RequestsDefaultPartition).Scan(&inDefault)
-	db.R.Raw("SELECT count(DISTINCT tableoid) FROM requests").Scan(&months)
+	db.Writer().Raw("SELECT count(*) FROM " + migrations.RequestsDefaultPartition).Scan(&inDefault)
+	db.Writer().Raw("SELECT count(DISTINCT tableoid) FROM requests").Scan(&months)
 	if inDefault != 0 || months < 4 {
 		t.Fatalf("%d seeded rows in the default partition, the rest in %d months; want none there and at least 4 months", inDefault, months)
 	}

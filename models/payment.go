@@ -138,7 +138,7 @@ func (s *Store) CreatePayment(ctx context.Context, accountID, provider string, a
 	now := time.Now().UTC()
 	p := &Payment{ID: s.NewID("pay"), AccountID: accountID, Provider: provider, AmountMicros: amount,
 		Currency: "usd", Status: PaymentPending, CreatedAt: now, UpdatedAt: now}
-	if err := s.db.W.WithContext(ctx).Create(p).Error; err != nil {
+	if err := s.db.w.WithContext(ctx).Create(p).Error; err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -146,7 +146,7 @@ func (s *Store) CreatePayment(ctx context.Context, accountID, provider string, a
 
 // AttachCheckout records the provider's checkout session of a payment.
 func (s *Store) AttachCheckout(ctx context.Context, paymentID, sessionID, url string) error {
-	return s.db.W.WithContext(ctx).Model(&Payment{}).Where("id = ?", paymentID).Updates(map[string]any{
+	return s.db.w.WithContext(ctx).Model(&Payment{}).Where("id = ?", paymentID).Updates(map[string]any{
 		"session_id": sessionID, "checkout_url": url, "updated_at": time.Now().UTC(),
 	}).Error
 }
@@ -154,7 +154,7 @@ func (s *Store) AttachCheckout(ctx context.Context, paymentID, sessionID, url st
 // AbandonPayment marks a pending payment failed when its checkout could not
 // even be created, so the list does not show it waiting forever.
 func (s *Store) AbandonPayment(ctx context.Context, paymentID, detail string) error {
-	return s.db.W.WithContext(ctx).Model(&Payment{}).Where("id = ? AND status = ?", paymentID, PaymentPending).
+	return s.db.w.WithContext(ctx).Model(&Payment{}).Where("id = ? AND status = ?", paymentID, PaymentPending).
 		Updates(map[string]any{"status": PaymentFailed, "detail": detail, "updated_at": time.Now().UTC()}).Error
 }
 
@@ -163,7 +163,7 @@ func (s *Store) AbandonPayment(ctx context.Context, paymentID, detail string) er
 // that is no longer pending is left as it is; it reports whether this
 // call changed it.
 func (s *Store) CancelPayment(ctx context.Context, accountID, paymentID string) (bool, error) {
-	res := s.db.W.WithContext(ctx).Model(&Payment{}).
+	res := s.db.w.WithContext(ctx).Model(&Payment{}).
 		Where("id = ? AND account_id = ? AND status = ?", paymentID, accountID, PaymentPending).
 		Updates(map[string]any{"status": PaymentCancelled, "detail": "You cancelled the checkout.", "updated_at": time.Now().UTC()})
 	return res.RowsAffected > 0, res.Error
@@ -173,7 +173,7 @@ func (s *Store) CancelPayment(ctx context.Context, accountID, paymentID string) 
 // ErrNotFound, exactly like a missing one.
 func (s *Store) PaymentOf(ctx context.Context, accountID, id string) (*Payment, error) {
 	var p Payment
-	err := s.db.W.WithContext(ctx).Where("id = ? AND account_id = ?", id, accountID).Take(&p).Error
+	err := s.db.w.WithContext(ctx).Where("id = ? AND account_id = ?", id, accountID).Take(&p).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, ErrNotFound
 	}
@@ -183,7 +183,7 @@ func (s *Store) PaymentOf(ctx context.Context, accountID, id string) (*Payment, 
 // PaymentBySession returns an account's payment by its checkout session id.
 func (s *Store) PaymentBySession(ctx context.Context, accountID, sessionID string) (*Payment, error) {
 	var p Payment
-	err := s.db.W.WithContext(ctx).Where("session_id = ? AND account_id = ?", sessionID, accountID).Take(&p).Error
+	err := s.db.w.WithContext(ctx).Where("session_id = ? AND account_id = ?", sessionID, accountID).Take(&p).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, ErrNotFound
 	}
@@ -193,14 +193,14 @@ func (s *Store) PaymentBySession(ctx context.Context, accountID, sessionID strin
 // RecentPayments returns an account's latest payments, newest first.
 func (s *Store) RecentPayments(ctx context.Context, accountID string, limit int) ([]Payment, error) {
 	var out []Payment
-	err := s.db.R.WithContext(ctx).Where("account_id = ?", accountID).Order("id DESC").Limit(limit).Find(&out).Error
+	err := s.db.r.WithContext(ctx).Where("account_id = ?", accountID).Order("id DESC").Limit(limit).Find(&out).Error
 	return out, err
 }
 
 // PaymentEvents returns the provider events recorded for a payment, oldest first.
 func (s *Store) PaymentEvents(ctx context.Context, paymentID string) ([]PaymentEventRecord, error) {
 	var out []PaymentEventRecord
-	err := s.db.R.WithContext(ctx).Where("payment_id = ?", paymentID).Order("received_at, event_id").Find(&out).Error
+	err := s.db.r.WithContext(ctx).Where("payment_id = ?", paymentID).Order("received_at, event_id").Find(&out).Error
 	return out, err
 }
 
@@ -405,7 +405,7 @@ func applyPaymentEvent(w *wtx, ev PaymentEvent, p *Payment, res *PaymentEventRes
 // session, or, before the session id was stored, by the client reference
 // (our payment id) of a payment that has no session yet. nil: none.
 func (s *Store) paymentForEvent(ctx context.Context, ev PaymentEvent) (*Payment, error) {
-	db := s.db.W.WithContext(ctx)
+	db := s.db.w.WithContext(ctx)
 	var p Payment
 	if ev.SessionID != "" {
 		err := db.Where("session_id = ?", ev.SessionID).Take(&p).Error

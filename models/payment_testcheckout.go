@@ -43,7 +43,7 @@ func (s *Store) CreateTestCheckout(ctx context.Context, p *Payment) (*TestChecko
 		AmountCents: p.AmountCents(), Currency: p.Currency, Status: CheckoutOpen,
 		PaymentStatus: CheckoutPaymentStatusUnpaid, CreatedAt: now, ExpiresAt: now.Add(TestCheckoutTTL),
 	}
-	if err := s.db.W.WithContext(ctx).Create(cs).Error; err != nil {
+	if err := s.db.w.WithContext(ctx).Create(cs).Error; err != nil {
 		return nil, err
 	}
 	return cs, nil
@@ -53,7 +53,7 @@ func (s *Store) CreateTestCheckout(ctx context.Context, p *Payment) (*TestChecko
 // expiry reads as expired.
 func (s *Store) TestCheckout(ctx context.Context, id string) (*TestCheckoutSession, error) {
 	var cs TestCheckoutSession
-	err := s.db.W.WithContext(ctx).Where("id = ?", id).Take(&cs).Error
+	err := s.db.w.WithContext(ctx).Where("id = ?", id).Take(&cs).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, ErrNotFound
 	}
@@ -70,7 +70,7 @@ func (s *Store) TestCheckout(ctx context.Context, id string) (*TestCheckoutSessi
 // paymentStatus. Only an open session moves, once; a second click
 // reports ECONFLICT.
 func (s *Store) SetTestCheckout(ctx context.Context, id, status, paymentStatus string) (*TestCheckoutSession, error) {
-	res := s.db.W.WithContext(ctx).Model(&TestCheckoutSession{}).
+	res := s.db.w.WithContext(ctx).Model(&TestCheckoutSession{}).
 		Where("id = ? AND status = ? AND expires_at > ?", id, CheckoutOpen, time.Now().UTC()).
 		Updates(map[string]any{"status": status, "payment_status": paymentStatus})
 	if res.Error != nil {

@@ -148,7 +148,7 @@ func (s *Store) LogRequest(ctx context.Context, r *Request) error {
 // is ErrNotFound, exactly like a missing one.
 func (s *Store) RequestOf(ctx context.Context, accountID, id string) (*Request, error) {
 	var r Request
-	err := s.db.R.WithContext(ctx).Where("id = ? AND account_id = ?", id, accountID).Take(&r).Error
+	err := s.db.r.WithContext(ctx).Where("id = ? AND account_id = ?", id, accountID).Take(&r).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, ErrNotFound
 	}
@@ -161,7 +161,7 @@ func (s *Store) RequestOf(ctx context.Context, accountID, id string) (*Request, 
 // request row's hold and outcome detail and from the ledger; nothing is
 // stored twice. A request that held nothing has no timeline.
 func (s *Store) Timeline(ctx context.Context, requestID string) ([]BillingEvent, error) {
-	db := s.db.R.WithContext(ctx)
+	db := s.db.r.WithContext(ctx)
 	var rows []Request
 	if err := db.Select("id", "hold_micros", "charged_micros", "outcome_detail", "hold_status", "held_at", "hold_ended_at").
 		Where("id = ?", requestID).Limit(1).Find(&rows).Error; err != nil || len(rows) == 0 {

@@ -7,7 +7,7 @@ import "context"
 // at limit+1 rows of the index, so a busy account's log costs no more than
 // that, however long it is.
 func (s *Store) CountRequests(ctx context.Context, accountID string, f RequestFilter, limit int) (n int64, more bool, err error) {
-	db := s.db.R.WithContext(ctx)
+	db := s.db.r.WithContext(ctx)
 	matching := between(f.apply(ofAccount(db.Model(&Request{}).Select("1"), accountID)), f.From, f.To).Limit(limit + 1)
 	if err := db.Table("(?) AS matching", matching).Count(&n).Error; err != nil {
 		return 0, false, err

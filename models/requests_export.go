@@ -85,7 +85,7 @@ func (s *Store) eachRequestTextPacked(ctx context.Context, accountID string, f R
 	done := make(chan error, 1)
 	go func() {
 		defer close(full)
-		done <- s.db.R.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		done <- s.db.r.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 			below := "" // from the newest
 			for {
 				var c *exportChunk
@@ -129,7 +129,7 @@ func (s *Store) eachRequestTextPacked(ctx context.Context, accountID string, f R
 // driver.
 func (s *Store) eachRequestTextSlow(ctx context.Context, accountID string, f RequestFilter, labels map[string]KeyLabel, fn func(*RequestText) error) error {
 	var t RequestText
-	return eachRequest(exportQuery(s.db.R.WithContext(ctx), accountID, f), func(r *Request) error {
+	return eachRequest(exportQuery(s.db.r.WithContext(ctx), accountID, f), func(r *Request) error {
 		t.set(r, labels)
 		return fn(&t)
 	})

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"ttconsole/internal/seed"
 	"ttconsole/internal/testenv"
 	"ttconsole/models"
 )
@@ -60,10 +61,10 @@ func TestExportPackedRowsMatchTheDriver(t *testing.T) {
 	other, otherKeys := exportAccount(t, s, "other@example.com")
 	now := time.Now().UTC()
 	keyIDs := []string{keys[0].ID, keys[1].ID, keys[2].ID}
-	if _, err := s.SeedRequests(ctx, acct, models.SeedOptions{Requests: 2500, Span: 2 * time.Hour, Now: now, KeyIDs: keyIDs, Seed: 3}); err != nil {
+	if _, err := seed.Requests(ctx, s, acct, seed.Options{Requests: 2500, Span: 2 * time.Hour, Now: now, KeyIDs: keyIDs, Seed: 3}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.SeedRequests(ctx, other, models.SeedOptions{Requests: 300, Span: 2 * time.Hour, Now: now, KeyIDs: []string{otherKeys[0].ID}, Seed: 4}); err != nil {
+	if _, err := seed.Requests(ctx, s, other, seed.Options{Requests: 300, Span: 2 * time.Hour, Now: now, KeyIDs: []string{otherKeys[0].ID}, Seed: 4}); err != nil {
 		t.Fatal(err)
 	}
 	// Tricky text in every text column, an hour back: in the middle chunk
@@ -97,12 +98,12 @@ func TestExportPackedRowsMatchTheDriver(t *testing.T) {
 	odd := func(at time.Time, set, value string) {
 		t.Helper()
 		id := models.NewRequestIDAt(at)
-		if err := db.W.Exec(`INSERT INTO requests (id, account_id, key_id, method, path, status, billing_outcome, created_at)
+		if err := db.Writer().Exec(`INSERT INTO requests (id, account_id, key_id, method, path, status, billing_outcome, created_at)
 			VALUES (?, ?, ?, 'POST', '/v1/odd', 200, 'charged', ?)`, id, acct, keys[0].ID, at).Error; err != nil {
 			t.Fatal(err)
 		}
 		if set != "" {
-			if err := db.W.Exec("UPDATE requests SET "+set+" = ? WHERE id = ?", value, id).Error; err != nil {
+			if err := db.Writer().Exec("UPDATE requests SET "+set+" = ? WHERE id = ?", value, id).Error; err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -114,7 +115,7 @@ func TestExportPackedRowsMatchTheDriver(t *testing.T) {
 	odd(old.Add(-2*time.Second), "created_at", "2026-11-25 10:00:00.1+00:00")
 	odd(old.Add(-3*time.Second), "created_at", "2026-11-25 10:00:07+00:00")
 	odd(old.Add(-4*time.Second), "stream", "true")
-	if err := db.W.Exec("UPDATE requests SET created_at = 1764064800 WHERE id = (SELECT min(id) FROM requests WHERE account_id = ?)", acct).Error; err != nil {
+	if err := db.Writer().Exec("UPDATE requests SET created_at = 1764064800 WHERE id = (SELECT min(id) FROM requests WHERE account_id = ?)", acct).Error; err != nil {
 		t.Fatal(err)
 	}
 
@@ -161,7 +162,7 @@ func TestExportStopsWhenTheWriterDoes(t *testing.T) {
 	s := models.NewStore(testenv.DB(t))
 	ctx := context.Background()
 	acct, keys := exportAccount(t, s, "export@example.com")
-	if _, err := s.SeedRequests(ctx, acct, models.SeedOptions{Requests: 5000, KeyIDs: []string{keys[0].ID}, Seed: 5}); err != nil {
+	if _, err := seed.Requests(ctx, s, acct, seed.Options{Requests: 5000, KeyIDs: []string{keys[0].ID}, Seed: 5}); err != nil {
 		t.Fatal(err)
 	}
 	stop := errors.New("client went away")

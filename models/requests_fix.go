@@ -89,7 +89,7 @@ func (s *Store) fixKey(ctx context.Context, accountID, keyID string, by KeyActor
 	defer s.keys.drop() // after the commit: the retried call sees the fix
 	var k APIKey
 	changed := false
-	err := s.db.W.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.db.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := s.lockKey(tx, accountID, keyID, &k); err != nil {
 			return err
 		}

@@ -12,7 +12,7 @@ import (
 func explain(t *testing.T, s *Store, q *gorm.DB) string {
 	t.Helper()
 	stmt := q.Find(&[]Request{}).Statement
-	rows, err := s.db.SQL().Query("EXPLAIN QUERY PLAN "+stmt.SQL.String(), stmt.Vars...)
+	rows, err := s.db.sqlDB().Query("EXPLAIN QUERY PLAN "+stmt.SQL.String(), stmt.Vars...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func explain(t *testing.T, s *Store, q *gorm.DB) string {
 // fast as the first.
 func TestRequestFiltersWalkTheirIndex(t *testing.T) {
 	s := sqliteStore(t)
-	dry := s.db.R.Session(&gorm.Session{DryRun: true})
+	dry := s.db.r.Session(&gorm.Session{DryRun: true})
 	cursor := RequestIDAt(time.Now())
 	for _, tc := range []struct {
 		name  string

@@ -62,7 +62,7 @@ func (s *Store) purgeRows(ctx context.Context, table string, before time.Time, b
 	total := 0
 	for {
 		var ids []string
-		if err := s.db.W.WithContext(ctx).Table(table).
+		if err := s.db.w.WithContext(ctx).Table(table).
 			Where("id < ? AND created_at < ? AND billing_outcome <> ?", bound, before.UTC(), OutcomePending).
 			Order("id").Limit(batch).Pluck("id", &ids).Error; err != nil {
 			return total, err
@@ -120,7 +120,7 @@ type DroppedPartition struct {
 // request ids but hold no reference the database enforces, keep every
 // entry.
 func (s *Store) dropRequestPartitions(ctx context.Context, before time.Time) ([]DroppedPartition, error) {
-	names, err := requestPartitions(ctx, s.db.SQL())
+	names, err := requestPartitions(ctx, s.db.sqlDB())
 	if err != nil {
 		return nil, err
 	}
@@ -144,7 +144,7 @@ func (s *Store) dropRequestPartitions(ctx context.Context, before time.Time) ([]
 // dropRequestPartition drops one partition, unless it holds an open hold
 // (then it returns nil).
 func (s *Store) dropRequestPartition(ctx context.Context, name string) (*DroppedPartition, error) {
-	tx, err := s.db.SQL().BeginTx(ctx, nil)
+	tx, err := s.db.sqlDB().BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
 	}

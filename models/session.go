@@ -49,7 +49,7 @@ func (s *Store) CreateSession(ctx context.Context, userID, ip, userAgent string)
 		userAgent = userAgent[:512]
 	}
 	now := time.Now().UTC()
-	err := s.db.W.WithContext(ctx).Create(&Session{
+	err := s.db.w.WithContext(ctx).Create(&Session{
 		TokenHash: HashToken(token), UserID: userID, CreatedAt: now, LastSeenAt: now,
 		ExpiresAt: now.Add(SessionAbsoluteTimeout), IP: ip, UserAgent: userAgent,
 	}).Error
@@ -63,7 +63,7 @@ func (s *Store) SessionUser(ctx context.Context, token string) (*User, *Session,
 		return nil, nil, ErrNotFound
 	}
 	var sess Session
-	err := s.db.R.WithContext(ctx).Where("token_hash = ?", HashToken(token)).Take(&sess).Error
+	err := s.db.r.WithContext(ctx).Where("token_hash = ?", HashToken(token)).Take(&sess).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, nil, ErrNotFound
 	}
@@ -80,7 +80,7 @@ func (s *Store) SessionUser(ctx context.Context, token string) (*User, *Session,
 		return nil, nil, err
 	}
 	if now.Sub(sess.LastSeenAt) > sessionTouchEvery {
-		err := s.db.W.WithContext(ctx).Model(&Session{}).Where("token_hash = ?", sess.TokenHash).
+		err := s.db.w.WithContext(ctx).Model(&Session{}).Where("token_hash = ?", sess.TokenHash).
 			Update("last_seen_at", now).Error
 		if err != nil {
 			return nil, nil, err
@@ -89,15 +89,23 @@ func (s *Store) SessionUser(ctx context.Context, token string) (*User, *Session,
 	return u, &sess, nil
 }
 
+// SessionsOf returns a user's sessions, newest first: every browser
+// signed in as the user, expired ones until they are purged.
+func (s *Store) SessionsOf(ctx context.Context, userID string) ([]Session, error) {
+	var out []Session
+	err := s.db.r.WithContext(ctx).Where("user_id = ?", userID).Order("created_at DESC").Find(&out).Error
+	return out, err
+}
+
 // DeleteSession ends one session.
 func (s *Store) DeleteSession(ctx context.Context, token string) error {
-	return s.db.W.WithContext(ctx).Where("token_hash = ?", HashToken(token)).Delete(&Session{}).Error
+	return s.db.w.WithContext(ctx).Where("token_hash = ?", HashToken(token)).Delete(&Session{}).Error
 }
 
 // PurgeSessions removes sessions that can no longer be used.
 func (s *Store) PurgeSessions(ctx context.Context) (int64, error) {
 	now := time.Now().UTC()
-	res := s.db.W.WithContext(ctx).Where("expires_at < ? OR last_seen_at < ?", now, now.Add(-SessionIdleTimeout)).
+	res := s.db.w.WithContext(ctx).Where("expires_at < ? OR last_seen_at < ?", now, now.Add(-SessionIdleTimeout)).
 		Delete(&Session{})
 	return res.RowsAffected, res.Error
 }

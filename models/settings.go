@@ -25,13 +25,13 @@ func (s *Store) SecretSetting(ctx context.Context, name string, nbytes int) ([]b
 	if _, err := rand.Read(b); err != nil {
 		return nil, err
 	}
-	err := s.db.W.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).
+	err := s.db.w.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).
 		Create(&Setting{Name: name, Value: hex.EncodeToString(b)}).Error
 	if err != nil {
 		return nil, err
 	}
 	var st Setting
-	if err := s.db.W.WithContext(ctx).Where("name = ?", name).Take(&st).Error; err != nil {
+	if err := s.db.w.WithContext(ctx).Where("name = ?", name).Take(&st).Error; err != nil {
 		if errors.Is(err, gorm.ErrRecordNotFound) {
 			return nil, ErrNotFound
 		}

@@ -28,14 +28,14 @@ func NewStore(db *DB) *Store {
 	// New request ids come after the newest row in the log, whatever the
 	// clock says now (a database not migrated yet has none).
 	var newest sql.NullString
-	if db.SQL().QueryRow("SELECT max(id) FROM requests").Scan(&newest) == nil && newest.Valid {
+	if db.sqlDB().QueryRow("SELECT max(id) FROM requests").Scan(&newest) == nil && newest.Valid {
 		s.ids.after(newest.String)
 	}
 	if !db.Postgres {
-		s.batch = &batcher{db: db.SQL(), ids: s.ids, arrived: make(chan struct{}, 1)}
+		s.batch = &batcher{db: db.sqlDB(), ids: s.ids, arrived: make(chan struct{}, 1)}
 		db.beforeClose = append(db.beforeClose, s.batch.close)
 	} else {
-		s.batch = &batcher{db: db.SQL(), pg: true, ids: s.ids, arrived: make(chan struct{}, 1)}
+		s.batch = &batcher{db: db.sqlDB(), pg: true, ids: s.ids, arrived: make(chan struct{}, 1)}
 	}
 	return s
 }

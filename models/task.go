@@ -41,13 +41,13 @@ func errTaskEnded(t *Task) error {
 
 // CreateTask stores a task whose hold and request row StartCall wrote.
 func (s *Store) CreateTask(ctx context.Context, t *Task) error {
-	return s.db.W.WithContext(ctx).Create(t).Error
+	return s.db.w.WithContext(ctx).Create(t).Error
 }
 
 // TaskOf returns a task of an account; another account's is ErrNotFound.
 func (s *Store) TaskOf(ctx context.Context, accountID, id string) (*Task, error) {
 	var t Task
-	err := s.db.W.WithContext(ctx).Where("id = ? AND account_id = ?", id, accountID).Take(&t).Error
+	err := s.db.w.WithContext(ctx).Where("id = ? AND account_id = ?", id, accountID).Take(&t).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, ErrNotFound
 	}
@@ -58,7 +58,7 @@ func (s *Store) TaskOf(ctx context.Context, accountID, id string) (*Task, error)
 // the runner to resume after a restart.
 func (s *Store) RunningTasks(ctx context.Context) ([]Task, error) {
 	var out []Task
-	err := s.db.W.WithContext(ctx).Where("status = ?", TaskRunning).Order("id").Find(&out).Error
+	err := s.db.w.WithContext(ctx).Where("status = ?", TaskRunning).Order("id").Find(&out).Error
 	return out, err
 }
 
@@ -96,7 +96,7 @@ func (s *Store) EndTask(ctx context.Context, t *Task, status, result, errMsg str
 	// The hold is read first: what it holds, and from whom, never changes;
 	// whether it is still open is decided by endHold's guarded update.
 	var r Request
-	if err := s.db.W.WithContext(ctx).Where("id = ?", t.RequestID).Take(&r).Error; err != nil {
+	if err := s.db.w.WithContext(ctx).Where("id = ?", t.RequestID).Take(&r).Error; err != nil {
 		return err
 	}
 	h := holdOf(&r)
@@ -129,7 +129,7 @@ func (s *Store) EndTask(ctx context.Context, t *Task, status, result, errMsg str
 	})
 	if errors.As(err, new(taskEnded)) {
 		var cur Task
-		if err := s.db.W.WithContext(ctx).Where("id = ?", t.ID).Take(&cur).Error; err != nil {
+		if err := s.db.w.WithContext(ctx).Where("id = ?", t.ID).Take(&cur).Error; err != nil {
 			return err
 		}
 		return errTaskEnded(&cur)
@@ -140,7 +140,7 @@ func (s *Store) EndTask(ctx context.Context, t *Task, status, result, errMsg str
 // ExpireTasks ends, as expired, every running task past its expiry.
 func (s *Store) ExpireTasks(ctx context.Context, now time.Time) (int, error) {
 	var due []Task
-	if err := s.db.W.WithContext(ctx).Where("status = ? AND expires_at < ?", TaskRunning, now.UTC()).
+	if err := s.db.w.WithContext(ctx).Where("status = ? AND expires_at < ?", TaskRunning, now.UTC()).
 		Order("expires_at").Limit(500).Find(&due).Error; err != nil {
 		return 0, err
 	}

@@ -3,6 +3,9 @@ package models
 import (
 	"cmp"
 	"context"
+	"database/sql"
+	"errors"
+	"fmt"
 	"net/url"
 	"slices"
 	"sort"
@@ -205,13 +208,12 @@ func (s *Store) UsageRows(ctx context.Context, accountID string, q UsageQuery) (
 	}
 	text := `SELECT hour_utc, ` + col + `, SUM(requests), SUM(errors), SUM(prompt_tokens), SUM(completion_tokens),
 		SUM(spend_micros) FROM usage_hourly WHERE account_id = ? AND hour_utc >= ? AND hour_utc < ? GROUP BY ` + group
-	db, err := s.db.R.DB()
+	db, err := s.db.r.DB()
 	if err != nil {
 		return nil, err
 	}
-	if s.db.Postgres {
-		text = numbered(text)
-	} else {
+	text = numberedIf(s.db.Postgres, text)
+	if !s.db.Postgres {
 		ctx = context.WithoutCancel(ctx)
 	}
 	rows, err := db.QueryContext(ctx, text, accountID, usageHour(q.From), usageHour(q.To))
@@ -352,4 +354,116 @@ func (q UsageQuery) zone() *time.Location {
 		return time.UTC
 	}
 	return q.Zone
+}
+
+// UsageInvariant checks an account's usage roll-up against the two records
+// it sums, read apart and summed here: every request of the log with a
+// final outcome counted once, in the UTC hour it completed, under its key,
+// model and outcome; and every ledger charge in the hour it was made,
+// under its request's key, model and outcome (none for a late charge paid
+// from a recharge). It returns nil when they agree to the micro-dollar,
+// otherwise the rows that differ (the first few).
+func (s *Store) UsageInvariant(ctx context.Context, accountID string) error {
+	type counts struct{ requests, errors, prompt, completion, spend int64 }
+	want := map[usageKey]counts{}
+	db := s.db.sqlDB()
+
+	rows, err := db.QueryContext(ctx, numberedIf(s.db.Postgres, `SELECT completed_at, COALESCE(key_id, ''), model,
+		billing_outcome, status, prompt_tokens, completion_tokens FROM requests
+		WHERE account_id = ? AND billing_outcome <> '`+OutcomePending+`'`), accountID)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var at sql.NullTime
+		var k usageKey
+		var status, prompt, completion int64
+		if err := rows.Scan(&at, &k.key, &k.model, &k.outcome, &status, &prompt, &completion); err != nil {
+			rows.Close()
+			return err
+		}
+		if !at.Valid {
+			rows.Close()
+			return fmt.Errorf("a request with the outcome %s has no completion time", k.outcome)
+		}
+		k.account, k.hour = accountID, usageHour(at.Time)
+		c := want[k]
+		c.requests++
+		if status >= 400 {
+			c.errors++
+		}
+		c.prompt += prompt
+		c.completion += completion
+		want[k] = c
+	}
+	if err := rows.Close(); err != nil {
+		return err
+	}
+
+	rows, err = db.QueryContext(ctx, numberedIf(s.db.Postgres, `SELECT l.created_at, COALESCE(r.key_id, ''),
+		COALESCE(r.model, ''), COALESCE(r.billing_outcome, '`+OutcomeCharged+`'), l.amount_micros
+		FROM ledger_entries AS l LEFT JOIN requests AS r ON r.id = l.request_id
+		WHERE l.account_id = ? AND l.kind = '`+LedgerCharge+`'`), accountID)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var at time.Time
+		var k usageKey
+		var amount int64
+		if err := rows.Scan(&at, &k.key, &k.model, &k.outcome, &amount); err != nil {
+			rows.Close()
+			return err
+		}
+		k.account, k.hour = accountID, usageHour(at)
+		c := want[k]
+		c.spend -= amount
+		want[k] = c
+	}
+	if err := rows.Close(); err != nil {
+		return err
+	}
+
+	got := map[usageKey]counts{}
+	rows, err = db.QueryContext(ctx, numberedIf(s.db.Postgres, `SELECT hour_utc, key_id, model, outcome, requests, errors,
+		prompt_tokens, completion_tokens, spend_micros FROM usage_hourly WHERE account_id = ?`), accountID)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		k := usageKey{account: accountID}
+		var c counts
+		if err := rows.Scan(&k.hour, &k.key, &k.model, &k.outcome, &c.requests, &c.errors, &c.prompt, &c.completion,
+			&c.spend); err != nil {
+			rows.Close()
+			return err
+		}
+		if c != (counts{}) { // a row a late charge emptied
+			got[k] = c
+		}
+	}
+	if err := rows.Close(); err != nil {
+		return err
+	}
+
+	var errs []error
+	for k, w := range want {
+		if g := got[k]; g != w && len(errs) < 10 {
+			errs = append(errs, fmt.Errorf("usage of %s %q %q %s: roll-up %+v, log and ledger %+v", k.hour, k.key, k.model, k.outcome, g, w))
+		}
+	}
+	for k, g := range got {
+		if _, ok := want[k]; !ok && len(errs) < 10 {
+			errs = append(errs, fmt.Errorf("usage of %s %q %q %s: roll-up %+v, nothing in the log or the ledger", k.hour, k.key, k.model, k.outcome, g))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// numberedIf is text with its ? numbered for PostgreSQL when postgres.
+func numberedIf(postgres bool, text string) string {
+	if postgres {
+		return numbered(text)
+	}
+	return text
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"ttconsole/internal/seed"
 	"ttconsole/internal/testenv"
 	"ttconsole/models"
 )
@@ -127,7 +128,7 @@ func usageOfLog(t *testing.T, db *models.DB, account string) (log, rollup map[st
 	}
 	read := func(q string) map[string][5]int64 {
 		var rows []row
-		if err := db.W.Raw(q, account).Scan(&rows).Error; err != nil {
+		if err := db.Writer().Raw(q, account).Scan(&rows).Error; err != nil {
 			t.Fatal(err)
 		}
 		out := map[string][5]int64{}
@@ -166,9 +167,10 @@ func sameUsage(t *testing.T, want, got map[string][5]int64) {
 	}
 }
 
-// TestSeedFillsTheUsageRollup: a seeded history shows on the Usage page as
-// it does on the Requests page: the roll-up holds exactly the seeded rows'
-// counts, tokens and charges, by the hour they completed.
+// TestSeedFillsTheUsageRollup: a seeded history (WriteHistory) shows on
+// the Usage page as it does on the Requests page: the roll-up holds
+// exactly the seeded rows' counts, tokens and charges, by the hour they
+// completed.
 func TestSeedFillsTheUsageRollup(t *testing.T) {
 	db := testenv.DB(t)
 	store := models.NewStore(db)
@@ -187,7 +189,7 @@ func TestSeedFillsTheUsageRollup(t *testing.T) {
 	}
 	// Twice over the same days, the second time more than one transaction's worth.
 	for _, n := range []int{2000, 60_000} {
-		if _, err := store.SeedRequests(ctx, u.AccountID, models.SeedOptions{Requests: n, Span: 3 * 24 * time.Hour, KeyIDs: keys, Seed: uint64(n)}); err != nil {
+		if _, err := seed.Requests(ctx, store, u.AccountID, seed.Options{Requests: n, Span: 3 * 24 * time.Hour, KeyIDs: keys, Seed: uint64(n)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -203,7 +205,7 @@ func TestUsageMigrationFillsFromLogAndLedger(t *testing.T) {
 	ctx := context.Background()
 	exec := func(q string, args ...any) {
 		t.Helper()
-		if err := db.W.Exec(q, args...).Error; err != nil {
+		if err := db.Writer().Exec(q, args...).Error; err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
@@ -248,7 +250,7 @@ func TestUsageMigrationFillsFromLogAndLedger(t *testing.T) {
 	if _, err := p.Down(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if db.W.Migrator().HasTable("usage_hourly") {
+	if db.Writer().Migrator().HasTable("usage_hourly") {
 		t.Fatal("the way back left usage_hourly")
 	}
 }

@@ -148,6 +148,7 @@ func (t *tally) add(status int, typ, id string, took time.Duration, upstreamFail
 // keys are the secrets the traffic uses, one per kind of answer.
 type keys struct {
 	main, scoped, ipLocked, quota, poor, limited string
+	accounts                                     []string // whose keys they are
 }
 
 func setup(b *testing.B, st *models.Store) keys {
@@ -180,6 +181,7 @@ func setup(b *testing.B, st *models.Store) keys {
 		quota:    key(rich, models.KeyInput{Name: "tiny budget", MonthlyLimitUSD: "0.01", RPM: "1000000"}),
 		poor:     key(poor, models.KeyInput{Name: "poor", RPM: "1000000"}),
 		limited:  key(rich, models.KeyInput{Name: "slow", RPM: "2"}),
+		accounts: []string{rich, poor},
 	}
 }
 
@@ -396,13 +398,15 @@ func soak(b *testing.B, d time.Duration) {
 	// Drain: tasks finish (a few seconds at most), then nothing is held.
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		var running int64
-		db.W.Model(&models.Task{}).Where("status = ?", models.TaskRunning).Count(&running)
-		if running == 0 {
+		running, err := st.RunningTasks(context.Background())
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(running) == 0 {
 			break
 		}
 		if time.Now().After(deadline) {
-			b.Errorf("%d tasks still running a minute after the traffic stopped", running)
+			b.Errorf("%d tasks still running a minute after the traffic stopped", len(running))
 			break
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -418,13 +422,17 @@ func soak(b *testing.B, d time.Duration) {
 		b.Errorf("%d calls got no answer at all", t.transport)
 	}
 	var held int64
-	db.W.Raw("SELECT COALESCE(SUM(held_micros), 0) FROM wallets").Scan(&held)
+	for _, a := range k.accounts {
+		w, err := st.WalletOf(context.Background(), a)
+		if err != nil {
+			b.Fatal(err)
+		}
+		held += w.HeldMicros
+	}
 	if held != 0 {
 		b.Errorf("held %d µ$ after draining, want 0", held)
 	}
-	var accounts []string
-	db.W.Raw("SELECT id FROM accounts").Scan(&accounts)
-	for _, a := range accounts {
+	for _, a := range k.accounts {
 		if err := st.LedgerInvariant(context.Background(), a); err != nil {
 			b.Errorf("ledger invariant of %s: %v", a, err)
 		}
@@ -435,15 +443,25 @@ func soak(b *testing.B, d time.Duration) {
 		b.Errorf("%d request ids were given to two answers", dup)
 	}
 	ids = slices.Compact(ids)
-	var rows int64
-	db.W.Model(&models.Request{}).Count(&rows)
-	found := 0
-	for i := 0; i < len(ids); i += 1000 {
-		var n int64
-		db.W.Model(&models.Request{}).Where("id IN ?", ids[i:min(i+1000, len(ids))]).Count(&n)
-		found += int(n)
+	// Every account's log, as its CSV export reads it.
+	logged := map[string]bool{}
+	rows := 0
+	for _, a := range k.accounts {
+		if err := st.EachRequestText(context.Background(), a, models.RequestFilter{}, func(r *models.RequestText) error {
+			logged[r.ID] = true
+			rows++
+			return nil
+		}); err != nil {
+			b.Fatal(err)
+		}
 	}
-	if found != len(ids) || rows != int64(len(ids)) {
+	found := 0
+	for _, id := range ids {
+		if logged[id] {
+			found++
+		}
+	}
+	if found != len(ids) || rows != len(ids) {
 		b.Errorf("%d request ids received, %d of them in the log, %d rows in all: want one row per id", len(ids), found, rows)
 	}
 
