@@ -302,7 +302,13 @@ func usageChart(q models.UsageQuery, rep models.UsageReport, series map[string]s
 	if step <= 2 {
 		barW = step
 	}
-	hourly := q.Granularity == models.UsageHourly
+	labelLayout := "Jan 2" // days; hours of more than one day say their day too
+	switch {
+	case q.Granularity == models.UsageHourly && n <= 24:
+		labelLayout = "15:04"
+	case q.Granularity == models.UsageHourly:
+		labelLayout = "Jan 2 15:04"
+	}
 	every := max(1, n/6)
 	scale := func(v int64) int {
 		if v <= 0 || peak == 0 {
@@ -317,10 +323,7 @@ func usageChart(q models.UsageQuery, rep models.UsageReport, series map[string]s
 		// Every few periods a label, and the last one always (the one
 		// before it gives way when they would touch).
 		if last := i == n-1; last || i%every == 0 && n-1-i >= every/2+1 {
-			bar.Label = p.Start.In(q.Zone).Format("Jan 2")
-			if hourly {
-				bar.Label = p.Start.In(q.Zone).Format("15:04")
-			}
+			bar.Label = p.Start.In(q.Zone).Format(labelLayout)
 			bar.Minor = !last && (i/every)%2 == 1
 		}
 		y := usagePlotH
