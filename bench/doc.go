@@ -36,9 +36,9 @@
 // the same on both engines (stack.verify): sampled calls through GET
 // /v1/requests/{id}, each account's request log as its CSV export reads
 // it, its balance and its key's month-to-date through GET /v1/account,
-// and Store.LedgerInvariant. -gw.round, -gw.rounds and -gw.warmup set the
-// length of a turn, the turns per target and the warm-up (-gw.round 1s
-// -gw.rounds 1 for a quick look). Every server writes its log to a file, as
+// Store.LedgerInvariant and Store.UsageInvariant. -gw.round, -gw.rounds
+// and -gw.warmup set the length of a turn, the turns per target and the
+// warm-up (-gw.round 1s -gw.rounds 1 for a quick look). Every server writes its log to a file, as
 // deployed; -bench.logs DIR keeps those files (the default is a temporary
 // directory removed at the end).
 //

@@ -217,7 +217,9 @@ func (s *stack) getJSON(b *testing.B, path, secret string, v any) {
 //     rows charged, nothing is held or owed, and the key's month-to-date
 //     is that sum;
 //   - Store.LedgerInvariant: the balance is the sum of the ledger and
-//     held the sum of open holds.
+//     held the sum of open holds;
+//   - Store.UsageInvariant: the usage roll-up counts every call once and
+//     its spend is the ledger's, hour by hour.
 func (s *stack) verify(b *testing.B, okBy map[string]int, ids []sampled) {
 	b.Helper()
 	picked := sample(ids, 20)
@@ -271,11 +273,12 @@ func (s *stack) verify(b *testing.B, okBy map[string]int, ids []sampled) {
 		s.getJSON(b, "/v1/account", a.secret, &acct)
 		spent := a.startBalance - acct.Balance
 		invariant := store.LedgerInvariant(ctx, u.AccountID)
+		usage := store.UsageInvariant(ctx, u.AccountID)
 		monthOK := acct.Key.MonthToDate == chargedSum || time.Now().UTC().Month() != s.month
 		fmt.Printf("verified %s: %d calls answered 200, %d charged rows in its log (%d chat rows); balance fell %s, the log charged %s, "+
-			"key month-to-date %s; held %d, debt %d; ledger invariant: %s\n",
+			"key month-to-date %s; held %d, debt %d; ledger invariant: %s; usage roll-up: %s\n",
 			a.email, okBy[a.secret], charged, chat, models.FormatUSD(spent), models.FormatUSD(chargedSum),
-			models.FormatUSD(acct.Key.MonthToDate), acct.Held, acct.Debt, orOK(invariant))
+			models.FormatUSD(acct.Key.MonthToDate), acct.Held, acct.Debt, orOK(invariant), orOK(usage))
 		switch {
 		case charged != okBy[a.secret] || chat != charged:
 			b.Fatalf("%s: %d calls answered 200 but its log has %d charged rows of %d chat calls", a.email, okBy[a.secret], charged, chat)
@@ -286,6 +289,8 @@ func (s *stack) verify(b *testing.B, okBy map[string]int, ids []sampled) {
 			b.Fatalf("%s: %d µ$ still held and %d owed after the load", a.email, acct.Held, acct.Debt)
 		case invariant != nil:
 			b.Fatalf("%s: ledger invariant: %v", a.email, invariant)
+		case usage != nil:
+			b.Fatalf("%s: the usage roll-up disagrees with the log and the ledger: %v", a.email, usage)
 		}
 		total += okBy[a.secret]
 	}

@@ -66,6 +66,8 @@ func (a *App) NewServer() (*echo.Echo, error) {
 	e.GET("/requests/chart.svg", a.requestsChartSVG, member...)
 	e.GET("/requests/count", a.requestsCount, member...)
 	e.GET("/requests/:id", a.requestDetail, member...)
+	e.GET("/usage", a.usagePage, member...)
+	e.GET("/usage.csv", a.usageCSV, member...)
 	e.POST("/requests/:id/fix/allow-ip", a.fixAllowIP, member...)
 	e.POST("/requests/:id/fix/add-model", a.fixAddModel, member...)
 	e.POST("/requests/:id/fix/raise-limit", a.fixRaiseLimit, member...)

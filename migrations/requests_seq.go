@@ -20,7 +20,7 @@ func Go(postgres bool) []*goose.Migration {
 		return []*goose.Migration{goose.NewGoMigration(9, nil, nil), goose.NewGoMigration(10, nil, nil),
 			goose.NewGoMigration(12, &goose.GoFunc{RunTx: partitionRequestsUp}, &goose.GoFunc{RunTx: partitionRequestsDown}),
 			goose.NewGoMigration(13, nil, nil), // SQLite's log takes this engine's schema
-			refusedHold(true)}
+			refusedHold(true), usageHourly(true)}
 	}
 	return []*goose.Migration{
 		goose.NewGoMigration(9, &goose.GoFunc{RunTx: execAll(requestsSeqUp())}, &goose.GoFunc{RunTx: execAll(requestsSeqDown)}),
@@ -28,6 +28,7 @@ func Go(postgres bool) []*goose.Migration {
 		goose.NewGoMigration(12, nil, nil), // SQLite's log is one table
 		goose.NewGoMigration(13, &goose.GoFunc{RunTx: execAll(oneSchemaUp)}, &goose.GoFunc{RunTx: execAll(oneSchemaDown())}),
 		refusedHold(false),
+		usageHourly(false),
 	}
 }
 

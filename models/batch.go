@@ -263,6 +263,13 @@ func (b *batcher) runWindow(c groupConn, window bool) []*batchOp {
 		ops = b.take(maxBatch - len(g))
 		g = append(g, ops...)
 	}
+	if err := w.flushUsage(); err != nil {
+		c.end(false)
+		for _, o := range g {
+			b.runAlone(c, o)
+		}
+		return g
+	}
 	if err := c.end(true); err != nil {
 		failAll(g, err)
 	}
@@ -331,6 +338,11 @@ func (b *batcher) runOnce(c groupConn, o *batchOp) {
 		return
 	}
 	if b.call(o, w) != nil {
+		c.end(false)
+		return
+	}
+	if err := w.flushUsage(); err != nil {
+		o.err = err
 		c.end(false)
 		return
 	}

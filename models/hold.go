@@ -324,6 +324,9 @@ func chargeLate(w *wtx, h *Hold, r *Request, cost int64, outcome string, now tim
 		m := FormatUSDs(paid, cost-paid)
 		detail += fmt.Sprintf(": %s from the balance and %s recorded as outstanding, paid by the next recharge", m[0], m[1])
 	}
+	if err := w.later(qUsageUncountExpired, h.RequestID); err != nil {
+		return err
+	}
 	if _, err := w.exec(qCompleteLate, r.Status, r.ErrorType, r.ErrorMessage, r.ErrorBody, r.LatencyMS, r.PromptTokens,
 		r.CompletionTokens, cost, outcome, detail, now, h.RequestID); err != nil {
 		return err
@@ -332,6 +335,7 @@ func chargeLate(w *wtx, h *Hold, r *Request, cost int64, outcome string, now tim
 		return err
 	}
 	r.ChargedMicros, r.BillingOutcome, r.OutcomeDetail, r.CompletedAt = cost, outcome, detail, &now
+	w.countUsage(h.AccountID, h.KeyID, r, outcome, paid, now) // the roll-up's spend is the ledger's
 	if paid == 0 {
 		return nil
 	}
@@ -370,6 +374,7 @@ func completeHeld(w *wtx, h *Hold, r *Request, status string, charged int64, out
 		return false, err
 	}
 	r.HoldStatus, r.HoldEndedAt, r.ChargedMicros, r.BillingOutcome, r.CompletedAt = status, &now, charged, outcome, &now
+	w.countUsage(h.AccountID, h.KeyID, r, outcome, charged, now)
 	return true, nil
 }
 
@@ -426,7 +431,11 @@ func (s *Store) ExpireHolds(ctx context.Context, now time.Time) (int, error) {
 				return err
 			}
 			ended = true
-			return w.later(qExpireOutcome, now.UTC(), h.RequestID)
+			n, err := w.exec(qExpireOutcome, now.UTC(), h.RequestID)
+			if n == 1 {
+				w.countUsage(h.AccountID, h.KeyID, &due[i], OutcomeNotChargedExpired, 0, now)
+			}
+			return err
 		})
 		if err != nil {
 			return n, err

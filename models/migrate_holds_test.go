@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pressly/goose/v3"
+
 	"ttconsole/models"
 )
 
@@ -14,7 +16,7 @@ import (
 // ledger invariant; the reaper still finds the open hold; and the way
 // back restores the holds table.
 func TestHoldsMoveOntoRequests(t *testing.T) {
-	db, p := migratedTo(t, 7)
+	db, p := migratedTo(t, 7, goose.WithAllowOutofOrder(true))
 	ctx := context.Background()
 
 	// An account with 1000 µ$ charged out of 10,000 credited and 500 held.
@@ -98,7 +100,11 @@ func TestHoldsMoveOntoRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The task's hold is its request's: the reaper expires it once, and the
-	// October hold is given back to October.
+	// October hold is given back to October. (The reaper counts the call
+	// in the usage roll-up, which today's store writes: version 15 first.)
+	if _, err := p.ApplyVersion(ctx, 15, true); err != nil {
+		t.Fatal(err)
+	}
 	if n, err := s.ExpireHolds(ctx, held.Add(time.Hour)); err != nil || n != 1 {
 		t.Fatalf("expired %d holds (%v), want the open one", n, err)
 	}

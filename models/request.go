@@ -133,7 +133,15 @@ func (s *Store) LogRequest(ctx context.Context, r *Request) error {
 		now := time.Now().UTC()
 		r.CompletedAt = &now
 	}
-	return s.write(ctx, func(w *wtx) error { return insertRequest(w, r) })
+	return s.write(ctx, func(w *wtx) error {
+		if err := insertRequest(w, r); err != nil {
+			return err
+		}
+		if r.AccountID != nil && r.BillingOutcome != OutcomePending {
+			w.countUsage(*r.AccountID, strOr(r.KeyID), r, r.BillingOutcome, 0, *r.CompletedAt) // it moved no money
+		}
+		return nil
+	})
 }
 
 // RequestOf returns one request of an account; another account's request

@@ -124,6 +124,7 @@ func (s *Store) EndTask(ctx context.Context, t *Task, status, result, errMsg str
 		if err != nil || !ok {
 			return err // not ok: the hold had already expired, and the request says so
 		}
+		w.countUsage(h.AccountID, h.KeyID, &r, outcome, charged, now)
 		return w.later(qTaskOutcome, outcome, charged, detail, now, t.RequestID)
 	})
 	if errors.As(err, new(taskEnded)) {

@@ -51,6 +51,8 @@ type wtx struct {
 	own *writerConn
 	pgx *pgConn
 	ids *idSource // the store's, for the rows the transaction makes
+
+	usage map[usageKey]usageSum // the roll-up's counts, written before the commit (usage_write.go)
 }
 
 // exec runs q and returns how many rows it changed.
