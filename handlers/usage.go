@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -46,15 +47,10 @@ func (a *App) usagePage(c echo.Context) error {
 		return err
 	}
 
-	rows, err := a.Store.UsageRows(ctx, acct, q)
+	rep, labels, err := a.usageReport(ctx, acct, q)
 	if err != nil {
 		return err
 	}
-	labels, err := a.Store.RequestKeyLabels(ctx, acct)
-	if err != nil {
-		return err
-	}
-	rep := models.BuildUsageReport(q, rows)
 	d.Shown = true
 	d.Range = usageRange(q)
 	d.HasAny = rep.Total.Requests != 0 || rep.Total.SpendMicros != 0
@@ -365,4 +361,18 @@ func usagePeriodName(q models.UsageQuery, p models.UsagePeriod) string {
 		layout = "Jan 2, 15:04"
 	}
 	return p.Start.In(q.Zone).Format(layout) + " (" + zoneLabel(q.Zone) + ")"
+}
+
+// usageReport is the account's usage for q, and its keys' names, for the
+// page and the CSV alike.
+func (a *App) usageReport(ctx context.Context, acct string, q models.UsageQuery) (models.UsageReport, map[string]models.KeyLabel, error) {
+	rows, err := a.Store.UsageRows(ctx, acct, q)
+	if err != nil {
+		return models.UsageReport{}, nil, err
+	}
+	labels, err := a.Store.RequestKeyLabels(ctx, acct)
+	if err != nil {
+		return models.UsageReport{}, nil, err
+	}
+	return models.BuildUsageReport(q, rows), labels, nil
 }

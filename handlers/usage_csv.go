@@ -39,15 +39,10 @@ func (a *App) usageCSV(c echo.Context) error {
 	} else if err != nil {
 		return err
 	}
-	rows, err := a.Store.UsageRows(ctx, acct, q)
+	rep, labels, err := a.usageReport(ctx, acct, q)
 	if err != nil {
 		return err
 	}
-	labels, err := a.Store.RequestKeyLabels(ctx, acct)
-	if err != nil {
-		return err
-	}
-	rep := models.BuildUsageReport(q, rows)
 
 	h := c.Response().Header()
 	h.Set(echo.HeaderContentType, "text/csv; charset=utf-8")
