@@ -41,25 +41,27 @@ func (a *App) forgotPassword(c echo.Context) error {
 		msg := fmt.Sprintf("Too many reset links asked for. Wait %s, then try again.", waitWords(waitSeconds(c, wait)))
 		return again(http.StatusTooManyRequests, views.Form{Message: msg})
 	}
-	a.startPasswordReset(email, RequestID(c))
 	vals["email"] = email
-	return a.render(c, http.StatusOK, views.ForgotPassword(a.page(c, "Reset your password", ""), views.Form{Values: vals}, true))
+	err = a.renderThen(c, http.StatusOK, views.ForgotPassword(a.page(c, "Reset your password", ""), views.Form{Values: vals}, true),
+		func() { a.startPasswordReset(email, RequestID(c)) })
+	return err
 }
 
 // startPasswordReset mails a reset link to the user with this email, if
-// there is one, in the background. A stopping server finishes it first
-// (Close waits); a crash in the moment after the answer loses the link,
-// and asking again sends one.
+// there is one, in the background, a moment after the answer has gone, so
+// that work does not compete with the answer for the processor either. A
+// stopping server finishes it first (Close waits); a crash in the moment
+// after the answer loses the link, and asking again sends one.
 func (a *App) startPasswordReset(email, requestID string) {
 	a.tasks.Add(1)
-	go func() {
+	time.AfterFunc(10*time.Millisecond, func() {
 		defer a.tasks.Done()
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(a.background), 30*time.Second)
 		defer cancel()
 		if err := a.mailResetLink(ctx, email); err != nil {
 			a.Log.Error("password reset: the link was not queued", "request_id", requestID, "err", err.Error())
 		}
-	}()
+	})
 }
 
 func (a *App) mailResetLink(ctx context.Context, email string) error {
