@@ -24,7 +24,7 @@ import (
 // look for mail due and retry failed attempts every few milliseconds.
 func sendingTo(t *testing.T, s *smtptest.Server) func(*handlers.App) {
 	return func(a *handlers.App) {
-		a.Mailer = s.Mailer(t)
+		a.Mailer = testenv.Mailer(t, s)
 		a.MailPoll = 20 * time.Millisecond
 		a.MailRetries = nil
 		for range 50 {

@@ -8,6 +8,7 @@ import (
 
 	"ttconsole/internal/mailer"
 	"ttconsole/internal/smtptest"
+	"ttconsole/internal/testenv"
 )
 
 func TestParseURL(t *testing.T) {
@@ -76,7 +77,7 @@ func TestSendOverEachKindOfConnection(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := smtptest.Start(t, tc.opts)
-			if err := s.Mailer(t).Send(context.Background(), msg); err != nil {
+			if err := testenv.Mailer(t, s).Send(context.Background(), msg); err != nil {
 				t.Fatal(err)
 			}
 			got := s.WaitFor(t, "ada@example.com", 1, 5*time.Second)[0]
@@ -88,7 +89,7 @@ func TestSendOverEachKindOfConnection(t *testing.T) {
 
 	t.Run("a password but no TLS offered", func(t *testing.T) {
 		s := smtptest.Start(t, smtptest.Options{Username: "u", Password: "pw"})
-		if err := s.Mailer(t).Send(context.Background(), msg); err == nil {
+		if err := testenv.Mailer(t, s).Send(context.Background(), msg); err == nil {
 			t.Fatal("sent, so the password went in the clear")
 		}
 		if n := len(s.Messages()); n != 0 {
@@ -97,7 +98,7 @@ func TestSendOverEachKindOfConnection(t *testing.T) {
 	})
 	t.Run("a certificate nobody vouches for", func(t *testing.T) {
 		s := smtptest.Start(t, smtptest.Options{ImplicitTLS: true})
-		m := s.Mailer(t)
+		m := testenv.Mailer(t, s)
 		m.RootCAs = nil // the system's roots: the test's own certificate is not among them
 		if err := m.Send(context.Background(), msg); err == nil || !strings.Contains(err.Error(), "certificate") {
 			t.Fatalf("sent to a server whose certificate is not trusted: %v", err)

@@ -31,8 +31,6 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
-
-	"ttconsole/internal/mailer"
 )
 
 // Options choose how the server behaves.
@@ -350,15 +348,4 @@ func certificate(t testing.TB) (tls.Certificate, *x509.CertPool) {
 	pool := x509.NewCertPool()
 	pool.AddCert(leaf)
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
-}
-
-// Mailer is the product's SMTP sender configured, as SMTP_URL would, to
-// send to this server, trusting its certificate.
-func (s *Server) Mailer(t testing.TB) *mailer.SMTP {
-	t.Helper()
-	cfg, err := mailer.ParseURL(s.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &mailer.SMTP{Config: *cfg, From: "TT Console <no-reply@tt.example>", RootCAs: s.pool, Timeout: 5 * time.Second}
 }
