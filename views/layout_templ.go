@@ -130,7 +130,7 @@ func Layout(p Page) templ.Component {
 			}
 		}
 		if p.User != nil && p.User.Unverified {
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 11, "<div class=\"banner warn verify\" role=\"status\" data-testid=\"verify-banner\"><span>Confirm your email address — we sent a link to <strong>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 11, "<div class=\"banner verify\" role=\"status\" data-testid=\"verify-banner\"><span>Confirm your email address — we sent a link to <strong>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
