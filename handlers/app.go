@@ -94,6 +94,7 @@ type App struct {
 	live         liveCalls  // calls whose holds this instance keeps alive
 	bodies       *bodyQueue // bodies of calls whose keys keep them, not written yet
 	authFailures *authFailures
+	routePerms   map[string]permission // "METHOD /path" → what the route needs (roles.go)
 
 	background     context.Context // background work: task watchers
 	stopBackground context.CancelFunc

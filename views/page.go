@@ -20,6 +20,22 @@ type Page struct {
 	// name. Here is the page's own path, where the zone switch returns.
 	Zone string
 	Here string
+	// Can says which actions the user's role allows in the active
+	// account: pages hide the buttons of the others.
+	Can Can
+}
+
+// Can is what the signed-in user's role allows, beyond reading.
+type Can struct {
+	Fix      bool // a request's fix-it actions
+	Keys     bool // change keys, see kept bodies
+	Billing  bool // recharge, billing settings
+	Members  bool // invite, change roles, remove members
+	Transfer bool // transfer ownership
+	// KeysBy and BillingBy name the roles that may change keys, and move
+	// money: "owner, admin or developer".
+	KeysBy    string
+	BillingBy string
 }
 
 // ZoneLabel is the zone as a field's label names it: "UTC", or
@@ -36,13 +52,28 @@ func (p Page) LocalTime() bool { return p.ZoneLabel() != "UTC" }
 
 // User is the signed-in person as the header shows them.
 type User struct {
-	Email      string
+	Email string
+	// Account and Role: the active account's name and the user's role
+	// there, "" when the user works in no account. Accounts lists every
+	// account of the user, for the switcher.
+	Account  string
+	Role     string
+	Accounts []AccountChoice
+
 	Balance    string
 	LowBalance bool
 	// BalanceState is "empty" at zero or below (red), "low" below the
 	// account's low-balance warning (amber), else "". The header says it
 	// in words too, never by colour alone.
 	BalanceState string
+}
+
+// AccountChoice is one of the user's accounts in the switcher.
+type AccountChoice struct {
+	ID      string
+	Name    string
+	Role    string
+	Current bool
 }
 
 // Header balance states.
