@@ -23,7 +23,10 @@ const (
 	permBilling  permission = "billing"  // move money: recharges and billing settings
 	permMembers  permission = "members"  // invite, change roles, remove
 	permTransfer permission = "transfer" // give the account to another member
-	permSelf     permission = "self"     // the person's own: password, switching accounts
+	// permSelf is no role's: it is the person's own (their password,
+	// switching between their accounts), open to every signed-in user,
+	// even one who is a member of no account.
+	permSelf permission = "self"
 )
 
 // roleRow is one line of roleTable.
@@ -38,20 +41,18 @@ type roleRow struct {
 // every console route, pages hide what a role cannot use, and the README
 // shows it as roleTableMarkdown renders it (a test keeps the two equal).
 var roleTable = []roleRow{
-	{perm: permView, what: "Overview, Requests (list, detail, CSV, charts), Usage; reading Keys, Billing and Team",
+	{perm: permView, what: "Read every page, CSVs and charts",
 		roles: models.Roles},
 	{perm: permFix, what: "Fix-it actions on a request",
 		roles: []string{models.RoleOwner, models.RoleAdmin, models.RoleDeveloper}},
-	{perm: permKeys, what: "Keys: create, edit, disable, enable, revoke, delete and see kept bodies",
+	{perm: permKeys, what: "Keys: create, edit, disable, enable, revoke; kept bodies",
 		roles: []string{models.RoleOwner, models.RoleAdmin, models.RoleDeveloper}},
-	{perm: permBilling, what: "Billing: recharge, low-balance warning, payment re-check, test checkout",
+	{perm: permBilling, what: "Billing: recharge, low-balance warning, payment re-check",
 		roles: []string{models.RoleOwner, models.RoleAdmin, models.RoleBilling}},
 	{perm: permMembers, what: "Members: invite, change role, remove, revoke invitation",
 		roles: []string{models.RoleOwner, models.RoleAdmin}, notes: map[string]string{models.RoleAdmin: "not the owner"}},
 	{perm: permTransfer, what: "Transfer ownership",
 		roles: []string{models.RoleOwner}},
-	{perm: permSelf, what: "Own password; switching between one's accounts",
-		roles: models.Roles},
 }
 
 func rowOf(p permission) roleRow {
@@ -64,7 +65,9 @@ func rowOf(p permission) roleRow {
 }
 
 // allowed says whether role holds permission p.
-func allowed(role string, p permission) bool { return slices.Contains(rowOf(p).roles, role) }
+func allowed(role string, p permission) bool {
+	return p == permSelf || slices.Contains(rowOf(p).roles, role)
+}
 
 // roleTableMarkdown renders roleTable as the README shows it.
 func roleTableMarkdown() string {
