@@ -82,8 +82,8 @@ type App struct {
 	RateLimitRedis redis.UniversalClient
 	RedisProbe     time.Duration
 
-	// Clock is the time a key's expiry is checked against; nil is the
-	// system's. A test moves it ahead to see a key expire.
+	// Clock is the time a key's expiry and an invitation's are checked
+	// against; nil is the system's. A test moves it ahead to see them expire.
 	Clock func() time.Time
 
 	metrics      *metrics

@@ -40,7 +40,7 @@ func (a *App) invitationProblem(c echo.Context, err error) error {
 
 // renderInvitation renders an invitation's page for whoever opens it.
 func (a *App) renderInvitation(c echo.Context, status int, d *models.InvitationDetail, f views.Form) error {
-	if st := d.State(time.Now()); st != models.InvitationOpen {
+	if st := d.State(a.now()); st != models.InvitationOpen {
 		return a.invitationProblem(c, models.InvitationClosed(st))
 	}
 	v := views.InvitationData{Token: c.Param("token"), Account: d.AccountName, Role: d.Role, Email: d.Email,
@@ -65,6 +65,15 @@ func (a *App) renderInvitation(c echo.Context, status int, d *models.InvitationD
 	return a.render(c, status, views.InvitationPage(a.page(c, "Join "+d.AccountName, ""), v))
 }
 
+// now is the time invitations are checked against: the system's, or the
+// App's Clock (an instance whose clock is ahead, in a test).
+func (a *App) now() time.Time {
+	if a.Clock != nil {
+		return a.Clock().UTC()
+	}
+	return time.Now().UTC()
+}
+
 // acceptInvitation joins the invitation's account: the invited user,
 // signed in, with a click; a new person by choosing a password, which
 // creates their login (with no account of its own). Either way the
@@ -73,7 +82,7 @@ func (a *App) acceptInvitation(c echo.Context) error {
 	ctx := c.Request().Context()
 	token := c.Param("token")
 	if u := currentUser(c); u != nil {
-		d, err := a.Store.AcceptInvitation(ctx, token, u)
+		d, err := a.Store.AcceptInvitation(ctx, token, u, a.now())
 		if models.ErrorCode(err) == models.EFORBIDDEN {
 			return a.render(c, http.StatusForbidden, views.ErrorPage(a.page(c, "Not allowed", ""), http.StatusForbidden,
 				"This invitation is for someone else", err.Error()))
@@ -101,7 +110,7 @@ func (a *App) acceptInvitation(c echo.Context) error {
 		msg := fmt.Sprintf("Too many sign-ups from your network. Wait %d seconds, then try again.", waitSeconds(c, wait))
 		return a.renderInvitation(c, http.StatusTooManyRequests, d, views.Form{Message: msg})
 	}
-	u, d, err := a.Store.SignupByInvitation(ctx, token, c.FormValue("password"))
+	u, d, err := a.Store.SignupByInvitation(ctx, token, c.FormValue("password"), a.now())
 	if models.ErrorCode(err) == models.EINVALID {
 		fields, msg, _ := fieldErrors(err)
 		again, rerr := a.Store.InvitationByToken(ctx, token)

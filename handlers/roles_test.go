@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"ttconsole/handlers"
 	"ttconsole/models"
@@ -139,7 +140,7 @@ func TestRoleTableOnEveryRoute(t *testing.T) {
 		t.Fatalf("the pending payment: %+v %v", pays, err)
 	}
 	payment, checkout := pays[0].ID, *pays[0].SessionID
-	inv, _, err := srv.Store.Invite(ctx, tm.acct, tm.ownerID, "pending@example.com", "viewer")
+	inv, _, err := srv.Store.Invite(ctx, tm.acct, tm.ownerID, "pending@example.com", "viewer", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

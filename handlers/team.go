@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"net/http"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -38,7 +37,7 @@ func (a *App) renderTeam(c echo.Context, status int, d views.TeamData) error {
 			Transferable: can(c, permTransfer) && m.Role != models.RoleOwner,
 		})
 	}
-	now := time.Now()
+	now := a.now()
 	for _, inv := range invs {
 		by := emails[inv.InvitedBy]
 		if by == "" {
@@ -61,7 +60,7 @@ func (a *App) renderTeam(c echo.Context, status int, d views.TeamData) error {
 func (a *App) invite(c echo.Context) error {
 	ctx := c.Request().Context()
 	vals := formValues(c, "email", "role")
-	inv, token, err := a.Store.Invite(ctx, currentAccount(c), currentUser(c).ID, vals["email"], vals["role"])
+	inv, token, err := a.Store.Invite(ctx, currentAccount(c), currentUser(c).ID, vals["email"], vals["role"], a.now())
 	if fields, msg, ok := fieldErrors(err); ok {
 		return a.renderTeam(c, statusOfFormError(err), views.TeamData{Invite: views.Form{Values: vals, Errors: fields, Message: msg}})
 	}
@@ -83,7 +82,7 @@ func (a *App) invite(c echo.Context) error {
 
 // revokeInvitation closes an open invitation: its link stops working.
 func (a *App) revokeInvitation(c echo.Context) error {
-	inv, err := a.Store.RevokeInvitation(c.Request().Context(), currentAccount(c), c.Param("id"))
+	inv, err := a.Store.RevokeInvitation(c.Request().Context(), currentAccount(c), c.Param("id"), a.now())
 	switch {
 	case models.ErrorCode(err) == models.ECONFLICT:
 		a.flash(c, err.Error())

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"ttconsole/internal/testenv"
 	"ttconsole/models"
@@ -51,11 +52,11 @@ func newTeam(t *testing.T) *team {
 func (tm *team) join(email, role string) string {
 	tm.t.Helper()
 	ctx := context.Background()
-	_, token, err := tm.srv.Store.Invite(ctx, tm.acct, tm.ownerID, email, role)
+	_, token, err := tm.srv.Store.Invite(ctx, tm.acct, tm.ownerID, email, role, time.Now())
 	if err != nil {
 		tm.t.Fatal(err)
 	}
-	u, _, err := tm.srv.Store.SignupByInvitation(ctx, token, testenv.Password)
+	u, _, err := tm.srv.Store.SignupByInvitation(ctx, token, testenv.Password, time.Now())
 	if err != nil {
 		tm.t.Fatal(err)
 	}

@@ -229,7 +229,7 @@ func validateGrantable(role, field string, fe FieldErrors) {
 // address that is already a member, or already has an open invitation, is
 // a field error. An expired invitation to the same address is closed, so
 // a new one can be sent.
-func (s *Store) Invite(ctx context.Context, accountID, invitedBy, email, role string) (*Invitation, string, error) {
+func (s *Store) Invite(ctx context.Context, accountID, invitedBy, email, role string, now time.Time) (*Invitation, string, error) {
 	email = NormalizeEmail(email)
 	fe := FieldErrors{}
 	if msg := validateEmail(email); msg != "" {
@@ -243,7 +243,7 @@ func (s *Store) Invite(ctx context.Context, accountID, invitedBy, email, role st
 	if err != nil {
 		return nil, "", err
 	}
-	now := time.Now().UTC()
+	now = now.UTC()
 	inv := Invitation{ID: s.NewID("inv"), AccountID: accountID, Email: email, Role: role, TokenHash: HashToken(token),
 		InvitedBy: invitedBy, CreatedAt: now, ExpiresAt: now.Add(InvitationTTL)}
 	already := func() error {
@@ -363,15 +363,15 @@ func useInvitation(tx *gorm.DB, inv *Invitation, now time.Time) error {
 }
 
 // AcceptInvitation makes the signed-in user a member of the invitation's
-// account with its role. Only the invited email may accept; a member
-// already there, or an invitation used, expired or revoked, changes
-// nothing.
-func (s *Store) AcceptInvitation(ctx context.Context, token string, u *User) (*InvitationDetail, error) {
+// account with its role, if it is still open at now. Only the invited
+// email may accept; a member already there, or an invitation used,
+// expired or revoked, changes nothing.
+func (s *Store) AcceptInvitation(ctx context.Context, token string, u *User, now time.Time) (*InvitationDetail, error) {
 	d, err := s.InvitationByToken(ctx, token)
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now().UTC()
+	now = now.UTC()
 	if st := d.State(now); st != InvitationOpen {
 		return nil, InvitationClosed(st)
 	}
@@ -401,12 +401,13 @@ func isUniqueViolationErr(err error) bool { return err != nil && isUniqueViolati
 // The user gets no account of their own: the invitation's account is the
 // one they came in through. An email that already has a user must log in
 // and accept instead.
-func (s *Store) SignupByInvitation(ctx context.Context, token, password string) (*User, *InvitationDetail, error) {
+func (s *Store) SignupByInvitation(ctx context.Context, token, password string, now time.Time) (*User, *InvitationDetail, error) {
 	d, err := s.InvitationByToken(ctx, token)
 	if err != nil {
 		return nil, nil, err
 	}
-	if st := d.State(time.Now().UTC()); st != InvitationOpen {
+	now = now.UTC()
+	if st := d.State(now); st != InvitationOpen {
 		return nil, nil, InvitationClosed(st)
 	}
 	if d.UserExists {
@@ -419,7 +420,6 @@ func (s *Store) SignupByInvitation(ctx context.Context, token, password string) 
 	if err != nil {
 		return nil, nil, err
 	}
-	now := time.Now().UTC()
 	user := User{ID: s.NewID("user"), AccountID: d.AccountID, Email: d.Email, PasswordHash: hash,
 		CreatedAt: now, PasswordChangedAt: now}
 	err = s.db.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -503,9 +503,9 @@ func (s *Store) RemoveMember(ctx context.Context, accountID, actorRole, userID s
 	})
 }
 
-// RevokeInvitation closes an open invitation of the account: its link
-// stops working. One used already is a conflict and stays as it is.
-func (s *Store) RevokeInvitation(ctx context.Context, accountID, id string) (*Invitation, error) {
+// RevokeInvitation closes an open invitation of the account at now: its
+// link stops working. One used already is a conflict and stays as it is.
+func (s *Store) RevokeInvitation(ctx context.Context, accountID, id string, now time.Time) (*Invitation, error) {
 	var inv Invitation
 	err := s.db.r.WithContext(ctx).Where("id = ? AND account_id = ?", id, accountID).Take(&inv).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
@@ -514,7 +514,7 @@ func (s *Store) RevokeInvitation(ctx context.Context, accountID, id string) (*In
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now().UTC()
+	now = now.UTC()
 	res := s.db.w.WithContext(ctx).Model(&Invitation{}).
 		Where("id = ? AND account_id = ? AND accepted_at IS NULL AND revoked_at IS NULL", id, accountID).
 		Update("revoked_at", now)
