@@ -68,6 +68,15 @@ type User struct {
 	BalanceState string
 }
 
+// switcherTitle names the active account and the role in full, where the
+// header cuts a long name short.
+func switcherTitle(u *User) string {
+	if u.Account == "" {
+		return "You are not working in any account"
+	}
+	return u.Account + ", as " + u.Role + ": switch account"
+}
+
 // AccountChoice is one of the user's accounts in the switcher.
 type AccountChoice struct {
 	ID      string
