@@ -94,7 +94,7 @@ func (a *App) acceptInvitation(c echo.Context) error {
 		if _, err := a.Store.SwitchAccount(ctx, sess, u.ID, d.AccountID); err != nil {
 			return err
 		}
-		a.flash(c, "You joined "+d.AccountName+" as "+article(d.Role)+" "+d.Role+".")
+		a.flash(c, "You joined "+d.AccountName+" with the role "+d.Role+".")
 		return c.Redirect(http.StatusSeeOther, "/")
 	}
 
@@ -137,6 +137,6 @@ func (a *App) acceptInvitation(c echo.Context) error {
 	if err := a.trustDevice(c, u.ID); err != nil {
 		return err
 	}
-	a.flash(c, "Welcome to TT Console. You joined "+d.AccountName+" as "+article(d.Role)+" "+d.Role+".")
+	a.flash(c, "Welcome to TT Console. You joined "+d.AccountName+" with the role "+d.Role+".")
 	return c.Redirect(http.StatusSeeOther, "/")
 }

@@ -111,7 +111,7 @@ func (a *App) setMemberRole(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	a.flash(c, m.Email+" is now "+article(m.Role)+" "+m.Role+".")
+	a.flash(c, m.Email+" now has the role "+m.Role+".")
 	return c.Redirect(http.StatusSeeOther, "/team")
 }
 
@@ -168,14 +168,6 @@ func (a *App) refusedChange(c echo.Context, err error) (bool, error) {
 	return true, err
 }
 
-// article is "an" before a role that starts with a vowel, else "a".
-func article(role string) string {
-	if role != "" && (role[0] == 'a' || role[0] == 'o') {
-		return "an"
-	}
-	return "a"
-}
-
 // switchAccount makes another of the user's accounts the session's
 // active one; an account the user is not a member of is refused.
 func (a *App) switchAccount(c echo.Context) error {
@@ -188,6 +180,6 @@ func (a *App) switchAccount(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	a.flash(c, "You are working in "+ar.AccountName+", as "+article(ar.Role)+" "+ar.Role+".")
+	a.flash(c, "You are working in "+ar.AccountName+", with the role "+ar.Role+".")
 	return c.Redirect(http.StatusSeeOther, "/")
 }

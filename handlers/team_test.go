@@ -522,3 +522,33 @@ func TestRolesShowOnlyTheirButtons(t *testing.T) {
 		}
 	}
 }
+
+// TestMemberOfNoAccount: someone who joined by invitation and was removed
+// belongs nowhere. They can still log in, see why the console is empty,
+// change their password, and join again by a new invitation.
+func TestMemberOfNoAccount(t *testing.T) {
+	tm := newTeamOf(t, "owner@example.com")
+	devID := tm.join("dev@example.com", "developer")
+	owner := tm.signIn("owner@example.com")
+	if res, _ := owner.post("/team", "/team/members/"+devID+"/remove", nil); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("remove: %d", res.StatusCode)
+	}
+	dev := tm.signIn("dev@example.com")
+	for _, path := range []string{"/", "/keys", "/billing", "/team"} {
+		res, page := dev.get(path)
+		if res.StatusCode != http.StatusForbidden || !strings.Contains(page, "not a member of any account") {
+			t.Errorf("%s for a member of no account: %d\n%s", path, res.StatusCode, page)
+		}
+	}
+	if res, page := dev.get("/account"); res.StatusCode != http.StatusOK || !strings.Contains(page, "dev@example.com") {
+		t.Errorf("/account for a member of no account: %d", res.StatusCode)
+	}
+	_, page := owner.post("/team", "/team/invitations", url.Values{"email": {"dev@example.com"}, "role": {"viewer"}})
+	link := invitationPath(t, page)
+	if res, _ := dev.post(link, link, nil); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("accept again: %d", res.StatusCode)
+	}
+	if res, page := dev.get("/keys"); res.StatusCode != http.StatusOK || headerRole(t, page) != "viewer" {
+		t.Errorf("after joining again: %d, role %q", res.StatusCode, headerRole(t, page))
+	}
+}

@@ -8,7 +8,7 @@ import "strconv"
 // Page is what the layout needs on every page.
 type Page struct {
 	Title     string
-	Nav       string // the active navigation item: overview, requests, usage, keys, billing
+	Nav       string // the active navigation item: overview, requests, usage, keys, billing, team
 	User      *User  // nil when signed out
 	CSRF      string
 	Flashes   []string
