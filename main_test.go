@@ -72,8 +72,14 @@ func TestAdminAccountCreate(t *testing.T) {
 	if err != nil || !strings.HasPrefix(out, "acct_") {
 		t.Fatalf("account create: %v %q", err, out)
 	}
-	if _, err := c.store().Authenticate(context.Background(), "ops@example.com", "operator password"); err != nil {
+	u, err := c.store().Authenticate(context.Background(), "ops@example.com", "operator password")
+	if err != nil {
 		t.Fatalf("the created account cannot log in: %v", err)
+	}
+	// Its user is the account's owner, and a member of no other.
+	if accts, err := c.store().AccountsOf(context.Background(), u.ID); err != nil || len(accts) != 1 ||
+		accts[0].AccountID != strings.Fields(out)[0] || accts[0].Role != models.RoleOwner {
+		t.Fatalf("the created user's accounts: %+v %v, want the owner of %s", accts, err, strings.Fields(out)[0])
 	}
 	_, _, err = c.run("admin", "account", "create", "--email", "ops@example.com", "--password", "operator password")
 	if err == nil || !strings.Contains(err.Error(), "already exists") {

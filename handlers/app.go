@@ -96,8 +96,8 @@ type App struct {
 	MailPoll    time.Duration
 	MailRetries []time.Duration
 
-	// Clock is the time a key's expiry is checked against; nil is the
-	// system's. A test moves it ahead to see a key expire.
+	// Clock is the time a key's expiry and an invitation's are checked
+	// against; nil is the system's. A test moves it ahead to see them expire.
 	Clock func() time.Time
 
 	metrics      *metrics
@@ -109,6 +109,7 @@ type App struct {
 	bodies       *bodyQueue // bodies of calls whose keys keep them, not written yet
 	authFailures *authFailures
 	mail         *mailWorker
+	routePerms   map[string]permission // "METHOD /path" → what the route needs (roles.go)
 
 	background     context.Context // background work: task watchers
 	stopBackground context.CancelFunc

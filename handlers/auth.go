@@ -45,7 +45,7 @@ func (a *App) signup(c echo.Context) error {
 	if err != nil {
 		return busyOr(c, err)
 	}
-	if err := a.startSession(c, u.ID); err != nil {
+	if err := a.startSession(c, u.ID, u.AccountID); err != nil {
 		return err
 	}
 	if err := a.trustDevice(c, u.ID); err != nil {
@@ -86,7 +86,11 @@ func (a *App) login(c echo.Context) error {
 		return a.render(c, http.StatusUnauthorized,
 			views.Login(a.page(c, "Log in", ""), views.Form{Values: vals, Message: models.ErrBadCredentials.Message}))
 	}
-	if err := a.startSession(c, u.ID); err != nil {
+	home, err := a.Store.HomeAccount(c.Request().Context(), u)
+	if err != nil {
+		return err
+	}
+	if err := a.startSession(c, u.ID, home); err != nil {
 		return err
 	}
 	if err := a.trustDevice(c, u.ID); err != nil {

@@ -27,8 +27,8 @@ const (
 func (a *App) billingPage(c echo.Context) error {
 	// Back from a checkout through its cancel link: the customer left it,
 	// and the payment says so rather than waiting to expire.
-	if id := c.QueryParam("payment"); id != "" && c.QueryParam("checkout") == "cancelled" {
-		if _, err := a.Store.CancelPayment(c.Request().Context(), currentUser(c).AccountID, id); err != nil {
+	if id := c.QueryParam("payment"); id != "" && c.QueryParam("checkout") == "cancelled" && can(c, permBilling) {
+		if _, err := a.Store.CancelPayment(c.Request().Context(), currentAccount(c), id); err != nil {
 			return err
 		}
 	}
@@ -39,7 +39,7 @@ func (a *App) billingPage(c echo.Context) error {
 		}
 	}
 	if back := f.Values["return_to"]; back != "" && c.QueryParam("checkout") == "success" {
-		p, err := a.Store.PaymentOf(c.Request().Context(), currentUser(c).AccountID, c.QueryParam("payment"))
+		p, err := a.Store.PaymentOf(c.Request().Context(), currentAccount(c), c.QueryParam("payment"))
 		if err == nil && p.Status == models.PaymentPaid {
 			a.flash(c, "Payment received: "+models.FormatUSD(p.AmountMicros)+" has been added to your balance.")
 			return c.Redirect(http.StatusSeeOther, back)
@@ -52,7 +52,7 @@ func (a *App) billingPage(c echo.Context) error {
 // low-balance form lf, as typed and with their messages.
 func (a *App) renderBilling(c echo.Context, status int, f, lf views.Form) error {
 	ctx := c.Request().Context()
-	acct := currentUser(c).AccountID
+	acct := currentAccount(c)
 	d, err := a.billingData(ctx, acct, c.QueryParam("cursor"), time.Now())
 	if err != nil {
 		return err
@@ -229,7 +229,7 @@ func plainUSD(m int64) string {
 // the page with a message beside the field and creates nothing.
 func (a *App) recharge(c echo.Context) error {
 	ctx := c.Request().Context()
-	acct := currentUser(c).AccountID
+	acct := currentAccount(c)
 	vals := formValues(c, "amount_usd", "return_to")
 	vals["return_to"] = returnTo(vals["return_to"])
 	amount, err := models.ValidateRecharge(vals["amount_usd"])
@@ -281,7 +281,7 @@ func (a *App) allowCheckoutFormAction(c echo.Context) {
 // setLowBalance stores the low-balance threshold; empty turns it off.
 func (a *App) setLowBalance(c echo.Context) error {
 	vals := formValues(c, "low_balance_usd")
-	v, err := a.Store.SetLowBalanceThreshold(c.Request().Context(), currentUser(c).AccountID, strings.TrimSpace(vals["low_balance_usd"]))
+	v, err := a.Store.SetLowBalanceThreshold(c.Request().Context(), currentAccount(c), strings.TrimSpace(vals["low_balance_usd"]))
 	if fields, msg, ok := fieldErrors(err); ok {
 		return a.renderBilling(c, statusOfFormError(err), views.Form{}, views.Form{Values: vals, Errors: fields, Message: msg})
 	}
@@ -306,7 +306,7 @@ func (a *App) lowBalance(ctx context.Context, accountID string, w *models.Wallet
 // the re-check button. Another account's payment is 404.
 func (a *App) paymentPage(c echo.Context) error {
 	ctx := c.Request().Context()
-	p, err := a.Store.PaymentOf(ctx, currentUser(c).AccountID, c.Param("id"))
+	p, err := a.Store.PaymentOf(ctx, currentAccount(c), c.Param("id"))
 	if err != nil {
 		return err
 	}
@@ -330,7 +330,7 @@ func (a *App) paymentPage(c echo.Context) error {
 // webhook, for when a webhook was lost or is late.
 func (a *App) recheckPayment(c echo.Context) error {
 	ctx := c.Request().Context()
-	p, err := a.Store.PaymentOf(ctx, currentUser(c).AccountID, c.Param("id"))
+	p, err := a.Store.PaymentOf(ctx, currentAccount(c), c.Param("id"))
 	if err != nil {
 		return err
 	}

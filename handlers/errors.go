@@ -145,6 +145,7 @@ var statusOfCode = map[string]int{
 	models.ENOTFOUND:     http.StatusNotFound,
 	models.ECONFLICT:     http.StatusConflict,
 	models.EUNAUTHORIZED: http.StatusUnauthorized,
+	models.EFORBIDDEN:    http.StatusForbidden,
 	models.EUNAVAILABLE:  http.StatusServiceUnavailable,
 }
 
@@ -275,7 +276,8 @@ var apiPaths = []string{"/chat/completions", "/embeddings", "/models", "/tasks"}
 // consoleSections are the first segments of the console's pages. A path
 // under one of them is the console's, whatever the request carries: its
 // errors are the console's HTML page.
-var consoleSections = []string{"/requests", "/account", "/keys", "/billing", "/login", "/signup", "/logout"}
+var consoleSections = []string{"/requests", "/account", "/keys", "/billing", "/login", "/signup", "/logout",
+	"/team", "/invitations", "/switch"}
 
 // isConsolePath says whether p is a console page or under one:
 // /requests, /requests.csv and /requests/… all are.

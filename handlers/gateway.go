@@ -187,10 +187,7 @@ func (a *App) authenticate(c echo.Context, gc *call) (err error) {
 	// Only the calls a usable key makes while it keeps bodies are kept.
 	defer func() { gc.keep = gc.keep && err == nil }()
 	gc.keep = k.KeepBodies && c.Request().Method == http.MethodPost
-	now := time.Now().UTC()
-	if a.Clock != nil {
-		now = a.Clock().UTC()
-	}
+	now := a.now()
 	switch {
 	case k.Status == "revoked":
 		return unauthorized(fmt.Sprintf("The API key %q (%s…%s) has been revoked; create a new key in the console.", k.Name, k.Prefix, k.Last4))

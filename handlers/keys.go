@@ -27,7 +27,7 @@ func (a *App) keysPage(c echo.Context) error {
 // renderKeys renders the key list with the create form f.
 func (a *App) renderKeys(c echo.Context, status int, f views.KeyForm) error {
 	ctx := c.Request().Context()
-	keys, err := a.Store.APIKeysOf(ctx, currentUser(c).AccountID)
+	keys, err := a.Store.APIKeysOf(ctx, currentAccount(c))
 	if err != nil {
 		return err
 	}
@@ -64,7 +64,7 @@ func (a *App) renderKeys(c echo.Context, status int, f views.KeyForm) error {
 // defaults when k is nil.
 func (a *App) newKeyForm(c echo.Context, action string, k *models.APIKey) (views.KeyForm, error) {
 	ctx := c.Request().Context()
-	acct, err := a.Store.AccountByID(ctx, currentUser(c).AccountID)
+	acct, err := a.Store.AccountByID(ctx, currentAccount(c))
 	if err != nil {
 		return views.KeyForm{}, err
 	}

@@ -16,7 +16,7 @@ const keyEventsShown = 100
 
 // keyPage shows one key of the account, with its edit form.
 func (a *App) keyPage(c echo.Context) error {
-	k, err := a.Store.APIKeyOf(c.Request().Context(), currentUser(c).AccountID, c.Param("id"))
+	k, err := a.Store.APIKeyOf(c.Request().Context(), currentAccount(c), c.Param("id"))
 	if err != nil {
 		return err
 	}
@@ -34,11 +34,10 @@ func (a *App) updateKey(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	u := currentUser(c)
 	ctx := c.Request().Context()
-	_, changed, err := a.Store.UpdateAPIKey(ctx, u.AccountID, c.Param("id"), models.KeyActor{Name: u.Email}, in)
+	_, changed, err := a.Store.UpdateAPIKey(ctx, currentAccount(c), c.Param("id"), actor(c), in)
 	if _, _, ok := fieldErrors(err); ok && models.ErrorCode(err) == models.EINVALID {
-		k, kerr := a.Store.APIKeyOf(ctx, u.AccountID, c.Param("id"))
+		k, kerr := a.Store.APIKeyOf(ctx, currentAccount(c), c.Param("id"))
 		if kerr != nil {
 			return kerr
 		}

@@ -18,8 +18,7 @@ func (a *App) keyStatus(action string) echo.HandlerFunc {
 		models.KeyActionRevoke:  "Key revoked. It can never be used again.",
 	}[action]
 	return func(c echo.Context) error {
-		u := currentUser(c)
-		_, err := a.Store.SetAPIKeyStatus(c.Request().Context(), u.AccountID, c.Param("id"), models.KeyActor{Name: u.Email}, action)
+		_, err := a.Store.SetAPIKeyStatus(c.Request().Context(), currentAccount(c), c.Param("id"), actor(c), action)
 		switch {
 		case models.ErrorCode(err) == models.ECONFLICT:
 			a.flash(c, err.Error())

@@ -18,7 +18,7 @@ const overviewDays = 30
 // error rate, the last 30 days, and the latest failed requests.
 func (a *App) overview(c echo.Context) error {
 	ctx := c.Request().Context()
-	acct := currentUser(c).AccountID
+	acct := currentAccount(c)
 	w, err := a.Store.WalletOf(ctx, acct)
 	if err != nil {
 		return err

@@ -17,7 +17,7 @@ import (
 // payment; anyone else's is 404, like a missing one.
 func (a *App) testCheckoutOf(c echo.Context) (*models.TestCheckoutSession, *models.Payment, error) {
 	ctx := c.Request().Context()
-	acct := currentUser(c).AccountID
+	acct := currentAccount(c)
 	cs, err := a.Store.TestCheckout(ctx, c.Param("session_id"))
 	if err != nil {
 		return nil, nil, err

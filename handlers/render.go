@@ -60,10 +60,26 @@ func (a *App) page(c echo.Context, title, nav string) views.Page {
 		p.Here = c.Request().URL.RequestURI()
 	}
 	if u := currentUser(c); u != nil {
-		vu := &views.User{Email: u.Email, Balance: "—", Unverified: u.EmailVerifiedAt == nil}
-		if w, err := a.Store.WalletOf(c.Request().Context(), u.AccountID); err == nil {
+		p.User = a.headerUser(c, u)
+		p.Can = views.Can{Fix: can(c, permFix), Keys: can(c, permKeys), Billing: can(c, permBilling),
+			Members: can(c, permMembers), Transfer: can(c, permTransfer),
+			KeysBy: orList(rowOf(permKeys).roles), BillingBy: orList(rowOf(permBilling).roles)}
+	}
+	p.Flashes = a.popFlashes(c)
+	return p
+}
+
+// headerUser is the signed-in user as the header shows them: the active
+// account's balance, and the account switcher with the user's role in
+// each account.
+func (a *App) headerUser(c echo.Context, u *models.User) *views.User {
+	ctx := c.Request().Context()
+	vu := &views.User{Email: u.Email, Balance: "—", Unverified: u.EmailVerifiedAt == nil}
+	if m := currentMember(c); m != nil {
+		vu.Account, vu.Role = m.AccountName, m.Role
+		if w, err := a.Store.WalletOf(ctx, m.AccountID); err == nil {
 			vu.Balance = models.FormatUSD(w.BalanceMicros)
-			vu.LowBalance = a.lowBalance(c.Request().Context(), u.AccountID, w)
+			vu.LowBalance = a.lowBalance(ctx, m.AccountID, w)
 			switch {
 			case w.BalanceMicros <= 0:
 				vu.BalanceState = views.BalanceEmpty
@@ -71,10 +87,14 @@ func (a *App) page(c echo.Context, title, nav string) views.Page {
 				vu.BalanceState = views.BalanceLow
 			}
 		}
-		p.User = vu
 	}
-	p.Flashes = a.popFlashes(c)
-	return p
+	if accounts, err := a.Store.AccountsOf(ctx, u.ID); err == nil {
+		for _, ar := range accounts {
+			vu.Accounts = append(vu.Accounts, views.AccountChoice{ID: ar.AccountID, Name: ar.AccountName, Role: ar.Role,
+				Current: ar.AccountID == currentAccount(c)})
+		}
+	}
+	return vu
 }
 
 // formValues returns the named form fields, trimmed of nothing: what the

@@ -30,7 +30,7 @@ const msgNoSuchRequest = "No request with this id in your account."
 // that request's page.
 func (a *App) requestsPage(c echo.Context) error {
 	ctx := c.Request().Context()
-	acct := currentUser(c).AccountID
+	acct := currentAccount(c)
 	status := http.StatusOK
 	lookup := strings.TrimSpace(c.QueryParam("q"))
 	lookupErr := ""
@@ -137,7 +137,7 @@ func requestIDFromPaste(s string) string {
 // about it, its billing timeline and the fix for its error.
 func (a *App) requestDetail(c echo.Context) error {
 	ctx := c.Request().Context()
-	acct := currentUser(c).AccountID
+	acct := currentAccount(c)
 	r, err := a.Store.RequestOf(ctx, acct, c.Param("id"))
 	if models.ErrorCode(err) == models.ENOTFOUND {
 		return a.render(c, http.StatusNotFound, views.ErrorPage(a.page(c, "Request not found", "requests"),
@@ -153,7 +153,7 @@ func (a *App) requestDetail(c echo.Context) error {
 // fix-it block (a value typed back with its message).
 func (a *App) renderDetail(c echo.Context, r *models.Request, status int, adjust func(*views.Fix)) error {
 	ctx := c.Request().Context()
-	acct := currentUser(c).AccountID
+	acct := currentAccount(c)
 	events, err := a.Store.Timeline(ctx, r.ID)
 	if err != nil {
 		return err
@@ -173,8 +173,22 @@ func (a *App) renderDetail(c echo.Context, r *models.Request, status int, adjust
 	if adjust != nil {
 		adjust(&d.Fix)
 	}
-	// Bodies are read with the account's id, like the request itself.
+	if d.Fix.Action != "" {
+		need := permFix
+		if strings.HasPrefix(d.Fix.Action, "/billing/") {
+			need = permBilling
+		}
+		if !can(c, need) {
+			d.Fix.Action, d.Fix.Blocked = "", "Your role, "+currentRole(c)+", cannot apply this fix: it needs the role "+
+				orList(rowOf(need).roles)+"."
+		}
+	}
+	// Bodies are read with the account's id, like the request itself, and
+	// shown only to the roles that manage keys.
 	switch kept, err := a.Store.RequestBodiesOf(ctx, acct, r.ID); {
+	case err == nil && !can(c, permKeys):
+		d.BodiesHidden = "This call's key keeps its request and response bodies; they are shown to the roles " +
+			orList(rowOf(permKeys).roles) + "."
 	case err == nil:
 		d.Bodies = &views.KeptBodiesView{Request: prettyJSON(kept.Request), RequestTruncated: kept.RequestTruncated,
 			Response: prettyJSON(kept.Response), ResponseTruncated: kept.ResponseTruncated, Chunks: kept.Chunks, ExpiresAt: kept.ExpiresAt}

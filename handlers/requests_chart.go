@@ -28,7 +28,7 @@ func (a *App) requestsChartSVG(c echo.Context) error {
 	if err != nil {
 		f = models.RequestFilter{} // the page shows the message; the chart shows everything
 	}
-	ch, err := a.statusChart(c, currentUser(c).AccountID, f)
+	ch, err := a.statusChart(c, currentAccount(c), f)
 	if err != nil {
 		return err
 	}

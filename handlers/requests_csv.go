@@ -30,7 +30,7 @@ var csvHeader = []string{
 // the store reads them: memory stays flat whatever the size of the export.
 func (a *App) requestsCSV(c echo.Context) error {
 	ctx := c.Request().Context()
-	acct := currentUser(c).AccountID
+	acct := currentAccount(c)
 	f, err := models.ParseRequestFilter(zonedFilters(c.QueryParams(), zoneOf(c)))
 	if err != nil {
 		// A download has no form to highlight: say which parameter is wrong.

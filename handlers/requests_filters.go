@@ -32,7 +32,7 @@ func (a *App) requestsCount(c echo.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), countBudget)
 	defer cancel()
-	n, more, err := a.Store.CountRequests(ctx, currentUser(c).AccountID, f, maxCounted)
+	n, more, err := a.Store.CountRequests(ctx, currentAccount(c), f, maxCounted)
 	if err != nil && ctx.Err() != nil && c.Request().Context().Err() == nil {
 		return c.String(http.StatusOK, "Too many to count quickly: narrow the filters or the time range for a count.")
 	}
@@ -48,7 +48,7 @@ func (a *App) requestsCount(c echo.Context) error {
 // created it. It returns "" when the account has no such request.
 func (a *App) lookUpRequest(c echo.Context, pasted string) (string, error) {
 	ctx := c.Request().Context()
-	acct := currentUser(c).AccountID
+	acct := currentAccount(c)
 	id := requestIDFromPaste(pasted)
 	var err error
 	switch {

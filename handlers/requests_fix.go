@@ -18,7 +18,7 @@ import (
 // offering the step again.
 func (a *App) fixFor(c echo.Context, r *models.Request) (views.Fix, error) {
 	ctx := c.Request().Context()
-	acct := currentUser(c).AccountID
+	acct := currentAccount(c)
 	base := "/requests/" + r.ID + "/fix/"
 	var key *models.APIKey
 	if r.KeyID != nil && *r.KeyID != "" {
@@ -217,7 +217,7 @@ func ceilDollar(m int64) int64 { return (m + 999_999) / 1_000_000 * 1_000_000 }
 // fixRequest loads the request a fix-it form is for and checks its error
 // is the one the fix addresses; anything else is a 404 in the same words.
 func (a *App) fixRequest(c echo.Context, errorType ErrorType) (*models.Request, error) {
-	r, err := a.Store.RequestOf(c.Request().Context(), currentUser(c).AccountID, c.Param("id"))
+	r, err := a.Store.RequestOf(c.Request().Context(), currentAccount(c), c.Param("id"))
 	if err == nil && (ErrorType(r.ErrorType) != errorType || r.KeyID == nil || *r.KeyID == "") {
 		err = models.ErrNotFound
 	}
@@ -245,7 +245,7 @@ func (a *App) fixAllowIP(c echo.Context) error {
 	if err != nil {
 		return models.Errorf(models.EINVALID, "This request has no valid source IP to allow.")
 	}
-	k, changed, err := a.Store.AllowIPOnKey(c.Request().Context(), currentUser(c).AccountID, *r.KeyID, actor(c), ip)
+	k, changed, err := a.Store.AllowIPOnKey(c.Request().Context(), currentAccount(c), *r.KeyID, actor(c), ip)
 	if err != nil {
 		return err
 	}
@@ -261,7 +261,7 @@ func (a *App) fixAddModel(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	k, changed, err := a.Store.AddModelToKey(c.Request().Context(), currentUser(c).AccountID, *r.KeyID, actor(c), r.Model)
+	k, changed, err := a.Store.AddModelToKey(c.Request().Context(), currentAccount(c), *r.KeyID, actor(c), r.Model)
 	if err != nil {
 		return err
 	}
@@ -285,7 +285,7 @@ func (a *App) fixRaiseLimit(c echo.Context) error {
 	} else {
 		var k *models.APIKey
 		var changed bool
-		k, changed, err = a.Store.RaiseKeyMonthlyLimit(c.Request().Context(), currentUser(c).AccountID, *r.KeyID, actor(c), limit)
+		k, changed, err = a.Store.RaiseKeyMonthlyLimit(c.Request().Context(), currentAccount(c), *r.KeyID, actor(c), limit)
 		if err == nil {
 			if changed {
 				a.flash(c, "The monthly limit of key “"+k.Name+"” is "+models.FormatUSD(limit)+" now. Retry the call.")

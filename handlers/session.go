@@ -31,18 +31,32 @@ func (a *App) cookieOptions(c echo.Context, maxAge int) *sessions.Options {
 }
 
 // loadSession finds the signed-in user from the session cookie, which
-// holds only a session token; the session itself lives in the database.
+// holds only a session token; the session itself lives in the database,
+// with the account it works in. The user's role there is read on every
+// request, so a changed role counts at once.
 func (a *App) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		sess, _ := a.Cookies.Get(c.Request(), sessionCookie) // a bad cookie is a new session
 		token, _ := sess.Values["t"].(string)
-		if token != "" {
-			u, _, err := a.Store.SessionUser(c.Request().Context(), token)
+		if token == "" {
+			return next(c)
+		}
+		ctx := c.Request().Context()
+		u, s, err := a.Store.SessionUser(ctx, token)
+		switch {
+		case models.ErrorCode(err) == models.ENOTFOUND:
+			return next(c)
+		case err != nil:
+			return err
+		}
+		c.Set(ctxUser, u)
+		c.Set(ctxToken, token)
+		if s.AccountID != "" {
+			m, err := a.Store.RoleIn(ctx, s.AccountID, u.ID)
 			switch {
 			case err == nil:
-				c.Set(ctxUser, u)
-				c.Set(ctxToken, token)
-			case models.ErrorCode(err) != models.ENOTFOUND:
+				c.Set(ctxMember, m)
+			case models.ErrorCode(err) != models.ENOTFOUND: // not a member there any more: no account
 				return err
 			}
 		}
@@ -69,16 +83,17 @@ func currentUser(c echo.Context) *models.User {
 	return u
 }
 
-// startSession signs userID in with a fresh session id, ending the
-// session the browser had before, so an id planted before login is useless.
-func (a *App) startSession(c echo.Context, userID string) error {
+// startSession signs the user in with a fresh session id, working in
+// accountID, ending the session the browser had before, so an id planted
+// before login is useless.
+func (a *App) startSession(c echo.Context, userID, accountID string) error {
 	ctx := c.Request().Context()
 	if old, _ := c.Get(ctxToken).(string); old != "" {
 		if err := a.Store.DeleteSession(ctx, old); err != nil {
 			return err
 		}
 	}
-	token, err := a.Store.CreateSession(ctx, userID, c.RealIP(), c.Request().UserAgent())
+	token, err := a.Store.CreateSession(ctx, userID, accountID, c.RealIP(), c.Request().UserAgent())
 	if err != nil {
 		return err
 	}

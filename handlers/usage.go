@@ -28,7 +28,7 @@ const usageSeries = 8
 // roll-up (see models/usage_write.go).
 func (a *App) usagePage(c echo.Context) error {
 	ctx := c.Request().Context()
-	acct := currentUser(c).AccountID
+	acct := currentAccount(c)
 	loc := zoneOf(c)
 	now := time.Now()
 	q, err := models.ParseUsageQuery(c.QueryParams(), loc, now)

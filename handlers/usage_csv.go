@@ -28,7 +28,7 @@ var usageCSVHeader = []string{
 // 400 that names its field.
 func (a *App) usageCSV(c echo.Context) error {
 	ctx := c.Request().Context()
-	acct := currentUser(c).AccountID
+	acct := currentAccount(c)
 	q, err := models.ParseUsageQuery(c.QueryParams(), zoneOf(c), time.Now())
 	if fields, _, ok := fieldErrors(err); ok {
 		var b strings.Builder

@@ -19,13 +19,15 @@ type Account struct {
 	CreatedAt time.Time
 }
 
-// User signs in to the console for an account.
+// User is a person who signs in to the console. What they may do, and in
+// which accounts, their memberships say. AccountID is the account the user
+// came in through: the one made at their sign-up, or the one whose
+// invitation created them; the admin commands act on it.
 type User struct {
 	ID                string
 	AccountID         string
 	Email             string
 	PasswordHash      string
-	Role              string
 	CreatedAt         time.Time
 	PasswordChangedAt time.Time
 	// EmailVerifiedAt is when the user confirmed their address (by a
@@ -97,8 +99,8 @@ func passwordProblem(password string) string {
 	return ""
 }
 
-// CreateAccount makes an account, its owner user and an empty wallet in one
-// transaction. A duplicate email is a field error and writes nothing.
+// CreateAccount makes an account, its owner user (a member with the role
+// owner) and an empty wallet in one transaction. A duplicate email is a field error and writes nothing.
 func (s *Store) CreateAccount(ctx context.Context, email, password string) (*User, error) {
 	if err := ValidateSignup(email, password); err != nil {
 		return nil, err
@@ -119,7 +121,7 @@ func (s *Store) CreateAccount(ctx context.Context, email, password string) (*Use
 	now := time.Now().UTC()
 	acct := Account{ID: s.NewID("acct"), Name: email, MaxRPM: 600, CreatedAt: now}
 	user := User{ID: s.NewID("user"), AccountID: acct.ID, Email: email, PasswordHash: hash,
-		Role: "owner", CreatedAt: now, PasswordChangedAt: now}
+		CreatedAt: now, PasswordChangedAt: now}
 	err = s.db.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var n int64
 		if err := tx.Model(&User{}).Where("email = ?", email).Count(&n).Error; err != nil {
@@ -135,6 +137,9 @@ func (s *Store) CreateAccount(ctx context.Context, email, password string) (*Use
 			if isUniqueViolation(err) {
 				return duplicateEmail()
 			}
+			return err
+		}
+		if err := tx.Create(&Membership{AccountID: acct.ID, UserID: user.ID, Role: RoleOwner, CreatedAt: now}).Error; err != nil {
 			return err
 		}
 		return tx.Create(&Wallet{AccountID: acct.ID, UpdatedAt: now}).Error

@@ -13,6 +13,7 @@ const (
 	ENOTFOUND     = "not_found"    // no such thing, or not this account's
 	ECONFLICT     = "conflict"     // duplicate or a state that forbids the change
 	EUNAUTHORIZED = "unauthorized" // bad credentials or no session
+	EFORBIDDEN    = "forbidden"    // the member's role does not allow it
 	EUNAVAILABLE  = "unavailable"  // busy for now: nothing was done, retry shortly
 	EINTERNAL     = "internal"
 )

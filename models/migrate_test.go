@@ -38,7 +38,7 @@ func TestMigrationsApplyFromEmpty(t *testing.T) {
 	if w, err := s.WalletOf(ctx, u.AccountID); err != nil || w.BalanceMicros != 0 {
 		t.Fatalf("the new account's wallet: %+v %v", w, err)
 	}
-	token, err := s.CreateSession(ctx, u.ID, "127.0.0.1", "test")
+	token, err := s.CreateSession(ctx, u.ID, u.AccountID, "127.0.0.1", "test")
 	if err != nil {
 		t.Fatalf("create a session: %v", err)
 	}

@@ -20,10 +20,12 @@ const (
 	sessionTouchEvery = time.Minute
 )
 
-// Session is the server side of a signed-in browser.
+// Session is the server side of a signed-in browser. AccountID is the
+// account it works in (the user must be a member there), "" for none.
 type Session struct {
 	TokenHash  string `gorm:"primaryKey"`
 	UserID     string
+	AccountID  string
 	CreatedAt  time.Time
 	LastSeenAt time.Time
 	ExpiresAt  time.Time
@@ -37,9 +39,9 @@ func HashToken(token string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// CreateSession starts a session for userID and returns its secret token,
-// which only the cookie keeps.
-func (s *Store) CreateSession(ctx context.Context, userID, ip, userAgent string) (string, error) {
+// CreateSession starts a session for userID, working in accountID, and
+// returns its secret token, which only the cookie keeps.
+func (s *Store) CreateSession(ctx context.Context, userID, accountID, ip, userAgent string) (string, error) {
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
 		return "", err
@@ -50,7 +52,7 @@ func (s *Store) CreateSession(ctx context.Context, userID, ip, userAgent string)
 	}
 	now := time.Now().UTC()
 	err := s.db.w.WithContext(ctx).Create(&Session{
-		TokenHash: HashToken(token), UserID: userID, CreatedAt: now, LastSeenAt: now,
+		TokenHash: HashToken(token), UserID: userID, AccountID: accountID, CreatedAt: now, LastSeenAt: now,
 		ExpiresAt: now.Add(SessionAbsoluteTimeout), IP: ip, UserAgent: userAgent,
 	}).Error
 	return token, err

@@ -8,7 +8,7 @@ import "strconv"
 // Page is what the layout needs on every page.
 type Page struct {
 	Title     string
-	Nav       string // the active navigation item: overview, requests, usage, keys, billing
+	Nav       string // the active navigation item: overview, requests, usage, keys, billing, team
 	User      *User  // nil when signed out
 	CSRF      string
 	Flashes   []string
@@ -20,6 +20,22 @@ type Page struct {
 	// name. Here is the page's own path, where the zone switch returns.
 	Zone string
 	Here string
+	// Can says which actions the user's role allows in the active
+	// account: pages hide the buttons of the others.
+	Can Can
+}
+
+// Can is what the signed-in user's role allows, beyond reading.
+type Can struct {
+	Fix      bool // a request's fix-it actions
+	Keys     bool // change keys, see kept bodies
+	Billing  bool // recharge, billing settings
+	Members  bool // invite, change roles, remove members
+	Transfer bool // transfer ownership
+	// KeysBy and BillingBy name the roles that may change keys, and move
+	// money: "owner, admin or developer".
+	KeysBy    string
+	BillingBy string
 }
 
 // ZoneLabel is the zone as a field's label names it: "UTC", or
@@ -36,7 +52,14 @@ func (p Page) LocalTime() bool { return p.ZoneLabel() != "UTC" }
 
 // User is the signed-in person as the header shows them.
 type User struct {
-	Email      string
+	Email string
+	// Account and Role: the active account's name and the user's role
+	// there, "" when the user works in no account. Accounts lists every
+	// account of the user, for the switcher.
+	Account  string
+	Role     string
+	Accounts []AccountChoice
+
 	Balance    string
 	LowBalance bool
 	// BalanceState is "empty" at zero or below (red), "low" below the
@@ -46,6 +69,23 @@ type User struct {
 	// Unverified is on until the user confirms their email address: a
 	// banner asks for it, with a button that sends the link again.
 	Unverified bool
+}
+
+// switcherTitle names the active account and the role in full, where the
+// header cuts a long name short.
+func switcherTitle(u *User) string {
+	if u.Account == "" {
+		return "You are not working in any account"
+	}
+	return u.Account + ", as " + u.Role + ": switch account"
+}
+
+// AccountChoice is one of the user's accounts in the switcher.
+type AccountChoice struct {
+	ID      string
+	Name    string
+	Role    string
+	Current bool
 }
 
 // Header balance states.
