@@ -34,18 +34,22 @@ func TestUsersBeforeMailCountAsConfirmed(t *testing.T) {
 	if old.EmailVerifiedAt == nil || !old.EmailVerifiedAt.Equal(made) {
 		t.Errorf("a user from before: confirmed at %v, want at its creation, %v", old.EmailVerifiedAt, made)
 	}
+	if _, err := p.Down(ctx); err != nil {
+		t.Fatalf("down from 17: %v", err)
+	}
+	if _, err := p.UpTo(ctx, 17); err != nil {
+		t.Fatalf("up again: %v", err)
+	}
+	// Today's store writes the tables of later versions.
+	if _, err := p.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
 	u, err := s.CreateAccount(ctx, "new@example.com", "long enough password")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if again, _ := s.UserByID(ctx, u.ID); again.EmailVerifiedAt != nil {
 		t.Errorf("a new user is confirmed at %v before any link", again.EmailVerifiedAt)
-	}
-	if _, err := p.Down(ctx); err != nil {
-		t.Fatalf("down from 17: %v", err)
-	}
-	if _, err := p.UpTo(ctx, 17); err != nil {
-		t.Fatalf("up again: %v", err)
 	}
 }
 
