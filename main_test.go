@@ -119,8 +119,8 @@ func TestAdminKeyCreate(t *testing.T) {
 		!k.AllowsIP(netip.MustParseAddr("10.1.2.3")) || k.AllowsIP(netip.MustParseAddr("192.0.2.1")) {
 		t.Fatalf("created key %+v", k)
 	}
-	evs, _ := c.store().KeyEvents(context.Background(), k.AccountID, k.ID, 10)
-	if len(evs) != 1 || evs[0].Actor != "admin cli" || evs[0].Field != "created" {
+	evs, _, _ := c.store().AuditLog(context.Background(), k.AccountID, models.AuditFilter{Target: k.ID}, 10)
+	if len(evs) != 1 || evs[0].Actor != "admin CLI" || evs[0].Action != models.AuditKeyCreated || evs[0].ActorUserID != nil {
 		t.Fatalf("events %+v", evs)
 	}
 

@@ -5,15 +5,13 @@ import (
 	"net/http"
 
 	"github.com/labstack/echo/v4"
-
-	"ttconsole/models"
 )
 
 // deleteKeptBodies deletes every request and response body a key keeps,
 // once its owner has confirmed it on the key's page.
 func (a *App) deleteKeptBodies(c echo.Context) error {
 	u := currentUser(c)
-	n, err := a.Store.DeleteKeptBodiesNow(c.Request().Context(), u.AccountID, c.Param("id"), models.KeyActor{Name: u.Email})
+	n, err := a.Store.DeleteKeptBodiesNow(c.Request().Context(), u.AccountID, c.Param("id"), actor(c))
 	if err != nil {
 		return err
 	}

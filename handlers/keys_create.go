@@ -19,7 +19,7 @@ func (a *App) createKey(c echo.Context) error {
 		return err
 	}
 	u := currentUser(c)
-	k, secret, err := a.Store.CreateAPIKey(c.Request().Context(), u.AccountID, models.KeyActor{Name: u.Email}, in)
+	k, secret, err := a.Store.CreateAPIKey(c.Request().Context(), u.AccountID, actor(c), in)
 	var again *models.KeyAlreadyCreatedError
 	if errors.As(err, &again) {
 		a.flash(c, again.Error())

@@ -19,7 +19,7 @@ func (a *App) keyStatus(action string) echo.HandlerFunc {
 	}[action]
 	return func(c echo.Context) error {
 		u := currentUser(c)
-		_, err := a.Store.SetAPIKeyStatus(c.Request().Context(), u.AccountID, c.Param("id"), models.KeyActor{Name: u.Email}, action)
+		_, err := a.Store.SetAPIKeyStatus(c.Request().Context(), u.AccountID, c.Param("id"), actor(c), action)
 		switch {
 		case models.ErrorCode(err) == models.ECONFLICT:
 			a.flash(c, err.Error())

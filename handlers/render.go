@@ -35,7 +35,7 @@ func (a *App) page(c echo.Context, title, nav string) views.Page {
 		p.Here = c.Request().URL.RequestURI()
 	}
 	if u := currentUser(c); u != nil {
-		vu := &views.User{Email: u.Email, Balance: "—"}
+		vu := &views.User{Email: u.Email, Balance: "—", CanSeeAudit: canSeeAudit(c)}
 		if w, err := a.Store.WalletOf(c.Request().Context(), u.AccountID); err == nil {
 			vu.Balance = models.FormatUSD(w.BalanceMicros)
 			vu.LowBalance = a.lowBalance(c.Request().Context(), u.AccountID, w)

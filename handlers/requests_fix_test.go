@@ -84,7 +84,7 @@ func TestFixAllowIP(t *testing.T) {
 	if again := rqKey(t, p, p.account, k.ID); again.AllowedIPs != got.AllowedIPs {
 		t.Fatalf("second fix changed the list to %q", again.AllowedIPs)
 	}
-	evs, err := p.srv.Store.KeyEvents(context.Background(), p.account, k.ID, 10)
+	evs, _, err := p.srv.Store.AuditLog(context.Background(), p.account, models.AuditFilter{Target: k.ID}, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func TestFixAllowIP(t *testing.T) {
 	for _, e := range evs {
 		if e.Field == "allowed_ips" {
 			n++
-			if e.Actor != "owner@example.com" {
+			if e.Actor != "owner@example.com" || e.Action != models.AuditFixAllowIP {
 				t.Errorf("event by %q", e.Actor)
 			}
 		}

@@ -79,6 +79,8 @@ func (a *App) NewServer() (*echo.Echo, error) {
 	e.POST("/keys/:id/enable", a.keyStatus("enable"), member...)
 	e.POST("/keys/:id/revoke", a.keyStatus("revoke"), member...)
 	e.POST("/keys/:id/bodies/delete", a.deleteKeptBodies, member...)
+	e.GET("/audit", a.auditPage, member...)
+	e.GET("/audit.csv", a.auditCSV, member...)
 	e.GET("/billing", a.billingPage, member...)
 	e.POST("/billing/recharge", a.recharge, member...)
 	e.POST("/billing/low-balance", a.setLowBalance, member...)

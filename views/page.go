@@ -8,7 +8,7 @@ import "strconv"
 // Page is what the layout needs on every page.
 type Page struct {
 	Title     string
-	Nav       string // the active navigation item: overview, requests, usage, keys, billing
+	Nav       string // the active navigation item: overview, requests, usage, keys, billing, audit
 	User      *User  // nil when signed out
 	CSRF      string
 	Flashes   []string
@@ -43,6 +43,8 @@ type User struct {
 	// account's low-balance warning (amber), else "". The header says it
 	// in words too, never by colour alone.
 	BalanceState string
+	// CanSeeAudit shows the Audit log in the navigation.
+	CanSeeAudit bool
 }
 
 // Header balance states.
