@@ -416,6 +416,50 @@ func TestAdminAccountCreateWithCredit(t *testing.T) {
 	}
 }
 
+// TestAdminVerbsAreAudited: each admin verb that changes an account is
+// in its audit log as the admin CLI's, with no member, address or request;
+// a refused debit records nothing.
+func TestAdminVerbsAreAudited(t *testing.T) {
+	c := newCLI(t)
+	steps := [][]string{
+		{"account", "create", "--email", "ops@example.com", "--password", "operator password", "--credit-usd", "5"},
+		{"credit", "--email", "ops@example.com", "--usd", "-1.50", "--memo", "refund of a test"},
+		{"credit", "--email", "ops@example.com", "--usd", "-100", "--memo", "too much"},
+		{"key", "create", "--email", "ops@example.com", "--name", "batch"},
+	}
+	for i, args := range steps {
+		_, stderr, err := c.run(append([]string{"admin"}, args...)...)
+		if (err != nil) != (i == 2) {
+			t.Fatalf("admin %v: %v %s", args, err, stderr)
+		}
+	}
+	ctx := context.Background()
+	u, err := c.store().UserByEmail(ctx, "ops@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, _, err := c.store().AuditLog(ctx, u.AccountID, models.AuditFilter{}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range log {
+		if e.Actor != models.ActorAdminCLI || e.ActorUserID != nil || e.IP != "" || e.RequestID != "" {
+			t.Errorf("%s by %q (%v) from %q in %q", e.Action, e.Actor, e.ActorUserID, e.IP, e.RequestID)
+		}
+		got = append(got, e.Action+" "+e.TargetLabel+" "+e.Before+" → "+e.After)
+	}
+	want := []string{
+		"key.created batch  → " + strings.Split(got[0], " → ")[1],
+		"billing.balance_adjusted refund of a test $5.00 → $3.50",
+		"billing.balance_adjusted Opening credit $0.00 → $5.00",
+		"account.created ops@example.com  → ",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") || !strings.HasPrefix(strings.Split(got[0], " → ")[1], "sk-tt-") {
+		t.Fatalf("audit log:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
 // TestServeListensOnLoopbackByDefault: an open sign-up page on every
 // interface of a laptop is a surprise; all interfaces are one flag away.
 func TestServeListensOnLoopbackByDefault(t *testing.T) {
