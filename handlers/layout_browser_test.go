@@ -241,6 +241,7 @@ func TestBrowserConsoleFitsADesktop(t *testing.T) {
 		{"request-404", "/requests/" + l.ids["notfound"]},
 		{"keys", "/keys"},
 		{"billing", "/billing"},
+		{"audit", "/audit"},
 	} {
 		l.open(t, pg.path)
 		l.screenshot(t, "desktop-"+pg.name)
@@ -261,6 +262,7 @@ func TestBrowserConsoleFitsAPhone(t *testing.T) {
 		{"request-402", "/requests/" + l.ids["shortfall"]},
 		{"keys", "/keys"},
 		{"billing", "/billing"},
+		{"audit", "/audit"},
 	}
 	for _, pg := range pages {
 		l.open(t, pg.path)
