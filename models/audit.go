@@ -20,6 +20,13 @@ import (
 // is ever written without the other; what changes nothing in the
 // database but is worth recording (a sign-in) goes through Store.Audit.
 // A change that fails validation writes nothing, entry included.
+//
+// To record a new kind of change: name its action below (and give it words
+// in auditActions, which the page's filter offers); have its store method
+// take `by Actor` and call s.auditTx(tx, by, AuditEntry{AccountID: …,
+// Action: …, Target: …, TargetLabel: …, Field: …, Before: …, After: …})
+// inside its transaction; handlers pass actor(c). Who, from where and the
+// request id are filled in from by.
 
 // Actor is who makes a change, and from where.
 type Actor struct {
@@ -160,9 +167,9 @@ type AuditEntry struct {
 
 func (AuditEntry) TableName() string { return "audit_log" }
 
-// stamp fills in who made e, from where and in which request, where e
-// does not say already.
-func (a Actor) stamp(e AuditEntry) AuditEntry {
+// Stamp returns e made by a: who, from where and in which request, where
+// e does not say already.
+func (a Actor) Stamp(e AuditEntry) AuditEntry {
 	if e.Actor == "" {
 		e.Actor = a.Name
 		if a.UserID != "" {
@@ -178,9 +185,6 @@ func (a Actor) stamp(e AuditEntry) AuditEntry {
 	}
 	return e
 }
-
-// Stamp returns e made by a (see Store.Audit).
-func (a Actor) Stamp(e AuditEntry) AuditEntry { return a.stamp(e) }
 
 // ready gives e its id and time and checks it says whose account, what
 // and who.
@@ -227,7 +231,7 @@ func (s *Store) Audit(ctx context.Context, e AuditEntry) error {
 
 // auditTx records e, made by by, in the GORM transaction tx of the change.
 func (s *Store) auditTx(tx *gorm.DB, by Actor, e AuditEntry) error {
-	e = by.stamp(e)
+	e = by.Stamp(e)
 	if err := e.ready(s.ids); err != nil {
 		return err
 	}
@@ -239,7 +243,7 @@ var qInsertAudit = newInsert("audit_log",
 
 // auditW records e, made by by, in a write of the money path.
 func auditW(w *wtx, by Actor, e AuditEntry) error {
-	e = by.stamp(e)
+	e = by.Stamp(e)
 	if err := e.ready(w.ids); err != nil {
 		return err
 	}

@@ -303,7 +303,7 @@ func (s *Store) DeleteKeptBodiesNow(ctx context.Context, accountID, keyID string
 	if n == 0 {
 		return n, err
 	}
-	e := by.stamp(keyEntry(k, AuditKeyBodiesDeleted, "kept_bodies", plural(n, "call", "calls"), "deleted"))
+	e := by.Stamp(keyEntry(k, AuditKeyBodiesDeleted, "kept_bodies", plural(n, "call", "calls"), "deleted"))
 	if aerr := s.Audit(context.WithoutCancel(ctx), e); err == nil {
 		err = aerr
 	}
