@@ -43,8 +43,9 @@ func canSeeAudit(c echo.Context) bool {
 }
 
 // errAuditForbidden answers a member who may not read the audit log.
-var errAuditForbidden = echo.NewHTTPError(http.StatusForbidden,
-	"Only the account's owners and admins can see its audit log.")
+func errAuditForbidden() error {
+	return echo.NewHTTPError(http.StatusForbidden, "Only the account's owners and admins can see its audit log.")
+}
 
 // auditPerPage is the length of one page of the audit log.
 const auditPerPage = 50
@@ -78,7 +79,7 @@ func (a *App) auditFilter(c echo.Context, actors []models.AuditActor) (models.Au
 // and an Older link.
 func (a *App) auditPage(c echo.Context) error {
 	if !canSeeAudit(c) {
-		return errAuditForbidden
+		return errAuditForbidden()
 	}
 	ctx := c.Request().Context()
 	acct := currentUser(c).AccountID

@@ -25,7 +25,7 @@ var auditCSVHeader = []string{
 // page, as CSV (RFC 4180), newest first, a page of the log at a time.
 func (a *App) auditCSV(c echo.Context) error {
 	if !canSeeAudit(c) {
-		return errAuditForbidden
+		return errAuditForbidden()
 	}
 	ctx := c.Request().Context()
 	acct := currentUser(c).AccountID
