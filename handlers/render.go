@@ -74,7 +74,8 @@ func (a *App) page(c echo.Context, title, nav string) views.Page {
 // each account.
 func (a *App) headerUser(c echo.Context, u *models.User) *views.User {
 	ctx := c.Request().Context()
-	vu := &views.User{Email: u.Email, Balance: "—", Unverified: u.EmailVerifiedAt == nil}
+	vu := &views.User{Email: u.Email, Balance: "—", Unverified: u.EmailVerifiedAt == nil,
+		CanSeeAudit: can(c, permAudit)}
 	if m := currentMember(c); m != nil {
 		vu.Account, vu.Role = m.AccountName, m.Role
 		if w, err := a.Store.WalletOf(ctx, m.AccountID); err == nil {

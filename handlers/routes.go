@@ -93,6 +93,8 @@ func (a *App) NewServer() (*echo.Echo, error) {
 	r.POST("/keys/:id/enable", a.keyStatus("enable"), permKeys)
 	r.POST("/keys/:id/revoke", a.keyStatus("revoke"), permKeys)
 	r.POST("/keys/:id/bodies/delete", a.deleteKeptBodies, permKeys)
+	r.GET("/audit", a.auditPage, permAudit)
+	r.GET("/audit.csv", a.auditCSV, permAudit)
 	r.GET("/billing", a.billingPage, permView)
 	r.POST("/billing/recharge", a.recharge, permBilling)
 	r.POST("/billing/low-balance", a.setLowBalance, permBilling)
