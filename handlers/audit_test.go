@@ -444,10 +444,10 @@ func TestAuditTenantIsolation(t *testing.T) {
 	}
 
 	// A member who is neither owner nor admin.
-	// (Until members have roles of their own, the role is set in the database.)
-	driver, dsn, update := "sqlite3", path, `UPDATE users SET role = 'developer' WHERE id = ?`
+	// (Her role is set in the database.)
+	driver, dsn, update := "sqlite3", path, `UPDATE memberships SET role = 'developer' WHERE user_id = ?`
 	if dbURL != "" {
-		driver, dsn, update = "pgx", dbURL, `UPDATE users SET role = 'developer' WHERE id = $1`
+		driver, dsn, update = "pgx", dbURL, `UPDATE memberships SET role = 'developer' WHERE user_id = $1`
 	}
 	raw, err := sql.Open(driver, dsn)
 	if err != nil {

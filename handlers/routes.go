@@ -62,7 +62,6 @@ func (a *App) NewServer() (*echo.Echo, error) {
 	e.GET("/password/reset/:token", a.resetPage, console...)
 	e.POST("/password/reset/:token", a.resetPassword, console...)
 	e.GET("/verify/:token", a.verifyEmail, console...)
-	e.POST("/verify/resend", a.resendVerification, member...)
 
 	// An invitation's link works signed in or out: its token is the key.
 	e.GET("/invitations/:token", a.invitationPage, console...)
@@ -74,6 +73,7 @@ func (a *App) NewServer() (*echo.Echo, error) {
 	r.GET("/", a.overview, permView)
 	r.GET("/account", a.accountPage, permSelf)
 	r.POST("/account/password", a.changePassword, permSelf)
+	r.POST("/verify/resend", a.resendVerification, permSelf)
 	r.POST("/switch", a.switchAccount, permSelf)
 	r.GET("/requests", a.requestsPage, permView)
 	r.GET("/requests.csv", a.requestsCSV, permView)
