@@ -86,6 +86,14 @@ func (a *App) NewServer() (*echo.Echo, error) {
 	e.POST("/billing/payments/:id/recheck", a.recheckPayment, member...)
 	e.GET("/billing/test-checkout/:session_id", a.testCheckoutPage, member...)
 	e.POST("/billing/test-checkout/:session_id", a.testCheckoutAction, member...)
+	e.POST("/billing/payment-method", a.savePaymentMethod, member...)
+	e.POST("/billing/payment-method/remove", a.removePaymentMethod, member...)
+	e.GET("/billing/test-setup/:session_id", a.testSetupPage, member...)
+	e.POST("/billing/test-setup/:session_id", a.testSetupAction, member...)
+	e.POST("/billing/auto-topup", a.saveAutoTopup, member...)
+	e.POST("/billing/payments/:id/confirm", a.confirmPayment, member...)
+	e.GET("/billing/payments/:id/receipt", a.receiptPage, member...)
+	e.POST("/alerts/:id/dismiss", a.dismissAlert, member...)
 
 	// Payment provider webhooks: no session and no CSRF; every event is
 	// authenticated by its signature.

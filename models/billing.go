@@ -3,6 +3,8 @@ package models
 import (
 	"context"
 	"time"
+
+	"gorm.io/gorm"
 )
 
 // MaxLowBalanceMicros bounds the low-balance threshold a person can set.
@@ -36,12 +38,23 @@ func (s *Store) SetLowBalanceThreshold(ctx context.Context, accountID, lowBalanc
 		}
 		v = &m
 	}
-	res := s.db.w.WithContext(ctx).Exec(`UPDATE accounts SET low_balance_micros = ? WHERE id = ?`, v, accountID)
-	if res.Error != nil {
-		return nil, res.Error
-	}
-	if res.RowsAffected == 0 {
-		return nil, ErrNotFound
+	// The wallet keeps a copy, which the hold that crosses it compares
+	// against (see crossings). A new warning already passed is shown by
+	// the banner at once; it is mailed from the next crossing on.
+	err := s.db.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Exec(`UPDATE accounts SET low_balance_micros = ? WHERE id = ?`, v, accountID)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return ErrNotFound
+		}
+		return tx.Exec(`UPDATE wallets SET low_balance_micros = CAST(? AS BIGINT), low_state = CASE
+			WHEN balance_micros - held_micros - debt_micros < CAST(? AS BIGINT) THEN 'sent' ELSE 'armed' END
+			WHERE account_id = ?`, v, v, accountID).Error
+	})
+	if err != nil {
+		return nil, err
 	}
 	return v, nil
 }
