@@ -48,13 +48,14 @@ func crossings(after string) string {
 }
 
 // crossingsOrRearm is crossings for a credit or an adjustment, which also
-// arms again a state whose crossing is over: money was added and the
-// available balance is back at the threshold or above. Only money added
+// ends a crossing: money was added and the available balance is back at
+// the threshold or above, so the state is armed again (a crossing whose
+// top-up has not started yet needs none any more). Only money added
 // re-arms: a hold released is the same crossing going on, and a top-up
 // that failed is not tried again for it.
 func crossingsOrRearm(after string) string {
 	return `, topup_state = CASE WHEN topup_state = 'armed' AND ` + after + ` < topup_threshold_micros THEN 'due'
-		WHEN topup_state = 'spent' AND ` + after + ` >= topup_threshold_micros THEN 'armed' ELSE topup_state END` +
+		WHEN topup_state IN ('spent', 'due') AND ` + after + ` >= topup_threshold_micros THEN 'armed' ELSE topup_state END` +
 		`, low_state = CASE WHEN low_state = 'armed' AND ` + after + ` < low_balance_micros THEN 'due'
 		WHEN low_state = 'sent' AND ` + after + ` >= low_balance_micros THEN 'armed' ELSE low_state END`
 }
@@ -424,12 +425,11 @@ func (s *Store) DueTopups(ctx context.Context, now time.Time, limit int) ([]stri
 
 // Outcomes of StartTopup.
 const (
-	TopupStarted   = "started"   // a pending top-up payment was made
-	TopupRecovered = "recovered" // the balance is above the threshold again: armed, nothing charged
-	TopupCapped    = "capped"    // the month's cap leaves no room: nothing charged
-	TopupOff       = "off"       // auto top-up is off, paused or has no card: armed, nothing charged
-	TopupWaiting   = "waiting"   // after failures, not before NotBefore
-	TopupTaken     = "taken"     // someone else took this crossing
+	TopupStarted = "started" // a pending top-up payment was made
+	TopupCapped  = "capped"  // the month's cap leaves no room: nothing charged
+	TopupOff     = "off"     // auto top-up is off, paused or has no card: armed, nothing charged
+	TopupWaiting = "waiting" // after failures, not before NotBefore
+	TopupTaken   = "taken"   // someone else took this crossing
 )
 
 // TopupStart says what StartTopup did.
@@ -448,12 +448,9 @@ const (
 var (
 	qTopupDisarm    = newQuery(`UPDATE wallets SET topup_state = 'armed' WHERE account_id = ? AND topup_state = 'due'`)
 	qTopupNotBefore = newQuery(`UPDATE wallets SET topup_not_before = ? WHERE account_id = ? AND topup_state = 'due'`)
-	qTopupRecovered = newQuery(`UPDATE wallets SET topup_state = 'armed', topup_not_before = NULL
-		WHERE account_id = ? AND topup_state = 'due'
-		AND (topup_threshold_micros IS NULL OR balance_micros - held_micros - debt_micros >= topup_threshold_micros)`)
-	qTopupCapped   = newQuery(`UPDATE wallets SET topup_state = 'spent', topup_not_before = NULL WHERE account_id = ? AND topup_state = 'due'`)
-	qTopupClaim    = newQuery(`UPDATE wallets SET topup_state = 'charging', topup_not_before = NULL WHERE account_id = ? AND topup_state = 'due'`)
-	qTopupsOfMonth = newQuery(`SELECT COALESCE(SUM(amount_micros), 0) FROM payments WHERE account_id = ?
+	qTopupCapped    = newQuery(`UPDATE wallets SET topup_state = 'spent', topup_not_before = NULL WHERE account_id = ? AND topup_state = 'due'`)
+	qTopupClaim     = newQuery(`UPDATE wallets SET topup_state = 'charging', topup_not_before = NULL WHERE account_id = ? AND topup_state = 'due'`)
+	qTopupsOfMonth  = newQuery(`SELECT COALESCE(SUM(amount_micros), 0) FROM payments WHERE account_id = ?
 		AND kind = '` + PaymentAutoTopup + `' AND created_at >= ? AND status IN ('` + PaymentPending + `', '` + PaymentPaid + `', '` + PaymentActionRequired + `')`)
 	qInsertTopup = newInsert("payments", "id, account_id, provider, kind, amount_micros, currency, status, detail, customer_id, card_id, "+
 		"card_brand, card_last4, created_at, updated_at")
@@ -472,8 +469,9 @@ func TopupBackoff(base time.Duration, failures int) time.Duration {
 // guarded update of the wallet from due to charging, and the pending
 // payment, in one transaction, so a crossing starts one top-up whoever
 // else tries. Nothing is charged here: the caller charges the payment
-// (ChargeTopup). A balance back above the threshold, the month's cap, or
-// a backoff after failures (backoff: see TopupBackoff) start nothing.
+// (the handlers' worker). The month's cap, or a backoff after failures
+// (backoff: see TopupBackoff), start nothing. A crossing made by holds
+// alone is one all the same: the calls under way will spend that money.
 func (s *Store) StartTopup(ctx context.Context, accountID, provider string, now time.Time, backoff time.Duration) (*TopupStart, error) {
 	p, err := s.BillingProfileOf(ctx, accountID)
 	if err != nil {
@@ -492,11 +490,6 @@ func (s *Store) StartTopup(ctx context.Context, accountID, provider string, now 
 	var out TopupStart
 	err = s.write(ctx, func(w *wtx) error {
 		out = TopupStart{}
-		n, err := w.exec(qTopupRecovered, accountID)
-		if err != nil || n == 1 {
-			out.Outcome = TopupRecovered
-			return err
-		}
 		month := MonthStart(now)
 		started, err := w.queryInt(qTopupsOfMonth, accountID, month)
 		if err != nil {
@@ -511,7 +504,7 @@ func (s *Store) StartTopup(ctx context.Context, accountID, provider string, now 
 			out.Outcome = TopupCapped
 			return insertAlert(w, accountID, alertTopupCapped(p, started, now), now)
 		}
-		if n, err = w.exec(qTopupClaim, accountID); err != nil || n == 0 {
+		if n, err := w.exec(qTopupClaim, accountID); err != nil || n == 0 {
 			out.Outcome = TopupTaken
 			return err
 		}
