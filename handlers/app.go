@@ -49,6 +49,7 @@ const (
 	DefaultBillingPoll        = 2 * time.Second
 	DefaultTopupBackoff       = 30 * time.Minute
 	DefaultTopupRecheck       = 10 * time.Minute
+	DefaultTopupChargeRetry   = 30 * time.Second
 )
 
 // App holds the dependencies of every handler. It is built once in main.go.
@@ -95,9 +96,12 @@ type App struct {
 	// After a failed auto top-up the next waits TopupBackoff, doubled for
 	// each failure in a row; a charged top-up whose outcome has not
 	// arrived after TopupRecheck is asked of the provider.
-	BillingPoll  time.Duration
-	TopupBackoff time.Duration
-	TopupRecheck time.Duration
+	// A top-up whose PaymentIntent could not be made is tried again after
+	// TopupChargeRetry, doubled for each try.
+	BillingPoll      time.Duration
+	TopupBackoff     time.Duration
+	TopupRecheck     time.Duration
+	TopupChargeRetry time.Duration
 	// MailObserver, when set, sees every mail billing sends (tests).
 	MailObserver func(to, subject, text string)
 

@@ -23,9 +23,8 @@ type billingState struct {
 const (
 	billingBatch = 100
 	// A top-up whose PaymentIntent could not be made is tried again after
-	// chargeRetry, doubled for each attempt, at most maxChargeRetry; after
-	// maxChargeAttempts it fails.
-	chargeRetry       = 30 * time.Second
+	// TopupChargeRetry, doubled for each attempt, at most maxChargeRetry;
+	// after maxChargeAttempts it fails.
 	maxChargeRetry    = time.Hour
 	maxChargeAttempts = 8
 )
@@ -133,7 +132,7 @@ func (a *App) chargeOpenTopups(ctx context.Context, now time.Time) {
 // and never charges twice.
 func (a *App) chargeTopup(ctx context.Context, p *models.Payment) {
 	now := time.Now()
-	retry := min(chargeRetry<<min(p.Attempts, 10), maxChargeRetry)
+	retry := min(a.TopupChargeRetry<<min(p.Attempts, 10), maxChargeRetry)
 	if ok, err := a.Store.LeaseTopup(ctx, p.ID, now, now.Add(retry)); err != nil || !ok {
 		if err != nil {
 			a.Log.Error("lease top-up", "payment_id", p.ID, "err", err.Error())

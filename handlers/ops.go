@@ -36,6 +36,7 @@ func (a *App) init() error {
 		{&a.TaskPoll, DefaultTaskPoll}, {&a.StreamMax, DefaultStreamMax}, {&a.StreamWriteTimeout, DefaultStreamWriteTimeout},
 		{&a.BodyTimeout, DefaultBodyTimeout}, {&a.RedisProbe, DefaultRedisProbe},
 		{&a.BillingPoll, DefaultBillingPoll}, {&a.TopupBackoff, DefaultTopupBackoff}, {&a.TopupRecheck, DefaultTopupRecheck},
+		{&a.TopupChargeRetry, DefaultTopupChargeRetry},
 	} {
 		if *d.field == 0 {
 			*d.field = d.def
