@@ -74,7 +74,10 @@ func (a *App) BillingRound(ctx context.Context) {
 	if _, err := a.Store.TakeLowBalanceAlerts(ctx, billingBatch); err != nil && ctx.Err() == nil {
 		a.Log.Error("low-balance alerts", "err", err.Error())
 	}
-	keyEvery := max(5*a.BillingPoll, time.Second)
+	keyEvery := 5 * a.BillingPoll // a join of the month's keys: less often than the rest; every round when rounds are called
+	if keyEvery < 0 {
+		keyEvery = 0
+	}
 	if last := a.billing.lastKeys.Load(); now.UnixNano()-last >= int64(keyEvery) && a.billing.lastKeys.CompareAndSwap(last, now.UnixNano()) {
 		if _, err := a.Store.TakeKeyLimitAlerts(ctx, now); err != nil && ctx.Err() == nil {
 			a.Log.Error("key limit alerts", "err", err.Error())

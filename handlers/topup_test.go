@@ -400,7 +400,7 @@ func TestAutoTopupEventsReplayedAndOutOfOrder(t *testing.T) {
 		t.Fatalf("a late failure changed the paid top-up to %s", st)
 	}
 	if p.round(); len(box.with("Receipt")) != 1 || len(box.with("declined")) != 0 {
-		t.Fatalf("mails %+v: want one receipt and no decline", box.mails)
+		t.Fatalf("mails %+v: want one receipt and no decline", box.with(""))
 	}
 }
 

@@ -169,11 +169,13 @@ func (s *Store) TakeLowBalanceAlerts(ctx context.Context, limit int) (int, error
 				return err
 			}
 			ok = true
-			m := FormatUSDs(available, threshold)
+			// Calls under way may have crossed it with their holds and
+			// ended since: the balance now is said apart.
 			return insertAlert(w, acct, newAlert{kind: AlertLowBalance,
-				title: "Available balance below " + m[1],
-				body: "Your available balance is " + m[0] + ", below your low-balance warning of " + m[1] +
-					". When it runs out, API calls are refused with billing_shortfall. Recharge on Billing to keep calling.",
+				title: "Available balance below " + FormatUSD(threshold),
+				body: "Your available balance went below your low-balance warning of " + FormatUSD(threshold) + ". " +
+					"It is " + FormatUSD(available) + " now. When it runs out, API calls are refused with billing_shortfall: " +
+					"recharge on Billing, or turn on auto top-up, to keep calling.",
 				link: "/billing#recharge"}, time.Now().UTC())
 		})
 		if err != nil {
