@@ -446,7 +446,8 @@ const (
 )
 
 var (
-	qTopupDisarm    = newQuery(`UPDATE wallets SET topup_state = 'armed' WHERE account_id = ? AND topup_state = 'due'`)
+	qTopupDisarm = newQuery(`UPDATE wallets SET topup_state = 'armed', topup_threshold_micros = NULL
+		WHERE account_id = ? AND topup_state = 'due'`)
 	qTopupNotBefore = newQuery(`UPDATE wallets SET topup_not_before = ? WHERE account_id = ? AND topup_state = 'due'`)
 	qTopupCapped    = newQuery(`UPDATE wallets SET topup_state = 'spent', topup_not_before = NULL WHERE account_id = ? AND topup_state = 'due'`)
 	qTopupClaim     = newQuery(`UPDATE wallets SET topup_state = 'charging', topup_not_before = NULL WHERE account_id = ? AND topup_state = 'due'`)
