@@ -144,6 +144,10 @@ func adminAccountCreate(ctx context.Context, args []string, stdout, stderr io.Wr
 	if err != nil {
 		return flagErrors(err, nil)
 	}
+	// The operator vouches for the address: no confirmation mail, no banner.
+	if err := store.MarkEmailVerified(ctx, u.ID); err != nil {
+		return err
+	}
 	if credit == 0 {
 		fmt.Fprintf(stdout, "%s %s\n", u.AccountID, u.Email)
 		return nil

@@ -51,6 +51,10 @@ func (a *App) signup(c echo.Context) error {
 	if err := a.trustDevice(c, u.ID); err != nil {
 		return err
 	}
+	// The account works without it; the banner offers to send it again.
+	if err := a.mailVerifyLink(c.Request().Context(), u); err != nil {
+		a.Log.Error("sign-up: the confirmation link was not queued", "request_id", RequestID(c), "err", err.Error())
+	}
 	a.flash(c, "Welcome to TT Console. Your account is ready.")
 	return c.Redirect(http.StatusSeeOther, "/")
 }

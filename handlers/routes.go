@@ -57,6 +57,12 @@ func (a *App) NewServer() (*echo.Echo, error) {
 	e.POST("/login", a.login, console...)
 	e.POST("/logout", a.logout, console...)
 	e.POST("/time-zone", a.setTimeZone, console...)
+	e.GET("/password/forgot", a.forgotPage, console...)
+	e.POST("/password/forgot", a.forgotPassword, console...)
+	e.GET("/password/reset/:token", a.resetPage, console...)
+	e.POST("/password/reset/:token", a.resetPassword, console...)
+	e.GET("/verify/:token", a.verifyEmail, console...)
+	e.POST("/verify/resend", a.resendVerification, member...)
 
 	e.GET("/", a.overview, member...)
 	e.GET("/account", a.accountPage, member...)

@@ -28,6 +28,9 @@ type User struct {
 	Role              string
 	CreatedAt         time.Time
 	PasswordChangedAt time.Time
+	// EmailVerifiedAt is when the user confirmed their address (by a
+	// link sent to it); nil until then.
+	EmailVerifiedAt *time.Time
 }
 
 // Wallet is an account's prepaid money: available = balance - held.
@@ -58,23 +61,29 @@ func NormalizeEmail(email string) string { return strings.ToLower(strings.TrimSp
 // ValidateSignup checks a sign-up form and returns field messages.
 func ValidateSignup(email, password string) error {
 	fe := FieldErrors{}
+	if msg := EmailProblem(email); msg != "" {
+		fe.Add("email", msg)
+	}
+	if msg := passwordProblem(password); msg != "" {
+		fe.Add("password", msg)
+	}
+	return fe.Err()
+}
+
+// EmailProblem says what is wrong with an email address as typed, or "".
+func EmailProblem(email string) string {
 	email = NormalizeEmail(email)
 	switch {
 	case email == "":
-		fe.Add("email", "Enter your email address.")
+		return "Enter your email address."
 	case len(email) > MaxEmailLen:
-		fe.Add("email", "An email address can be at most 254 characters.")
-	default:
-		a, err := mail.ParseAddress(email)
-		if err != nil || a.Address != email || !strings.Contains(email[strings.LastIndex(email, "@")+1:], ".") {
-			fe.Add("email", "Enter a valid email address, like you@example.com.")
-		}
+		return "An email address can be at most 254 characters."
 	}
-	fe.Add("password", passwordProblem(password))
-	if fe["password"] == "" {
-		delete(fe, "password")
+	a, err := mail.ParseAddress(email)
+	if err != nil || a.Address != email || !strings.Contains(email[strings.LastIndex(email, "@")+1:], ".") {
+		return "Enter a valid email address, like you@example.com."
 	}
-	return fe.Err()
+	return ""
 }
 
 func passwordProblem(password string) string {

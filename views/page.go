@@ -43,6 +43,9 @@ type User struct {
 	// account's low-balance warning (amber), else "". The header says it
 	// in words too, never by colour alone.
 	BalanceState string
+	// Unverified is on until the user confirms their email address: a
+	// banner asks for it, with a button that sends the link again.
+	Unverified bool
 }
 
 // Header balance states.
