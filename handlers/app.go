@@ -52,6 +52,10 @@ const (
 	DefaultStreamWriteTimeout = time.Minute
 	DefaultBodyTimeout        = 30 * time.Second
 	DefaultRedisProbe         = 5 * time.Second
+	DefaultBillingPoll        = 2 * time.Second
+	DefaultTopupBackoff       = 30 * time.Minute
+	DefaultTopupRecheck       = 10 * time.Minute
+	DefaultTopupChargeRetry   = 30 * time.Second
 )
 
 // App holds the dependencies of every handler. It is built once in main.go.
@@ -100,6 +104,21 @@ type App struct {
 	// against; nil is the system's. A test moves it ahead to see them expire.
 	Clock func() time.Time
 
+	// Billing's background work (billing_worker.go): every BillingPoll it
+	// starts due auto top-ups, makes alerts and mails them and receipts;
+	// a negative BillingPoll leaves it to BillingRound calls (tests).
+	// After a failed auto top-up the next waits TopupBackoff, doubled for
+	// each failure in a row; a charged top-up whose outcome has not
+	// arrived after TopupRecheck is asked of the provider.
+	// A top-up whose PaymentIntent could not be made is tried again after
+	// TopupChargeRetry, doubled for each try.
+	BillingPoll      time.Duration
+	TopupBackoff     time.Duration
+	TopupRecheck     time.Duration
+	TopupChargeRetry time.Duration
+	// MailObserver, when set, sees every mail billing sends (tests).
+	MailObserver func(to, subject, text string)
+
 	metrics      *metrics
 	ipFromXFF    echo.IPExtractor // built once from Config.TrustedProxies
 	ipFromRealIP echo.IPExtractor
@@ -114,4 +133,6 @@ type App struct {
 	background     context.Context // background work: task watchers
 	stopBackground context.CancelFunc
 	tasks          sync.WaitGroup
+
+	billing billingState
 }

@@ -45,12 +45,33 @@ func (a *App) billingPage(c echo.Context) error {
 			return c.Redirect(http.StatusSeeOther, back)
 		}
 	}
-	return a.renderBilling(c, http.StatusOK, f, views.Form{})
+	switch c.QueryParam("card") {
+	case "saved":
+		prof, err := a.Store.BillingProfileOf(c.Request().Context(), currentUser(c).AccountID)
+		if err != nil {
+			return err
+		}
+		if prof.HasCard() {
+			a.flash(c, "Card saved: "+prof.CardLabel()+". Auto top-up can charge it.")
+		} else {
+			a.flash(c, "Your card is being saved: it shows here as soon as the provider confirms it.")
+		}
+	case "cancelled":
+		a.flash(c, "No card was saved.")
+	}
+	return a.renderBilling(c, http.StatusOK, billingForms{Recharge: f})
 }
 
-// renderBilling renders the billing page with the recharge form f and the
-// low-balance form lf, as typed and with their messages.
-func (a *App) renderBilling(c echo.Context, status int, f, lf views.Form) error {
+// billingForms are the Billing page's forms as typed, with their messages.
+type billingForms struct {
+	Recharge, LowBalance, Topup views.Form
+	Card                        string // a message about saving the card
+}
+
+// renderBilling renders the billing page with its forms as typed and
+// with their messages.
+func (a *App) renderBilling(c echo.Context, status int, forms billingForms) error {
+	f, lf := forms.Recharge, forms.LowBalance
 	ctx := c.Request().Context()
 	acct := currentAccount(c)
 	d, err := a.billingData(ctx, acct, c.QueryParam("cursor"), time.Now())
@@ -61,6 +82,9 @@ func (a *App) renderBilling(c echo.Context, status int, f, lf views.Form) error 
 	d.ReturnTo = f.Value("return_to")
 	if lf.Values == nil {
 		d.LowBalanceForm.Values = map[string]string{"low_balance_usd": d.LowBalanceUSD}
+	}
+	if err := a.topupData(ctx, acct, &d, forms, time.Now()); err != nil {
+		return err
 	}
 	if id := c.QueryParam("payment"); id != "" {
 		if p, err := a.Store.PaymentOf(ctx, acct, id); err == nil {
@@ -159,8 +183,12 @@ func paymentView(p *models.Payment) views.PaymentRow {
 	r := views.PaymentRow{
 		ID: p.ID, Amount: models.FormatUSD(p.AmountMicros), Status: p.Status, StatusLabel: models.PaymentStatusLabel(p.Status),
 		Detail: p.Detail, Provider: p.Provider, ProviderLabel: providerLabel(p.Provider),
-		At: p.CreatedAt, Pending: p.Status == models.PaymentPending,
-		CheckoutURL: p.CheckoutURL,
+		At: p.CreatedAt, Pending: p.Status == models.PaymentPending && !p.IsAutoTopup(),
+		CheckoutURL: p.CheckoutURL, AutoTopup: p.IsAutoTopup(), Card: p.Card(),
+		NeedsConfirm: p.IsAutoTopup() && p.Status == models.PaymentActionRequired,
+	}
+	if p.ReceiptNumber != nil && p.Status == models.PaymentPaid {
+		r.Receipt = models.ReceiptLabel(*p.ReceiptNumber)
 	}
 	if p.SessionID != nil {
 		r.SessionID = *p.SessionID
@@ -234,7 +262,7 @@ func (a *App) recharge(c echo.Context) error {
 	vals["return_to"] = returnTo(vals["return_to"])
 	amount, err := models.ValidateRecharge(vals["amount_usd"])
 	if fields, msg, ok := fieldErrors(err); ok {
-		return a.renderBilling(c, statusOfFormError(err), views.Form{Values: vals, Errors: fields, Message: msg}, views.Form{})
+		return a.renderBilling(c, statusOfFormError(err), billingForms{Recharge: views.Form{Values: vals, Errors: fields, Message: msg}})
 	}
 	if err != nil {
 		return err
@@ -256,8 +284,8 @@ func (a *App) recharge(c echo.Context) error {
 		if aerr := a.Store.AbandonPayment(ctx, p.ID, "The checkout could not be opened."); aerr != nil {
 			return aerr
 		}
-		return a.renderBilling(c, http.StatusBadGateway, views.Form{Values: vals,
-			Message: "The payment provider could not open a checkout. Nothing was charged; try again in a minute."}, views.Form{})
+		return a.renderBilling(c, http.StatusBadGateway, billingForms{Recharge: views.Form{Values: vals,
+			Message: "The payment provider could not open a checkout. Nothing was charged; try again in a minute."}})
 	}
 	if err := a.Store.AttachCheckout(ctx, p.ID, co.SessionID, co.URL); err != nil {
 		return err
@@ -283,7 +311,7 @@ func (a *App) setLowBalance(c echo.Context) error {
 	vals := formValues(c, "low_balance_usd")
 	v, err := a.Store.SetLowBalanceThreshold(c.Request().Context(), currentAccount(c), strings.TrimSpace(vals["low_balance_usd"]), actor(c))
 	if fields, msg, ok := fieldErrors(err); ok {
-		return a.renderBilling(c, statusOfFormError(err), views.Form{}, views.Form{Values: vals, Errors: fields, Message: msg})
+		return a.renderBilling(c, statusOfFormError(err), billingForms{LowBalance: views.Form{Values: vals, Errors: fields, Message: msg}})
 	}
 	if err != nil {
 		return err
@@ -315,6 +343,7 @@ func (a *App) paymentPage(c echo.Context) error {
 		return err
 	}
 	d := views.PaymentData{Payment: paymentView(p)}
+	a.allowCheckoutFormAction(c) // Confirm goes to the provider's checkout
 	if p.LedgerEntryID != nil {
 		d.LedgerEntryID = *p.LedgerEntryID
 	}

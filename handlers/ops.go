@@ -36,6 +36,8 @@ func (a *App) init() error {
 		{&a.UpstreamTimeout, DefaultUpstreamTimeout}, {&a.HoldTTL, DefaultHoldTTL}, {&a.TaskTTL, DefaultTaskTTL},
 		{&a.TaskPoll, DefaultTaskPoll}, {&a.StreamMax, DefaultStreamMax}, {&a.StreamWriteTimeout, DefaultStreamWriteTimeout},
 		{&a.BodyTimeout, DefaultBodyTimeout}, {&a.RedisProbe, DefaultRedisProbe}, {&a.MailPoll, DefaultMailPoll},
+		{&a.BillingPoll, DefaultBillingPoll}, {&a.TopupBackoff, DefaultTopupBackoff}, {&a.TopupRecheck, DefaultTopupRecheck},
+		{&a.TopupChargeRetry, DefaultTopupChargeRetry},
 	} {
 		if *d.field == 0 {
 			*d.field = d.def
@@ -60,6 +62,12 @@ func (a *App) init() error {
 		return err
 	}
 	a.keyLimits.Start(a.background)
+	a.billing.kick = make(chan struct{}, 1)
+	a.tasks.Add(1)
+	go func() {
+		defer a.tasks.Done()
+		a.runBilling(a.background)
+	}()
 	a.authFailures = newAuthFailures(a.keyLimits, a.Registry)
 	if a.Mailer == nil {
 		a.Mailer = &mailer.Log{Log: a.Log, From: a.Config.MailFrom}

@@ -70,6 +70,13 @@ func (a *App) overview(c echo.Context) error {
 			return err
 		}
 	}
+	alerts, err := a.Store.OpenAlerts(ctx, acct, 10)
+	if err != nil {
+		return err
+	}
+	for _, al := range alerts {
+		d.Alerts = append(d.Alerts, views.AlertRow{ID: al.ID, Kind: al.Kind, Title: al.Title, Body: al.Body, Link: al.Link, At: al.CreatedAt})
+	}
 	d.Requests, d.Spend = dayCharts(days, spend)
 	d.Failed = requestRows(failed, labels)
 	return a.render(c, http.StatusOK, views.Overview(a.page(c, "Overview", "overview"), d))

@@ -113,11 +113,17 @@ func (a *App) testCheckoutAction(c echo.Context) error {
 // hands it to the webhook's own code, signature check included. via is
 // the request that delivers it, as the audit log records a credit.
 func (a *App) deliverTestEvent(ctx context.Context, typ string, cs *models.TestCheckoutSession, via models.Actor) error {
-	secrets, err := a.webhookSecrets(ctx)
+	payload, err := testEventPayload(a.Store.NewID("evt_test"), typ, cs, time.Now())
 	if err != nil {
 		return err
 	}
-	payload, err := testEventPayload(a.Store.NewID("evt_test"), typ, cs, time.Now())
+	return a.deliverTestPayload(ctx, payload, via)
+}
+
+// deliverTestPayload signs a test provider's event as Stripe does and
+// hands it to the webhook's own code, signature check included.
+func (a *App) deliverTestPayload(ctx context.Context, payload []byte, via models.Actor) error {
+	secrets, err := a.webhookSecrets(ctx)
 	if err != nil {
 		return err
 	}
@@ -135,28 +141,32 @@ func (a *App) deliverTestEvent(ctx context.Context, typ string, cs *models.TestC
 // testEventPayload is a Stripe event id about a checkout session, with
 // the fields DESIGN §8 names.
 func testEventPayload(id, typ string, cs *models.TestCheckoutSession, now time.Time) ([]byte, error) {
-	ev := map[string]any{
-		"id":          id,
-		"object":      "event",
-		"api_version": "2025-06-30.basil",
-		"created":     now.Unix(),
-		"livemode":    false,
-		"type":        typ,
-		"data": map[string]any{"object": map[string]any{
-			"id":                  cs.ID,
-			"object":              "checkout.session",
-			"mode":                "payment",
-			"client_reference_id": cs.PaymentID,
-			"amount_total":        cs.AmountCents,
-			"currency":            cs.Currency,
-			"status":              cs.Status,
-			"payment_status":      cs.PaymentStatus,
-			"metadata":            map[string]string{"payment_id": cs.PaymentID},
-			"created":             cs.CreatedAt.Unix(),
-			"expires_at":          cs.ExpiresAt.Unix(),
-		}},
+	return stripeEventPayload(id, typ, now, map[string]any{
+		"id":                  cs.ID,
+		"object":              "checkout.session",
+		"mode":                "payment",
+		"client_reference_id": cs.PaymentID,
+		"amount_total":        cs.AmountCents,
+		"currency":            cs.Currency,
+		"status":              cs.Status,
+		"payment_status":      cs.PaymentStatus,
+		"metadata":            map[string]string{"payment_id": cs.PaymentID},
+		"created":             cs.CreatedAt.Unix(),
+		"expires_at":          cs.ExpiresAt.Unix(),
+	})
+}
+
+// stripeEventPayload is a Stripe event id of type typ about object.
+func stripeEventPayload(id, typ string, now time.Time, object map[string]any) ([]byte, error) {
+	return json.Marshal(map[string]any{
+		"id":               id,
+		"object":           "event",
+		"api_version":      "2025-06-30.basil",
+		"created":          now.Unix(),
+		"livemode":         false,
+		"type":             typ,
+		"data":             map[string]any{"object": object},
 		"request":          map[string]any{"id": nil, "idempotency_key": nil},
 		"pending_webhooks": 1,
-	}
-	return json.Marshal(ev)
+	})
 }

@@ -48,7 +48,7 @@ var roleTable = []roleRow{
 		roles: []string{models.RoleOwner, models.RoleAdmin, models.RoleDeveloper}},
 	{perm: permKeys, what: "Keys: create, edit, disable, enable, revoke; kept bodies",
 		roles: []string{models.RoleOwner, models.RoleAdmin, models.RoleDeveloper}},
-	{perm: permBilling, what: "Billing: recharge, low-balance warning, payment re-check",
+	{perm: permBilling, what: "Billing: recharge, saved card, auto top-up, low-balance warning, payment re-check",
 		roles: []string{models.RoleOwner, models.RoleAdmin, models.RoleBilling}},
 	{perm: permMembers, what: "Members: invite, change role, remove, revoke invitation",
 		roles: []string{models.RoleOwner, models.RoleAdmin}, notes: map[string]string{models.RoleAdmin: "not the owner"}},

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -171,19 +172,49 @@ func (a *App) receiveStripeEvent(ctx context.Context, payload []byte, sigHeader 
 		return nil, apiError(TypeInvalidRequest, "The body is not a Stripe event.")
 	}
 	pe := models.PaymentEvent{ID: ev.ID, Provider: payments.ProviderStripe, Type: string(ev.Type)}
-	if strings.HasPrefix(pe.Type, "checkout.session.") && ev.Data != nil {
+	// The test provider's events carry the test provider's name, so they
+	// only ever match its payments and cards.
+	testEvent := func(id string, known func() error) bool {
+		return strings.Contains(id, "_test_") && strings.HasPrefix(ev.ID, "evt_test_") && !ev.Livemode && known() == nil
+	}
+	switch {
+	case ev.Data == nil:
+	case strings.HasPrefix(pe.Type, "checkout.session."):
 		var cs stripe.CheckoutSession
 		if err := json.Unmarshal(ev.Data.Raw, &cs); err != nil {
 			return nil, apiError(TypeInvalidRequest, "The event's checkout session does not parse.")
 		}
+		if cs.Mode == stripe.CheckoutSessionModeSetup {
+			return a.receiveSetupSession(ctx, ev, &cs, testEvent(cs.ID, func() error { _, err := a.Store.TestSetup(ctx, cs.ID); return err }))
+		}
 		pe.SessionID, pe.ClientReferenceID = cs.ID, cs.ClientReferenceID
 		pe.AmountCents, pe.Currency, pe.PaymentStatus = cs.AmountTotal, string(cs.Currency), string(cs.PaymentStatus)
-		if strings.HasPrefix(cs.ID, "cs_test_") && strings.HasPrefix(ev.ID, "evt_test_") && !ev.Livemode {
-			// The test provider's events carry the test provider's name,
-			// so they only ever match its payments.
-			if _, err := a.Store.TestCheckout(ctx, cs.ID); err == nil {
-				pe.Provider = payments.ProviderTest
-			}
+		if testEvent(cs.ID, func() error { _, err := a.Store.TestCheckout(ctx, cs.ID); return err }) {
+			pe.Provider = payments.ProviderTest
+		} else if cs.PaymentIntent != nil && cs.PaymentStatus == stripe.CheckoutSessionPaymentStatusPaid {
+			pe.CardBrand, pe.CardLast4 = a.intentCard(ctx, cs.PaymentIntent.ID)
+		}
+	case pe.Type == models.EventSetupSucceeded:
+		var si stripe.SetupIntent
+		if err := json.Unmarshal(ev.Data.Raw, &si); err != nil {
+			return nil, apiError(TypeInvalidRequest, "The event's setup intent does not parse.")
+		}
+		return a.receiveSetupIntent(ctx, ev, &si, testEvent(si.ID, func() error { _, err := a.Store.TestCardOf(ctx, "", si.ID); return err }))
+	case strings.HasPrefix(pe.Type, "payment_intent."):
+		var pi stripe.PaymentIntent
+		if err := json.Unmarshal(ev.Data.Raw, &pi); err != nil {
+			return nil, apiError(TypeInvalidRequest, "The event's payment intent does not parse.")
+		}
+		pe.IntentID, pe.ClientReferenceID = pi.ID, pi.Metadata["payment_id"]
+		pe.AmountCents, pe.Currency = pi.Amount, string(pi.Currency)
+		if e := pi.LastPaymentError; e != nil {
+			pe.FailureCode, pe.DeclineCode, pe.FailureMessage = string(e.Code), string(e.DeclineCode), e.Msg
+		}
+		if pm := pi.PaymentMethod; pm != nil && pm.Card != nil {
+			pe.CardBrand, pe.CardLast4 = string(pm.Card.Brand), pm.Card.Last4
+		}
+		if testEvent(pi.ID, func() error { _, err := a.Store.TestIntent(ctx, pi.ID); return err }) {
+			pe.Provider = payments.ProviderTest
 		}
 	}
 	res, err := a.Store.ApplyPaymentEvent(ctx, pe, via)
@@ -196,6 +227,95 @@ func (a *App) receiveStripeEvent(ctx context.Context, payload []byte, sigHeader 
 			"event_id", pe.ID, "payment_id", res.PaymentID, "amount_cents", pe.AmountCents, "currency", pe.Currency)
 	case models.EventCredited:
 		a.Log.Info("payment credited", "event_id", pe.ID, "payment_id", res.PaymentID, "account_id", res.AccountID)
+		a.kickBilling() // its receipt
+	case models.EventMarkedFailed, models.EventNeedsAction:
+		a.kickBilling() // its alert
 	}
 	return res, nil
+}
+
+// intentCard names the card a Checkout's PaymentIntent was paid with,
+// for the receipt; "" when the provider cannot say now (the payment is
+// credited all the same).
+func (a *App) intentCard(ctx context.Context, intentID string) (brand, last4 string) {
+	prov := a.providerNamed(payments.ProviderStripe)
+	if prov == nil {
+		return "", ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	in, err := prov.Intent(ctx, intentID)
+	if err != nil {
+		a.Log.Warn("card of a checkout payment", "intent_id", intentID, "err", err.Error())
+		return "", ""
+	}
+	return in.CardBrand, in.CardLast4
+}
+
+// receiveSetupSession saves the card of a completed checkout in setup
+// mode: the provider says which card its SetupIntent saved.
+func (a *App) receiveSetupSession(ctx context.Context, ev stripe.Event, cs *stripe.CheckoutSession, test bool) (*models.PaymentEventResult, error) {
+	ce := models.CardEvent{ID: ev.ID, Provider: payments.ProviderStripe, Type: string(ev.Type), SessionID: cs.ID}
+	if ev.Type != stripe.EventTypeCheckoutSessionCompleted || cs.SetupIntent == nil || cs.SetupIntent.ID == "" {
+		return a.applyCardEvent(ctx, ce) // recorded; nothing to save
+	}
+	prov := a.cardsFor(test)
+	if test {
+		ce.Provider = payments.ProviderTest
+	}
+	customer, card, err := prov.SetupCard(ctx, cs.SetupIntent.ID)
+	if err != nil && !providerNotFound(err) {
+		return nil, fmt.Errorf("setup intent %s: %w", cs.SetupIntent.ID, err)
+	}
+	if err == nil {
+		ce.CustomerID, ce.Card = customer, *card
+	}
+	return a.applyCardEvent(ctx, ce)
+}
+
+// receiveSetupIntent saves the card of a SetupIntent that succeeded.
+func (a *App) receiveSetupIntent(ctx context.Context, ev stripe.Event, si *stripe.SetupIntent, test bool) (*models.PaymentEventResult, error) {
+	ce := models.CardEvent{ID: ev.ID, Provider: payments.ProviderStripe, Type: string(ev.Type)}
+	if test {
+		ce.Provider = payments.ProviderTest
+	}
+	if si.PaymentMethod == nil || si.Customer == nil {
+		return a.applyCardEvent(ctx, ce)
+	}
+	_, card, err := a.cardsFor(test).Card(ctx, si.PaymentMethod.ID)
+	if err != nil && !providerNotFound(err) {
+		return nil, fmt.Errorf("payment method %s: %w", si.PaymentMethod.ID, err)
+	}
+	if err == nil {
+		card.SetupAt = time.Unix(si.Created, 0)
+		ce.CustomerID, ce.Card = si.Customer.ID, *card
+	}
+	return a.applyCardEvent(ctx, ce)
+}
+
+func (a *App) applyCardEvent(ctx context.Context, ce models.CardEvent) (*models.PaymentEventResult, error) {
+	outcome, acct, err := a.Store.ApplyCardEvent(ctx, ce)
+	if err != nil {
+		return nil, fmt.Errorf("apply %s %s: %w", ce.Type, ce.ID, err)
+	}
+	if outcome == models.EventCardSaved {
+		a.Log.Info("card saved", "event_id", ce.ID, "account_id", acct, "card", models.CardLabel(ce.Card.Brand, ce.Card.Last4))
+	}
+	return &models.PaymentEventResult{Outcome: outcome, AccountID: acct}, nil
+}
+
+// cardsFor is the provider that knows an event's card: the test
+// provider for its own events, otherwise the configured one.
+func (a *App) cardsFor(test bool) payments.Provider {
+	if test {
+		return &payments.TestProvider{Store: a.Store}
+	}
+	return a.provider()
+}
+
+// providerNotFound reports whether the provider said it has no such
+// object: the event is not about one of our cards.
+func providerNotFound(err error) bool {
+	var se *stripe.Error
+	return models.ErrorCode(err) == models.ENOTFOUND || errors.As(err, &se) && se.HTTPStatusCode == http.StatusNotFound
 }

@@ -38,6 +38,9 @@ func (s *Store) SetLowBalanceThreshold(ctx context.Context, accountID, lowBalanc
 		}
 		v = &m
 	}
+	// The wallet keeps a copy, which the hold that crosses it compares
+	// against (see crossings). A new warning already passed is shown by
+	// the banner at once; it is mailed from the next crossing on.
 	err := s.db.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var was struct{ LowBalanceMicros *int64 }
 		res := tx.Raw(`SELECT low_balance_micros FROM accounts WHERE id = ?`, accountID).Scan(&was)
@@ -48,6 +51,11 @@ func (s *Store) SetLowBalanceThreshold(ctx context.Context, accountID, lowBalanc
 			return ErrNotFound
 		}
 		if err := tx.Exec(`UPDATE accounts SET low_balance_micros = ? WHERE id = ?`, v, accountID).Error; err != nil {
+			return err
+		}
+		if err := tx.Exec(`UPDATE wallets SET low_balance_micros = CAST(? AS BIGINT), low_state = CASE
+			WHEN balance_micros - held_micros - debt_micros < CAST(? AS BIGINT) THEN 'sent' ELSE 'armed' END
+			WHERE account_id = ?`, v, v, accountID).Error; err != nil {
 			return err
 		}
 		before, after := describeLowBalance(was.LowBalanceMicros), describeLowBalance(v)

@@ -97,8 +97,12 @@ var (
 		ON CONFLICT (key_id, month) DO UPDATE SET held_micros = key_month_usage.held_micros + excluded.held_micros
 		WHERE key_month_usage.spent_micros + key_month_usage.held_micros + excluded.held_micros <= ?`)
 	qKeyMonthToDate = newQuery(`SELECT COALESCE(SUM(spent_micros + held_micros), 0) FROM key_month_usage WHERE key_id = ? AND month = ?`)
-	qHoldWallet     = newQuery(`UPDATE wallets SET held_micros = held_micros + ?, updated_at = ?
-		WHERE account_id = ? AND balance_micros - held_micros - debt_micros >= ?`)
+	// A hold that takes the available balance below the auto top-up
+	// threshold or the low-balance warning flips that state in the same
+	// update (see crossings).
+	qHoldWallet = newQuery(`UPDATE wallets SET held_micros = held_micros + ?1, updated_at = ?2` +
+		crossings("balance_micros - held_micros - debt_micros - ?1") +
+		` WHERE account_id = ?3 AND balance_micros - held_micros - debt_micros >= ?4`)
 	qWalletAvailable = newQuery(`SELECT balance_micros - held_micros - debt_micros FROM wallets WHERE account_id = ?`)
 	// Ending a hold and completing its request is one guarded update: it
 	// changes the row only while the hold is open, so a hold ends once.
@@ -136,8 +140,9 @@ var (
 	qExpiredUnsettled = newQuery(`SELECT COUNT(*) FROM requests WHERE id = ? AND hold_status = 'expired'
 		AND billing_outcome = '` + OutcomeNotChargedExpired + `'`)
 	qWalletSpendable = newQuery(`SELECT balance_micros - held_micros FROM wallets WHERE account_id = ?`)
-	qChargeLate      = newQuery(`UPDATE wallets SET balance_micros = balance_micros - ?, debt_micros = debt_micros + ?,
-		updated_at = ? WHERE account_id = ? AND balance_micros - held_micros >= ?`)
+	qChargeLate      = newQuery(`UPDATE wallets SET balance_micros = balance_micros - ?1, debt_micros = debt_micros + ?2,
+		updated_at = ?3` + crossings("balance_micros - held_micros - debt_micros - ?1 - ?2") +
+		` WHERE account_id = ?4 AND balance_micros - held_micros >= ?5`)
 	qCompleteLate = newQuery(`UPDATE requests SET status = ?, error_type = ?, error_message = ?, error_body = ?,
 		latency_ms = ?, prompt_tokens = ?, completion_tokens = ?, charged_micros = ?, billing_outcome = ?,
 		outcome_detail = ?, completed_at = ? WHERE id = ? AND hold_status = 'expired'

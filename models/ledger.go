@@ -59,8 +59,11 @@ const MaxMemoLen = 500
 var (
 	// A debit (a negative adjustment) never takes the balance not held by
 	// calls or owed below zero.
-	qCreditWallet = newQuery(`UPDATE wallets SET balance_micros = balance_micros + ?, updated_at = ?
-		WHERE account_id = ? AND (CAST(? AS BIGINT) >= 0 OR balance_micros - held_micros - debt_micros + CAST(? AS BIGINT) >= 0)
+	// A credit that lifts the available balance back to a threshold arms
+	// it again; a debit can cross one like a hold (see crossings).
+	qCreditWallet = newQuery(`UPDATE wallets SET balance_micros = balance_micros + ?1, updated_at = ?2` +
+		crossingsOrRearm("balance_micros - held_micros - debt_micros + ?1") +
+		` WHERE account_id = ?3 AND (CAST(?4 AS BIGINT) >= 0 OR balance_micros - held_micros - debt_micros + CAST(?5 AS BIGINT) >= 0)
 		RETURNING balance_micros`)
 	// What of its debt a wallet can pay now: all of it, or as much as its
 	// balance not held by calls allows.

@@ -1,6 +1,7 @@
 package models
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -20,6 +21,9 @@ const (
 	// Back. Should the provider still take the money, the paid event
 	// credits it as usual.
 	PaymentCancelled = "cancelled"
+	// PaymentActionRequired is an auto top-up the card's bank wants the
+	// customer to confirm: a Checkout page finishes it.
+	PaymentActionRequired = "requires_action"
 )
 
 // PaymentStatusLabel names a payment's status as a customer reads it.
@@ -35,6 +39,8 @@ func PaymentStatusLabel(status string) string {
 		return "Expired"
 	case PaymentCancelled:
 		return "Cancelled"
+	case PaymentActionRequired:
+		return "Needs your confirmation"
 	}
 	return status
 }
@@ -48,11 +54,13 @@ const (
 // microsPerCent converts between the providers' cents and micro-dollars.
 const microsPerCent int64 = 10_000
 
-// Payment is one recharge through a provider's checkout.
+// Payment is one recharge through a provider's checkout, or one auto
+// top-up charged to the saved card (Kind).
 type Payment struct {
 	ID            string
 	AccountID     string
 	Provider      string
+	Kind          string // recharge | auto_topup
 	SessionID     *string
 	CheckoutURL   string
 	AmountMicros  int64
@@ -63,7 +71,28 @@ type Payment struct {
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
 	PaidAt        *time.Time
+
+	// An auto top-up's PaymentIntent, customer and card; a recharge's
+	// card once the provider names it.
+	IntentID    *string
+	CustomerID  *string
+	CardID      *string
+	CardBrand   string
+	CardLast4   string `gorm:"column:card_last4"`
+	FailureCode string // the provider's decline or error code, when it failed
+	Attempts    int    // tries to make its PaymentIntent
+	LeaseUntil  *time.Time
+
+	// ReceiptNumber is given when it is paid: 1, 2, … per account.
+	ReceiptNumber   *int64
+	ReceiptMailedAt *time.Time
 }
+
+// IsAutoTopup reports whether the payment is an auto top-up.
+func (p *Payment) IsAutoTopup() bool { return p.Kind == PaymentAutoTopup }
+
+// Card names the card the payment was charged to, or "".
+func (p *Payment) Card() string { return CardLabel(p.CardBrand, p.CardLast4) }
 
 // AmountCents is the payment's amount as providers count it.
 func (p *Payment) AmountCents() int64 { return p.AmountMicros / microsPerCent }
@@ -136,7 +165,7 @@ func (s *Store) CreatePayment(ctx context.Context, accountID, provider string, a
 		return nil, FieldErrors{"amount_usd": "Enter an amount between $5.00 and $10,000.00."}.Err()
 	}
 	now := time.Now().UTC()
-	p := &Payment{ID: s.NewID("pay"), AccountID: accountID, Provider: provider, AmountMicros: amount,
+	p := &Payment{ID: s.NewID("pay"), AccountID: accountID, Provider: provider, Kind: PaymentRecharge, AmountMicros: amount,
 		Currency: "usd", Status: PaymentPending, CreatedAt: now, UpdatedAt: now}
 	err := s.db.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := tx.Create(p).Error; err != nil {
@@ -222,20 +251,37 @@ const (
 	EventAsyncPaymentSucceeded  = "checkout.session.async_payment_succeeded"
 	EventAsyncPaymentFailed     = "checkout.session.async_payment_failed"
 	EventCheckoutExpired        = "checkout.session.expired"
+	EventIntentSucceeded        = "payment_intent.succeeded"
+	EventIntentFailed           = "payment_intent.payment_failed"
+	EventIntentRequiresAction   = "payment_intent.requires_action"
+	EventSetupSucceeded         = "setup_intent.succeeded"
 	CheckoutPaymentStatusPaid   = "paid"
 	CheckoutPaymentStatusUnpaid = "unpaid"
 )
 
-// PaymentEvent is what a provider told us about a checkout session.
+// PaymentEvent is what a provider told us about a checkout session or a
+// PaymentIntent.
 type PaymentEvent struct {
 	ID                string // the provider's event id: recorded once
 	Provider          string
 	Type              string
 	SessionID         string
-	ClientReferenceID string // our payment id
+	ClientReferenceID string // our payment id (an intent's metadata payment_id)
 	AmountCents       int64
 	Currency          string
 	PaymentStatus     string // paid | unpaid | no_payment_required
+
+	IntentID       string // a PaymentIntent's id
+	FailureCode    string // last_payment_error.code: card_declined, authentication_required, …
+	DeclineCode    string // last_payment_error.decline_code: insufficient_funds, …
+	FailureMessage string
+	// The card paid with, when the provider said (for the receipt).
+	CardBrand, CardLast4 string
+}
+
+// isIntentEvent reports whether an event type is about a PaymentIntent.
+func isIntentEvent(typ string) bool {
+	return typ == EventIntentSucceeded || typ == EventIntentFailed || typ == EventIntentRequiresAction
 }
 
 // Outcomes of applying a payment event.
@@ -250,6 +296,7 @@ const (
 	EventUnknownSession = "unknown_session" // not one of our checkouts
 	EventMismatch       = "amount_mismatch" // paid a different amount or currency: not credited
 	EventIgnored        = "ignored"         // a type we do not act on
+	EventNeedsAction    = "requires_action" // the bank wants the customer to confirm the payment
 )
 
 // PaymentEventLabel names a provider event type as a customer reads it.
@@ -263,6 +310,14 @@ func PaymentEventLabel(typ string) string {
 		return "Payment failed"
 	case EventCheckoutExpired:
 		return "Checkout expired"
+	case EventIntentSucceeded:
+		return "Card charged"
+	case EventIntentFailed:
+		return "Card charge failed"
+	case EventIntentRequiresAction:
+		return "Confirmation needed"
+	case EventSetupSucceeded:
+		return "Card saved"
 	}
 	return typ
 }
@@ -290,6 +345,12 @@ func PaymentEventOutcomeLabel(outcome string) string {
 		return "Amount or currency differs: not credited"
 	case EventIgnored:
 		return "Not acted on"
+	case EventNeedsAction:
+		return "Waiting for your confirmation"
+	case EventCardSaved:
+		return "Card saved"
+	case EventCardStale:
+		return "A later card is saved: not applied"
 	}
 	return outcome
 }
@@ -307,8 +368,24 @@ var (
 		VALUES (?, ?, ?, ?, ?, '') ON CONFLICT (event_id) DO NOTHING`)
 	qPaymentEventOutcome = newQuery(`UPDATE payment_events SET outcome = ?, payment_id = ? WHERE event_id = ?`)
 	qPaymentSession      = newQuery(`UPDATE payments SET session_id = ? WHERE id = ? AND session_id IS NULL`)
-	qPaymentPaid         = newQuery(`UPDATE payments SET status = '` + PaymentPaid + `', detail = '', paid_at = ?, updated_at = ?
+	// A payment is paid once: from pending (which ends an auto top-up's
+	// crossing), or, failing that, from any state but paid (the money
+	// arrived after all).
+	qPaymentPaidPending = newQuery(`UPDATE payments SET status = '` + PaymentPaid + `', detail = '', paid_at = ?, updated_at = ?,
+		card_brand = CASE WHEN card_brand = '' THEN ? ELSE card_brand END,
+		card_last4 = CASE WHEN card_last4 = '' THEN ? ELSE card_last4 END
+		WHERE id = ? AND status = '` + PaymentPending + `'`)
+	qPaymentPaid = newQuery(`UPDATE payments SET status = '` + PaymentPaid + `', detail = '', paid_at = ?, updated_at = ?,
+		card_brand = CASE WHEN card_brand = '' THEN ? ELSE card_brand END,
+		card_last4 = CASE WHEN card_last4 = '' THEN ? ELSE card_last4 END
 		WHERE id = ? AND status <> '` + PaymentPaid + `'`)
+	// Receipt numbers are counted on the account row, in the crediting
+	// transaction: sequential, and never given twice.
+	qNextReceipt    = newQuery(`UPDATE accounts SET next_receipt = next_receipt + 1 WHERE id = ? RETURNING next_receipt - 1`)
+	qPaymentReceipt = newQuery(`UPDATE payments SET receipt_number = ? WHERE id = ?`)
+	qPaymentIntent  = newQuery(`UPDATE payments SET intent_id = ? WHERE id = ? AND intent_id IS NULL`)
+	qTopupFailedPay = newQuery(`UPDATE payments SET status = ?, detail = ?, failure_code = ?, updated_at = ?
+		WHERE id = ? AND status = '` + PaymentPending + `'`)
 	qPaymentLedgerEntry = newQuery(`UPDATE payments SET ledger_entry_id = ? WHERE id = ?`)
 	qPaymentPendingNote = newQuery(`UPDATE payments SET detail = ?, updated_at = ?
 		WHERE id = ? AND status = '` + PaymentPending + `'`)
@@ -331,17 +408,20 @@ func (s *Store) ApplyPaymentEvent(ctx context.Context, ev PaymentEvent, via Acto
 		return nil, Errorf(EINVALID, "The event has no id or type.")
 	}
 	var p *Payment
+	var err error
+	// What a payment is for, and whose, never changes: it is read first,
+	// and its status decided by the guarded updates.
 	switch ev.Type {
 	case EventCheckoutCompleted, EventAsyncPaymentSucceeded, EventAsyncPaymentFailed, EventCheckoutExpired:
-		// What a payment is for, and whose, never changes: it is read
-		// first, and its status decided by the guarded updates.
-		var err error
-		if p, err = s.paymentForEvent(ctx, ev); err != nil {
-			return nil, err
-		}
+		p, err = s.paymentForEvent(ctx, ev)
+	case EventIntentSucceeded, EventIntentFailed, EventIntentRequiresAction:
+		p, err = s.paymentForIntent(ctx, ev)
+	}
+	if err != nil {
+		return nil, err
 	}
 	var res PaymentEventResult
-	err := s.write(ctx, func(w *wtx) error {
+	err = s.write(ctx, func(w *wtx) error {
 		res = PaymentEventResult{}
 		now := time.Now().UTC()
 		n, err := w.exec(qInsertPaymentEvent, ev.ID, ev.Provider, ev.Type, ev.SessionID, now)
@@ -371,7 +451,8 @@ func (s *Store) ApplyPaymentEvent(ctx context.Context, ev PaymentEvent, via Acto
 // and returns the outcome.
 func applyPaymentEvent(w *wtx, ev PaymentEvent, p *Payment, res *PaymentEventResult, via Actor, now time.Time) (string, error) {
 	switch ev.Type {
-	case EventCheckoutCompleted, EventAsyncPaymentSucceeded, EventAsyncPaymentFailed, EventCheckoutExpired:
+	case EventCheckoutCompleted, EventAsyncPaymentSucceeded, EventAsyncPaymentFailed, EventCheckoutExpired,
+		EventIntentSucceeded, EventIntentFailed, EventIntentRequiresAction:
 	default:
 		return EventIgnored, nil
 	}
@@ -384,33 +465,22 @@ func applyPaymentEvent(w *wtx, ev PaymentEvent, p *Payment, res *PaymentEventRes
 			return "", err
 		}
 	}
+	if isIntentEvent(ev.Type) && ev.IntentID != "" && p.IntentID == nil {
+		if err := w.later(qPaymentIntent, ev.IntentID, p.ID); err != nil {
+			return "", err
+		}
+	}
 
-	paid := ev.Type == EventAsyncPaymentSucceeded ||
+	paid := ev.Type == EventAsyncPaymentSucceeded || ev.Type == EventIntentSucceeded ||
 		ev.Type == EventCheckoutCompleted && ev.PaymentStatus == CheckoutPaymentStatusPaid
 	switch {
 	case paid:
 		if ev.AmountCents*microsPerCent != p.AmountMicros || !strings.EqualFold(ev.Currency, p.Currency) {
 			return EventMismatch, nil
 		}
-		n, err := w.exec(qPaymentPaid, now, now, p.ID)
-		if err != nil {
-			return "", err
-		}
-		if n == 0 {
-			return EventAlreadyPaid, nil
-		}
-		e, err := credit(w, p.AccountID, p.AmountMicros, LedgerRecharge, rechargeLabel(p), LedgerRef{PaymentID: p.ID}, now)
-		if err != nil {
-			return "", err
-		}
-		res.Ledger = e
-		provider := Actor{Name: ActorPaymentProvider, IP: via.IP, RequestID: via.RequestID}
-		err = auditW(w, provider, AuditEntry{AccountID: p.AccountID, Action: AuditPaymentCredited, Target: p.ID,
-			TargetLabel: rechargeLabel(p), Before: PaymentStatusLabel(p.Status), After: PaymentStatusLabel(PaymentPaid)})
-		if err != nil {
-			return "", err
-		}
-		return EventCredited, w.later(qPaymentLedgerEntry, e.ID, p.ID)
+		return markPaid(w, ev, p, res, via, now)
+	case isIntentEvent(ev.Type):
+		return failTopup(w, ev, p, now)
 	case ev.Type == EventCheckoutCompleted:
 		return EventAwaitingFunds, w.later(qPaymentPendingNote, "Checkout completed; waiting for the payment to clear.", now, p.ID)
 	case ev.Type == EventAsyncPaymentFailed:
@@ -418,6 +488,147 @@ func applyPaymentEvent(w *wtx, ev PaymentEvent, p *Payment, res *PaymentEventRes
 	default: // expired
 		return settleUnpaid(w, p.ID, PaymentExpired, EventMarkedExpired, "The checkout expired before it was paid.", now)
 	}
+}
+
+// markPaid moves p to paid, once, and credits the wallet through the
+// ledger, with the payment's receipt number, in the event's transaction.
+// An auto top-up paid from pending ends its crossing (finishTopup).
+func markPaid(w *wtx, ev PaymentEvent, p *Payment, res *PaymentEventResult, via Actor, now time.Time) (string, error) {
+	n, err := w.exec(qPaymentPaidPending, now, now, ev.CardBrand, ev.CardLast4, p.ID)
+	if err != nil {
+		return "", err
+	}
+	fromPending := n == 1
+	if !fromPending {
+		if n, err = w.exec(qPaymentPaid, now, now, ev.CardBrand, ev.CardLast4, p.ID); err != nil {
+			return "", err
+		}
+		if n == 0 {
+			return EventAlreadyPaid, nil
+		}
+	}
+	receipt, err := w.queryInt(qNextReceipt, p.AccountID)
+	if err != nil {
+		return "", err
+	}
+	if err := w.later(qPaymentReceipt, receipt, p.ID); err != nil {
+		return "", err
+	}
+	memo := rechargeLabel(p)
+	if p.IsAutoTopup() {
+		memo = "Auto top-up " + FormatUSD(p.AmountMicros)
+		if c := p.Card(); c != "" {
+			memo += " (" + c + ")"
+		}
+	}
+	e, err := credit(w, p.AccountID, p.AmountMicros, LedgerRecharge, memo, LedgerRef{PaymentID: p.ID}, now)
+	if err != nil {
+		return "", err
+	}
+	res.Ledger = e
+	if err := w.later(qPaymentLedgerEntry, e.ID, p.ID); err != nil {
+		return "", err
+	}
+	provider := Actor{Name: ActorPaymentProvider, IP: via.IP, RequestID: via.RequestID}
+	err = auditW(w, provider, AuditEntry{AccountID: p.AccountID, Action: AuditPaymentCredited, Target: p.ID,
+		TargetLabel: memo, Before: PaymentStatusLabel(p.Status), After: PaymentStatusLabel(PaymentPaid)})
+	if err != nil {
+		return "", err
+	}
+	if p.IsAutoTopup() && fromPending {
+		if err := finishTopup(w, p, true, now); err != nil {
+			return "", err
+		}
+	}
+	return EventCredited, nil
+}
+
+// failTopup records that an auto top-up's PaymentIntent failed: declined
+// (failed, with the reason), or held for the customer's confirmation
+// (requires_action, with a link to finish it). Only a pending top-up
+// fails, once; a late failure of a paid one changes nothing.
+func failTopup(w *wtx, ev PaymentEvent, p *Payment, now time.Time) (string, error) {
+	if !p.IsAutoTopup() {
+		return EventNoChange, nil
+	}
+	code := cmp.Or(ev.DeclineCode, ev.FailureCode)
+	status, outcome, detail := PaymentFailed, EventMarkedFailed, DeclineReason(ev.FailureCode, ev.DeclineCode, ev.FailureMessage)
+	alert := alertTopupDeclined(p, detail)
+	if ev.Type == EventIntentRequiresAction || ev.FailureCode == CodeAuthenticationRequired || ev.DeclineCode == CodeAuthenticationRequired {
+		status, outcome, code = PaymentActionRequired, EventNeedsAction, CodeAuthenticationRequired
+		detail = "Your card's bank asks you to confirm this payment: open it and choose Confirm to finish paying."
+		alert = alertTopupAction(p)
+	}
+	n, err := w.exec(qTopupFailedPay, status, detail, code, now, p.ID)
+	if err != nil || n == 0 {
+		return EventNoChange, err
+	}
+	if err := insertAlert(w, p.AccountID, alert, now); err != nil {
+		return "", err
+	}
+	return outcome, finishTopup(w, p, false, now)
+}
+
+// CodeAuthenticationRequired is the provider's code for a card payment
+// the customer's bank wants confirmed by the customer.
+const CodeAuthenticationRequired = "authentication_required"
+
+// DeclineReason says in words why a card was declined.
+func DeclineReason(code, declineCode, message string) string {
+	reasons := map[string]string{
+		"insufficient_funds":              "insufficient funds",
+		"expired_card":                    "the card has expired",
+		"lost_card":                       "the card was reported lost",
+		"stolen_card":                     "the card was reported stolen",
+		"incorrect_cvc":                   "the security code is incorrect",
+		"processing_error":                "the card's bank could not process it; it may work later",
+		"do_not_honor":                    "the card's bank refused it",
+		"generic_decline":                 "the card's bank refused it",
+		"card_velocity_exceeded":          "the card's limit was reached",
+		"card_declined":                   "the card's bank refused it",
+		"card_not_supported":              "the card does not support this payment",
+		"currency_not_supported":          "the card does not support US dollars",
+		"fraudulent":                      "the card's bank suspected fraud",
+		"withdrawal_count_limit_exceeded": "the card's limit was reached",
+	}
+	c := cmp.Or(declineCode, code)
+	why, ok := reasons[c]
+	if !ok {
+		why = cmp.Or(strings.TrimSuffix(message, "."), "the card's bank refused it")
+	}
+	if c == "" {
+		return "Declined: " + why + "."
+	}
+	return "Declined: " + why + " (" + c + ")."
+}
+
+// paymentForIntent finds the top-up a PaymentIntent event is about: by
+// the intent, or, before its id was stored, by the payment id in its
+// metadata. nil: none (a Checkout's own PaymentIntent, say).
+func (s *Store) paymentForIntent(ctx context.Context, ev PaymentEvent) (*Payment, error) {
+	db := s.db.w.WithContext(ctx)
+	var p Payment
+	if ev.IntentID != "" {
+		err := db.Where("intent_id = ?", ev.IntentID).Take(&p).Error
+		if err == nil {
+			return &p, nil
+		}
+		if !errors.Is(err, gorm.ErrRecordNotFound) {
+			return nil, err
+		}
+	}
+	if ev.ClientReferenceID == "" {
+		return nil, nil
+	}
+	err := db.Where("id = ? AND provider = ? AND kind = ? AND intent_id IS NULL", ev.ClientReferenceID, ev.Provider, PaymentAutoTopup).
+		Take(&p).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &p, nil
 }
 
 // paymentForEvent finds the payment an event is about: by its checkout

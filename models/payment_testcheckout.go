@@ -82,6 +82,9 @@ func (s *Store) SetTestCheckout(ctx context.Context, id, status, paymentStatus s
 	return s.TestCheckout(ctx, id)
 }
 
+// RandomToken is n random letters and digits, for the test provider's ids.
+func RandomToken(n int) string { return checkoutToken(n) }
+
 const checkoutAlphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 func checkoutToken(n int) string {

@@ -30,16 +30,23 @@ func newQuery(text string) *query {
 }
 
 // numbered turns each ? into $1, $2, … (no query here has a literal ?).
+// A statement that uses an argument twice numbers its marks itself, ?1,
+// ?2, … (SQLite reads them so too), and becomes $1, $2, …; one statement
+// uses one style or the other.
 func numbered(text string) string {
 	var b strings.Builder
 	n := 0
-	for _, r := range text {
-		if r == '?' {
-			n++
-			b.WriteString("$" + strconv.Itoa(n))
+	for i := 0; i < len(text); i++ {
+		if text[i] != '?' {
+			b.WriteByte(text[i])
 			continue
 		}
-		b.WriteRune(r)
+		if i+1 < len(text) && text[i+1] >= '0' && text[i+1] <= '9' {
+			b.WriteByte('$')
+			continue
+		}
+		n++
+		b.WriteString("$" + strconv.Itoa(n))
 	}
 	return b.String()
 }

@@ -3,6 +3,7 @@ package payments
 import (
 	"context"
 	"net/url"
+	"time"
 
 	"ttconsole/models"
 )
@@ -44,4 +45,76 @@ func (tp *TestProvider) Session(ctx context.Context, sessionID string) (*Checkou
 	}
 	return &CheckoutState{SessionID: cs.ID, Status: cs.Status, PaymentStatus: cs.PaymentStatus,
 		AmountCents: cs.AmountCents, Currency: cs.Currency, ClientReferenceID: cs.PaymentID}, nil
+}
+
+// CreateCustomer implements Cards: a test customer needs no record.
+func (*TestProvider) CreateCustomer(context.Context, string, string) (string, error) {
+	return "cus_test_" + models.RandomToken(24), nil
+}
+
+// CreateSetup implements Cards: the setup page is a page of the console.
+func (tp *TestProvider) CreateSetup(ctx context.Context, r SetupRequest) (*Checkout, error) {
+	cs, err := tp.Store.CreateTestSetup(ctx, r.AccountID, r.CustomerID)
+	if err != nil {
+		return nil, err
+	}
+	return &Checkout{SessionID: cs.ID, URL: "/billing/test-setup/" + cs.ID}, nil
+}
+
+// SetupCard implements Cards.
+func (tp *TestProvider) SetupCard(ctx context.Context, setupIntentID string) (string, *models.SavedCard, error) {
+	c, err := tp.Store.TestCardOf(ctx, "", setupIntentID)
+	if err != nil {
+		return "", nil, err
+	}
+	return c.CustomerID, testSavedCard(c), nil
+}
+
+// Card implements Cards.
+func (tp *TestProvider) Card(ctx context.Context, id string) (string, *models.SavedCard, error) {
+	c, err := tp.Store.TestCardOf(ctx, id, "")
+	if err != nil {
+		return "", nil, err
+	}
+	return c.CustomerID, testSavedCard(c), nil
+}
+
+func testSavedCard(c *models.TestCard) *models.SavedCard {
+	return &models.SavedCard{ID: c.ID, Brand: c.Brand, Last4: c.Last4, ExpMonth: c.ExpMonth, ExpYear: c.ExpYear,
+		SetupAt: c.CreatedAt.Truncate(time.Second)}
+}
+
+// RemoveCard implements Cards: the test card stays, unused.
+func (*TestProvider) RemoveCard(context.Context, string) error { return nil }
+
+// Charge implements Cards: the card's behaviour decides the intent, which
+// is kept, one per idempotency key, so a retry finds the same one.
+func (tp *TestProvider) Charge(ctx context.Context, c ChargeRequest) (*Intent, error) {
+	pi, err := tp.Store.ChargeTestCard(ctx, c.IdempotencyKey, models.TestPaymentIntent{PaymentID: c.PaymentID,
+		CustomerID: c.CustomerID, CardID: c.PaymentMethodID, AmountCents: c.AmountCents, Currency: c.Currency})
+	if models.ErrorCode(err) == models.ENOTFOUND || models.ErrorCode(err) == models.EINVALID {
+		return nil, &ChargeError{Permanent: true, Err: err}
+	}
+	if err != nil {
+		return nil, &ChargeError{Err: err}
+	}
+	return tp.intent(ctx, pi)
+}
+
+// Intent implements Cards.
+func (tp *TestProvider) Intent(ctx context.Context, id string) (*Intent, error) {
+	pi, err := tp.Store.TestIntent(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return tp.intent(ctx, pi)
+}
+
+func (tp *TestProvider) intent(ctx context.Context, pi *models.TestPaymentIntent) (*Intent, error) {
+	in := &Intent{ID: pi.ID, Status: pi.Status, PaymentID: pi.PaymentID, AmountCents: pi.AmountCents, Currency: pi.Currency,
+		ErrorCode: pi.ErrorCode, DeclineCode: pi.DeclineCode, ErrorMessage: pi.ErrorMessage}
+	if c, err := tp.Store.TestCardOf(ctx, pi.CardID, ""); err == nil {
+		in.CardBrand, in.CardLast4 = c.Brand, c.Last4
+	}
+	return in, nil
 }
