@@ -90,6 +90,10 @@ func (a *App) acceptInvitation(c echo.Context) error {
 		if err != nil {
 			return a.invitationProblem(c, err)
 		}
+		if err := a.audit(c, models.AuditEntry{AccountID: d.AccountID, Action: models.AuditMemberJoined, Target: u.ID,
+			TargetLabel: u.Email, Field: "role", After: d.Role}); err != nil {
+			return err
+		}
 		sess, _ := c.Get(ctxToken).(string)
 		if _, err := a.Store.SwitchAccount(ctx, sess, u.ID, d.AccountID); err != nil {
 			return err
@@ -130,6 +134,11 @@ func (a *App) acceptInvitation(c echo.Context) error {
 	}
 	if err != nil {
 		return busyOr(c, err)
+	}
+	joined := models.Actor{UserID: u.ID, Name: u.Email, IP: c.RealIP(), RequestID: RequestID(c)}.Stamp(models.AuditEntry{
+		AccountID: d.AccountID, Action: models.AuditMemberJoined, Target: u.ID, TargetLabel: u.Email, Field: "role", After: d.Role})
+	if err := a.Store.Audit(ctx, joined); err != nil {
+		return err
 	}
 	if err := a.startSession(c, u.ID, d.AccountID); err != nil {
 		return err

@@ -67,6 +67,10 @@ func (a *App) invite(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := a.audit(c, models.AuditEntry{Action: models.AuditMemberInvited, Target: inv.ID, TargetLabel: inv.Email,
+		Field: "role", After: inv.Role}); err != nil {
+		return err
+	}
 	account := currentMember(c).AccountName
 	link := a.link("/invitations/" + token)
 	text := currentUser(c).Email + " invites you to join the TT Console account " + account + " as " + inv.Role + ".\n\n" +
@@ -89,6 +93,9 @@ func (a *App) revokeInvitation(c echo.Context) error {
 	case err != nil:
 		return err
 	default:
+		if err := a.audit(c, models.AuditEntry{Action: models.AuditInvitationRevoked, Target: inv.ID, TargetLabel: inv.Email}); err != nil {
+			return err
+		}
 		a.flash(c, "Invitation to "+inv.Email+" revoked: its link no longer works.")
 	}
 	return c.Redirect(http.StatusSeeOther, "/team")
@@ -98,7 +105,11 @@ func (a *App) revokeInvitation(c echo.Context) error {
 func (a *App) setMemberRole(c echo.Context) error {
 	ctx := c.Request().Context()
 	id, role := c.Param("user_id"), c.FormValue("role")
-	err := a.Store.SetMemberRole(ctx, currentAccount(c), currentRole(c), id, role)
+	was, err := a.Store.MemberOf(ctx, currentAccount(c), id)
+	if err != nil {
+		return err
+	}
+	err = a.Store.SetMemberRole(ctx, currentAccount(c), currentRole(c), id, role)
 	if models.ErrorCode(err) == models.EINVALID {
 		fields, msg, _ := fieldErrors(err)
 		return a.renderTeam(c, http.StatusUnprocessableEntity, views.TeamData{RoleFormOf: id,
@@ -110,6 +121,12 @@ func (a *App) setMemberRole(c echo.Context) error {
 	m, err := a.Store.MemberOf(ctx, currentAccount(c), id)
 	if err != nil {
 		return err
+	}
+	if m.Role != was.Role {
+		if err := a.audit(c, models.AuditEntry{Action: models.AuditMemberRoleChanged, Target: id, TargetLabel: m.Email,
+			Field: "role", Before: was.Role, After: m.Role}); err != nil {
+			return err
+		}
 	}
 	a.flash(c, m.Email+" now has the role "+m.Role+".")
 	return c.Redirect(http.StatusSeeOther, "/team")
@@ -125,6 +142,10 @@ func (a *App) removeMember(c echo.Context) error {
 	}
 	err = a.Store.RemoveMember(ctx, acct, currentRole(c), id)
 	if done, err := a.refusedChange(c, err); done {
+		return err
+	}
+	if err := a.audit(c, models.AuditEntry{AccountID: acct, Action: models.AuditMemberRemoved, Target: id, TargetLabel: m.Email,
+		Field: "role", Before: m.Role}); err != nil {
 		return err
 	}
 	if id == currentUser(c).ID { // one's own session in the account has ended too
@@ -144,6 +165,10 @@ func (a *App) transferOwnership(c echo.Context) error {
 	}
 	err = a.Store.TransferOwnership(ctx, acct, currentUser(c).ID, id)
 	if done, err := a.refusedChange(c, err); done {
+		return err
+	}
+	if err := a.audit(c, models.AuditEntry{Action: models.AuditOwnershipTransferred, Target: id, TargetLabel: m.Email,
+		Field: "owner", Before: currentUser(c).Email, After: m.Email}); err != nil {
 		return err
 	}
 	a.flash(c, m.Email+" is now the owner of "+currentMember(c).AccountName+"; you are an admin.")

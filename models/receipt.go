@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-
 )
 
 // ReceiptLabel is a receipt number as printed: "000042".
