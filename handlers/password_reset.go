@@ -135,6 +135,10 @@ func (a *App) resetPassword(c echo.Context) error {
 	if err != nil {
 		return busyOr(c, err)
 	}
+	self := models.Actor{UserID: u.ID, Name: u.Email, IP: c.RealIP(), RequestID: RequestID(c)}
+	if err := a.Store.AuditPerson(ctx, self, u, models.AuditPasswordReset); err != nil {
+		return err
+	}
 	// This browser's session, if it had one, is gone with the others.
 	if err := a.endSession(c); err != nil {
 		return err

@@ -98,6 +98,15 @@ func TestPasswordResetEndToEnd(t *testing.T) {
 	if _, page := visitor.get("/login"); !strings.Contains(page, "Your password is set") {
 		t.Error("the login page does not say the password is set")
 	}
+	// The reset is in the audit log of Ada's account, by Ada.
+	ada, err := srv.Store.UserByEmail(ctx, "ada@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	audit, _, err := srv.Store.AuditLog(ctx, ada.AccountID, models.AuditFilter{Action: models.AuditPasswordReset}, 10)
+	if err != nil || len(audit) != 1 || audit[0].Actor != "ada@example.com" || audit[0].IP == "" {
+		t.Errorf("the reset in the audit log: %+v %v", audit, err)
+	}
 
 	if laptop.signedIn() || phone.signedIn() {
 		t.Error("a session signed in before the reset is still signed in")

@@ -39,6 +39,10 @@ func (a *App) verifyEmail(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	self := models.Actor{UserID: u.ID, Name: u.Email, IP: c.RealIP(), RequestID: RequestID(c)}
+	if err := a.Store.AuditPerson(c.Request().Context(), self, u, models.AuditEmailVerified); err != nil {
+		return err
+	}
 	a.flash(c, "Thank you: "+u.Email+" is confirmed.")
 	if currentUser(c) == nil {
 		return c.Redirect(http.StatusSeeOther, "/login")

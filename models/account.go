@@ -291,3 +291,11 @@ func (s *Store) auditEveryAccountOf(tx *gorm.DB, by Actor, u *User, action strin
 	}
 	return nil
 }
+
+// AuditPerson records a change to a person made outside any account (a
+// password reset, a confirmed address) in every account they belong to.
+func (s *Store) AuditPerson(ctx context.Context, by Actor, u *User, action string) error {
+	return s.db.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		return s.auditEveryAccountOf(tx, by, u, action)
+	})
+}
