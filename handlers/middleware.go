@@ -71,9 +71,10 @@ func (a *App) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 // tokenPaths are the paths whose last segment is a secret token (an
-// invitation's link): the log keeps only its first 8 characters, so
-// whoever reads the log cannot use the link.
-var tokenPaths = []string{"/invitations/"}
+// invitation's link, and the mail's reset and confirmation links): the
+// log keeps only its first 8 characters, so whoever reads the log cannot
+// use the link.
+var tokenPaths = []string{"/invitations/", "/password/reset/", "/verify/"}
 
 func loggedPath(p string) string {
 	for _, prefix := range tokenPaths {
