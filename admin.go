@@ -137,18 +137,22 @@ func adminAccountCreate(ctx context.Context, args []string, stdout, stderr io.Wr
 		return err
 	}
 	defer done()
-	u, err := store.CreateAccount(ctx, *email, *password)
+	u, err := store.CreateAccountBy(ctx, *email, *password, models.AdminCLI)
 	if models.ErrorCode(err) == models.ECONFLICT {
 		return fmt.Errorf("An account with the email %s already exists.", models.NormalizeEmail(*email))
 	}
 	if err != nil {
 		return flagErrors(err, nil)
 	}
+	// The operator vouches for the address: no confirmation mail, no banner.
+	if err := store.MarkEmailVerified(ctx, u.ID); err != nil {
+		return err
+	}
 	if credit == 0 {
 		fmt.Fprintf(stdout, "%s %s\n", u.AccountID, u.Email)
 		return nil
 	}
-	e, err := store.Credit(ctx, u.AccountID, credit, models.LedgerAdjustment, "Opening credit", models.LedgerRef{})
+	e, err := store.Adjust(ctx, u.AccountID, credit, "Opening credit", models.AdminCLI)
 	if err != nil {
 		return fmt.Errorf("the account %s was created but not credited (%w): run ttconsole admin credit --email %s --usd %s --memo TEXT",
 			u.AccountID, err, u.Email, *creditUSD)
@@ -183,7 +187,7 @@ func adminCredit(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	e, err := store.Credit(ctx, u.AccountID, amount, models.LedgerAdjustment, strings.TrimSpace(*memo), models.LedgerRef{})
+	e, err := store.Adjust(ctx, u.AccountID, amount, strings.TrimSpace(*memo), models.AdminCLI)
 	if err != nil {
 		return flagErrors(err, nil)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"ttconsole/handlers"
+	"ttconsole/internal/mailer"
 	"ttconsole/internal/payments"
 )
 
@@ -47,6 +48,15 @@ type Config struct {
 	// payments.ProviderTest, the built-in provider whose recharges are
 	// free. TT_PAYMENTS asks for one; see choosePayments for the default.
 	Payments string
+
+	// Mail: SMTPURL (smtp:// or smtps://) names the server mail goes
+	// through, read into SMTP; empty writes mail into the log. MailFrom is
+	// the sender; BaseURL starts the links in mail (empty: the listen
+	// address, once known).
+	SMTPURL  string
+	SMTP     *mailer.SMTPConfig
+	MailFrom string
+	BaseURL  string
 }
 
 // configFlags registers the flags shared by every subcommand that opens the
@@ -64,6 +74,9 @@ func serveFlags(fs *flag.FlagSet, cfg *Config) {
 	cfg.UpstreamURL = os.Getenv("UPSTREAM_URL")
 	cfg.RedisURL = os.Getenv("REDIS_URL")
 	cfg.Payments = strings.TrimSpace(os.Getenv("TT_PAYMENTS"))
+	cfg.SMTPURL = strings.TrimSpace(os.Getenv("SMTP_URL"))
+	cfg.MailFrom = strings.TrimSpace(os.Getenv("TT_MAIL_FROM"))
+	cfg.BaseURL = strings.TrimSpace(os.Getenv("TT_BASE_URL"))
 	fs.DurationVar(&cfg.UpstreamTimeout, "upstream-timeout", envDuration("TT_UPSTREAM_TIMEOUT", handlers.DefaultUpstreamTimeout),
 		"how long to wait for the upstream's answer (TT_UPSTREAM_TIMEOUT)")
 	fs.DurationVar(&cfg.HoldTTL, "hold-ttl", envDuration("TT_HOLD_TTL", handlers.DefaultHoldTTL),
@@ -153,8 +166,35 @@ func (cfg *Config) finish() error {
 			return fmt.Errorf("REDIS_URL must be a redis:// or rediss:// URL such as redis://127.0.0.1:6379/0")
 		}
 	}
+	if err := cfg.finishMail(); err != nil {
+		return err
+	}
 	if cfg.LogFormat != "json" && cfg.LogFormat != "text" {
 		return fmt.Errorf("TT_LOG_FORMAT must be json or text, not %q", cfg.LogFormat)
+	}
+	return nil
+}
+
+// finishMail checks the mail settings: the SMTP server's URL, the sender,
+// and the base of links.
+func (cfg *Config) finishMail() error {
+	if cfg.SMTPURL != "" {
+		var err error
+		if cfg.SMTP, err = mailer.ParseURL(cfg.SMTPURL); err != nil {
+			return err
+		}
+	}
+	if cfg.MailFrom != "" {
+		if _, err := mailer.ParseFrom(cfg.MailFrom); err != nil {
+			return err
+		}
+	}
+	if cfg.BaseURL != "" {
+		u, err := url.Parse(cfg.BaseURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return fmt.Errorf("TT_BASE_URL must be the console's public address, such as https://console.example.com, not %q", cfg.BaseURL)
+		}
+		cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
 	}
 	return nil
 }

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -21,6 +22,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"ttconsole/handlers"
+	"ttconsole/internal/mailer"
 	"ttconsole/internal/payments"
 	"ttconsole/internal/ratelimit"
 	"ttconsole/models"
@@ -248,12 +250,23 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("session key: %w", err)
 		}
 	}
+	// Listening first makes the address known: links in mail start with
+	// it unless TT_BASE_URL says otherwise.
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	if cfg.BaseURL == "" {
+		cfg.BaseURL = "http://" + browseAddr(ln.Addr())
+	}
 	up := upstream.NewInProcess(upstream.NewSimulator(), cfg.UpstreamTimeout)
 	if cfg.UpstreamURL != "" {
 		up = upstream.NewHTTP(cfg.UpstreamURL, cfg.UpstreamTimeout)
 	}
 	app := &handlers.App{
-		Config:          handlers.Config{TrustedProxies: cfg.TrustedProxies, SecureCookies: cfg.SecureCookies},
+		Config: handlers.Config{TrustedProxies: cfg.TrustedProxies, SecureCookies: cfg.SecureCookies,
+			BaseURL: cfg.BaseURL, MailFrom: cmp.Or(cfg.MailFrom, mailer.DefaultFrom)},
 		Store:           store,
 		Log:             log,
 		Cookies:         sessions.NewCookieStore(key),
@@ -289,12 +302,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		log.Warn("TEST MODE: recharges are free: the test payment provider credits any amount and no card is charged. " +
 			"Set STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET to take real payments.")
 	}
-	e, err := app.NewServer()
-	if err != nil {
-		return err
+	// Mail: through the SMTP server, or into the log.
+	if cfg.SMTP != nil {
+		app.Mailer = &mailer.SMTP{Config: *cfg.SMTP, From: app.Config.MailFrom}
+		if cfg.MailFrom == "" {
+			log.Warn("TT_MAIL_FROM is not set: mail is sent from " + mailer.DefaultFrom + ", which mail servers may refuse")
+		}
+	} else {
+		log.Warn("SMTP_URL is not set: mail (password resets, email confirmations) is written to this log, not sent")
 	}
-
-	ln, err := net.Listen("tcp", cfg.Addr)
+	e, err := app.NewServer()
 	if err != nil {
 		return err
 	}

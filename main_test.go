@@ -125,8 +125,8 @@ func TestAdminKeyCreate(t *testing.T) {
 		!k.AllowsIP(netip.MustParseAddr("10.1.2.3")) || k.AllowsIP(netip.MustParseAddr("192.0.2.1")) {
 		t.Fatalf("created key %+v", k)
 	}
-	evs, _ := c.store().KeyEvents(context.Background(), k.AccountID, k.ID, 10)
-	if len(evs) != 1 || evs[0].Actor != "admin cli" || evs[0].Field != "created" {
+	evs, _, _ := c.store().AuditLog(context.Background(), k.AccountID, models.AuditFilter{Target: k.ID}, 10)
+	if len(evs) != 1 || evs[0].Actor != "admin CLI" || evs[0].Action != models.AuditKeyCreated || evs[0].ActorUserID != nil {
 		t.Fatalf("events %+v", evs)
 	}
 
@@ -419,6 +419,50 @@ func TestAdminAccountCreateWithCredit(t *testing.T) {
 	}
 	if err := c.store().LedgerInvariant(ctx, u.AccountID); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAdminVerbsAreAudited: each admin verb that changes an account is
+// in its audit log as the admin CLI's, with no member, address or request;
+// a refused debit records nothing.
+func TestAdminVerbsAreAudited(t *testing.T) {
+	c := newCLI(t)
+	steps := [][]string{
+		{"account", "create", "--email", "ops@example.com", "--password", "operator password", "--credit-usd", "5"},
+		{"credit", "--email", "ops@example.com", "--usd", "-1.50", "--memo", "refund of a test"},
+		{"credit", "--email", "ops@example.com", "--usd", "-100", "--memo", "too much"},
+		{"key", "create", "--email", "ops@example.com", "--name", "batch"},
+	}
+	for i, args := range steps {
+		_, stderr, err := c.run(append([]string{"admin"}, args...)...)
+		if (err != nil) != (i == 2) {
+			t.Fatalf("admin %v: %v %s", args, err, stderr)
+		}
+	}
+	ctx := context.Background()
+	u, err := c.store().UserByEmail(ctx, "ops@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, _, err := c.store().AuditLog(ctx, u.AccountID, models.AuditFilter{}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range log {
+		if e.Actor != models.ActorAdminCLI || e.ActorUserID != nil || e.IP != "" || e.RequestID != "" {
+			t.Errorf("%s by %q (%v) from %q in %q", e.Action, e.Actor, e.ActorUserID, e.IP, e.RequestID)
+		}
+		got = append(got, e.Action+" "+e.TargetLabel+" "+e.Before+" → "+e.After)
+	}
+	want := []string{
+		"key.created batch  → " + strings.Split(got[0], " → ")[1],
+		"billing.balance_adjusted refund of a test $5.00 → $3.50",
+		"billing.balance_adjusted Opening credit $0.00 → $5.00",
+		"account.created ops@example.com  → ",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") || !strings.HasPrefix(strings.Split(got[0], " → ")[1], "sk-tt-") {
+		t.Fatalf("audit log:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
 

@@ -20,7 +20,7 @@ import (
 // a detail of each kind of call, a key and a payment.
 func (l *layoutCalls) consolePages(t *testing.T) []string {
 	t.Helper()
-	pages := []string{"/", "/requests", "/keys", "/billing", "/team", "/account"}
+	pages := []string{"/", "/requests", "/keys", "/billing", "/team", "/account", "/audit"}
 	for _, id := range l.ids {
 		pages = append(pages, "/requests/"+id)
 	}

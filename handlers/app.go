@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"ttconsole/internal/mailer"
 	"ttconsole/internal/payments"
 	"ttconsole/internal/ratelimit"
 	"ttconsole/models"
@@ -33,6 +34,11 @@ type Config struct {
 	// (several during a rotation). The test provider signs with the first;
 	// when empty it uses a secret generated and kept in the database.
 	StripeWebhookSecrets []string
+
+	// BaseURL is the console's public address, which links in mail
+	// start with (TT_BASE_URL). MailFrom is the sender of mail.
+	BaseURL  string
+	MailFrom string
 }
 
 // The defaults of App's durations, which a zero field takes. The server's
@@ -82,6 +88,14 @@ type App struct {
 	RateLimitRedis redis.UniversalClient
 	RedisProbe     time.Duration
 
+	// Mailer sends the outbox's mail (SMTP_URL); nil writes each mail
+	// into the log instead. The worker looks for mail due every MailPoll
+	// besides when a page queues one; MailRetries are the waits after
+	// each failed attempt, and after the last a mail is given up.
+	Mailer      mailer.Sender
+	MailPoll    time.Duration
+	MailRetries []time.Duration
+
 	// Clock is the time a key's expiry and an invitation's are checked
 	// against; nil is the system's. A test moves it ahead to see them expire.
 	Clock func() time.Time
@@ -94,6 +108,7 @@ type App struct {
 	live         liveCalls  // calls whose holds this instance keeps alive
 	bodies       *bodyQueue // bodies of calls whose keys keep them, not written yet
 	authFailures *authFailures
+	mail         *mailWorker
 	routePerms   map[string]permission // "METHOD /path" → what the route needs (roles.go)
 
 	background     context.Context // background work: task watchers

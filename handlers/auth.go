@@ -38,7 +38,7 @@ func (a *App) signup(c echo.Context) error {
 		msg := fmt.Sprintf("Too many sign-ups from your network. Wait %d seconds, then try again.", waitSeconds(c, wait))
 		return again(http.StatusTooManyRequests, views.Form{Message: msg})
 	}
-	u, err := a.Store.CreateAccount(c.Request().Context(), vals["email"], password)
+	u, err := a.Store.CreateAccountBy(c.Request().Context(), vals["email"], password, actor(c))
 	if fields, msg, ok := fieldErrors(err); ok {
 		return again(statusOfFormError(err), views.Form{Errors: fields, Message: msg})
 	}
@@ -50,6 +50,10 @@ func (a *App) signup(c echo.Context) error {
 	}
 	if err := a.trustDevice(c, u.ID); err != nil {
 		return err
+	}
+	// The account works without it; the banner offers to send it again.
+	if err := a.mailVerifyLink(c.Request().Context(), u); err != nil {
+		a.Log.Error("sign-up: the confirmation link was not queued", "request_id", RequestID(c), "err", err.Error())
 	}
 	a.flash(c, "Welcome to TT Console. Your account is ready.")
 	return c.Redirect(http.StatusSeeOther, "/")
@@ -92,6 +96,12 @@ func (a *App) login(c echo.Context) error {
 	if err := a.trustDevice(c, u.ID); err != nil {
 		return err
 	}
+	if home != "" { // the account signed in to; a member of none has no log to write to
+		if err := a.audit(c, models.AuditEntry{AccountID: home, Actor: u.Email, ActorUserID: &u.ID,
+			Action: models.AuditSignedIn, Target: u.ID, TargetLabel: u.Email}); err != nil {
+			return err
+		}
+	}
 	return c.Redirect(http.StatusSeeOther, vals["next"])
 }
 
@@ -122,7 +132,7 @@ func (a *App) changePassword(c echo.Context) error {
 	}
 	token, _ := c.Get(ctxToken).(string)
 	err = a.Store.ChangePassword(c.Request().Context(), u.ID, c.FormValue("current_password"),
-		c.FormValue("new_password"), models.HashToken(token))
+		c.FormValue("new_password"), models.HashToken(token), actor(c))
 	if fields, msg, ok := fieldErrors(err); ok {
 		return again(statusOfFormError(err), views.Form{Errors: fields, Message: msg})
 	}

@@ -24,17 +24,23 @@ import (
 //     owner's;
 //   - sign-up, per client address: each one costs a hash and makes an account;
 //   - password change, per user and per client address (shared with login):
-//     a session is not a licence to guess the current password.
+//     a session is not a licence to guess the current password;
+//   - mail asked for (a reset link, a confirmation link again), per client
+//     address, and per email or per user: each sends a mail to someone.
 var (
 	loginQuotaPerIP      = throttled.RateQuota{MaxRate: throttled.PerMin(10), MaxBurst: 29}
 	loginQuotaPerEmail   = throttled.RateQuota{MaxRate: throttled.PerMin(2), MaxBurst: 9}
 	loginQuotaPerDevice  = throttled.RateQuota{MaxRate: throttled.PerMin(2), MaxBurst: 9}
 	signupQuotaPerIP     = throttled.RateQuota{MaxRate: throttled.PerHour(20), MaxBurst: 9}
 	passwordQuotaPerUser = throttled.RateQuota{MaxRate: throttled.PerMin(2), MaxBurst: 9}
+	mailQuotaPerIP       = throttled.RateQuota{MaxRate: throttled.PerMin(2), MaxBurst: 9}
+	resetQuotaPerEmail   = throttled.RateQuota{MaxRate: throttled.PerHour(6), MaxBurst: 2}
+	verifyQuotaPerUser   = throttled.RateQuota{MaxRate: throttled.PerHour(6), MaxBurst: 2}
 )
 
 type formLimits struct {
 	loginPerIP, loginPerEmail, loginPerDevice, signupPerIP, passwordPerUser *throttled.GCRARateLimiterCtx
+	mailPerIP, resetPerEmail, verifyPerUser                                 *throttled.GCRARateLimiterCtx
 }
 
 func newFormLimits() (*formLimits, error) {
@@ -45,6 +51,7 @@ func newFormLimits() (*formLimits, error) {
 	}{
 		{&f.loginPerIP, loginQuotaPerIP}, {&f.loginPerEmail, loginQuotaPerEmail}, {&f.loginPerDevice, loginQuotaPerDevice},
 		{&f.signupPerIP, signupQuotaPerIP}, {&f.passwordPerUser, passwordQuotaPerUser},
+		{&f.mailPerIP, mailQuotaPerIP}, {&f.resetPerEmail, resetQuotaPerEmail}, {&f.verifyPerUser, verifyQuotaPerUser},
 	} {
 		st, err := memstore.NewCtx(65536)
 		if err != nil {

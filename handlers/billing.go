@@ -240,7 +240,7 @@ func (a *App) recharge(c echo.Context) error {
 		return err
 	}
 	prov := a.provider()
-	p, err := a.Store.CreatePayment(ctx, acct, prov.Name(), amount)
+	p, err := a.Store.CreatePayment(ctx, acct, prov.Name(), amount, actor(c))
 	if err != nil {
 		return err
 	}
@@ -281,7 +281,7 @@ func (a *App) allowCheckoutFormAction(c echo.Context) {
 // setLowBalance stores the low-balance threshold; empty turns it off.
 func (a *App) setLowBalance(c echo.Context) error {
 	vals := formValues(c, "low_balance_usd")
-	v, err := a.Store.SetLowBalanceThreshold(c.Request().Context(), currentAccount(c), strings.TrimSpace(vals["low_balance_usd"]))
+	v, err := a.Store.SetLowBalanceThreshold(c.Request().Context(), currentAccount(c), strings.TrimSpace(vals["low_balance_usd"]), actor(c))
 	if fields, msg, ok := fieldErrors(err); ok {
 		return a.renderBilling(c, statusOfFormError(err), views.Form{}, views.Form{Values: vals, Errors: fields, Message: msg})
 	}
@@ -367,7 +367,7 @@ func (a *App) recheckPayment(c echo.Context) error {
 		a.flash(c, "The checkout is still open: nothing has been paid yet.")
 		return c.Redirect(http.StatusSeeOther, back)
 	}
-	res, err := a.Store.ApplyPaymentEvent(ctx, ev)
+	res, err := a.Store.ApplyPaymentEvent(ctx, ev, actor(c))
 	if err != nil {
 		return err
 	}

@@ -284,6 +284,10 @@ func TestKeptBodiesDeleted(t *testing.T) {
 	if res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("delete now: %d", res.StatusCode)
 	}
+	if log := auditLog(t, srv, acct); log[0].Action != models.AuditKeyBodiesDeleted || log[0].Target != k.ID ||
+		log[0].Before != "1 call" || log[0].RequestID != res.Header.Get("X-TT-Request-ID") {
+		t.Errorf("the deletion's audit entry: %+v", log[0])
+	}
 	noKeptBodies(t, srv, acct, id)
 	_, page = b.get(path)
 	if !strings.Contains(page, "Deleted the kept bodies of 1 call.") {

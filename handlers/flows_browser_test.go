@@ -171,7 +171,7 @@ func TestBrowserEmptyAndLowWallet(t *testing.T) {
 	if _, err := srv.Store.Credit(t.Context(), acct.ID, 5*models.MicrosPerUSD, models.LedgerAdjustment, "funds", models.LedgerRef{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := srv.Store.SetLowBalanceThreshold(t.Context(), acct.ID, "10"); err != nil {
+	if _, err := srv.Store.SetLowBalanceThreshold(t.Context(), acct.ID, "10", models.AdminCLI); err != nil {
 		t.Fatal(err)
 	}
 	l.open(t, "/")
@@ -184,7 +184,7 @@ func TestBrowserEmptyAndLowWallet(t *testing.T) {
 	}
 
 	// Above the warning: the plain balance.
-	if _, err := srv.Store.SetLowBalanceThreshold(t.Context(), acct.ID, "1"); err != nil {
+	if _, err := srv.Store.SetLowBalanceThreshold(t.Context(), acct.ID, "1", models.AdminCLI); err != nil {
 		t.Fatal(err)
 	}
 	l.open(t, "/")

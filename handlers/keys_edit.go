@@ -11,7 +11,8 @@ import (
 	"ttconsole/views"
 )
 
-// keyEventsShown is how much history a key's page shows.
+// keyEventsShown is how much history a key's page shows: the latest
+// entries of the audit log about the key.
 const keyEventsShown = 100
 
 // keyPage shows one key of the account, with its edit form.
@@ -69,7 +70,7 @@ func (a *App) renderKey(c echo.Context, status int, k *models.APIKey, f views.Ke
 	if err != nil {
 		return err
 	}
-	events, err := a.Store.KeyEvents(ctx, k.AccountID, k.ID, keyEventsShown)
+	events, _, err := a.Store.AuditLog(ctx, k.AccountID, models.AuditFilter{Target: k.ID}, keyEventsShown)
 	if err != nil {
 		return err
 	}
@@ -88,38 +89,14 @@ func (a *App) renderKey(c echo.Context, status int, k *models.APIKey, f views.Ke
 		d.IPs = append(d.IPs, p.String())
 	}
 	for _, e := range events {
-		from, to := e.OldValue, e.NewValue
-		if e.Field == "status" {
-			from, to = views.KeyStateLabel(from), views.KeyStateLabel(to)
+		r := auditRow(e)
+		what := r.Field
+		if e.Action == models.AuditKeyCreated {
+			what = fieldLabel("created")
+		} else if what == "" {
+			what = r.ActionLabel
 		}
-		d.Events = append(d.Events, views.KeyEventRow{At: e.CreatedAt, Actor: e.Actor, What: keyEventLabel(e.Field), From: from, To: to})
+		d.Events = append(d.Events, views.KeyEventRow{At: e.At, Actor: e.Actor, What: what, From: r.Before, To: r.After})
 	}
 	return a.render(c, status, views.KeyDetailPage(a.page(c, k.Name+" · API keys", "keys"), d, f))
-}
-
-// keyEventLabel names a changed field the way people read it.
-func keyEventLabel(field string) string {
-	switch field {
-	case "created":
-		return "Created"
-	case "name":
-		return "Name"
-	case "models":
-		return "Models"
-	case "allowed_ips":
-		return "Source IPs"
-	case "monthly_limit":
-		return "Monthly limit"
-	case "rpm":
-		return "Rate limit (requests per minute)"
-	case "expires_at":
-		return "Expiry"
-	case "status":
-		return "Status"
-	case "keep_bodies":
-		return "Request and response bodies"
-	case "kept_bodies":
-		return "Kept bodies"
-	}
-	return field
 }

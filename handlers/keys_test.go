@@ -95,14 +95,21 @@ func (b *browser) createKey(vals url.Values) (*http.Response, string, string) {
 	return res, body, secretPattern.FindString(body)
 }
 
-// keyEvents returns every change recorded to the keys of an account.
-func keyEvents(t *testing.T, srv *testenv.Server, accountID string) []models.KeyEvent {
+// keyEvents returns every change recorded to the keys of an account: the
+// audit log's entries about keys.
+func keyEvents(t *testing.T, srv *testenv.Server, accountID string) []models.AuditEntry {
 	t.Helper()
-	evs, err := srv.Store.KeyEvents(context.Background(), accountID, "", 1000)
+	evs, _, err := srv.Store.AuditLog(context.Background(), accountID, models.AuditFilter{}, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return evs
+	var out []models.AuditEntry
+	for _, e := range evs {
+		if strings.HasPrefix(e.Target, "key_") {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 func onlyKey(t *testing.T, srv *testenv.Server, accountID string) *models.APIKey {

@@ -259,6 +259,7 @@ func TestBrowserConsoleFitsADesktop(t *testing.T) {
 		{"keys", "/keys"},
 		{"billing", "/billing"},
 		{"team", "/team"},
+		{"audit", "/audit"},
 	} {
 		l.open(t, pg.path)
 		l.screenshot(t, "desktop-"+pg.name)
@@ -280,6 +281,7 @@ func TestBrowserConsoleFitsAPhone(t *testing.T) {
 		{"keys", "/keys"},
 		{"billing", "/billing"},
 		{"team", "/team"},
+		{"audit", "/audit"},
 	}
 	for _, pg := range pages {
 		l.open(t, pg.path)

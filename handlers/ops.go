@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"ttconsole/internal/mailer"
 	"ttconsole/internal/ratelimit"
 	"ttconsole/models"
 	"ttconsole/upstream"
@@ -34,7 +35,7 @@ func (a *App) init() error {
 	}{
 		{&a.UpstreamTimeout, DefaultUpstreamTimeout}, {&a.HoldTTL, DefaultHoldTTL}, {&a.TaskTTL, DefaultTaskTTL},
 		{&a.TaskPoll, DefaultTaskPoll}, {&a.StreamMax, DefaultStreamMax}, {&a.StreamWriteTimeout, DefaultStreamWriteTimeout},
-		{&a.BodyTimeout, DefaultBodyTimeout}, {&a.RedisProbe, DefaultRedisProbe},
+		{&a.BodyTimeout, DefaultBodyTimeout}, {&a.RedisProbe, DefaultRedisProbe}, {&a.MailPoll, DefaultMailPoll},
 	} {
 		if *d.field == 0 {
 			*d.field = d.def
@@ -60,6 +61,18 @@ func (a *App) init() error {
 	}
 	a.keyLimits.Start(a.background)
 	a.authFailures = newAuthFailures(a.keyLimits, a.Registry)
+	if a.Mailer == nil {
+		a.Mailer = &mailer.Log{Log: a.Log, From: a.Config.MailFrom}
+	}
+	if len(a.MailRetries) == 0 {
+		a.MailRetries = DefaultMailRetries
+	}
+	a.mail = newMailWorker(a.Registry)
+	a.tasks.Add(1)
+	go func() {
+		defer a.tasks.Done()
+		a.runMail(a.background)
+	}()
 	return nil
 }
 

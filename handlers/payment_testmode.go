@@ -102,7 +102,7 @@ func (a *App) testCheckoutAction(c echo.Context) error {
 		return err
 	}
 	for _, typ := range events {
-		if err := a.deliverTestEvent(ctx, typ, cs); err != nil {
+		if err := a.deliverTestEvent(ctx, typ, cs, actor(c)); err != nil {
 			return err
 		}
 	}
@@ -110,8 +110,9 @@ func (a *App) testCheckoutAction(c echo.Context) error {
 }
 
 // deliverTestEvent signs a Stripe-format event about a test checkout and
-// hands it to the webhook's own code, signature check included.
-func (a *App) deliverTestEvent(ctx context.Context, typ string, cs *models.TestCheckoutSession) error {
+// hands it to the webhook's own code, signature check included. via is
+// the request that delivers it, as the audit log records a credit.
+func (a *App) deliverTestEvent(ctx context.Context, typ string, cs *models.TestCheckoutSession, via models.Actor) error {
 	secrets, err := a.webhookSecrets(ctx)
 	if err != nil {
 		return err
@@ -121,7 +122,7 @@ func (a *App) deliverTestEvent(ctx context.Context, typ string, cs *models.TestC
 		return err
 	}
 	header := signStripePayload(payload, secrets[0], time.Now())
-	if _, err := a.receiveStripeEvent(ctx, payload, header); err != nil {
+	if _, err := a.receiveStripeEvent(ctx, payload, header, via); err != nil {
 		var se *signatureError
 		if errors.As(err, &se) {
 			return errors.New("test provider: own event refused: " + se.msg)

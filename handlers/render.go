@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"strconv"
 
 	"github.com/a-h/templ"
 	"github.com/labstack/echo/v4"
@@ -18,13 +19,37 @@ import (
 // The page is rendered even when the request's context has ended: a body
 // that timed out cancels it, and its error page must still be written.
 func (a *App) render(c echo.Context, status int, comp templ.Component) error {
+	page, err := renderPage(c, comp)
+	if err != nil {
+		return err
+	}
+	return c.HTMLBlob(status, page)
+}
+
+func renderPage(c echo.Context, comp templ.Component) ([]byte, error) {
 	var buf bytes.Buffer
 	ctx := components.WithZone(context.WithoutCancel(c.Request().Context()), zoneOf(c))
 	if err := comp.Render(ctx, &buf); err != nil {
-		return err
+		return nil, err
 	}
 	c.Response().Header().Set("Cache-Control", "no-store")
-	return c.HTMLBlob(status, buf.Bytes())
+	return buf.Bytes(), nil
+}
+
+// renderThen renders like render, sends the whole page to the client,
+// and only then calls after: work the answer must not wait for, nor be
+// slowed by while it is written.
+func (a *App) renderThen(c echo.Context, status int, comp templ.Component, after func()) error {
+	page, err := renderPage(c, comp)
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set(echo.HeaderContentLength, strconv.Itoa(len(page))) // complete once flushed
+	if err = c.HTMLBlob(status, page); err == nil {
+		c.Response().Flush()
+	}
+	after()
+	return err
 }
 
 // page returns the layout's props for the current request.
@@ -49,7 +74,8 @@ func (a *App) page(c echo.Context, title, nav string) views.Page {
 // each account.
 func (a *App) headerUser(c echo.Context, u *models.User) *views.User {
 	ctx := c.Request().Context()
-	vu := &views.User{Email: u.Email, Balance: "—"}
+	vu := &views.User{Email: u.Email, Balance: "—", Unverified: u.EmailVerifiedAt == nil,
+		CanSeeAudit: can(c, permAudit)}
 	if m := currentMember(c); m != nil {
 		vu.Account, vu.Role = m.AccountName, m.Role
 		if w, err := a.Store.WalletOf(ctx, m.AccountID); err == nil {

@@ -233,8 +233,6 @@ func usdField(m int64) string {
 	return models.LimitInput(&m)
 }
 
-func actor(c echo.Context) models.KeyActor { return models.KeyActor{Name: currentUser(c).Email} }
-
 // fixAllowIP adds the request's source IP to its key's allow list.
 func (a *App) fixAllowIP(c echo.Context) error {
 	r, err := a.fixRequest(c, TypeIPNotAllowed)

@@ -51,6 +51,17 @@ func rqFix(t *testing.T, b *browser, id, kind, action string, vals url.Values) s
 	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/requests/"+id {
 		t.Fatalf("fix: %d to %q", res.StatusCode, res.Header.Get("Location"))
 	}
+	// The audit log has it, as the owner's, in this request.
+	owner, err := b.srv.Store.UserByEmail(context.Background(), "owner@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"allow-ip": models.AuditFixAllowIP, "add-model": models.AuditFixAddModel, "raise-limit": models.AuditFixRaiseLimit}[action]
+	if log := auditLog(t, b.srv, owner.AccountID); len(log) == 0 || log[0].Action != want ||
+		log[0].RequestID != res.Header.Get("X-TT-Request-ID") || log[0].ActorUserID == nil || *log[0].ActorUserID != owner.ID ||
+		!strings.HasPrefix(log[0].Target, "key_") || log[0].Before == log[0].After {
+		t.Errorf("the fix's audit entry: %+v, want %s by the owner in request %s", log, want, res.Header.Get("X-TT-Request-ID"))
+	}
 	_, after := b.get("/requests/" + id)
 	if testenv.Doc(t, after).Find(`[data-testid=fix-done]`).Length() != 1 {
 		t.Fatal("after the fix the page does not say it is in place")
@@ -84,7 +95,7 @@ func TestFixAllowIP(t *testing.T) {
 	if again := rqKey(t, p, p.account, k.ID); again.AllowedIPs != got.AllowedIPs {
 		t.Fatalf("second fix changed the list to %q", again.AllowedIPs)
 	}
-	evs, err := p.srv.Store.KeyEvents(context.Background(), p.account, k.ID, 10)
+	evs, _, err := p.srv.Store.AuditLog(context.Background(), p.account, models.AuditFilter{Target: k.ID}, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +103,7 @@ func TestFixAllowIP(t *testing.T) {
 	for _, e := range evs {
 		if e.Field == "allowed_ips" {
 			n++
-			if e.Actor != "owner@example.com" {
+			if e.Actor != "owner@example.com" || e.Action != models.AuditFixAllowIP {
 				t.Errorf("event by %q", e.Actor)
 			}
 		}

@@ -23,6 +23,7 @@ const (
 	permBilling  permission = "billing"  // move money: recharges and billing settings
 	permMembers  permission = "members"  // invite, change roles, remove
 	permTransfer permission = "transfer" // give the account to another member
+	permAudit    permission = "audit"    // read the audit log
 	// permSelf is no role's: it is the person's own (their password,
 	// switching between their accounts), open to every signed-in user,
 	// even one who is a member of no account.
@@ -41,7 +42,7 @@ type roleRow struct {
 // every console route, pages hide what a role cannot use, and the README
 // shows it as roleTableMarkdown renders it (a test keeps the two equal).
 var roleTable = []roleRow{
-	{perm: permView, what: "Read every page, CSVs and charts",
+	{perm: permView, what: "Read every page but the audit log; CSVs and charts",
 		roles: models.Roles},
 	{perm: permFix, what: "Fix-it actions on a request",
 		roles: []string{models.RoleOwner, models.RoleAdmin, models.RoleDeveloper}},
@@ -53,6 +54,8 @@ var roleTable = []roleRow{
 		roles: []string{models.RoleOwner, models.RoleAdmin}, notes: map[string]string{models.RoleAdmin: "not the owner"}},
 	{perm: permTransfer, what: "Transfer ownership",
 		roles: []string{models.RoleOwner}},
+	{perm: permAudit, what: "Audit log, and its CSV",
+		roles: []string{models.RoleOwner, models.RoleAdmin}},
 }
 
 func rowOf(p permission) roleRow {

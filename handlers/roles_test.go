@@ -24,6 +24,7 @@ var roleSpec = map[string][]string{
 	"billing":  {"owner", "admin", "billing"},
 	"members":  {"owner", "admin"},
 	"transfer": {"owner"},
+	"audit":    {"owner", "admin"},
 	"self":     {"owner", "admin", "developer", "billing", "viewer"},
 }
 
@@ -35,6 +36,9 @@ var consoleRoutePerms = map[string]string{
 	"GET /account":                            "self",
 	"POST /account/password":                  "self",
 	"POST /switch":                            "self",
+	"POST /verify/resend":                     "self",
+	"GET /audit":                              "audit",
+	"GET /audit.csv":                          "audit",
 	"GET /requests":                           "view",
 	"GET /requests.csv":                       "view",
 	"GET /requests/chart.svg":                 "view",
@@ -83,7 +87,9 @@ func publicRoute(method, path string) bool {
 	switch method + " " + path {
 	case "GET /healthz", "GET /readyz", "GET /metrics",
 		"GET /signup", "POST /signup", "GET /login", "POST /login", "POST /logout", "POST /time-zone",
-		"GET /invitations/:token", "POST /invitations/:token":
+		"GET /invitations/:token", "POST /invitations/:token",
+		"GET /password/forgot", "POST /password/forgot", "GET /password/reset/:token", "POST /password/reset/:token",
+		"GET /verify/:token":
 		return true
 	}
 	return false

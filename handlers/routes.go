@@ -57,6 +57,11 @@ func (a *App) NewServer() (*echo.Echo, error) {
 	e.POST("/login", a.login, console...)
 	e.POST("/logout", a.logout, console...)
 	e.POST("/time-zone", a.setTimeZone, console...)
+	e.GET("/password/forgot", a.forgotPage, console...)
+	e.POST("/password/forgot", a.forgotPassword, console...)
+	e.GET("/password/reset/:token", a.resetPage, console...)
+	e.POST("/password/reset/:token", a.resetPassword, console...)
+	e.GET("/verify/:token", a.verifyEmail, console...)
 
 	// An invitation's link works signed in or out: its token is the key.
 	e.GET("/invitations/:token", a.invitationPage, console...)
@@ -68,6 +73,7 @@ func (a *App) NewServer() (*echo.Echo, error) {
 	r.GET("/", a.overview, permView)
 	r.GET("/account", a.accountPage, permSelf)
 	r.POST("/account/password", a.changePassword, permSelf)
+	r.POST("/verify/resend", a.resendVerification, permSelf)
 	r.POST("/switch", a.switchAccount, permSelf)
 	r.GET("/requests", a.requestsPage, permView)
 	r.GET("/requests.csv", a.requestsCSV, permView)
@@ -87,6 +93,8 @@ func (a *App) NewServer() (*echo.Echo, error) {
 	r.POST("/keys/:id/enable", a.keyStatus("enable"), permKeys)
 	r.POST("/keys/:id/revoke", a.keyStatus("revoke"), permKeys)
 	r.POST("/keys/:id/bodies/delete", a.deleteKeptBodies, permKeys)
+	r.GET("/audit", a.auditPage, permAudit)
+	r.GET("/audit.csv", a.auditCSV, permAudit)
 	r.GET("/billing", a.billingPage, permView)
 	r.POST("/billing/recharge", a.recharge, permBilling)
 	r.POST("/billing/low-balance", a.setLowBalance, permBilling)

@@ -118,11 +118,11 @@ func snapshot(t *testing.T, srv *testenv.Server, acct string, userIDs map[string
 	keys, err := s.APIKeysOf(ctx, acct)
 	must("keys", keys, err)
 	for _, k := range keys {
-		ev, err := s.KeyEvents(ctx, acct, k.ID, 1000)
-		must("events "+k.ID, ev, err)
 		n, err := s.KeptBodiesCount(ctx, acct, k.ID)
 		must("bodies "+k.ID, n, err)
 	}
+	audit, _, err := s.AuditLog(ctx, acct, models.AuditFilter{}, 1000)
+	must("audit log", audit, err)
 	w, err := s.WalletOf(ctx, acct)
 	must("wallet", w, err)
 	led, err := s.LedgerPage(ctx, acct, "", 1000)

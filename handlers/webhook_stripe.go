@@ -140,7 +140,7 @@ func (a *App) stripeWebhook(c echo.Context) error {
 	if len(payload) > maxWebhookBody {
 		return apiError(TypeRequestTooLarge, "The event is too large.")
 	}
-	res, err := a.receiveStripeEvent(c.Request().Context(), payload, c.Request().Header.Get("Stripe-Signature"))
+	res, err := a.receiveStripeEvent(c.Request().Context(), payload, c.Request().Header.Get("Stripe-Signature"), actor(c))
 	if se, ok := err.(*signatureError); ok {
 		a.Log.Warn("webhook refused", "request_id", RequestID(c), "reason", se.msg)
 		return apiError(TypeInvalidSignature, "The Stripe-Signature header does not verify: "+se.msg+".")
@@ -156,8 +156,9 @@ func (a *App) stripeWebhook(c echo.Context) error {
 
 // receiveStripeEvent is the webhook's whole job, shared by the HTTP
 // handler and the test provider: verify the signature, parse the event and
-// apply it to its payment in one transaction.
-func (a *App) receiveStripeEvent(ctx context.Context, payload []byte, sigHeader string) (*models.PaymentEventResult, error) {
+// apply it to its payment in one transaction. via is the request that
+// delivered it.
+func (a *App) receiveStripeEvent(ctx context.Context, payload []byte, sigHeader string, via models.Actor) (*models.PaymentEventResult, error) {
 	secrets, err := a.webhookSecrets(ctx)
 	if err != nil {
 		return nil, err
@@ -185,7 +186,7 @@ func (a *App) receiveStripeEvent(ctx context.Context, payload []byte, sigHeader 
 			}
 		}
 	}
-	res, err := a.Store.ApplyPaymentEvent(ctx, pe)
+	res, err := a.Store.ApplyPaymentEvent(ctx, pe, via)
 	if err != nil {
 		return nil, fmt.Errorf("apply %s %s: %w", pe.Type, pe.ID, err)
 	}

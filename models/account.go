@@ -30,6 +30,9 @@ type User struct {
 	PasswordHash      string
 	CreatedAt         time.Time
 	PasswordChangedAt time.Time
+	// EmailVerifiedAt is when the user confirmed their address (by a
+	// link sent to it); nil until then.
+	EmailVerifiedAt *time.Time
 }
 
 // Wallet is an account's prepaid money: available = balance - held.
@@ -60,23 +63,29 @@ func NormalizeEmail(email string) string { return strings.ToLower(strings.TrimSp
 // ValidateSignup checks a sign-up form and returns field messages.
 func ValidateSignup(email, password string) error {
 	fe := FieldErrors{}
+	if msg := EmailProblem(email); msg != "" {
+		fe.Add("email", msg)
+	}
+	if msg := passwordProblem(password); msg != "" {
+		fe.Add("password", msg)
+	}
+	return fe.Err()
+}
+
+// EmailProblem says what is wrong with an email address as typed, or "".
+func EmailProblem(email string) string {
 	email = NormalizeEmail(email)
 	switch {
 	case email == "":
-		fe.Add("email", "Enter your email address.")
+		return "Enter your email address."
 	case len(email) > MaxEmailLen:
-		fe.Add("email", "An email address can be at most 254 characters.")
-	default:
-		a, err := mail.ParseAddress(email)
-		if err != nil || a.Address != email || !strings.Contains(email[strings.LastIndex(email, "@")+1:], ".") {
-			fe.Add("email", "Enter a valid email address, like you@example.com.")
-		}
+		return "An email address can be at most 254 characters."
 	}
-	fe.Add("password", passwordProblem(password))
-	if fe["password"] == "" {
-		delete(fe, "password")
+	a, err := mail.ParseAddress(email)
+	if err != nil || a.Address != email || !strings.Contains(email[strings.LastIndex(email, "@")+1:], ".") {
+		return "Enter a valid email address, like you@example.com."
 	}
-	return fe.Err()
+	return ""
 }
 
 func passwordProblem(password string) string {
@@ -90,9 +99,16 @@ func passwordProblem(password string) string {
 	return ""
 }
 
-// CreateAccount makes an account, its owner user (a member with the role
-// owner) and an empty wallet in one transaction. A duplicate email is a field error and writes nothing.
+// CreateAccount makes an account, its owner user and an empty wallet in one
+// transaction, as a sign-up with no console request behind it (tests,
+// tools). A duplicate email is a field error and writes nothing.
 func (s *Store) CreateAccount(ctx context.Context, email, password string) (*User, error) {
+	return s.CreateAccountBy(ctx, email, password, Actor{})
+}
+
+// CreateAccountBy is CreateAccount with its audit entry's actor: the admin
+// CLI, or, with no name, the person signing up, who is its new owner.
+func (s *Store) CreateAccountBy(ctx context.Context, email, password string, by Actor) (*User, error) {
 	if err := ValidateSignup(email, password); err != nil {
 		return nil, err
 	}
@@ -133,7 +149,13 @@ func (s *Store) CreateAccount(ctx context.Context, email, password string) (*Use
 		if err := tx.Create(&Membership{AccountID: acct.ID, UserID: user.ID, Role: RoleOwner, CreatedAt: now}).Error; err != nil {
 			return err
 		}
-		return tx.Create(&Wallet{AccountID: acct.ID, UpdatedAt: now}).Error
+		if err := tx.Create(&Wallet{AccountID: acct.ID, UpdatedAt: now}).Error; err != nil {
+			return err
+		}
+		if by.Name == "" {
+			by.UserID, by.Name = user.ID, user.Email
+		}
+		return s.auditTx(tx, by, AuditEntry{AccountID: acct.ID, Action: AuditAccountCreated, Target: user.ID, TargetLabel: email})
 	})
 	if err != nil {
 		return nil, err
@@ -217,8 +239,9 @@ func (s *Store) WalletOf(ctx context.Context, accountID string) (*Wallet, error)
 }
 
 // ChangePassword sets a new password after checking the current one, and
-// ends every other session of the user in the same transaction.
-func (s *Store) ChangePassword(ctx context.Context, userID, current, next, keepSessionHash string) error {
+// ends every other session of the user and records the change in the same
+// transaction.
+func (s *Store) ChangePassword(ctx context.Context, userID, current, next, keepSessionHash string, by Actor) error {
 	u, err := s.UserByID(ctx, userID)
 	if err != nil {
 		return err
@@ -247,6 +270,24 @@ func (s *Store) ChangePassword(ctx context.Context, userID, current, next, keepS
 		}).Error; err != nil {
 			return err
 		}
-		return tx.Where("user_id = ? AND token_hash <> ?", userID, keepSessionHash).Delete(&Session{}).Error
+		if err := tx.Where("user_id = ? AND token_hash <> ?", userID, keepSessionHash).Delete(&Session{}).Error; err != nil {
+			return err
+		}
+		return s.auditEveryAccountOf(tx, by, u, AuditPasswordChanged)
 	})
+}
+
+// auditEveryAccountOf records a change to a person (their password) in
+// the log of every account they are a member of.
+func (s *Store) auditEveryAccountOf(tx *gorm.DB, by Actor, u *User, action string) error {
+	var accounts []string
+	if err := tx.Model(&Membership{}).Where("user_id = ?", u.ID).Order("account_id").Pluck("account_id", &accounts).Error; err != nil {
+		return err
+	}
+	for _, acct := range accounts {
+		if err := s.auditTx(tx, by, AuditEntry{AccountID: acct, Action: action, Target: u.ID, TargetLabel: u.Email}); err != nil {
+			return err
+		}
+	}
+	return nil
 }

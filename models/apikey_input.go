@@ -25,15 +25,6 @@ type KeyInput struct {
 	KeepBodiesDays  string   // how long they are kept, 1 to MaxKeepBodiesDays; "" = as before (or the default)
 }
 
-// KeyActor is who changes a key, as its events record it.
-type KeyActor struct {
-	Name     string // a user's email, or "admin cli"
-	Operator bool   // operators may give a key more than the account's maximum rpm
-}
-
-// AdminCLI is the operator's command line.
-var AdminCLI = KeyActor{Name: "admin cli", Operator: true}
-
 // Bounds on key settings.
 const (
 	maxOperatorRPM = 1_000_000

@@ -24,7 +24,7 @@ func newKeyStore(t *testing.T) (*models.Store, *models.DB, string) {
 	return store, db, u.AccountID
 }
 
-var ada = models.KeyActor{Name: "ada@example.com"}
+var ada = models.Actor{Name: "ada@example.com"}
 
 func TestCatalogueIsSeeded(t *testing.T) {
 	store := models.NewStore(testenv.DB(t))
@@ -147,14 +147,15 @@ func TestUpdateAPIKeyRecordsEachChange(t *testing.T) {
 	if err != nil || n != 3 {
 		t.Fatalf("update: %d changes, %v", n, err)
 	}
-	evs, err := store.KeyEvents(ctx, acct, k.ID, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
+	evs := keyEvents(t, store, acct, k.ID)
 	got := map[string][2]string{}
 	for _, e := range evs {
-		got[e.Field] = [2]string{e.OldValue, e.NewValue}
-		if e.Actor != "ada@example.com" || e.CreatedAt.IsZero() {
+		field := e.Field
+		if e.Action == models.AuditKeyCreated {
+			field = "created"
+		}
+		got[field] = [2]string{e.Before, e.After}
+		if e.Actor != "ada@example.com" || e.At.IsZero() {
 			t.Errorf("event %+v", e)
 		}
 	}
@@ -182,7 +183,7 @@ func TestUpdateAPIKeyRecordsEachChange(t *testing.T) {
 	if after.Name != before.Name || after.AllowedIPs != before.AllowedIPs {
 		t.Fatal("bad input changed the key")
 	}
-	if evs2, _ := store.KeyEvents(ctx, acct, k.ID, 10); len(evs2) != len(evs) {
+	if evs2 := keyEvents(t, store, acct, k.ID); len(evs2) != len(evs) {
 		t.Fatal("bad input recorded events")
 	}
 	// Clearing the limit writes NULL.
@@ -227,8 +228,9 @@ func TestAPIKeyStatusChanges(t *testing.T) {
 	if _, _, err := store.UpdateAPIKey(ctx, acct, k.ID, ada, models.KeyInput{Name: "again", RPM: "60"}); models.ErrorCode(err) != models.ECONFLICT {
 		t.Fatalf("editing a revoked key: %v", err)
 	}
-	evs, _ := store.KeyEvents(ctx, acct, k.ID, 10)
-	if len(evs) != 4 || evs[0].Field != "status" || evs[0].OldValue != "active" || evs[0].NewValue != "revoked" {
+	evs := keyEvents(t, store, acct, k.ID)
+	if len(evs) != 4 || evs[0].Field != "status" || evs[0].Before != "active" || evs[0].After != "revoked" ||
+		evs[0].Action != models.AuditKeyRevoked || evs[1].Action != models.AuditKeyEnabled || evs[2].Action != models.AuditKeyDisabled {
 		t.Fatalf("events: %+v", evs)
 	}
 }
@@ -244,7 +246,7 @@ func TestAnotherAccountsKeyIsNotFound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	evil := models.KeyActor{Name: "eve@example.com"}
+	evil := models.Actor{Name: "eve@example.com"}
 	if _, err := store.APIKeyOf(ctx, eve.AccountID, k.ID); !errors.Is(err, models.ErrNotFound) {
 		t.Errorf("APIKeyOf: %v", err)
 	}
@@ -260,7 +262,7 @@ func TestAnotherAccountsKeyIsNotFound(t *testing.T) {
 	if keys, _ := store.APIKeysOf(ctx, eve.AccountID); len(keys) != 0 {
 		t.Errorf("eve sees %d keys", len(keys))
 	}
-	if evs, _ := store.KeyEvents(ctx, eve.AccountID, k.ID, 10); len(evs) != 0 {
+	if evs := keyEvents(t, store, eve.AccountID, k.ID); len(evs) != 0 {
 		t.Errorf("eve sees %d events", len(evs))
 	}
 }
@@ -330,4 +332,15 @@ func TestKeyMonthUsage(t *testing.T) {
 	if err != nil || u[k.ID].SpentMicros != 99_000_000 || len(u) != 1 {
 		t.Fatalf("November: %v %v", u, err)
 	}
+}
+
+// keyEvents returns the audit log's entries about a key of an account,
+// newest first.
+func keyEvents(t *testing.T, store *models.Store, accountID, keyID string) []models.AuditEntry {
+	t.Helper()
+	evs, _, err := store.AuditLog(context.Background(), accountID, models.AuditFilter{Target: keyID}, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return evs
 }

@@ -11,19 +11,6 @@ import (
 	"gorm.io/gorm/clause"
 )
 
-// KeyEvent is one recorded change to a key: what changed, from what to
-// what, by whom and when.
-type KeyEvent struct {
-	ID        string
-	KeyID     string
-	AccountID string
-	Actor     string
-	Field     string
-	OldValue  string
-	NewValue  string
-	CreatedAt time.Time
-}
-
 // KeyAlreadyCreatedError says a create form was submitted a second time
 // (a reload): the key exists, and its secret was shown the first time.
 type KeyAlreadyCreatedError struct{ KeyID string }
@@ -39,7 +26,7 @@ const maxNonceLen = 64
 // returns it with its secret, which is never stored and cannot be shown
 // again. Invalid input is an EINVALID error with field messages and
 // writes nothing.
-func (s *Store) CreateAPIKey(ctx context.Context, accountID string, by KeyActor, in KeyInput) (*APIKey, string, error) {
+func (s *Store) CreateAPIKey(ctx context.Context, accountID string, by Actor, in KeyInput) (*APIKey, string, error) {
 	acct, err := s.AccountByID(ctx, accountID)
 	if err != nil {
 		return nil, "", err
@@ -84,11 +71,13 @@ func (s *Store) CreateAPIKey(ctx context.Context, accountID string, by KeyActor,
 		if err := tx.Create(k).Error; err != nil {
 			return err
 		}
-		events := []*KeyEvent{s.newKeyEvent(k, by, "created", "", k.Display(), now)}
-		if k.KeepBodies {
-			events = append(events, s.newKeyEvent(k, by, "keep_bodies", describeBodies(false, 0), describeBodies(true, k.KeepBodiesDays), now))
+		if err := s.auditTx(tx, by, keyEntry(k, AuditKeyCreated, "", "", k.Display())); err != nil {
+			return err
 		}
-		return tx.Create(events).Error
+		if !k.KeepBodies {
+			return nil
+		}
+		return s.auditTx(tx, by, keyEntry(k, AuditKeyKeepBodies, "keep_bodies", describeBodies(false, 0), describeBodies(true, k.KeepBodiesDays)))
 	})
 	if err != nil && in.Nonce != "" && isUniqueViolation(err) {
 		// The same form, submitted twice at once: the other one won.
@@ -113,10 +102,10 @@ func (s *Store) keyIDByNonce(ctx context.Context, accountID, nonce string) (stri
 }
 
 // UpdateAPIKey changes every setting of a key from what a person typed,
-// records one event per changed field, and returns the key and how many
+// records one audit entry per changed field, and returns the key and how many
 // fields changed. Another account's key is ErrNotFound whatever the
 // input; a revoked key cannot change.
-func (s *Store) UpdateAPIKey(ctx context.Context, accountID, id string, by KeyActor, in KeyInput) (*APIKey, int, error) {
+func (s *Store) UpdateAPIKey(ctx context.Context, accountID, id string, by Actor, in KeyInput) (*APIKey, int, error) {
 	defer s.keys.drop() // after the commit: the gateway sees the change on its next call
 	var k APIKey
 	changed := 0
@@ -140,10 +129,14 @@ func (s *Store) UpdateAPIKey(ctx context.Context, accountID, id string, by KeyAc
 		if err != nil {
 			return err
 		}
-		var events []*KeyEvent
+		var entries []AuditEntry
 		note := func(field, was, is string) {
 			if was != is {
-				events = append(events, s.newKeyEvent(&k, by, field, was, is, now))
+				action := AuditKeyUpdated
+				if field == "keep_bodies" {
+					action = AuditKeyKeepBodies
+				}
+				entries = append(entries, keyEntry(&k, action, field, was, is))
 			}
 		}
 		note("name", k.Name, set.Name)
@@ -153,7 +146,7 @@ func (s *Store) UpdateAPIKey(ctx context.Context, accountID, id string, by KeyAc
 		note("rpm", strconv.Itoa(k.RPM), strconv.Itoa(set.RPM))
 		note("expires_at", describeExpiry(k.ExpiresAt), describeExpiry(set.ExpiresAt))
 		note("keep_bodies", describeBodies(k.KeepBodies, k.KeepBodiesDays), describeBodies(set.KeepBodies, set.KeepDays))
-		if changed = len(events); changed == 0 {
+		if changed = len(entries); changed == 0 {
 			return nil
 		}
 		k.Name, k.Models, k.AllowedIPs = set.Name, set.Models, set.AllowedIPs
@@ -168,7 +161,13 @@ func (s *Store) UpdateAPIKey(ctx context.Context, accountID, id string, by KeyAc
 		if err != nil {
 			return err
 		}
-		return tx.Create(events).Error
+		for _, e := range entries {
+			e.TargetLabel = k.Name // as it is now
+			if err := s.auditTx(tx, by, e); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, 0, err
@@ -186,10 +185,9 @@ const (
 // SetAPIKeyStatus disables, enables or revokes a key and records the
 // change. A change the key's status does not allow (enabling a revoked
 // key) is ECONFLICT.
-func (s *Store) SetAPIKeyStatus(ctx context.Context, accountID, id string, by KeyActor, action string) (*APIKey, error) {
+func (s *Store) SetAPIKeyStatus(ctx context.Context, accountID, id string, by Actor, action string) (*APIKey, error) {
 	defer s.keys.drop() // after the commit: the gateway sees the change on its next call
 	var k APIKey
-	now := time.Now().UTC()
 	err := s.db.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := s.lockKey(tx, accountID, id, &k); err != nil {
 			return err
@@ -205,9 +203,10 @@ func (s *Store) SetAPIKeyStatus(ctx context.Context, accountID, id string, by Ke
 		if res.RowsAffected == 0 {
 			return Errorf(ECONFLICT, "This key changed meanwhile. Reload the page and try again.")
 		}
-		ev := s.newKeyEvent(&k, by, "status", k.Status, to, now)
+		action := map[string]string{KeyDisabled: AuditKeyDisabled, KeyActive: AuditKeyEnabled, KeyRevoked: AuditKeyRevoked}[to]
+		e := keyEntry(&k, action, "status", k.Status, to)
 		k.Status = to
-		return tx.Create(ev).Error
+		return s.auditTx(tx, by, e)
 	})
 	if err != nil {
 		return nil, err
@@ -252,19 +251,8 @@ func (s *Store) lockKey(tx *gorm.DB, accountID, id string, k *APIKey) error {
 	return err
 }
 
-func (s *Store) newKeyEvent(k *APIKey, by KeyActor, field, was, is string, at time.Time) *KeyEvent {
-	return &KeyEvent{ID: s.NewID("kev"), KeyID: k.ID, AccountID: k.AccountID, Actor: by.Name,
-		Field: field, OldValue: was, NewValue: is, CreatedAt: at}
-}
-
-// KeyEvents returns the latest changes to a key of an account, newest
-// first; with keyID "", to every key of the account (its keys' audit log).
-func (s *Store) KeyEvents(ctx context.Context, accountID, keyID string, limit int) ([]KeyEvent, error) {
-	var out []KeyEvent
-	q := s.db.r.WithContext(ctx).Where("account_id = ?", accountID)
-	if keyID != "" {
-		q = q.Where("key_id = ?", keyID)
-	}
-	err := q.Order("id DESC").Limit(limit).Find(&out).Error
-	return out, err
+// keyEntry is an audit entry about key k: action, and for a setting its
+// name and values before and after, as a person reads them.
+func keyEntry(k *APIKey, action, field, was, is string) AuditEntry {
+	return AuditEntry{AccountID: k.AccountID, Action: action, Target: k.ID, TargetLabel: k.Name, Field: field, Before: was, After: is}
 }

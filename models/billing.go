@@ -3,6 +3,8 @@ package models
 import (
 	"context"
 	"time"
+
+	"gorm.io/gorm"
 )
 
 // MaxLowBalanceMicros bounds the low-balance threshold a person can set.
@@ -23,8 +25,8 @@ func (s *Store) LowBalanceThreshold(ctx context.Context, accountID string) (*int
 }
 
 // SetLowBalanceThreshold reads the low_balance_usd field (empty turns the
-// warning off) and stores it.
-func (s *Store) SetLowBalanceThreshold(ctx context.Context, accountID, lowBalanceUSD string) (*int64, error) {
+// warning off) and stores it, with its audit entry when it changes.
+func (s *Store) SetLowBalanceThreshold(ctx context.Context, accountID, lowBalanceUSD string, by Actor) (*int64, error) {
 	var v *int64
 	if lowBalanceUSD != "" {
 		m, msg := ParseCents(lowBalanceUSD)
@@ -36,14 +38,37 @@ func (s *Store) SetLowBalanceThreshold(ctx context.Context, accountID, lowBalanc
 		}
 		v = &m
 	}
-	res := s.db.w.WithContext(ctx).Exec(`UPDATE accounts SET low_balance_micros = ? WHERE id = ?`, v, accountID)
-	if res.Error != nil {
-		return nil, res.Error
-	}
-	if res.RowsAffected == 0 {
-		return nil, ErrNotFound
+	err := s.db.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var was struct{ LowBalanceMicros *int64 }
+		res := tx.Raw(`SELECT low_balance_micros FROM accounts WHERE id = ?`, accountID).Scan(&was)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return ErrNotFound
+		}
+		if err := tx.Exec(`UPDATE accounts SET low_balance_micros = ? WHERE id = ?`, v, accountID).Error; err != nil {
+			return err
+		}
+		before, after := describeLowBalance(was.LowBalanceMicros), describeLowBalance(v)
+		if before == after {
+			return nil
+		}
+		return s.auditTx(tx, by, AuditEntry{AccountID: accountID, Action: AuditLowBalanceChanged, Field: "low_balance",
+			Before: before, After: after})
+	})
+	if err != nil {
+		return nil, err
 	}
 	return v, nil
+}
+
+// describeLowBalance is a low-balance threshold as the audit log shows it.
+func describeLowBalance(m *int64) string {
+	if m == nil {
+		return "off"
+	}
+	return "below " + FormatUSD(*m)
 }
 
 // IsLowBalance reports whether a wallet's available balance is below the

@@ -290,19 +290,24 @@ func (s *Store) deleteBodies(ctx context.Context, which func(*gorm.DB) *gorm.DB,
 }
 
 // DeleteKeptBodiesNow deletes, at its owner's request, every body a key of
-// an account keeps, and records it in the key's events. Another account's
-// key is ErrNotFound. It returns how many calls' bodies went.
-func (s *Store) DeleteKeptBodiesNow(ctx context.Context, accountID, keyID string, by KeyActor) (int, error) {
+// an account keeps, and records in the audit log how many calls' bodies
+// went (after the batches that delete them, even when one fails: what
+// went, went). Another account's key is ErrNotFound. It returns how many
+// calls' bodies went.
+func (s *Store) DeleteKeptBodiesNow(ctx context.Context, accountID, keyID string, by Actor) (int, error) {
 	k, err := s.APIKeyOf(ctx, accountID, keyID)
 	if err != nil {
 		return 0, err
 	}
 	n, err := s.DeleteKeyBodies(ctx, accountID, keyID)
-	if err != nil {
+	if n == 0 {
 		return n, err
 	}
-	ev := s.newKeyEvent(k, by, "kept_bodies", plural(n, "call", "calls"), "deleted", time.Now().UTC())
-	return n, s.db.w.WithContext(ctx).Create(ev).Error
+	e := by.Stamp(keyEntry(k, AuditKeyBodiesDeleted, "kept_bodies", plural(n, "call", "calls"), "deleted"))
+	if aerr := s.Audit(context.WithoutCancel(ctx), e); err == nil {
+		err = aerr
+	}
+	return n, err
 }
 
 func plural(n int, one, many string) string {

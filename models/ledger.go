@@ -110,6 +110,28 @@ func (s *Store) Credit(ctx context.Context, accountID string, amount int64, kind
 	return e, err
 }
 
+// Adjust is an operator's ledger adjustment (negative for a debit, which
+// never overdraws): Credit of kind adjustment, with its audit entry in the
+// same transaction.
+func (s *Store) Adjust(ctx context.Context, accountID string, amount int64, memo string, by Actor) (*LedgerEntry, error) {
+	if len(memo) > MaxMemoLen {
+		return nil, &Error{Code: EINVALID, Message: "The memo is too long.", Fields: map[string]string{"memo": "Use at most 500 characters."}}
+	}
+	var e *LedgerEntry
+	err := s.write(ctx, func(w *wtx) (err error) {
+		if e, err = credit(w, accountID, amount, LedgerAdjustment, memo, LedgerRef{}, time.Now().UTC()); err != nil {
+			return err
+		}
+		m := FormatUSDs(e.BalanceAfterMicros-amount, e.BalanceAfterMicros)
+		return auditW(w, by, AuditEntry{AccountID: accountID, Action: AuditBalanceAdjusted, Target: e.ID, TargetLabel: memo,
+			Field: "balance", Before: m[0], After: m[1]})
+	})
+	if errors.As(err, new(noWallet)) {
+		return nil, ErrNotFound
+	}
+	return e, err
+}
+
 // credit is Credit inside a write, so that a payment can be marked paid
 // and credited atomically.
 func credit(w *wtx, accountID string, amount int64, kind, memo string, ref LedgerRef, now time.Time) (*LedgerEntry, error) {

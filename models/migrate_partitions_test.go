@@ -73,9 +73,9 @@ func TestRequestLogKeepsEveryRowThroughVersion12(t *testing.T) {
 	db, p := migratedTo(t, from, goose.WithAllowOutofOrder(true))
 	ctx := context.Background()
 	// Today's store writes the column version 14 adds, the usage roll-up
-	// of version 15, the key columns of 16 and the memberships of 18: they
-	// go first.
-	for _, v := range []int64{14, 15, 16, 18} {
+	// of version 15, the key columns of 16, the users' column of 17, the
+	// memberships of 18 and the audit log of 19: they go first.
+	for _, v := range []int64{14, 15, 16, 17, 18, 19} {
 		if _, err := p.ApplyVersion(ctx, v, true); err != nil {
 			t.Fatal(err)
 		}

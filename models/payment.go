@@ -130,18 +130,30 @@ func RechargeFor(need int64) int64 {
 }
 
 // CreatePayment records a pending recharge of amount for an account,
-// before the provider's checkout exists.
-func (s *Store) CreatePayment(ctx context.Context, accountID, provider string, amount int64) (*Payment, error) {
+// before the provider's checkout exists, and its audit entry.
+func (s *Store) CreatePayment(ctx context.Context, accountID, provider string, amount int64, by Actor) (*Payment, error) {
 	if amount < MinRechargeMicros || amount > MaxRechargeMicros || amount%microsPerCent != 0 {
 		return nil, FieldErrors{"amount_usd": "Enter an amount between $5.00 and $10,000.00."}.Err()
 	}
 	now := time.Now().UTC()
 	p := &Payment{ID: s.NewID("pay"), AccountID: accountID, Provider: provider, AmountMicros: amount,
 		Currency: "usd", Status: PaymentPending, CreatedAt: now, UpdatedAt: now}
-	if err := s.db.w.WithContext(ctx).Create(p).Error; err != nil {
+	err := s.db.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Create(p).Error; err != nil {
+			return err
+		}
+		return s.auditTx(tx, by, AuditEntry{AccountID: accountID, Action: AuditRechargeStarted, Target: p.ID,
+			TargetLabel: rechargeLabel(p), After: PaymentStatusLabel(p.Status)})
+	})
+	if err != nil {
 		return nil, err
 	}
 	return p, nil
+}
+
+// rechargeLabel names a payment in the audit log: "Recharge $25.00 (stripe)".
+func rechargeLabel(p *Payment) string {
+	return fmt.Sprintf("Recharge %s (%s)", FormatUSD(p.AmountMicros), p.Provider)
 }
 
 // AttachCheckout records the provider's checkout session of a payment.
@@ -311,8 +323,10 @@ var (
 // whatever order and however concurrently events about one checkout
 // arrive, the wallet is credited at most once: the guarded update lets one
 // writer through (on PostgreSQL the second waits on the row lock and then
-// finds status already paid; on SQLite writers take turns).
-func (s *Store) ApplyPaymentEvent(ctx context.Context, ev PaymentEvent) (*PaymentEventResult, error) {
+// finds status already paid; on SQLite writers take turns). A credit's
+// audit entry, in the same transaction, is the payment provider's, with
+// the address and request id of via, the request that delivered the event.
+func (s *Store) ApplyPaymentEvent(ctx context.Context, ev PaymentEvent, via Actor) (*PaymentEventResult, error) {
 	if ev.ID == "" || ev.Type == "" {
 		return nil, Errorf(EINVALID, "The event has no id or type.")
 	}
@@ -338,7 +352,7 @@ func (s *Store) ApplyPaymentEvent(ctx context.Context, ev PaymentEvent) (*Paymen
 			res.Outcome = EventDuplicate
 			return nil
 		}
-		if res.Outcome, err = applyPaymentEvent(w, ev, p, &res, now); err != nil {
+		if res.Outcome, err = applyPaymentEvent(w, ev, p, &res, via, now); err != nil {
 			return err
 		}
 		var paymentID *string
@@ -355,7 +369,7 @@ func (s *Store) ApplyPaymentEvent(ctx context.Context, ev PaymentEvent) (*Paymen
 
 // applyPaymentEvent acts on an event about payment p (nil: none is known)
 // and returns the outcome.
-func applyPaymentEvent(w *wtx, ev PaymentEvent, p *Payment, res *PaymentEventResult, now time.Time) (string, error) {
+func applyPaymentEvent(w *wtx, ev PaymentEvent, p *Payment, res *PaymentEventResult, via Actor, now time.Time) (string, error) {
 	switch ev.Type {
 	case EventCheckoutCompleted, EventAsyncPaymentSucceeded, EventAsyncPaymentFailed, EventCheckoutExpired:
 	default:
@@ -385,12 +399,17 @@ func applyPaymentEvent(w *wtx, ev PaymentEvent, p *Payment, res *PaymentEventRes
 		if n == 0 {
 			return EventAlreadyPaid, nil
 		}
-		e, err := credit(w, p.AccountID, p.AmountMicros, LedgerRecharge,
-			fmt.Sprintf("Recharge %s (%s)", FormatUSD(p.AmountMicros), p.Provider), LedgerRef{PaymentID: p.ID}, now)
+		e, err := credit(w, p.AccountID, p.AmountMicros, LedgerRecharge, rechargeLabel(p), LedgerRef{PaymentID: p.ID}, now)
 		if err != nil {
 			return "", err
 		}
 		res.Ledger = e
+		provider := Actor{Name: ActorPaymentProvider, IP: via.IP, RequestID: via.RequestID}
+		err = auditW(w, provider, AuditEntry{AccountID: p.AccountID, Action: AuditPaymentCredited, Target: p.ID,
+			TargetLabel: rechargeLabel(p), Before: PaymentStatusLabel(p.Status), After: PaymentStatusLabel(PaymentPaid)})
+		if err != nil {
+			return "", err
+		}
 		return EventCredited, w.later(qPaymentLedgerEntry, e.ID, p.ID)
 	case ev.Type == EventCheckoutCompleted:
 		return EventAwaitingFunds, w.later(qPaymentPendingNote, "Checkout completed; waiting for the payment to clear.", now, p.ID)

@@ -11,6 +11,13 @@ import (
 	"ttconsole/models"
 )
 
+// member and webhook are who these tests' changes are made by: a member
+// in the console, and the request that delivers a provider's event.
+var (
+	member  = models.Actor{Name: "payer@example.com", IP: "198.51.100.7"}
+	webhook = models.Actor{IP: "203.0.113.9"}
+)
+
 func newAccount(t *testing.T, s *models.Store, email string) string {
 	t.Helper()
 	u, err := s.CreateAccount(context.Background(), email, "correct horse battery")
@@ -25,7 +32,7 @@ func newAccount(t *testing.T, s *models.Store, email string) string {
 func newCheckout(t *testing.T, s *models.Store, acct string, usd int64) *models.Payment {
 	t.Helper()
 	ctx := context.Background()
-	p, err := s.CreatePayment(ctx, acct, "stripe", usd*models.MicrosPerUSD)
+	p, err := s.CreatePayment(ctx, acct, "stripe", usd*models.MicrosPerUSD, member)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +51,7 @@ func event(id, typ string, p *models.Payment, paymentStatus string) models.Payme
 
 func apply(t *testing.T, s *models.Store, ev models.PaymentEvent) string {
 	t.Helper()
-	res, err := s.ApplyPaymentEvent(context.Background(), ev)
+	res, err := s.ApplyPaymentEvent(context.Background(), ev, webhook)
 	if err != nil {
 		t.Fatalf("apply %s: %v", ev.ID, err)
 	}
@@ -154,7 +161,7 @@ func TestPaymentEventConcurrentDeliveriesCreditOnce(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res, err := s.ApplyPaymentEvent(context.Background(), ev)
+			res, err := s.ApplyPaymentEvent(context.Background(), ev, webhook)
 			if err != nil {
 				t.Errorf("apply: %v", err)
 				return
@@ -259,7 +266,7 @@ func TestPaymentEventMismatchesAreNotCredited(t *testing.T) {
 func TestPaymentEventByClientReference(t *testing.T) {
 	s := models.NewStore(testenv.DB(t))
 	acct := newAccount(t, s, "ada@example.com")
-	p, err := s.CreatePayment(context.Background(), acct, "stripe", 10*models.MicrosPerUSD)
+	p, err := s.CreatePayment(context.Background(), acct, "stripe", 10*models.MicrosPerUSD, member)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,12 +310,12 @@ func TestLowBalanceThreshold(t *testing.T) {
 		"abc": "Enter an amount in dollars, like 25 or 12.50.", "1.234": "Use at most two decimals (whole cents).",
 		"-1": "Enter a positive amount.", "2000000": "Use at most $1,000,000.00.",
 	} {
-		_, err := s.SetLowBalanceThreshold(ctx, acct, in)
+		_, err := s.SetLowBalanceThreshold(ctx, acct, in, member)
 		if me, ok := err.(*models.Error); !ok || me.Fields["low_balance_usd"] != msg {
 			t.Errorf("threshold %q: %v, want %q", in, err, msg)
 		}
 	}
-	if _, err := s.SetLowBalanceThreshold(ctx, acct, "12.50"); err != nil {
+	if _, err := s.SetLowBalanceThreshold(ctx, acct, "12.50", member); err != nil {
 		t.Fatal(err)
 	}
 	v, _ := s.LowBalanceThreshold(ctx, acct)
@@ -316,7 +323,7 @@ func TestLowBalanceThreshold(t *testing.T) {
 	if v == nil || *v != 12_500_000 || !models.IsLowBalance(w, v) {
 		t.Fatalf("threshold = %v, low = %v; want $12.50 and low", v, models.IsLowBalance(w, v))
 	}
-	if _, err := s.SetLowBalanceThreshold(ctx, acct, ""); err != nil {
+	if _, err := s.SetLowBalanceThreshold(ctx, acct, "", member); err != nil {
 		t.Fatal(err)
 	}
 	if v, _ := s.LowBalanceThreshold(ctx, acct); v != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/netip"
 	"slices"
-	"time"
 
 	"gorm.io/gorm"
 )
@@ -13,11 +12,11 @@ import (
 // fix below changes exactly one setting of one key, inside a transaction
 // that locks the key's row, so two fixes at once cannot undo each other
 // the way a whole-form update built from an earlier read could. Each
-// records a key event like any other change, and reports false, having
+// records its audit entry in that transaction, and reports false, having
 // changed nothing, when the key already allows what was asked.
 
 // AllowIPOnKey adds ip, as a single address, to a key's IP allow list.
-func (s *Store) AllowIPOnKey(ctx context.Context, accountID, keyID string, by KeyActor, ip netip.Addr) (*APIKey, bool, error) {
+func (s *Store) AllowIPOnKey(ctx context.Context, accountID, keyID string, by Actor, ip netip.Addr) (*APIKey, bool, error) {
 	ip = ip.Unmap().WithZone("")
 	if !ip.IsValid() {
 		return nil, false, Errorf(EINVALID, "This request has no valid source IP to allow.")
@@ -38,7 +37,7 @@ func (s *Store) AllowIPOnKey(ctx context.Context, accountID, keyID string, by Ke
 }
 
 // AddModelToKey adds a catalogue model to a key's scope.
-func (s *Store) AddModelToKey(ctx context.Context, accountID, keyID string, by KeyActor, model string) (*APIKey, bool, error) {
+func (s *Store) AddModelToKey(ctx context.Context, accountID, keyID string, by Actor, model string) (*APIKey, bool, error) {
 	if _, err := s.ModelByID(ctx, model); err != nil {
 		if ErrorCode(err) == ENOTFOUND {
 			return nil, false, Errorf(EINVALID, "%q is not a model of the catalogue.", model)
@@ -66,7 +65,7 @@ func (s *Store) AddModelToKey(ctx context.Context, accountID, keyID string, by K
 
 // RaiseKeyMonthlyLimit sets a key's monthly limit to limit, which must be
 // above the current one: this step only ever raises it.
-func (s *Store) RaiseKeyMonthlyLimit(ctx context.Context, accountID, keyID string, by KeyActor, limit int64) (*APIKey, bool, error) {
+func (s *Store) RaiseKeyMonthlyLimit(ctx context.Context, accountID, keyID string, by Actor, limit int64) (*APIKey, bool, error) {
 	return s.fixKey(ctx, accountID, keyID, by, func(k *APIKey) (string, string, string, any, error) {
 		if k.MonthlyLimitMicros == nil {
 			return "", "", "", nil, nil
@@ -84,7 +83,7 @@ func (s *Store) RaiseKeyMonthlyLimit(ctx context.Context, accountID, keyID strin
 // fixKey runs change on a locked key of the account. change returns the
 // column's name in events, the values before and after as events show
 // them, and the value to store; an empty field means nothing to change.
-func (s *Store) fixKey(ctx context.Context, accountID, keyID string, by KeyActor,
+func (s *Store) fixKey(ctx context.Context, accountID, keyID string, by Actor,
 	change func(*APIKey) (field, was, is string, value any, err error)) (*APIKey, bool, error) {
 	defer s.keys.drop() // after the commit: the retried call sees the fix
 	var k APIKey
@@ -105,7 +104,8 @@ func (s *Store) fixKey(ctx context.Context, accountID, keyID string, by KeyActor
 			return err
 		}
 		changed = true
-		return tx.Create(s.newKeyEvent(&k, by, field, was, is, time.Now().UTC())).Error
+		action := map[string]string{"allowed_ips": AuditFixAllowIP, "models": AuditFixAddModel, "monthly_limit": AuditFixRaiseLimit}[field]
+		return s.auditTx(tx, by, keyEntry(&k, action, field, was, is))
 	})
 	if err != nil {
 		return nil, false, err

@@ -420,8 +420,9 @@ func (s *Store) SignupByInvitation(ctx context.Context, token, password string, 
 	if err != nil {
 		return nil, nil, err
 	}
+	// The invitation reached this address, so it is confirmed.
 	user := User{ID: s.NewID("user"), AccountID: d.AccountID, Email: d.Email, PasswordHash: hash,
-		CreatedAt: now, PasswordChangedAt: now}
+		CreatedAt: now, PasswordChangedAt: now, EmailVerifiedAt: &now}
 	err = s.db.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := useInvitation(tx, &d.Invitation, now); err != nil {
 			return err

@@ -8,7 +8,7 @@ import "strconv"
 // Page is what the layout needs on every page.
 type Page struct {
 	Title     string
-	Nav       string // the active navigation item: overview, requests, usage, keys, billing, team
+	Nav       string // the active navigation item: overview, requests, usage, keys, billing, team, audit
 	User      *User  // nil when signed out
 	CSRF      string
 	Flashes   []string
@@ -66,6 +66,11 @@ type User struct {
 	// account's low-balance warning (amber), else "". The header says it
 	// in words too, never by colour alone.
 	BalanceState string
+	// Unverified is on until the user confirms their email address: a
+	// banner asks for it, with a button that sends the link again.
+	Unverified bool
+	// CanSeeAudit shows the Audit log in the navigation.
+	CanSeeAudit bool
 }
 
 // switcherTitle names the active account and the role in full, where the

@@ -24,7 +24,7 @@ func pendingPayment(t *testing.T, s *models.Store, provider string) *models.Paym
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := s.CreatePayment(ctx, u.AccountID, provider, 25*models.MicrosPerUSD)
+	p, err := s.CreatePayment(ctx, u.AccountID, provider, 25*models.MicrosPerUSD, models.Actor{UserID: u.ID, Name: u.Email})
 	if err != nil {
 		t.Fatal(err)
 	}

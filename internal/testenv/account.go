@@ -18,14 +18,18 @@ type Account struct {
 	Secret string // the key's secret, as a client sends it
 }
 
-// FundedKey makes an account for email (its password is Password) with
-// balance micro-dollars in its wallet, an adjustment like the admin CLI's
-// (0 leaves the wallet empty), and one API key made from in.
+// FundedKey makes an account for email (its password is Password, its
+// address confirmed, as the admin CLI makes one) with balance
+// micro-dollars in its wallet, an adjustment like the admin CLI's (0
+// leaves the wallet empty), and one API key made from in.
 func FundedKey(t testing.TB, s *models.Store, email string, balance int64, in models.KeyInput) *Account {
 	t.Helper()
 	ctx := context.Background()
 	u, err := s.CreateAccount(ctx, email, Password)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkEmailVerified(ctx, u.ID); err != nil { // as the admin CLI does
 		t.Fatal(err)
 	}
 	if balance != 0 {

@@ -156,8 +156,12 @@ func NewServerOn(t testing.TB, db *models.DB, opts ...Options) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(app.Close)         // after the server has closed: stop background work
-	srv := httptest.NewServer(e) // binds 127.0.0.1
+	t.Cleanup(app.Close)                  // after the server has closed: stop background work
+	srv := httptest.NewUnstartedServer(e) // binds 127.0.0.1
+	if app.Config.BaseURL == "" {         // links in mail lead here
+		app.Config.BaseURL = "http://" + srv.Listener.Addr().String()
+	}
+	srv.Start()
 	t.Cleanup(srv.Close)
 	return &Server{Server: srv, Echo: e, App: app, Store: store, DB: db}
 }
