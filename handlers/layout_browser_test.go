@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -64,8 +65,24 @@ func newLayoutCalls(t *testing.T) *layoutCalls {
 		t.Fatalf("cut stream settled %s, want %s", row.BillingOutcome, models.OutcomeChargedPartial)
 	}
 
+	// A team: a developer who joined, and an invitation still open.
+	owner, err := srv.Store.UserByEmail(context.Background(), acct.Email)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, token, err := srv.Store.Invite(context.Background(), acct.ID, owner.ID, "grace.hopper.developer@example.com", "developer", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := srv.Store.SignupByInvitation(context.Background(), token, testenv.Password, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := srv.Store.Invite(context.Background(), acct.ID, owner.ID, "a.rather.long.address.for.a.phone@example.com", "billing", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+
 	ctx := testenv.Browser(t)
-	err := chromedp.Do(ctx,
+	err = chromedp.Do(ctx,
 		chromedp.Navigate(srv.URL+"/billing"),
 		chromedp.WaitVisible(chromedp.CSS(`#f-email`)),
 		chromedp.SendKeys(chromedp.CSS(`#f-email`), acct.Email),

@@ -61,13 +61,28 @@ func (a *App) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 		a.Log.LogAttrs(c.Request().Context(), level, "request",
 			slog.String("request_id", RequestID(c)),
 			slog.String("method", c.Request().Method),
-			slog.String("path", c.Request().URL.Path),
+			slog.String("path", loggedPath(c.Request().URL.Path)),
 			slog.Int("status", status),
 			slog.Float64("duration_ms", float64(took.Microseconds())/1000),
 			slog.String("ip", c.RealIP()),
 		)
 		return nil
 	}
+}
+
+// tokenPaths are the paths whose last segment is a secret token (an
+// invitation's link, and the mail's reset and confirmation links): the
+// log keeps only its first 8 characters, so whoever reads the log cannot
+// use the link.
+var tokenPaths = []string{"/invitations/", "/password/reset/", "/verify/"}
+
+func loggedPath(p string) string {
+	for _, prefix := range tokenPaths {
+		if token, ok := strings.CutPrefix(p, prefix); ok && len(token) > 8 {
+			return prefix + token[:8] + "…"
+		}
+	}
+	return p
 }
 
 // recoverPanics turns a panic into a 500 that carries the request id.

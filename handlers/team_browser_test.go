@@ -34,6 +34,8 @@ func TestBrowserDeveloperJoinsByInvitation(t *testing.T) {
 	if err != nil {
 		t.Fatalf("invite: %v", err)
 	}
+	l := &layoutCalls{srv: srv, ctx: ctx}
+	l.screenshot(t, "desktop-team-invited")
 	shown, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`[data-testid=invitation-link] code`)))
 	if err != nil {
 		t.Fatal(err)
@@ -117,7 +119,6 @@ func TestBrowserDeveloperJoinsByInvitation(t *testing.T) {
 	if _, err := srv.Store.AcceptInvitation(context.Background(), token, dev, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	l := &layoutCalls{srv: srv, ctx: ctx}
 	l.viewport(t, 390, 844, true)
 	l.open(t, "/team")
 	l.screenshot(t, "phone-team")

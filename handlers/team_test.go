@@ -31,6 +31,17 @@ func TestInviteNewPersonJoins(t *testing.T) {
 	if !strings.Contains(logs.String(), link) || !strings.Contains(logs.String(), `"to":"dev@example.com"`) {
 		t.Errorf("the invitation was not mailed to dev@example.com with its link; log:\n%s", logs.String())
 	}
+	defer func() {
+		// The request lines of the link's visits keep only the token's start.
+		for _, line := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(line, `"msg":"request"`) && strings.Contains(line, link) {
+				t.Errorf("a request line logs the invitation's token: %s", line)
+			}
+		}
+		if !strings.Contains(logs.String(), `"path":"`+link[:len("/invitations/")+8]+`…"`) {
+			t.Error("no request line for the link's visits")
+		}
+	}()
 	_, team := owner.get("/team")
 	if row := testenv.Doc(t, team).Find(`[data-testid=invitations] tr[data-email="dev@example.com"]`); row.Length() != 1 ||
 		!strings.Contains(row.Text(), "developer") {

@@ -76,7 +76,7 @@ func Layout(p Page) templ.Component {
 				return templ_7745c5c3_Err
 			}
 			if p.User.CanSeeAudit {
-				templ_7745c5c3_Err = navLink("/audit", "audit", "Audit log", p.Nav).Render(ctx, templ_7745c5c3_Buffer)
+				templ_7745c5c3_Err = navLink("/audit", "audit", "Audit", p.Nav).Render(ctx, templ_7745c5c3_Buffer)
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
