@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -91,7 +92,21 @@ func TestKeyLimitAlertsOnceAMonth(t *testing.T) {
 	p := newPayer(t, srv, "ada@example.com")
 	p.credit(10)
 	ctx := context.Background()
-	k, _, err := srv.Store.CreateAPIKey(ctx, p.account, models.AdminCLI, models.KeyInput{Name: "batch jobs", MonthlyLimitUSD: "1"})
+	// The key is made by a developer of the account: its alerts reach them
+	// as well as the owner.
+	owner, err := srv.Store.UserByEmail(ctx, "ada@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, token, err := srv.Store.Invite(ctx, p.account, owner.ID, "dev@example.com", models.RoleDeveloper, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, _, err := srv.Store.SignupByInvitation(ctx, token, testenv.Password, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _, err := srv.Store.CreateAPIKey(ctx, p.account, models.Actor{UserID: dev.ID, Name: dev.Email}, models.KeyInput{Name: "batch jobs", MonthlyLimitUSD: "1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,18 +136,19 @@ func TestKeyLimitAlertsOnceAMonth(t *testing.T) {
 	rounds()
 	spend(100_000) // 90%
 	rounds()
-	if ms := box.with("has used 80% of its monthly limit"); len(ms) != 1 || !strings.Contains(ms[0].subject, "batch jobs") ||
+	if ms := box.with("has used 80% of its monthly limit"); len(ms) != 2 || ms[0].to == ms[1].to ||
+		!slices.ContainsFunc(ms, func(m sentMail) bool { return m.to == "dev@example.com" }) || !strings.Contains(ms[0].subject, "batch jobs") ||
 		!strings.Contains(ms[0].text, "$0.90 of its $1.00 monthly limit") && !strings.Contains(ms[0].text, "$0.80 of its $1.00 monthly limit") {
 		t.Fatalf("80%% mails: %+v", ms)
 	}
 	spend(100_000) // 100%
 	rounds()
 	rounds()
-	if ms := box.with("reached its monthly limit"); len(ms) != 1 || !strings.Contains(ms[0].text, "/keys/"+k.ID) {
+	if ms := box.with("reached its monthly limit"); len(ms) != 2 || !strings.Contains(ms[0].text, "/keys/"+k.ID) {
 		t.Fatalf("100%% mails: %+v", ms)
 	}
-	if n := len(box.with("monthly limit")); n != 2 {
-		t.Fatalf("%d key limit mails, want 2", n)
+	if n := len(box.with("monthly limit")); n != 4 {
+		t.Fatalf("%d key limit mails, want 4 (two to each)", n)
 	}
 	kinds := p.overviewAlerts()
 	if count(kinds, models.AlertKeyLimit80) != 1 || count(kinds, models.AlertKeyLimit100) != 1 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -291,7 +292,16 @@ func (a *App) mailAlerts(ctx context.Context) {
 			text += "\n" + a.link(al.Link) + "\n"
 		}
 		text += "\n— TT Console\n"
-		if err := a.mailAll(ctx, a.billingRecipients(ctx, al.AccountID), al.Title, text); err != nil {
+		to := a.billingRecipients(ctx, al.AccountID)
+		if al.KeyID != nil { // a key's alert goes to its creator too
+			creator, err := a.Store.KeyCreatorEmail(ctx, al.AccountID, *al.KeyID)
+			if err != nil {
+				a.Log.Error("key creator", "alert_id", al.ID, "err", err.Error())
+			} else if creator != "" && !slices.Contains(to, creator) {
+				to = append(to, creator)
+			}
+		}
+		if err := a.mailAll(ctx, to, al.Title, text); err != nil {
 			a.Log.Error("mail alert", "alert_id", al.ID, "err", err.Error())
 			a.Store.ReleaseAlertMail(ctx, al.ID)
 		}

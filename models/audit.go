@@ -432,3 +432,19 @@ func (s *Store) AuditActors(ctx context.Context, accountID string) ([]AuditActor
 	slices.SortFunc(others, byName)
 	return append(members, others...), nil
 }
+
+// KeyCreatorEmail is the address of the member who created a key of the
+// account, as the audit log records it, while they are still a member;
+// "" for a key the admin CLI made or whose creator has left.
+func (s *Store) KeyCreatorEmail(ctx context.Context, accountID, keyID string) (string, error) {
+	var out []string
+	err := s.db.r.WithContext(ctx).Table("audit_log").
+		Joins("JOIN memberships ON memberships.user_id = audit_log.actor_user_id AND memberships.account_id = audit_log.account_id").
+		Joins("JOIN users ON users.id = memberships.user_id").
+		Where("audit_log.account_id = ? AND audit_log.target = ? AND audit_log.action = ?", accountID, keyID, AuditKeyCreated).
+		Limit(1).Pluck("users.email", &out).Error
+	if err != nil || len(out) == 0 {
+		return "", err
+	}
+	return out[0], nil
+}
