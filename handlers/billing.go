@@ -47,7 +47,7 @@ func (a *App) billingPage(c echo.Context) error {
 	}
 	switch c.QueryParam("card") {
 	case "saved":
-		prof, err := a.Store.BillingProfileOf(c.Request().Context(), currentUser(c).AccountID)
+		prof, err := a.Store.BillingProfileOf(c.Request().Context(), currentAccount(c))
 		if err != nil {
 			return err
 		}

@@ -78,19 +78,18 @@ func topupSentence(p *models.BillingProfile) string {
 // at the provider is made the first time.
 func (a *App) savePaymentMethod(c echo.Context) error {
 	ctx := c.Request().Context()
-	u := currentUser(c)
 	prov := a.provider()
-	customer, err := a.Store.EnsureCustomer(ctx, u.AccountID, prov.Name(), func() (string, error) {
-		email, err := a.Store.BillingEmail(ctx, u.AccountID)
+	customer, err := a.Store.EnsureCustomer(ctx, currentAccount(c), prov.Name(), func() (string, error) {
+		email, err := a.Store.BillingEmail(ctx, currentAccount(c))
 		if err != nil {
 			return "", err
 		}
-		return prov.CreateCustomer(ctx, u.AccountID, email)
+		return prov.CreateCustomer(ctx, currentAccount(c), email)
 	})
 	var co *payments.Checkout
 	if err == nil {
 		base := scheme(c) + "://" + c.Request().Host
-		co, err = prov.CreateSetup(ctx, payments.SetupRequest{AccountID: u.AccountID, CustomerID: customer,
+		co, err = prov.CreateSetup(ctx, payments.SetupRequest{AccountID: currentAccount(c), CustomerID: customer,
 			Success: base + "/billing?card=saved#payment-method", Cancel: base + "/billing?card=cancelled#payment-method"})
 	}
 	if err != nil {
@@ -105,7 +104,7 @@ func (a *App) savePaymentMethod(c echo.Context) error {
 // provider); auto top-up, which needs it, turns off.
 func (a *App) removePaymentMethod(c echo.Context) error {
 	ctx := c.Request().Context()
-	removed, err := a.Store.RemoveCard(ctx, currentUser(c).AccountID)
+	removed, err := a.Store.RemoveCard(ctx, currentAccount(c))
 	if err != nil {
 		return err
 	}
@@ -130,7 +129,7 @@ func (a *App) removePaymentMethod(c echo.Context) error {
 // re-renders Billing with a message beside each field and stores nothing.
 func (a *App) saveAutoTopup(c echo.Context) error {
 	ctx := c.Request().Context()
-	acct := currentUser(c).AccountID
+	acct := currentAccount(c)
 	vals := formValues(c, "enabled", "threshold_usd", "amount_usd", "monthly_cap_usd")
 	prof, err := a.Store.BillingProfileOf(ctx, acct)
 	if err != nil {
@@ -162,7 +161,7 @@ func (a *App) saveAutoTopup(c echo.Context) error {
 // and its event pays the same payment.
 func (a *App) confirmPayment(c echo.Context) error {
 	ctx := c.Request().Context()
-	p, err := a.Store.PaymentOf(ctx, currentUser(c).AccountID, c.Param("id"))
+	p, err := a.Store.PaymentOf(ctx, currentAccount(c), c.Param("id"))
 	if err != nil {
 		return err
 	}
@@ -196,7 +195,7 @@ func (a *App) confirmPayment(c echo.Context) error {
 // receiptPage is a paid payment's printable receipt; another account's
 // payment, or one not paid, is 404.
 func (a *App) receiptPage(c echo.Context) error {
-	r, err := a.Store.ReceiptOf(c.Request().Context(), currentUser(c).AccountID, c.Param("id"))
+	r, err := a.Store.ReceiptOf(c.Request().Context(), currentAccount(c), c.Param("id"))
 	if err != nil {
 		return err
 	}
@@ -212,7 +211,7 @@ func (a *App) receiptPage(c echo.Context) error {
 
 // dismissAlert takes an alert off Overview.
 func (a *App) dismissAlert(c echo.Context) error {
-	if err := a.Store.DismissAlert(c.Request().Context(), currentUser(c).AccountID, c.Param("id")); err != nil {
+	if err := a.Store.DismissAlert(c.Request().Context(), currentAccount(c), c.Param("id")); err != nil {
 		return err
 	}
 	return c.Redirect(http.StatusSeeOther, "/")
