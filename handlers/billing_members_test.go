@@ -65,4 +65,9 @@ func TestBillingActsInTheAccountSwitchedTo(t *testing.T) {
 		t.Fatalf("threshold: Bea's account %d, Carl's own %d; want $7 in Bea's only",
 			beaProf.TopupThresholdMicros, carlProf.TopupThresholdMicros)
 	}
+	audit, _, err := srv.Store.AuditLog(ctx, bea.account, models.AuditFilter{Action: models.AuditAutoTopupChanged}, 10)
+	if err != nil || len(audit) != 2 || audit[0].Actor != "carl@example.com" || !strings.Contains(audit[0].Before, "$5.00") ||
+		!strings.Contains(audit[0].After, "$7.00") {
+		t.Fatalf("the change in Bea's audit log: %+v %v", audit, err)
+	}
 }

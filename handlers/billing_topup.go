@@ -117,6 +117,9 @@ func (a *App) removePaymentMethod(c echo.Context) error {
 			a.Log.Warn("detach card at the provider", "request_id", RequestID(c), "err", err.Error())
 		}
 	}
+	if err := a.audit(c, models.AuditEntry{Action: models.AuditCardRemoved, Field: "card", Before: removed.CardLabel()}); err != nil {
+		return err
+	}
 	msg := "Card " + removed.CardLabel() + " removed."
 	if removed.TopupEnabled {
 		msg += " Auto top-up is off: it needs a saved card."
@@ -145,6 +148,20 @@ func (a *App) saveAutoTopup(c echo.Context) error {
 	}
 	if err := a.Store.SaveTopup(ctx, acct, cfg); err != nil {
 		return err
+	}
+	before, after := "off", "off"
+	if prof.TopupEnabled {
+		before = topupSentence(prof)
+	}
+	if cfg.Enabled {
+		after = topupSentence(&models.BillingProfile{TopupThresholdMicros: cfg.ThresholdMicros,
+			TopupAmountMicros: cfg.AmountMicros, TopupCapMicros: cfg.CapMicros})
+	}
+	if before != after {
+		if err := a.audit(c, models.AuditEntry{Action: models.AuditAutoTopupChanged, Field: "auto_topup",
+			Before: before, After: after}); err != nil {
+			return err
+		}
 	}
 	if cfg.Enabled {
 		a.flash(c, "Auto top-up is on. "+topupSentence(&models.BillingProfile{TopupThresholdMicros: cfg.ThresholdMicros,

@@ -75,6 +75,8 @@ const (
 	AuditPaymentCredited   = "billing.payment_credited" // by the payment provider; Target is the payment
 	AuditBalanceAdjusted   = "billing.balance_adjusted" // admin credit; Target is the ledger entry
 	AuditLowBalanceChanged = "billing.low_balance"      // the low-balance warning's threshold
+	AuditAutoTopupChanged  = "billing.auto_topup"       // its settings, as Billing's sentence says them
+	AuditCardRemoved       = "billing.card_removed"
 
 	AuditMemberInvited     = "member.invited" // Target is the invitation, TargetLabel its email
 	AuditInvitationRevoked = "member.invitation_revoked"
@@ -107,6 +109,8 @@ var auditActions = []struct{ action, label string }{
 	{AuditPaymentCredited, "Payment credited"},
 	{AuditBalanceAdjusted, "Balance adjusted"},
 	{AuditLowBalanceChanged, "Low-balance warning changed"},
+	{AuditAutoTopupChanged, "Auto top-up changed"},
+	{AuditCardRemoved, "Saved card removed"},
 	{AuditAccountCreated, "Account created"},
 	{AuditSignedIn, "Signed in"},
 	{AuditPasswordChanged, "Password changed"},
