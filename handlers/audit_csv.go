@@ -1,12 +1,6 @@
 package handlers
 
 import (
-	"bufio"
-	"encoding/csv"
-	"maps"
-	"net/http"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -32,30 +26,14 @@ func (a *App) auditCSV(c echo.Context) error {
 	}
 	f, form, bad := a.auditFilter(c, actors)
 	if bad {
-		// A download has no form to highlight: say which parameter is wrong.
-		var b strings.Builder
-		for _, name := range slices.Sorted(maps.Keys(form.Errors)) {
-			b.WriteString(name + ": " + form.Errors[name] + "\n")
-		}
-		if b.Len() == 0 {
-			b.WriteString(form.Message + "\n")
-		}
-		return c.String(http.StatusBadRequest, b.String())
+		return badCSVQuery(c, form.Errors, form.Message)
 	}
 	f.Cursor = ""
-	h := c.Response().Header()
-	h.Set(echo.HeaderContentType, "text/csv; charset=utf-8")
-	h.Set(echo.HeaderContentDisposition, `attachment; filename="audit-`+time.Now().UTC().Format("20060102-150405")+`.csv"`)
-	h.Set("Cache-Control", "no-store")
-
-	bw := bufio.NewWriterSize(c.Response(), 64<<10)
-	w := csv.NewWriter(bw)
-	w.UseCRLF = true
-	if err := w.Write(auditCSVHeader); err != nil {
+	x, err := startCSV(c, "audit-"+time.Now().UTC().Format("20060102-150405")+".csv", auditCSVHeader, 1000)
+	if err != nil {
 		return err
 	}
 	rec := make([]string, len(auditCSVHeader))
-	n := 0
 	err = a.Store.EachAuditEntry(ctx, acct, f, func(e *models.AuditEntry) error {
 		rec[0] = e.ID
 		rec[1] = e.At.UTC().Format("2006-01-02T15:04:05.000Z")
@@ -72,27 +50,7 @@ func (a *App) auditCSV(c echo.Context) error {
 		rec[9] = csvText(e.After)
 		rec[10] = csvText(e.IP)
 		rec[11] = csvText(e.RequestID)
-		if err := w.Write(rec); err != nil {
-			return err
-		}
-		if n++; n%1000 == 0 {
-			w.Flush()
-			if err := bw.Flush(); err != nil {
-				return err // the client went away
-			}
-			c.Response().Flush()
-		}
-		return nil
+		return x.write(rec)
 	})
-	if err != nil && !c.Response().Committed {
-		return err
-	}
-	w.Flush()
-	if ferr := bw.Flush(); err == nil {
-		err = ferr
-	}
-	if err != nil {
-		a.Log.Warn("csv export cut short", "request_id", RequestID(c), "rows", n, "err", err.Error())
-	}
-	return nil
+	return a.finishCSV(x, err)
 }

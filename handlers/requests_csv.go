@@ -1,13 +1,7 @@
 package handlers
 
 import (
-	"bufio"
-	"encoding/csv"
 	"errors"
-	"fmt"
-	"maps"
-	"net/http"
-	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -33,30 +27,17 @@ func (a *App) requestsCSV(c echo.Context) error {
 	acct := currentAccount(c)
 	f, err := models.ParseRequestFilter(zonedFilters(c.QueryParams(), zoneOf(c)))
 	if err != nil {
-		// A download has no form to highlight: say which parameter is wrong.
 		var me *models.Error
 		if errors.As(err, &me) && len(me.Fields) > 0 {
-			var b strings.Builder
-			for _, name := range slices.Sorted(maps.Keys(me.Fields)) {
-				fmt.Fprintf(&b, "%s: %s\n", name, me.Fields[name])
-			}
-			return c.String(http.StatusBadRequest, b.String())
+			return badCSVQuery(c, me.Fields, "")
 		}
 		return err
 	}
-	h := c.Response().Header()
-	h.Set(echo.HeaderContentType, "text/csv; charset=utf-8")
-	h.Set(echo.HeaderContentDisposition, `attachment; filename="requests-`+time.Now().UTC().Format("20060102-150405")+`.csv"`)
-	h.Set("Cache-Control", "no-store")
-
-	bw := bufio.NewWriterSize(c.Response(), 64<<10)
-	w := csv.NewWriter(bw)
-	w.UseCRLF = true
-	if err := w.Write(csvHeader); err != nil {
+	x, err := startCSV(c, "requests-"+time.Now().UTC().Format("20060102-150405")+".csv", csvHeader, 4096)
+	if err != nil {
 		return err
 	}
 	rec := make([]string, len(csvHeader))
-	n := 0
 	err = a.Store.EachRequestText(ctx, acct, f, func(r *models.RequestText) error {
 		rec[0] = r.ID
 		rec[1] = r.CreatedAt
@@ -76,30 +57,9 @@ func (a *App) requestsCSV(c echo.Context) error {
 		rec[15] = r.HoldMicros
 		rec[16] = r.ChargedMicros
 		rec[17] = csvText(r.BillingOutcome)
-		if err := w.Write(rec); err != nil {
-			return err
-		}
-		if n++; n%4096 == 0 {
-			w.Flush()
-			if err := bw.Flush(); err != nil {
-				return err // the client went away
-			}
-			c.Response().Flush()
-		}
-		return nil
+		return x.write(rec)
 	})
-	if err != nil && !c.Response().Committed {
-		return err // nothing is sent yet: the error handler answers
-	}
-	w.Flush()
-	if ferr := bw.Flush(); err == nil {
-		err = ferr
-	}
-	if err != nil {
-		// The status is sent; all that is left is to stop and log.
-		a.Log.Warn("csv export cut short", "request_id", RequestID(c), "rows", n, "err", err.Error())
-	}
-	return nil
+	return a.finishCSV(x, err)
 }
 
 // csvText neutralises a text cell a spreadsheet could run as a formula by

@@ -1,13 +1,9 @@
 package handlers
 
 import (
-	"encoding/csv"
-	"fmt"
 	"maps"
-	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -30,12 +26,8 @@ func (a *App) usageCSV(c echo.Context) error {
 	ctx := c.Request().Context()
 	acct := currentAccount(c)
 	q, err := models.ParseUsageQuery(c.QueryParams(), zoneOf(c), time.Now())
-	if fields, _, ok := fieldErrors(err); ok {
-		var b strings.Builder
-		for _, name := range slices.Sorted(maps.Keys(fields)) {
-			fmt.Fprintf(&b, "%s: %s\n", name, fields[name])
-		}
-		return c.String(http.StatusBadRequest, b.String())
+	if fields, msg, ok := fieldErrors(err); ok {
+		return badCSVQuery(c, fields, msg)
 	} else if err != nil {
 		return err
 	}
@@ -44,15 +36,9 @@ func (a *App) usageCSV(c echo.Context) error {
 		return err
 	}
 
-	h := c.Response().Header()
-	h.Set(echo.HeaderContentType, "text/csv; charset=utf-8")
-	h.Set(echo.HeaderContentDisposition, `attachment; filename="usage-`+q.From.In(q.Zone).Format("20060102")+"-"+
-		q.To.In(q.Zone).Format("20060102")+`.csv"`)
-	h.Set("Cache-Control", "no-store")
-	c.Response().WriteHeader(http.StatusOK)
-	w := csv.NewWriter(c.Response())
-	w.UseCRLF = true
-	if err := w.Write(usageCSVHeader); err != nil {
+	x, err := startCSV(c, "usage-"+q.From.In(q.Zone).Format("20060102")+"-"+q.To.In(q.Zone).Format("20060102")+".csv",
+		usageCSVHeader, 4096)
+	if err != nil {
 		return err
 	}
 	for _, p := range rep.Periods {
@@ -66,7 +52,7 @@ func (a *App) usageCSV(c echo.Context) error {
 			if q.Group == models.UsageByDay {
 				label = value
 			}
-			err := w.Write([]string{start, end, q.Group, csvText(value), csvText(label),
+			err := x.write([]string{start, end, q.Group, csvText(value), csvText(label),
 				strconv.FormatInt(t.Requests, 10), strconv.FormatInt(t.Errors, 10), strconv.FormatInt(t.PromptTokens, 10),
 				strconv.FormatInt(t.CompletionTokens, 10), strconv.FormatInt(t.SpendMicros, 10)})
 			if err != nil {
@@ -74,6 +60,5 @@ func (a *App) usageCSV(c echo.Context) error {
 			}
 		}
 	}
-	w.Flush()
-	return w.Error()
+	return a.finishCSV(x, nil)
 }
