@@ -20,7 +20,7 @@ func Go(postgres bool) []*goose.Migration {
 		return []*goose.Migration{goose.NewGoMigration(9, nil, nil), goose.NewGoMigration(10, nil, nil),
 			goose.NewGoMigration(12, &goose.GoFunc{RunTx: partitionRequestsUp}, &goose.GoFunc{RunTx: partitionRequestsDown}),
 			goose.NewGoMigration(13, nil, nil), // SQLite's log takes this engine's schema
-			refusedHold(true), usageHourly(true)}
+			refusedHold(true), usageHourly(true), usageOutcomes(true)}
 	}
 	return []*goose.Migration{
 		goose.NewGoMigration(9, &goose.GoFunc{RunTx: execAll(requestsSeqUp())}, &goose.GoFunc{RunTx: execAll(requestsSeqDown)}),
@@ -29,6 +29,7 @@ func Go(postgres bool) []*goose.Migration {
 		goose.NewGoMigration(13, &goose.GoFunc{RunTx: execAll(oneSchemaUp)}, &goose.GoFunc{RunTx: execAll(oneSchemaDown())}),
 		refusedHold(false),
 		usageHourly(false),
+		usageOutcomes(false),
 	}
 }
 

@@ -224,20 +224,14 @@ func (s *Store) writeHistory(ctx context.Context, accountID string, h History, p
 // have counted it when it completed.
 func (h *History) count(usage map[usageKey]usageSum, c *HistoryCall, accountID string) {
 	k := &h.Kinds[c.Kind]
-	key := usageKey{account: accountID, hour: usageHour(c.CompletedAt), key: c.KeyID, model: h.Models[c.Model].ID, outcome: k.Outcome}
+	key := usageKey{account: accountID, hour: usageHour(c.CompletedAt), key: c.KeyID, model: h.Models[c.Model].ID}
 	t := usage[key]
-	t.requests++
-	if k.Status >= 400 {
-		t.errors++
-	}
-	t.prompt += int64(c.PromptTokens)
-	t.completion += int64(c.CompletionTokens)
-	t.spend += c.ChargedMicros
+	t.add(oneRequest(k.Outcome, k.Status, int64(c.PromptTokens), int64(c.CompletionTokens), c.ChargedMicros))
 	usage[key] = t
 }
 
 // writeUsage adds a transaction's sums to the roll-up: a statement per
-// hour, key, model and outcome, a few hundred for 50,000 calls.
+// hour, key and model, a few hundred for 50,000 calls.
 func writeUsage(ctx context.Context, tx *sql.Tx, usage map[usageKey]usageSum, postgres bool) error {
 	text := qUsageAdd.sqlite
 	if postgres {
@@ -249,8 +243,7 @@ func writeUsage(ctx context.Context, tx *sql.Tx, usage map[usageKey]usageSum, po
 	}
 	defer stmt.Close()
 	for k, t := range usage {
-		if _, err := stmt.ExecContext(ctx, k.account, k.hour, k.key, k.model, k.outcome, t.requests, t.errors,
-			t.prompt, t.completion, t.spend); err != nil {
+		if _, err := stmt.ExecContext(ctx, t.args(k)...); err != nil {
 			return err
 		}
 	}

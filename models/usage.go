@@ -358,14 +358,13 @@ func (q UsageQuery) zone() *time.Location {
 
 // UsageInvariant checks an account's usage roll-up against the two records
 // it sums, read apart and summed here: every request of the log with a
-// final outcome counted once, in the UTC hour it completed, under its key,
-// model and outcome; and every ledger charge in the hour it was made,
-// under its request's key, model and outcome (none for a late charge paid
-// from a recharge). It returns nil when they agree to the micro-dollar,
-// otherwise the rows that differ (the first few).
+// final outcome counted once, in the UTC hour it completed, under its key
+// and model, in its outcome's column; and every ledger charge in the hour
+// it was made, under its request's key and model (none for a late charge
+// paid from a recharge). It returns nil when they agree to the request and
+// the micro-dollar, otherwise the rows that differ (the first few).
 func (s *Store) UsageInvariant(ctx context.Context, accountID string) error {
-	type counts struct{ requests, errors, prompt, completion, spend int64 }
-	want := map[usageKey]counts{}
+	want := map[usageKey]usageSum{}
 	db := s.db.sqlDB()
 
 	rows, err := db.QueryContext(ctx, numberedIf(s.db.Postgres, `SELECT completed_at, COALESCE(key_id, ''), model,
@@ -376,24 +375,21 @@ func (s *Store) UsageInvariant(ctx context.Context, accountID string) error {
 	}
 	for rows.Next() {
 		var at sql.NullTime
-		var k usageKey
-		var status, prompt, completion int64
-		if err := rows.Scan(&at, &k.key, &k.model, &k.outcome, &status, &prompt, &completion); err != nil {
+		k := usageKey{account: accountID}
+		var outcome string
+		var status int
+		var prompt, completion int64
+		if err := rows.Scan(&at, &k.key, &k.model, &outcome, &status, &prompt, &completion); err != nil {
 			rows.Close()
 			return err
 		}
 		if !at.Valid {
 			rows.Close()
-			return fmt.Errorf("a request with the outcome %s has no completion time", k.outcome)
+			return fmt.Errorf("a request with the outcome %s has no completion time", outcome)
 		}
-		k.account, k.hour = accountID, usageHour(at.Time)
+		k.hour = usageHour(at.Time)
 		c := want[k]
-		c.requests++
-		if status >= 400 {
-			c.errors++
-		}
-		c.prompt += prompt
-		c.completion += completion
+		c.add(oneRequest(outcome, status, prompt, completion, 0))
 		want[k] = c
 	}
 	if err := rows.Close(); err != nil {
@@ -401,7 +397,7 @@ func (s *Store) UsageInvariant(ctx context.Context, accountID string) error {
 	}
 
 	rows, err = db.QueryContext(ctx, numberedIf(s.db.Postgres, `SELECT l.created_at, COALESCE(r.key_id, ''),
-		COALESCE(r.model, ''), COALESCE(r.billing_outcome, '`+OutcomeCharged+`'), l.amount_micros
+		COALESCE(r.model, ''), l.amount_micros
 		FROM ledger_entries AS l LEFT JOIN requests AS r ON r.id = l.request_id
 		WHERE l.account_id = ? AND l.kind = '`+LedgerCharge+`'`), accountID)
 	if err != nil {
@@ -409,13 +405,13 @@ func (s *Store) UsageInvariant(ctx context.Context, accountID string) error {
 	}
 	for rows.Next() {
 		var at time.Time
-		var k usageKey
+		k := usageKey{account: accountID}
 		var amount int64
-		if err := rows.Scan(&at, &k.key, &k.model, &k.outcome, &amount); err != nil {
+		if err := rows.Scan(&at, &k.key, &k.model, &amount); err != nil {
 			rows.Close()
 			return err
 		}
-		k.account, k.hour = accountID, usageHour(at)
+		k.hour = usageHour(at)
 		c := want[k]
 		c.spend -= amount
 		want[k] = c
@@ -424,21 +420,25 @@ func (s *Store) UsageInvariant(ctx context.Context, accountID string) error {
 		return err
 	}
 
-	got := map[usageKey]counts{}
-	rows, err = db.QueryContext(ctx, numberedIf(s.db.Postgres, `SELECT hour_utc, key_id, model, outcome, requests, errors,
-		prompt_tokens, completion_tokens, spend_micros FROM usage_hourly WHERE account_id = ?`), accountID)
+	got := map[usageKey]usageSum{}
+	rows, err = db.QueryContext(ctx, numberedIf(s.db.Postgres, `SELECT hour_utc, key_id, model, requests, errors,
+		prompt_tokens, completion_tokens, spend_micros, `+strings.Join(usageOutcomes[:], ", ")+`
+		FROM usage_hourly WHERE account_id = ?`), accountID)
 	if err != nil {
 		return err
 	}
 	for rows.Next() {
 		k := usageKey{account: accountID}
-		var c counts
-		if err := rows.Scan(&k.hour, &k.key, &k.model, &k.outcome, &c.requests, &c.errors, &c.prompt, &c.completion,
-			&c.spend); err != nil {
+		var c usageSum
+		dest := []any{&k.hour, &k.key, &k.model, &c.requests, &c.errors, &c.prompt, &c.completion, &c.spend}
+		for i := range c.outcomes {
+			dest = append(dest, &c.outcomes[i])
+		}
+		if err := rows.Scan(dest...); err != nil {
 			rows.Close()
 			return err
 		}
-		if c != (counts{}) { // a row a late charge emptied
+		if c != (usageSum{}) { // a row a late charge emptied
 			got[k] = c
 		}
 	}
@@ -449,15 +449,30 @@ func (s *Store) UsageInvariant(ctx context.Context, accountID string) error {
 	var errs []error
 	for k, w := range want {
 		if g := got[k]; g != w && len(errs) < 10 {
-			errs = append(errs, fmt.Errorf("usage of %s %q %q %s: roll-up %+v, log and ledger %+v", k.hour, k.key, k.model, k.outcome, g, w))
+			errs = append(errs, fmt.Errorf("usage of %s %q %q: roll-up %v, log and ledger %v", k.hour, k.key, k.model, g, w))
 		}
 	}
 	for k, g := range got {
 		if _, ok := want[k]; !ok && len(errs) < 10 {
-			errs = append(errs, fmt.Errorf("usage of %s %q %q %s: roll-up %+v, nothing in the log or the ledger", k.hour, k.key, k.model, k.outcome, g))
+			errs = append(errs, fmt.Errorf("usage of %s %q %q: roll-up %v, nothing in the log or the ledger", k.hour, k.key, k.model, g))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// String is a row's counts in words, for a report of rows that differ.
+func (t usageSum) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "requests %d (", t.requests)
+	sep := ""
+	for i, n := range t.outcomes {
+		if n != 0 {
+			fmt.Fprintf(&b, "%s%s %d", sep, usageOutcomes[i], n)
+			sep = ", "
+		}
+	}
+	fmt.Fprintf(&b, "), errors %d, tokens %d + %d, spend %d µ$", t.errors, t.prompt, t.completion, t.spend)
+	return b.String()
 }
 
 // numberedIf is text with its ? numbered for PostgreSQL when postgres.

@@ -3,6 +3,8 @@ package models_test
 import (
 	"context"
 	"net/url"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -119,44 +121,56 @@ func TestUsageReportCutsDaysInTheZone(t *testing.T) {
 
 // usageOfLog sums an account's request log as the roll-up counts it,
 // read through the database's own hour of completed_at, and returns it
-// with the roll-up, both keyed by hour, key, model and outcome.
-func usageOfLog(t *testing.T, db *models.DB, account string) (log, rollup map[string][5]int64) {
+// with the roll-up, both keyed by hour, key and model: requests, errors,
+// prompt and completion tokens, spend, then the requests of each final
+// outcome (every outcome but pending, each a column of the roll-up).
+func usageOfLog(t *testing.T, db *models.DB, account string) (log, rollup map[string][]int64) {
 	t.Helper()
-	type row struct {
-		HourUTC, KeyID, Model, Outcome          string
-		Requests, Errors, Prompt, Completion, S int64
-	}
-	read := func(q string) map[string][5]int64 {
-		var rows []row
-		if err := db.Writer().Raw(q, account).Scan(&rows).Error; err != nil {
+	outcomes := models.Outcomes[1:]
+	read := func(q string) map[string][]int64 {
+		rows, err := db.Writer().Raw(q, account).Rows()
+		if err != nil {
 			t.Fatal(err)
 		}
-		out := map[string][5]int64{}
-		for _, r := range rows {
-			v := [5]int64{r.Requests, r.Errors, r.Prompt, r.Completion, r.S}
-			if v != [5]int64{} {
-				out[r.HourUTC+"|"+r.KeyID+"|"+r.Model+"|"+r.Outcome] = v
+		defer rows.Close()
+		out := map[string][]int64{}
+		for rows.Next() {
+			var hour, key, model string
+			v := make([]int64, 5+len(outcomes))
+			dest := []any{&hour, &key, &model}
+			for i := range v {
+				dest = append(dest, &v[i])
+			}
+			if err := rows.Scan(dest...); err != nil {
+				t.Fatal(err)
+			}
+			if slices.ContainsFunc(v, func(n int64) bool { return n != 0 }) {
+				out[hour+"|"+key+"|"+model] = v
 			}
 		}
 		return out
 	}
-	log = read(`SELECT substr(CAST(completed_at AS TEXT), 1, 13) AS hour_utc, COALESCE(key_id, '') AS key_id, model,
-		billing_outcome AS outcome, COUNT(*) AS requests, SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END) AS errors,
-		SUM(prompt_tokens) AS prompt, SUM(completion_tokens) AS completion, SUM(charged_micros) AS s
+	var byOutcome []string
+	for _, o := range outcomes {
+		byOutcome = append(byOutcome, "SUM(CASE WHEN billing_outcome = '"+o+"' THEN 1 ELSE 0 END)")
+	}
+	log = read(`SELECT substr(CAST(COALESCE(completed_at, created_at) AS TEXT), 1, 13), COALESCE(key_id, ''), model,
+		COUNT(*), SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END), SUM(prompt_tokens), SUM(completion_tokens),
+		SUM(charged_micros), ` + strings.Join(byOutcome, ", ") + `
 		FROM requests WHERE account_id = ? AND billing_outcome <> 'pending'
-		GROUP BY substr(CAST(completed_at AS TEXT), 1, 13), COALESCE(key_id, ''), model, billing_outcome`)
-	rollup = read(`SELECT hour_utc, key_id, model, outcome, requests, errors, prompt_tokens AS prompt,
-		completion_tokens AS completion, spend_micros AS s FROM usage_hourly WHERE account_id = ?`)
+		GROUP BY 1, 2, 3`)
+	rollup = read(`SELECT hour_utc, key_id, model, requests, errors, prompt_tokens, completion_tokens, spend_micros, ` +
+		strings.Join(outcomes, ", ") + ` FROM usage_hourly WHERE account_id = ?`)
 	return log, rollup
 }
 
-func sameUsage(t *testing.T, want, got map[string][5]int64) {
+func sameUsage(t *testing.T, want, got map[string][]int64) {
 	t.Helper()
 	if len(want) == 0 {
 		t.Fatal("nothing to compare")
 	}
 	for k, w := range want {
-		if got[k] != w {
+		if !slices.Equal(got[k], w) {
 			t.Errorf("%s: roll-up %v, want %v", k, got[k], w)
 		}
 	}
@@ -199,7 +213,9 @@ func TestSeedFillsTheUsageRollup(t *testing.T) {
 
 // TestUsageMigrationFillsFromLogAndLedger: migration 15 counts the
 // history already in the log by the hour each request completed, and
-// takes spend from the ledger's charges, a paid debt included.
+// takes spend from the ledger's charges, a paid debt included; migration
+// 21 moves the outcome into columns and keeps every sum, and its way back
+// makes version 15's rows again.
 func TestUsageMigrationFillsFromLogAndLedger(t *testing.T) {
 	db, p := migratedTo(t, 14)
 	ctx := context.Background()
@@ -237,17 +253,54 @@ func TestUsageMigrationFillsFromLogAndLedger(t *testing.T) {
 		VALUES ('led_1', 'acc_1', 'charge', -700, 0, 'req_1', '', ?), ('led_2', 'acc_1', 'charge', -300, 0, 'req_2', '', ?),
 		('led_3', 'acc_1', 'charge', -50, 0, NULL, 'debt', ?), ('led_4', 'acc_1', 'recharge', 5000, 0, NULL, '', ?)`,
 		done, done, at, at)
-	if _, err := p.UpTo(ctx, 15); err != nil {
-		t.Fatal(err)
+	// Version 15's rows, per outcome: requests, errors, tokens, spend.
+	read15 := func() map[string][]int64 {
+		t.Helper()
+		rows, err := db.Writer().Raw(`SELECT hour_utc, key_id, model, outcome, requests, errors, prompt_tokens,
+			completion_tokens, spend_micros FROM usage_hourly WHERE account_id = 'acc_1'`).Rows()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		out := map[string][]int64{}
+		for rows.Next() {
+			var hour, key, model, outcome string
+			v := make([]int64, 5)
+			if err := rows.Scan(&hour, &key, &model, &outcome, &v[0], &v[1], &v[2], &v[3], &v[4]); err != nil {
+				t.Fatal(err)
+			}
+			out[hour+"|"+key+"|"+model+"|"+outcome] = v
+		}
+		return out
 	}
-	_, rollup := usageOfLog(t, db, "acc_1")
-	sameUsage(t, map[string][5]int64{
+	v15 := map[string][]int64{
 		"2026-11-01 00|key_1|tt-chat-small|charged":            {2, 0, 15, 25, 1000},
 		"2026-11-01 00|key_2|tt-chat-large|not_charged_failed": {1, 1, 9, 0, 0},
 		"2026-10-31 23|||not_charged_rejected":                 {1, 1, 0, 0, 0},
 		"2026-10-31 23|||charged":                              {0, 0, 0, 0, 50},
+	}
+	if _, err := p.UpTo(ctx, 15); err != nil {
+		t.Fatal(err)
+	}
+	sameUsage(t, v15, read15())
+
+	// Version 21 sums each hour, key and model's outcomes into one row,
+	// with the requests of each outcome in its column (charged,
+	// charged_partial, rejected, failed, cancelled, expired, free).
+	if _, err := p.UpTo(ctx, 21); err != nil {
+		t.Fatal(err)
+	}
+	_, rollup := usageOfLog(t, db, "acc_1")
+	sameUsage(t, map[string][]int64{
+		"2026-11-01 00|key_1|tt-chat-small": {2, 0, 15, 25, 1000, 2, 0, 0, 0, 0, 0, 0},
+		"2026-11-01 00|key_2|tt-chat-large": {1, 1, 9, 0, 0, 0, 0, 0, 1, 0, 0, 0},
+		"2026-10-31 23||":                   {1, 1, 0, 0, 50, 0, 0, 1, 0, 0, 0, 0},
 	}, rollup)
-	if _, err := p.Down(ctx); err != nil {
+	if _, err := p.DownTo(ctx, 20); err != nil {
+		t.Fatal(err)
+	}
+	sameUsage(t, v15, read15())
+	if _, err := p.DownTo(ctx, 14); err != nil {
 		t.Fatal(err)
 	}
 	if db.Writer().Migrator().HasTable("usage_hourly") {

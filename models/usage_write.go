@@ -4,63 +4,108 @@ import (
 	"cmp"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 )
 
-// The usage roll-up (usage_hourly, migration 15) is written by the money
-// path, in the transaction that gives a request its final outcome or
+// The usage roll-up (usage_hourly, migrations 15 and 21) is written by the
+// money path, in the transaction that gives a request its final outcome or
 // charges it: a request is counted once, when it leaves pending (or is
 // logged with its outcome), in the UTC hour of that moment, which is the
-// hour of its ledger charge. A group commit sums its writes' counts and
-// writes each (account, hour, key, model, outcome) once, just before it
-// commits (flushUsage): one upsert per row of the roll-up per group,
-// whatever the number of calls, and taken last, so the roll-up's rows are
-// never locked before a wallet's by one group and after it by another.
+// hour of its ledger charge, and in its outcome's column. A group commit
+// sums its writes' counts and writes each (account, hour, key, model)
+// once, just before it commits (flushUsage): one upsert per row of the
+// roll-up per group, whatever the number of calls, and taken last, so the
+// roll-up's rows are never locked before a wallet's by one group and after
+// it by another.
 
 // usageKey is one row of the roll-up.
-type usageKey struct{ account, hour, key, model, outcome string }
+type usageKey struct{ account, hour, key, model string }
+
+// usageOutcomes are the final outcomes the roll-up counts requests by, each
+// a column named as the outcome, in the order of usageSum.outcomes.
+var usageOutcomes = [...]string{OutcomeCharged, OutcomeChargedPartial, OutcomeNotChargedRejected,
+	OutcomeNotChargedFailed, OutcomeNotChargedCancel, OutcomeNotChargedExpired, OutcomeNotChargedFree}
 
 // usageSum is what a write adds to a row of the roll-up.
-type usageSum struct{ requests, errors, prompt, completion, spend int64 }
+type usageSum struct {
+	requests, errors, prompt, completion, spend int64
+	outcomes                                    [len(usageOutcomes)]int64 // requests by outcome
+}
+
+func (t *usageSum) add(s usageSum) {
+	t.requests += s.requests
+	t.errors += s.errors
+	t.prompt += s.prompt
+	t.completion += s.completion
+	t.spend += s.spend
+	for i, n := range s.outcomes {
+		t.outcomes[i] += n
+	}
+}
 
 // usageHour is the roll-up's hour of t: "2026-11-25 14", UTC.
 func usageHour(t time.Time) string { return t.UTC().Format(usageHourLayout) }
 
 const usageHourLayout = "2006-01-02 15"
 
+// usageSet adds each of the roll-up's counts of excluded to the row's.
+var usageSet = func() string {
+	cols := append([]string{"requests", "errors", "prompt_tokens", "completion_tokens", "spend_micros"}, usageOutcomes[:]...)
+	for i, c := range cols {
+		cols[i] = c + " = usage_hourly." + c + " + excluded." + c
+	}
+	return strings.Join(cols, ", ")
+}()
+
 var (
-	qUsageAdd = newQuery(`INSERT INTO usage_hourly (account_id, hour_utc, key_id, model, outcome, requests, errors,
-		prompt_tokens, completion_tokens, spend_micros) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (account_id, hour_utc, key_id, model, outcome) DO UPDATE SET
-		requests = usage_hourly.requests + excluded.requests, errors = usage_hourly.errors + excluded.errors,
-		prompt_tokens = usage_hourly.prompt_tokens + excluded.prompt_tokens,
-		completion_tokens = usage_hourly.completion_tokens + excluded.completion_tokens,
-		spend_micros = usage_hourly.spend_micros + excluded.spend_micros`)
+	qUsageAdd = newQuery(`INSERT INTO usage_hourly (account_id, hour_utc, key_id, model, requests, errors,
+		prompt_tokens, completion_tokens, spend_micros, ` + strings.Join(usageOutcomes[:], ", ") + `)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (account_id, hour_utc, key_id, model) DO UPDATE SET ` + usageSet)
 	// A request whose hold the reaper expired was counted then; a late
 	// charge counts it again with its new outcome, so it is first taken
 	// out of the row the reaper counted it in, as the row still says.
-	qUsageUncountExpired = newQuery(`INSERT INTO usage_hourly (account_id, hour_utc, key_id, model, outcome, requests,
-		errors, prompt_tokens, completion_tokens, spend_micros)
-		SELECT account_id, substr(CAST(completed_at AS TEXT), 1, 13), COALESCE(key_id, ''), model, billing_outcome, -1,
-		CASE WHEN status >= 400 THEN -1 ELSE 0 END, -prompt_tokens, -completion_tokens, -charged_micros
+	qUsageUncountExpired = newQuery(`INSERT INTO usage_hourly (account_id, hour_utc, key_id, model, requests,
+		errors, prompt_tokens, completion_tokens, spend_micros, ` + OutcomeNotChargedExpired + `)
+		SELECT account_id, substr(CAST(completed_at AS TEXT), 1, 13), COALESCE(key_id, ''), model, -1,
+		CASE WHEN status >= 400 THEN -1 ELSE 0 END, -prompt_tokens, -completion_tokens, -charged_micros, -1
 		FROM requests WHERE id = ? AND account_id IS NOT NULL AND completed_at IS NOT NULL
 		AND hold_status = 'expired' AND billing_outcome = '` + OutcomeNotChargedExpired + `'
-		ON CONFLICT (account_id, hour_utc, key_id, model, outcome) DO UPDATE SET
-		requests = usage_hourly.requests + excluded.requests, errors = usage_hourly.errors + excluded.errors,
-		prompt_tokens = usage_hourly.prompt_tokens + excluded.prompt_tokens,
-		completion_tokens = usage_hourly.completion_tokens + excluded.completion_tokens,
-		spend_micros = usage_hourly.spend_micros + excluded.spend_micros`)
+		ON CONFLICT (account_id, hour_utc, key_id, model) DO UPDATE SET ` + usageSet)
 )
 
 // countUsage counts request r in the roll-up with its final outcome and
 // what it was charged (spend, as the ledger's charge), at the time at
 // which it got them. Call it once the write can no longer refuse.
 func (w *wtx) countUsage(account, key string, r *Request, outcome string, spend int64, at time.Time) {
-	s := usageSum{requests: 1, prompt: int64(r.PromptTokens), completion: int64(r.CompletionTokens), spend: spend}
-	if r.Status >= 400 {
+	w.addUsage(usageKey{account: account, hour: usageHour(at), key: key, model: r.Model},
+		oneRequest(outcome, r.Status, int64(r.PromptTokens), int64(r.CompletionTokens), spend))
+}
+
+// oneRequest is the roll-up's count of one request.
+func oneRequest(outcome string, status int, prompt, completion, spend int64) usageSum {
+	s := usageSum{requests: 1, prompt: prompt, completion: completion, spend: spend}
+	if status >= 400 {
 		s.errors = 1
 	}
-	w.addUsage(usageKey{account: account, hour: usageHour(at), key: key, model: r.Model, outcome: outcome}, s)
+	// An outcome the roll-up has no column for is counted in requests
+	// only, which UsageInvariant reports.
+	if i := slices.Index(usageOutcomes[:], outcome); i >= 0 {
+		s.outcomes[i] = 1
+	}
+	return s
+}
+
+// args are qUsageAdd's arguments that add s to row k: a new slice each
+// time, as PostgreSQL's batch keeps it until the commit.
+func (s usageSum) args(k usageKey) []any {
+	args := make([]any, 0, 9+len(usageOutcomes))
+	args = append(args, k.account, k.hour, k.key, k.model, s.requests, s.errors, s.prompt, s.completion, s.spend)
+	for _, n := range s.outcomes {
+		args = append(args, n)
+	}
+	return args
 }
 
 // addUsage adds s to the roll-up's row k when the transaction commits.
@@ -69,11 +114,7 @@ func (w *wtx) addUsage(k usageKey, s usageSum) {
 		w.usage = make(map[usageKey]usageSum, 4)
 	}
 	t := w.usage[k]
-	t.requests += s.requests
-	t.errors += s.errors
-	t.prompt += s.prompt
-	t.completion += s.completion
-	t.spend += s.spend
+	t.add(s)
 	w.usage[k] = t
 }
 
@@ -85,12 +126,10 @@ func (w *wtx) flushUsage() error {
 	}
 	keys := slices.SortedFunc(maps.Keys(w.usage), func(x, y usageKey) int {
 		return cmp.Or(cmp.Compare(x.account, y.account), cmp.Compare(x.hour, y.hour), cmp.Compare(x.key, y.key),
-			cmp.Compare(x.model, y.model), cmp.Compare(x.outcome, y.outcome))
+			cmp.Compare(x.model, y.model))
 	})
 	for _, k := range keys {
-		s := w.usage[k]
-		if err := w.later(qUsageAdd, k.account, k.hour, k.key, k.model, k.outcome, s.requests, s.errors, s.prompt,
-			s.completion, s.spend); err != nil {
+		if err := w.later(qUsageAdd, w.usage[k].args(k)...); err != nil {
 			return err
 		}
 	}
