@@ -203,14 +203,17 @@ func settleHolds(w *wtx, ops []*batchOp) error {
 	byKey := map[keyMonth]*sums{}
 	byAccount := map[string]*sums{}
 	var charged []*settleWrite
-	for _, o := range ops {
+	sws := make([]*settleWrite, len(ops))
+	for i, o := range ops {
 		o.done = true
-		sw := o.settle
-		ok, err := completeHeld(w, sw.h, sw.r, sw.status, sw.cost, sw.outcome, sw.now)
-		if err != nil {
-			return err
-		}
-		if !ok {
+		sws[i] = o.settle
+	}
+	ended, err := completeHelds(w, sws)
+	if err != nil {
+		return err
+	}
+	for i, sw := range sws {
+		if !ended[i] {
 			if sw.status == HoldCaptured && sw.cost > 0 {
 				if err := chargeLate(w, sw.h, sw.r, sw.cost, sw.outcome, sw.now); err != nil {
 					return err

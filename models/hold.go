@@ -365,22 +365,91 @@ func (s *Store) ReleaseCall(ctx context.Context, h *Hold, r *Request, outcome st
 // charge and outcome, in one guarded update. It reports false, changing
 // nothing, when the hold had already ended.
 func completeHeld(w *wtx, h *Hold, r *Request, status string, charged int64, outcome string, now time.Time) (bool, error) {
-	var n int64
-	var err error
-	if r.ErrorType == "" && r.ErrorMessage == "" && r.ErrorBody == "" {
-		n, err = w.exec(qCompleteHeldClean, status, now, r.Status, r.LatencyMS, r.PromptTokens, r.CompletionTokens,
-			charged, outcome, r.OutcomeDetail, now, h.RequestID)
-	}
-	if n == 0 && err == nil { // an error to record or clear, or the hold had ended
-		n, err = w.exec(qCompleteHeld, status, now, r.Status, r.ErrorType, r.ErrorMessage, r.ErrorBody, r.LatencyMS,
-			r.PromptTokens, r.CompletionTokens, charged, outcome, r.OutcomeDetail, now, h.RequestID)
-	}
-	if err != nil || n == 0 {
+	ok, err := completeHelds(w, []*settleWrite{{h: h, r: r, status: status, cost: charged, outcome: outcome, now: now}})
+	if err != nil {
 		return false, err
 	}
-	r.HoldStatus, r.HoldEndedAt, r.ChargedMicros, r.BillingOutcome, r.CompletedAt = status, &now, charged, outcome, &now
-	w.countUsage(h.AccountID, h.KeyID, r, outcome, charged, now)
-	return true, nil
+	return ok[0], nil
+}
+
+// completeHelds is completeHeld for several calls, their guarded updates
+// sent together (one round trip on PostgreSQL, a second only for a row
+// with an error to record or clear): ok[i] reports whether sws[i]'s hold
+// was still open and is now ended.
+func completeHelds(w *wtx, sws []*settleWrite) (ok []bool, err error) {
+	if len(sws) > 1 && sameRequestTwice(sws) {
+		// The first to end a hold is the one in order: one at a time.
+		ok = make([]bool, len(sws))
+		for i, sw := range sws {
+			one, err := completeHelds(w, []*settleWrite{sw})
+			if err != nil {
+				return nil, err
+			}
+			ok[i] = one[0]
+		}
+		return ok, nil
+	}
+	n := make([]int64, len(sws))
+	var clean [][]any
+	var cleanAt []int
+	for i, sw := range sws {
+		if r := sw.r; r.ErrorType == "" && r.ErrorMessage == "" && r.ErrorBody == "" {
+			clean = append(clean, []any{sw.status, sw.now, r.Status, r.LatencyMS, r.PromptTokens, r.CompletionTokens,
+				sw.cost, sw.outcome, r.OutcomeDetail, sw.now, sw.h.RequestID})
+			cleanAt = append(cleanAt, i)
+		}
+	}
+	if len(clean) > 0 {
+		got, err := w.execEach(qCompleteHeldClean, clean)
+		if err != nil {
+			return nil, err
+		}
+		for j, i := range cleanAt {
+			n[i] = got[j]
+		}
+	}
+	// An error to record or clear, or the hold had ended.
+	var full [][]any
+	var fullAt []int
+	for i, sw := range sws {
+		if n[i] == 0 {
+			r := sw.r
+			full = append(full, []any{sw.status, sw.now, r.Status, r.ErrorType, r.ErrorMessage, r.ErrorBody, r.LatencyMS,
+				r.PromptTokens, r.CompletionTokens, sw.cost, sw.outcome, r.OutcomeDetail, sw.now, sw.h.RequestID})
+			fullAt = append(fullAt, i)
+		}
+	}
+	if len(full) > 0 {
+		got, err := w.execEach(qCompleteHeld, full)
+		if err != nil {
+			return nil, err
+		}
+		for j, i := range fullAt {
+			n[i] = got[j]
+		}
+	}
+	ok = make([]bool, len(sws))
+	for i, sw := range sws {
+		if n[i] == 0 {
+			continue
+		}
+		ok[i] = true
+		r, now := sw.r, sw.now
+		r.HoldStatus, r.HoldEndedAt, r.ChargedMicros, r.BillingOutcome, r.CompletedAt = sw.status, &now, sw.cost, sw.outcome, &now
+		w.countUsage(sw.h.AccountID, sw.h.KeyID, r, sw.outcome, sw.cost, now)
+	}
+	return ok, nil
+}
+
+func sameRequestTwice(sws []*settleWrite) bool {
+	seen := make(map[string]bool, len(sws))
+	for _, sw := range sws {
+		if seen[sw.h.RequestID] {
+			return true
+		}
+		seen[sw.h.RequestID] = true
+	}
+	return false
 }
 
 // endHold moves an open hold to status exactly once, with its request

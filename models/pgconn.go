@@ -29,15 +29,24 @@ func (c *pgConn) tx() (*wtx, error) {
 	return &wtx{pgx: c}, nil
 }
 
-// send sends what is pending and q (when not nil), and returns the
+// send sends what is pending and q (when not empty), and returns the
 // results of q for read to consume; the pending statements' own results
 // are checked.
 func (c *pgConn) send(q string, args []any, read func(pgx.BatchResults) error) error {
+	if q == "" {
+		return c.sendEach("", nil, nil)
+	}
+	return c.sendEach(q, [][]any{args}, read)
+}
+
+// sendEach is send for q run once with each of args, in one round trip;
+// read consumes their results in order.
+func (c *pgConn) sendEach(q string, args [][]any, read func(pgx.BatchResults) error) error {
 	b := c.pending
 	c.pending = pgx.Batch{}
 	n := b.Len()
-	if q != "" {
-		b.Queue(q, args...)
+	for _, a := range args {
+		b.Queue(q, a...)
 	}
 	c.begun = true
 	br := c.conn.SendBatch(context.Background(), &b)
@@ -47,7 +56,7 @@ func (c *pgConn) send(q string, args []any, read func(pgx.BatchResults) error) e
 			break
 		}
 	}
-	if err == nil && q != "" {
+	if err == nil && len(args) > 0 {
 		err = read(br)
 	}
 	if cerr := br.Close(); err == nil {
@@ -62,6 +71,23 @@ func (c *pgConn) exec(q *query, args []any) (int64, error) {
 		tag, err := br.Exec()
 		n = tag.RowsAffected()
 		return err
+	})
+	return n, err
+}
+
+// execEach runs q with each of args, in one round trip, and returns how
+// many rows each changed.
+func (c *pgConn) execEach(q *query, args [][]any) ([]int64, error) {
+	n := make([]int64, len(args))
+	err := c.sendEach(q.pg, args, func(br pgx.BatchResults) error {
+		for i := range n {
+			tag, err := br.Exec()
+			if err != nil {
+				return err
+			}
+			n[i] = tag.RowsAffected()
+		}
+		return nil
 	})
 	return n, err
 }

@@ -70,6 +70,22 @@ func (w *wtx) exec(q *query, args ...any) (int64, error) {
 	return w.pgx.exec(q, args)
 }
 
+// execEach runs q once with each of args, in order, and returns how many
+// rows each changed: on PostgreSQL in one round trip.
+func (w *wtx) execEach(q *query, args [][]any) ([]int64, error) {
+	if w.pgx != nil {
+		return w.pgx.execEach(q, args)
+	}
+	n := make([]int64, len(args))
+	for i, a := range args {
+		var err error
+		if n[i], err = w.own.exec(q, a); err != nil {
+			return nil, err
+		}
+	}
+	return n, nil
+}
+
 // later runs q, whose result the caller does not need: on PostgreSQL it
 // is sent with the next statement that needs an answer, or the commit,
 // and its error fails the write then.
