@@ -173,7 +173,7 @@ func (b *batcher) placeAccountHolds(w *wtx, account string, ops []*batchOp) (boo
 		if l, limited := limit[km]; limited {
 			n, err = w.exec(qHoldKeyMonthSum, km.key, km.month, sum[km], sum[km], l, l)
 		} else {
-			n, err = w.exec(qHoldKeyMonth, km.key, km.month, sum[km])
+			n, err = 1, w.later(qHoldKeyMonth, km.key, km.month, sum[km]) // always takes it
 		}
 		if err != nil {
 			return false, err

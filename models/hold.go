@@ -213,25 +213,28 @@ func (s *Store) startCall(r *Request, keyID string, limit *int64, hold int64, tt
 	return h, func(w *wtx) error {
 		// One guarded upsert: the key's month takes the hold only if it
 		// stays within the limit, whether or not the month has a row yet.
-		var n int64
-		var err error
+		// Without a limit it always does, and goes with the wallet's
+		// update (one round trip on PostgreSQL).
 		if limit == nil {
-			n, err = w.exec(qHoldKeyMonth, keyID, h.Month, hold)
+			if err := w.later(qHoldKeyMonth, keyID, h.Month, hold); err != nil {
+				return err
+			}
 		} else {
-			n, err = w.exec(qHoldKeyMonthLimited, keyID, h.Month, hold, hold, *limit, *limit)
-		}
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			mtd, err := w.queryInt(qKeyMonthToDate, keyID, h.Month)
+			n, err := w.exec(qHoldKeyMonthLimited, keyID, h.Month, hold, hold, *limit, *limit)
 			if err != nil {
 				return err
 			}
-			return &QuotaError{LimitMicros: *limit, MonthToDateMicros: mtd, HoldMicros: hold}
+			if n == 0 {
+				mtd, err := w.queryInt(qKeyMonthToDate, keyID, h.Month)
+				if err != nil {
+					return err
+				}
+				return &QuotaError{LimitMicros: *limit, MonthToDateMicros: mtd, HoldMicros: hold}
+			}
 		}
 
-		if n, err = w.exec(qHoldWallet, hold, now, h.AccountID, hold); err != nil {
+		n, err := w.exec(qHoldWallet, hold, now, h.AccountID, hold)
+		if err != nil {
 			return err
 		}
 		if n == 0 {
