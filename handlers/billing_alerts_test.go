@@ -98,11 +98,11 @@ func TestKeyLimitAlertsOnceAMonth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, token, err := srv.Store.Invite(ctx, p.account, owner.ID, "dev@example.com", models.RoleDeveloper, time.Now())
+	_, token, err := srv.Store.Invite(ctx, memberActor(t, srv, owner.ID), p.account, "dev@example.com", models.RoleDeveloper, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	dev, _, err := srv.Store.SignupByInvitation(ctx, token, testenv.Password, time.Now())
+	dev, _, err := srv.Store.SignupByInvitation(ctx, models.Actor{}, token, testenv.Password, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

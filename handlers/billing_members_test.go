@@ -29,7 +29,7 @@ func TestBillingActsInTheAccountSwitchedTo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, token, err := srv.Store.Invite(ctx, bea.account, owner.ID, "carl@example.com", models.RoleBilling, time.Now())
+	_, token, err := srv.Store.Invite(ctx, memberActor(t, srv, owner.ID), bea.account, "carl@example.com", models.RoleBilling, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +37,7 @@ func TestBillingActsInTheAccountSwitchedTo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := srv.Store.AcceptInvitation(ctx, token, cu, time.Now()); err != nil {
+	if _, err := srv.Store.AcceptInvitation(ctx, models.Actor{}, token, cu, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if res, _ := carl.post("/", "/switch", url.Values{"account": {bea.account}}); res.StatusCode != http.StatusSeeOther {

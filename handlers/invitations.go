@@ -82,17 +82,13 @@ func (a *App) acceptInvitation(c echo.Context) error {
 	ctx := c.Request().Context()
 	token := c.Param("token")
 	if u := currentUser(c); u != nil {
-		d, err := a.Store.AcceptInvitation(ctx, token, u, a.now())
+		d, err := a.Store.AcceptInvitation(ctx, actor(c), token, u, a.now())
 		if models.ErrorCode(err) == models.EFORBIDDEN {
 			return a.render(c, http.StatusForbidden, views.ErrorPage(a.page(c, "Not allowed", ""), http.StatusForbidden,
 				"This invitation is for someone else", err.Error()))
 		}
 		if err != nil {
 			return a.invitationProblem(c, err)
-		}
-		if err := a.audit(c, models.AuditEntry{AccountID: d.AccountID, Action: models.AuditMemberJoined, Target: u.ID,
-			TargetLabel: u.Email, Field: "role", After: d.Role}); err != nil {
-			return err
 		}
 		sess, _ := c.Get(ctxToken).(string)
 		if _, err := a.Store.SwitchAccount(ctx, sess, u.ID, d.AccountID); err != nil {
@@ -114,7 +110,7 @@ func (a *App) acceptInvitation(c echo.Context) error {
 		msg := fmt.Sprintf("Too many sign-ups from your network. Wait %d seconds, then try again.", waitSeconds(c, wait))
 		return a.renderInvitation(c, http.StatusTooManyRequests, d, views.Form{Message: msg})
 	}
-	u, d, err := a.Store.SignupByInvitation(ctx, token, c.FormValue("password"), a.now())
+	u, d, err := a.Store.SignupByInvitation(ctx, actor(c), token, c.FormValue("password"), a.now())
 	if models.ErrorCode(err) == models.EINVALID {
 		fields, msg, _ := fieldErrors(err)
 		again, rerr := a.Store.InvitationByToken(ctx, token)
@@ -134,11 +130,6 @@ func (a *App) acceptInvitation(c echo.Context) error {
 	}
 	if err != nil {
 		return busyOr(c, err)
-	}
-	joined := models.Actor{UserID: u.ID, Name: u.Email, IP: c.RealIP(), RequestID: RequestID(c)}.Stamp(models.AuditEntry{
-		AccountID: d.AccountID, Action: models.AuditMemberJoined, Target: u.ID, TargetLabel: u.Email, Field: "role", After: d.Role})
-	if err := a.Store.Audit(ctx, joined); err != nil {
-		return err
 	}
 	if err := a.startSession(c, u.ID, d.AccountID); err != nil {
 		return err

@@ -70,14 +70,14 @@ func newLayoutCalls(t *testing.T) *layoutCalls {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, token, err := srv.Store.Invite(context.Background(), acct.ID, owner.ID, "grace.hopper.developer@example.com", "developer", time.Now())
+	_, token, err := srv.Store.Invite(context.Background(), memberActor(t, srv, owner.ID), acct.ID, "grace.hopper.developer@example.com", "developer", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := srv.Store.SignupByInvitation(context.Background(), token, testenv.Password, time.Now()); err != nil {
+	if _, _, err := srv.Store.SignupByInvitation(context.Background(), models.Actor{}, token, testenv.Password, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := srv.Store.Invite(context.Background(), acct.ID, owner.ID, "a.rather.long.address.for.a.phone@example.com", "billing", time.Now()); err != nil {
+	if _, _, err := srv.Store.Invite(context.Background(), memberActor(t, srv, owner.ID), acct.ID, "a.rather.long.address.for.a.phone@example.com", "billing", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 

@@ -154,7 +154,7 @@ func TestRoleTableOnEveryRoute(t *testing.T) {
 		t.Fatalf("the pending payment: %+v %v", pays, err)
 	}
 	payment, checkout := pays[0].ID, *pays[0].SessionID
-	inv, _, err := srv.Store.Invite(ctx, tm.acct, tm.ownerID, "pending@example.com", "viewer", time.Now())
+	inv, _, err := srv.Store.Invite(ctx, memberActor(t, srv, tm.ownerID), tm.acct, "pending@example.com", "viewer", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -60,15 +60,11 @@ func (a *App) renderTeam(c echo.Context, status int, d views.TeamData) error {
 func (a *App) invite(c echo.Context) error {
 	ctx := c.Request().Context()
 	vals := formValues(c, "email", "role")
-	inv, token, err := a.Store.Invite(ctx, currentAccount(c), currentUser(c).ID, vals["email"], vals["role"], a.now())
+	inv, token, err := a.Store.Invite(ctx, actor(c), currentAccount(c), vals["email"], vals["role"], a.now())
 	if fields, msg, ok := fieldErrors(err); ok {
 		return a.renderTeam(c, statusOfFormError(err), views.TeamData{Invite: views.Form{Values: vals, Errors: fields, Message: msg}})
 	}
 	if err != nil {
-		return err
-	}
-	if err := a.audit(c, models.AuditEntry{Action: models.AuditMemberInvited, Target: inv.ID, TargetLabel: inv.Email,
-		Field: "role", After: inv.Role}); err != nil {
 		return err
 	}
 	account := currentMember(c).AccountName
@@ -86,16 +82,13 @@ func (a *App) invite(c echo.Context) error {
 
 // revokeInvitation closes an open invitation: its link stops working.
 func (a *App) revokeInvitation(c echo.Context) error {
-	inv, err := a.Store.RevokeInvitation(c.Request().Context(), currentAccount(c), c.Param("id"), a.now())
+	inv, err := a.Store.RevokeInvitation(c.Request().Context(), actor(c), currentAccount(c), c.Param("id"), a.now())
 	switch {
 	case models.ErrorCode(err) == models.ECONFLICT:
 		a.flash(c, err.Error())
 	case err != nil:
 		return err
 	default:
-		if err := a.audit(c, models.AuditEntry{Action: models.AuditInvitationRevoked, Target: inv.ID, TargetLabel: inv.Email}); err != nil {
-			return err
-		}
 		a.flash(c, "Invitation to "+inv.Email+" revoked: its link no longer works.")
 	}
 	return c.Redirect(http.StatusSeeOther, "/team")
@@ -105,11 +98,7 @@ func (a *App) revokeInvitation(c echo.Context) error {
 func (a *App) setMemberRole(c echo.Context) error {
 	ctx := c.Request().Context()
 	id, role := c.Param("user_id"), c.FormValue("role")
-	was, err := a.Store.MemberOf(ctx, currentAccount(c), id)
-	if err != nil {
-		return err
-	}
-	err = a.Store.SetMemberRole(ctx, currentAccount(c), currentRole(c), id, role)
+	err := a.Store.SetMemberRole(ctx, actor(c), currentAccount(c), currentRole(c), id, role)
 	if models.ErrorCode(err) == models.EINVALID {
 		fields, msg, _ := fieldErrors(err)
 		return a.renderTeam(c, http.StatusUnprocessableEntity, views.TeamData{RoleFormOf: id,
@@ -121,12 +110,6 @@ func (a *App) setMemberRole(c echo.Context) error {
 	m, err := a.Store.MemberOf(ctx, currentAccount(c), id)
 	if err != nil {
 		return err
-	}
-	if m.Role != was.Role {
-		if err := a.audit(c, models.AuditEntry{Action: models.AuditMemberRoleChanged, Target: id, TargetLabel: m.Email,
-			Field: "role", Before: was.Role, After: m.Role}); err != nil {
-			return err
-		}
 	}
 	a.flash(c, m.Email+" now has the role "+m.Role+".")
 	return c.Redirect(http.StatusSeeOther, "/team")
@@ -140,12 +123,8 @@ func (a *App) removeMember(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	err = a.Store.RemoveMember(ctx, acct, currentRole(c), id)
+	err = a.Store.RemoveMember(ctx, actor(c), acct, currentRole(c), id)
 	if done, err := a.refusedChange(c, err); done {
-		return err
-	}
-	if err := a.audit(c, models.AuditEntry{AccountID: acct, Action: models.AuditMemberRemoved, Target: id, TargetLabel: m.Email,
-		Field: "role", Before: m.Role}); err != nil {
 		return err
 	}
 	if id == currentUser(c).ID { // one's own session in the account has ended too
@@ -163,12 +142,8 @@ func (a *App) transferOwnership(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	err = a.Store.TransferOwnership(ctx, acct, currentUser(c).ID, id)
+	err = a.Store.TransferOwnership(ctx, actor(c), acct, id)
 	if done, err := a.refusedChange(c, err); done {
-		return err
-	}
-	if err := a.audit(c, models.AuditEntry{Action: models.AuditOwnershipTransferred, Target: id, TargetLabel: m.Email,
-		Field: "owner", Before: currentUser(c).Email, After: m.Email}); err != nil {
 		return err
 	}
 	a.flash(c, m.Email+" is now the owner of "+currentMember(c).AccountName+"; you are an admin.")

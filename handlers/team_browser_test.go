@@ -112,11 +112,11 @@ func TestBrowserDeveloperJoinsByInvitation(t *testing.T) {
 	// where they are and switches.
 	other := testenv.FundedKey(t, srv.Store, "ops@example.com", 0, models.KeyInput{Name: "k", RPM: "60"})
 	dev, _ := srv.Store.UserByEmail(context.Background(), "dev@example.com")
-	_, token, err := srv.Store.Invite(context.Background(), other.ID, mustUser(t, srv, "ops@example.com"), "dev@example.com", "viewer", time.Now())
+	_, token, err := srv.Store.Invite(context.Background(), memberActor(t, srv, mustUser(t, srv, "ops@example.com")), other.ID, "dev@example.com", "viewer", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := srv.Store.AcceptInvitation(context.Background(), token, dev, time.Now()); err != nil {
+	if _, err := srv.Store.AcceptInvitation(context.Background(), models.Actor{}, token, dev, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	l.viewport(t, 390, 844, true)

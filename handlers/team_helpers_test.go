@@ -52,11 +52,11 @@ func newTeam(t *testing.T) *team {
 func (tm *team) join(email, role string) string {
 	tm.t.Helper()
 	ctx := context.Background()
-	_, token, err := tm.srv.Store.Invite(ctx, tm.acct, tm.ownerID, email, role, time.Now())
+	_, token, err := tm.srv.Store.Invite(ctx, memberActor(tm.t, tm.srv, tm.ownerID), tm.acct, email, role, time.Now())
 	if err != nil {
 		tm.t.Fatal(err)
 	}
-	u, _, err := tm.srv.Store.SignupByInvitation(ctx, token, testenv.Password, time.Now())
+	u, _, err := tm.srv.Store.SignupByInvitation(ctx, models.Actor{}, token, testenv.Password, time.Now())
 	if err != nil {
 		tm.t.Fatal(err)
 	}

@@ -179,7 +179,7 @@ func TestInvitationExpiredRevokedUnknown(t *testing.T) {
 
 	// Expired: the same database served by an instance whose clock is a
 	// week and a minute ahead.
-	_, token, err := srv.Store.Invite(ctx, tm.acct, tm.ownerID, "late@example.com", "viewer", time.Now())
+	_, token, err := srv.Store.Invite(ctx, memberActor(t, srv, tm.ownerID), tm.acct, "late@example.com", "viewer", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +268,7 @@ func TestInviteFormMessages(t *testing.T) {
 	tm := newTeamOf(t, "owner@example.com")
 	owner := tm.signIn("owner@example.com")
 	tm.join("dev@example.com", "developer")
-	if _, _, err := tm.srv.Store.Invite(context.Background(), tm.acct, tm.ownerID, "pending@example.com", "viewer", time.Now()); err != nil {
+	if _, _, err := tm.srv.Store.Invite(context.Background(), memberActor(t, tm.srv, tm.ownerID), tm.acct, "pending@example.com", "viewer", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
@@ -382,11 +382,11 @@ func TestRemovingAMemberEndsTheirSessions(t *testing.T) {
 	tm := newTeamOf(t, "owner@example.com")
 	own := testenv.FundedKey(t, tm.srv.Store, "dev@example.com", 0, models.KeyInput{Name: "k", RPM: "60"})
 	devUser, _ := tm.srv.Store.UserByEmail(context.Background(), "dev@example.com")
-	inv, token, err := tm.srv.Store.Invite(context.Background(), tm.acct, tm.ownerID, "dev@example.com", "developer", time.Now())
+	inv, token, err := tm.srv.Store.Invite(context.Background(), memberActor(t, tm.srv, tm.ownerID), tm.acct, "dev@example.com", "developer", time.Now())
 	if err != nil || inv == nil {
 		t.Fatal(err)
 	}
-	if _, err := tm.srv.Store.AcceptInvitation(context.Background(), token, devUser, time.Now()); err != nil {
+	if _, err := tm.srv.Store.AcceptInvitation(context.Background(), models.Actor{}, token, devUser, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	owner := tm.signIn("owner@example.com")
@@ -453,7 +453,7 @@ func TestSwitchIsolatesAccounts(t *testing.T) {
 
 	// Bob invites alice; once she accepts, she switches between the two,
 	// and each account shows only its own.
-	_, token, err := srv.Store.Invite(context.Background(), b.ID, mustUser(t, srv, "bob@example.com"), "alice@example.com", "viewer", time.Now())
+	_, token, err := srv.Store.Invite(context.Background(), memberActor(t, srv, mustUser(t, srv, "bob@example.com")), b.ID, "alice@example.com", "viewer", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -562,4 +562,15 @@ func TestMemberOfNoAccount(t *testing.T) {
 	if res, page := dev.get("/keys"); res.StatusCode != http.StatusOK || headerRole(t, page) != "viewer" {
 		t.Errorf("after joining again: %d, role %q", res.StatusCode, headerRole(t, page))
 	}
+}
+
+// memberActor is the member with user id, as the console records their
+// changes.
+func memberActor(t *testing.T, srv *testenv.Server, id string) models.Actor {
+	t.Helper()
+	u, err := srv.Store.UserByID(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return models.Actor{UserID: u.ID, Name: u.Email}
 }

@@ -229,7 +229,7 @@ func validateGrantable(role, field string, fe FieldErrors) {
 // address that is already a member, or already has an open invitation, is
 // a field error. An expired invitation to the same address is closed, so
 // a new one can be sent.
-func (s *Store) Invite(ctx context.Context, accountID, invitedBy, email, role string, now time.Time) (*Invitation, string, error) {
+func (s *Store) Invite(ctx context.Context, by Actor, accountID, email, role string, now time.Time) (*Invitation, string, error) {
 	email = NormalizeEmail(email)
 	fe := FieldErrors{}
 	if msg := validateEmail(email); msg != "" {
@@ -245,7 +245,7 @@ func (s *Store) Invite(ctx context.Context, accountID, invitedBy, email, role st
 	}
 	now = now.UTC()
 	inv := Invitation{ID: s.NewID("inv"), AccountID: accountID, Email: email, Role: role, TokenHash: HashToken(token),
-		InvitedBy: invitedBy, CreatedAt: now, ExpiresAt: now.Add(InvitationTTL)}
+		InvitedBy: by.UserID, CreatedAt: now, ExpiresAt: now.Add(InvitationTTL)}
 	already := func() error {
 		return &Error{Code: ECONFLICT, Message: "Please correct the highlighted fields.",
 			Fields: map[string]string{"email": email + " already has an open invitation. Revoke it first to send a new one."}}
@@ -278,7 +278,8 @@ func (s *Store) Invite(ctx context.Context, accountID, invitedBy, email, role st
 			}
 			return err
 		}
-		return nil
+		return s.auditTx(tx, by, AuditEntry{AccountID: accountID, Action: AuditMemberInvited, Target: inv.ID,
+			TargetLabel: inv.Email, Field: "role", After: inv.Role})
 	})
 	if err != nil {
 		return nil, "", err
@@ -366,7 +367,7 @@ func useInvitation(tx *gorm.DB, inv *Invitation, now time.Time) error {
 // account with its role, if it is still open at now. Only the invited
 // email may accept; a member already there, or an invitation used,
 // expired or revoked, changes nothing.
-func (s *Store) AcceptInvitation(ctx context.Context, token string, u *User, now time.Time) (*InvitationDetail, error) {
+func (s *Store) AcceptInvitation(ctx context.Context, by Actor, token string, u *User, now time.Time) (*InvitationDetail, error) {
 	d, err := s.InvitationByToken(ctx, token)
 	if err != nil {
 		return nil, err
@@ -386,7 +387,11 @@ func (s *Store) AcceptInvitation(ctx context.Context, token string, u *User, now
 		if isUniqueViolationErr(err) {
 			return &Error{Code: ECONFLICT, Message: "You are already a member of " + d.AccountName + "."}
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		by.UserID, by.Name = u.ID, u.Email // the one who accepts
+		return s.auditTx(tx, by, joinedEntry(d, u))
 	})
 	if err != nil {
 		return nil, err
@@ -401,7 +406,7 @@ func isUniqueViolationErr(err error) bool { return err != nil && isUniqueViolati
 // The user gets no account of their own: the invitation's account is the
 // one they came in through. An email that already has a user must log in
 // and accept instead.
-func (s *Store) SignupByInvitation(ctx context.Context, token, password string, now time.Time) (*User, *InvitationDetail, error) {
+func (s *Store) SignupByInvitation(ctx context.Context, by Actor, token, password string, now time.Time) (*User, *InvitationDetail, error) {
 	d, err := s.InvitationByToken(ctx, token)
 	if err != nil {
 		return nil, nil, err
@@ -433,12 +438,22 @@ func (s *Store) SignupByInvitation(ctx context.Context, token, password string, 
 			}
 			return err
 		}
-		return tx.Create(&Membership{AccountID: d.AccountID, UserID: user.ID, Role: d.Role, CreatedAt: now}).Error
+		if err := tx.Create(&Membership{AccountID: d.AccountID, UserID: user.ID, Role: d.Role, CreatedAt: now}).Error; err != nil {
+			return err
+		}
+		by.UserID, by.Name = user.ID, user.Email // the newcomer joins
+		return s.auditTx(tx, by, joinedEntry(d, &user))
 	})
 	if err != nil {
 		return nil, nil, err
 	}
 	return &user, d, nil
+}
+
+// joinedEntry is the audit log's entry of u joining d's account.
+func joinedEntry(d *InvitationDetail, u *User) AuditEntry {
+	return AuditEntry{AccountID: d.AccountID, Action: AuditMemberJoined, Target: u.ID, TargetLabel: u.Email,
+		Field: "role", After: d.Role}
 }
 
 func registeredInvitee(email string) error {
@@ -457,7 +472,7 @@ func ownerTouched(actorRole, what string) error {
 
 // SetMemberRole gives a member another role. No one is made owner this way
 // (ownership is transferred), and the owner's role does not change.
-func (s *Store) SetMemberRole(ctx context.Context, accountID, actorRole, userID, role string) error {
+func (s *Store) SetMemberRole(ctx context.Context, by Actor, accountID, actorRole, userID, role string) error {
 	fe := FieldErrors{}
 	validateGrantable(role, "role", fe)
 	if err := fe.Err(); err != nil {
@@ -470,21 +485,33 @@ func (s *Store) SetMemberRole(ctx context.Context, accountID, actorRole, userID,
 	if m.Role == RoleOwner {
 		return ownerTouched(actorRole, "change the role of")
 	}
-	res := s.db.w.WithContext(ctx).Model(&Membership{}).
-		Where("account_id = ? AND user_id = ? AND role <> ?", accountID, userID, RoleOwner).Update("role", role)
-	if res.Error != nil {
-		return res.Error
-	}
-	if res.RowsAffected == 0 { // removed, or made owner, since the read
-		return ErrNotFound
-	}
-	return nil
+	return s.db.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var was string
+		err := tx.Model(&Membership{}).Select("role").Where("account_id = ? AND user_id = ? AND role <> ?",
+			accountID, userID, RoleOwner).Take(&was).Error
+		if errors.Is(err, gorm.ErrRecordNotFound) { // removed, or made owner, since the read
+			return ErrNotFound
+		}
+		if err != nil || was == role {
+			return err
+		}
+		res := tx.Model(&Membership{}).Where("account_id = ? AND user_id = ? AND role = ?", accountID, userID, was).
+			Update("role", role)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 { // changed meanwhile
+			return ErrNotFound
+		}
+		return s.auditTx(tx, by, AuditEntry{AccountID: accountID, Action: AuditMemberRoleChanged, Target: userID,
+			TargetLabel: m.Email, Field: "role", Before: was, After: role})
+	})
 }
 
 // RemoveMember takes a member out of the account and ends, in the same
 // transaction, every session of theirs working in it. The owner cannot be
 // removed: an account always keeps its one owner.
-func (s *Store) RemoveMember(ctx context.Context, accountID, actorRole, userID string) error {
+func (s *Store) RemoveMember(ctx context.Context, by Actor, accountID, actorRole, userID string) error {
 	m, err := s.MemberOf(ctx, accountID, userID)
 	if err != nil {
 		return err
@@ -500,13 +527,17 @@ func (s *Store) RemoveMember(ctx context.Context, accountID, actorRole, userID s
 		if res.RowsAffected == 0 {
 			return ErrNotFound
 		}
-		return tx.Where("user_id = ? AND account_id = ?", userID, accountID).Delete(&Session{}).Error
+		if err := tx.Where("user_id = ? AND account_id = ?", userID, accountID).Delete(&Session{}).Error; err != nil {
+			return err
+		}
+		return s.auditTx(tx, by, AuditEntry{AccountID: accountID, Action: AuditMemberRemoved, Target: userID,
+			TargetLabel: m.Email, Field: "role", Before: m.Role})
 	})
 }
 
 // RevokeInvitation closes an open invitation of the account at now: its
 // link stops working. One used already is a conflict and stays as it is.
-func (s *Store) RevokeInvitation(ctx context.Context, accountID, id string, now time.Time) (*Invitation, error) {
+func (s *Store) RevokeInvitation(ctx context.Context, by Actor, accountID, id string, now time.Time) (*Invitation, error) {
 	var inv Invitation
 	err := s.db.r.WithContext(ctx).Where("id = ? AND account_id = ?", id, accountID).Take(&inv).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
@@ -516,17 +547,24 @@ func (s *Store) RevokeInvitation(ctx context.Context, accountID, id string, now 
 		return nil, err
 	}
 	now = now.UTC()
-	res := s.db.w.WithContext(ctx).Model(&Invitation{}).
-		Where("id = ? AND account_id = ? AND accepted_at IS NULL AND revoked_at IS NULL", id, accountID).
-		Update("revoked_at", now)
-	if res.Error != nil {
-		return nil, res.Error
-	}
-	if res.RowsAffected == 0 {
-		if inv.AcceptedAt != nil || inv.State(now) == InvitationAccepted {
-			return nil, &Error{Code: ECONFLICT, Message: "The invitation to " + inv.Email + " has already been accepted."}
+	err = s.db.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Model(&Invitation{}).
+			Where("id = ? AND account_id = ? AND accepted_at IS NULL AND revoked_at IS NULL", id, accountID).
+			Update("revoked_at", now)
+		if res.Error != nil {
+			return res.Error
 		}
-		return nil, &Error{Code: ECONFLICT, Message: "The invitation to " + inv.Email + " was already revoked."}
+		if res.RowsAffected == 0 {
+			if inv.AcceptedAt != nil || inv.State(now) == InvitationAccepted {
+				return &Error{Code: ECONFLICT, Message: "The invitation to " + inv.Email + " has already been accepted."}
+			}
+			return &Error{Code: ECONFLICT, Message: "The invitation to " + inv.Email + " was already revoked."}
+		}
+		return s.auditTx(tx, by, AuditEntry{AccountID: accountID, Action: AuditInvitationRevoked, Target: inv.ID,
+			TargetLabel: inv.Email})
+	})
+	if err != nil {
+		return nil, err
 	}
 	inv.RevokedAt = &now
 	return &inv, nil
@@ -534,7 +572,8 @@ func (s *Store) RevokeInvitation(ctx context.Context, accountID, id string, now 
 
 // TransferOwnership makes another member the owner and the owner an admin,
 // in one transaction: at no moment has the account two owners or none.
-func (s *Store) TransferOwnership(ctx context.Context, accountID, ownerID, toUserID string) error {
+func (s *Store) TransferOwnership(ctx context.Context, by Actor, accountID, toUserID string) error {
+	ownerID := by.UserID
 	if ownerID == toUserID {
 		return &Error{Code: ECONFLICT, Message: "You are the owner already."}
 	}
@@ -554,7 +593,12 @@ func (s *Store) TransferOwnership(ctx context.Context, accountID, ownerID, toUse
 		if res.RowsAffected == 0 {
 			return ErrNotFound
 		}
-		return nil
+		var to string
+		if err := tx.Model(&User{}).Select("email").Where("id = ?", toUserID).Take(&to).Error; err != nil {
+			return err
+		}
+		return s.auditTx(tx, by, AuditEntry{AccountID: accountID, Action: AuditOwnershipTransferred, Target: toUserID,
+			TargetLabel: to, Field: "owner", Before: by.Name, After: to})
 	})
 }
 
