@@ -40,7 +40,7 @@ func (a *App) topupData(ctx context.Context, acct string, d *views.BillingData, 
 		return nil
 	}
 	d.TopupOn = true
-	d.TopupSentence = topupSentence(prof)
+	d.TopupSentence = prof.Topup().Sentence()
 	if prof.TopupPausedAt != nil {
 		d.TopupPaused = fmt.Sprintf("Auto top-up paused itself after %d failed top-ups in a row: nothing more is charged. "+
 			"Check or replace your card, then save the settings below to turn it on again.", models.TopupPauseAfter)
@@ -65,12 +65,6 @@ func (a *App) topupData(ctx context.Context, acct string, d *views.BillingData, 
 		d.TopupLastPayment = last.ID
 	}
 	return nil
-}
-
-// topupSentence is auto top-up's settings in one sentence.
-func topupSentence(p *models.BillingProfile) string {
-	return "When available balance drops below " + models.FormatUSD(p.TopupThresholdMicros) + ", add " +
-		models.FormatUSD(p.TopupAmountMicros) + " (at most " + models.FormatUSD(p.TopupCapMicros) + " a month)"
 }
 
 // savePaymentMethod sends the customer to the provider's checkout in
@@ -104,7 +98,7 @@ func (a *App) savePaymentMethod(c echo.Context) error {
 // provider); auto top-up, which needs it, turns off.
 func (a *App) removePaymentMethod(c echo.Context) error {
 	ctx := c.Request().Context()
-	removed, err := a.Store.RemoveCard(ctx, currentAccount(c))
+	removed, err := a.Store.RemoveCard(ctx, actor(c), currentAccount(c))
 	if err != nil {
 		return err
 	}
@@ -116,9 +110,6 @@ func (a *App) removePaymentMethod(c echo.Context) error {
 		if err := prov.RemoveCard(ctx, *removed.CardID); err != nil {
 			a.Log.Warn("detach card at the provider", "request_id", RequestID(c), "err", err.Error())
 		}
-	}
-	if err := a.audit(c, models.AuditEntry{Action: models.AuditCardRemoved, Field: "card", Before: removed.CardLabel()}); err != nil {
-		return err
 	}
 	msg := "Card " + removed.CardLabel() + " removed."
 	if removed.TopupEnabled {
@@ -146,26 +137,11 @@ func (a *App) saveAutoTopup(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := a.Store.SaveTopup(ctx, acct, cfg); err != nil {
+	if err := a.Store.SaveTopup(ctx, actor(c), acct, cfg, prof.Topup()); err != nil {
 		return err
 	}
-	before, after := "off", "off"
-	if prof.TopupEnabled {
-		before = topupSentence(prof)
-	}
 	if cfg.Enabled {
-		after = topupSentence(&models.BillingProfile{TopupThresholdMicros: cfg.ThresholdMicros,
-			TopupAmountMicros: cfg.AmountMicros, TopupCapMicros: cfg.CapMicros})
-	}
-	if before != after {
-		if err := a.audit(c, models.AuditEntry{Action: models.AuditAutoTopupChanged, Field: "auto_topup",
-			Before: before, After: after}); err != nil {
-			return err
-		}
-	}
-	if cfg.Enabled {
-		a.flash(c, "Auto top-up is on. "+topupSentence(&models.BillingProfile{TopupThresholdMicros: cfg.ThresholdMicros,
-			TopupAmountMicros: cfg.AmountMicros, TopupCapMicros: cfg.CapMicros})+".")
+		a.flash(c, "Auto top-up is on. "+cfg.Sentence()+".")
 		a.kickBilling() // the balance may be below the threshold already
 	} else {
 		a.flash(c, "Auto top-up is off.")

@@ -12,10 +12,11 @@ import (
 )
 
 // TestTeamChangesAndTheirAuditEntriesCommitTogether: each change to a
-// team writes its audit entry in its own transaction, so when the entry
-// cannot be written the change is not made either — an invitation, a
-// join, a role, a removal, a revoked invitation, a transfer — and once it
-// can, the change and its entry are both there.
+// team, and auto top-up's settings, write their audit entry in their own
+// transaction, so when the entry cannot be written the change is not made
+// either — an invitation, a join, a role, a removal, a revoked invitation,
+// a transfer, auto top-up turned on — and once it can, the change and its
+// entry are both there.
 func TestTeamChangesAndTheirAuditEntriesCommitTogether(t *testing.T) {
 	db := testenv.DB(t)
 	s := models.NewStore(db)
@@ -93,6 +94,16 @@ func TestTeamChangesAndTheirAuditEntriesCommitTogether(t *testing.T) {
 		}
 	}
 
+	// Auto top-up's settings too: they stay off.
+	on := models.TopupConfig{Enabled: true, ThresholdMicros: 5 * models.MicrosPerUSD, AmountMicros: 20 * models.MicrosPerUSD,
+		CapMicros: 100 * models.MicrosPerUSD}
+	if err := s.SaveTopup(ctx, by, acct, on, models.TopupConfig{}); err == nil || !strings.Contains(err.Error(), "audit log down") {
+		t.Fatalf("auto top-up saved without its audit entry: %v", err)
+	}
+	if p, err := s.BillingProfileOf(ctx, acct); err != nil || p.TopupEnabled {
+		t.Fatalf("auto top-up is on (%v) though saving it failed", err)
+	}
+
 	if testenv.Postgres() {
 		exec(`DROP TRIGGER audit_down ON audit_log`)
 		exec(`DROP FUNCTION audit_down()`)
@@ -103,6 +114,9 @@ func TestTeamChangesAndTheirAuditEntriesCommitTogether(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := s.TransferOwnership(ctx, by, acct, dev.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveTopup(ctx, by, acct, on, models.TopupConfig{}); err != nil {
 		t.Fatal(err)
 	}
 	entries, _, err := s.AuditLog(ctx, acct, models.AuditFilter{}, 50)
@@ -118,6 +132,7 @@ func TestTeamChangesAndTheirAuditEntriesCommitTogether(t *testing.T) {
 		"member.joined dev@example.com →developer by dev@example.com from 203.0.113.9",
 		"member.role_changed dev@example.com developer→admin by owner@example.com from 198.51.100.7",
 		"account.ownership_transferred dev@example.com owner@example.com→dev@example.com by owner@example.com from 198.51.100.7",
+		"billing.auto_topup  off→When available balance drops below $5.00, add $20.00 (at most $100.00 a month) by owner@example.com from 198.51.100.7",
 	} {
 		if !strings.Contains(strings.Join(got, "\n"), want) {
 			t.Errorf("the audit log lacks %q:\n%s", want, strings.Join(got, "\n"))

@@ -264,7 +264,7 @@ var (
 // RemoveCard forgets the account's saved card and turns auto top-up off,
 // which needs one. It returns the card removed (nil: none was saved). A
 // setup made before this moment never brings the card back.
-func (s *Store) RemoveCard(ctx context.Context, accountID string) (*BillingProfile, error) {
+func (s *Store) RemoveCard(ctx context.Context, by Actor, accountID string) (*BillingProfile, error) {
 	p, err := s.BillingProfileOf(ctx, accountID)
 	if err != nil || !p.HasCard() {
 		return nil, err
@@ -276,7 +276,10 @@ func (s *Store) RemoveCard(ctx context.Context, accountID string) (*BillingProfi
 		if err := w.later(qTopupOff, accountID); err != nil {
 			return err
 		}
-		return w.later(qRemoveCard, now.Truncate(time.Second), now, accountID)
+		if err := w.later(qRemoveCard, now.Truncate(time.Second), now, accountID); err != nil {
+			return err
+		}
+		return auditW(w, by, AuditEntry{AccountID: accountID, Action: AuditCardRemoved, Field: "card", Before: p.CardLabel()})
 	})
 	if err != nil {
 		return nil, err
@@ -293,6 +296,22 @@ type TopupSettings struct {
 type TopupConfig struct {
 	Enabled                                  bool
 	ThresholdMicros, AmountMicros, CapMicros int64
+}
+
+// Sentence is the settings in one sentence, as Billing and the audit log
+// say them: "off" when off.
+func (c TopupConfig) Sentence() string {
+	if !c.Enabled {
+		return "off"
+	}
+	return "When available balance drops below " + FormatUSD(c.ThresholdMicros) + ", add " +
+		FormatUSD(c.AmountMicros) + " (at most " + FormatUSD(c.CapMicros) + " a month)"
+}
+
+// Topup is the profile's auto top-up settings.
+func (p *BillingProfile) Topup() TopupConfig {
+	return TopupConfig{Enabled: p.TopupEnabled, ThresholdMicros: p.TopupThresholdMicros,
+		AmountMicros: p.TopupAmountMicros, CapMicros: p.TopupCapMicros}
 }
 
 // Auto top-up bounds.
@@ -378,7 +397,10 @@ var (
 
 // SaveTopup stores auto top-up settings, all or nothing. Saving resumes
 // a paused auto top-up and forgets its failures.
-func (s *Store) SaveTopup(ctx context.Context, accountID string, c TopupConfig) error {
+//
+// The audit log records the change from was, the settings as the person
+// saw them, when the sentence differs.
+func (s *Store) SaveTopup(ctx context.Context, by Actor, accountID string, c, was TopupConfig) error {
 	now := time.Now().UTC()
 	return s.write(ctx, func(w *wtx) error {
 		// The wallet first, as every write that takes both rows.
@@ -389,7 +411,14 @@ func (s *Store) SaveTopup(ctx context.Context, accountID string, c TopupConfig) 
 		} else if err := w.later(qTopupOff, accountID); err != nil {
 			return err
 		}
-		return w.later(qSaveTopup, accountID, c.Enabled, c.ThresholdMicros, c.AmountMicros, c.CapMicros, now)
+		if err := w.later(qSaveTopup, accountID, c.Enabled, c.ThresholdMicros, c.AmountMicros, c.CapMicros, now); err != nil {
+			return err
+		}
+		if was.Sentence() == c.Sentence() {
+			return nil
+		}
+		return auditW(w, by, AuditEntry{AccountID: accountID, Action: AuditAutoTopupChanged, Field: "auto_topup",
+			Before: was.Sentence(), After: c.Sentence()})
 	})
 }
 
