@@ -393,43 +393,45 @@ func completeHelds(w *wtx, sws []*settleWrite) (ok []bool, err error) {
 		return ok, nil
 	}
 	n := make([]int64, len(sws))
-	var clean [][]any
-	var cleanAt []int
-	for i, sw := range sws {
-		if r := sw.r; r.ErrorType == "" && r.ErrorMessage == "" && r.ErrorBody == "" {
-			clean = append(clean, []any{sw.status, sw.now, r.Status, r.LatencyMS, r.PromptTokens, r.CompletionTokens,
-				sw.cost, sw.outcome, r.OutcomeDetail, sw.now, sw.h.RequestID})
-			cleanAt = append(cleanAt, i)
+	// send runs q, in one batch, for each write args gives arguments for
+	// (nil: none), and records how many rows each changed.
+	send := func(q *query, args func(i int, sw *settleWrite) []any) error {
+		var batch [][]any
+		var at []int
+		for i, sw := range sws {
+			if a := args(i, sw); a != nil {
+				batch, at = append(batch, a), append(at, i)
+			}
 		}
-	}
-	if len(clean) > 0 {
-		got, err := w.execEach(qCompleteHeldClean, clean)
-		if err != nil {
-			return nil, err
+		if len(batch) == 0 {
+			return nil
 		}
-		for j, i := range cleanAt {
+		got, err := w.execEach(q, batch)
+		for j, i := range at[:len(got)] {
 			n[i] = got[j]
 		}
+		return err
+	}
+	err = send(qCompleteHeldClean, func(_ int, sw *settleWrite) []any {
+		if r := sw.r; r.ErrorType == "" && r.ErrorMessage == "" && r.ErrorBody == "" {
+			return []any{sw.status, sw.now, r.Status, r.LatencyMS, r.PromptTokens, r.CompletionTokens,
+				sw.cost, sw.outcome, r.OutcomeDetail, sw.now, sw.h.RequestID}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	// An error to record or clear, or the hold had ended.
-	var full [][]any
-	var fullAt []int
-	for i, sw := range sws {
-		if n[i] == 0 {
-			r := sw.r
-			full = append(full, []any{sw.status, sw.now, r.Status, r.ErrorType, r.ErrorMessage, r.ErrorBody, r.LatencyMS,
-				r.PromptTokens, r.CompletionTokens, sw.cost, sw.outcome, r.OutcomeDetail, sw.now, sw.h.RequestID})
-			fullAt = append(fullAt, i)
+	err = send(qCompleteHeld, func(i int, sw *settleWrite) []any {
+		if r := sw.r; n[i] == 0 {
+			return []any{sw.status, sw.now, r.Status, r.ErrorType, r.ErrorMessage, r.ErrorBody, r.LatencyMS,
+				r.PromptTokens, r.CompletionTokens, sw.cost, sw.outcome, r.OutcomeDetail, sw.now, sw.h.RequestID}
 		}
-	}
-	if len(full) > 0 {
-		got, err := w.execEach(qCompleteHeld, full)
-		if err != nil {
-			return nil, err
-		}
-		for j, i := range fullAt {
-			n[i] = got[j]
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	ok = make([]bool, len(sws))
 	for i, sw := range sws {

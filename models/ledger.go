@@ -195,7 +195,7 @@ func payDebt(w *wtx, accountID string, now time.Time) error {
 	}
 	// Charged with no request: the roll-up counts it under no key and no
 	// model, so that its spend stays the ledger's.
-	w.addUsage(usageKey{account: accountID, hour: usageHour(now)}, usageSum{spend: pay})
+	w.addUsage(usageKey{account: accountID, hour: usageHour(now)}, usageSum{UsageTotals: UsageTotals{SpendMicros: pay}})
 	return w.later(qInsertLedger, w.ids.newID("led"), accountID, LedgerCharge, -pay, balance, nil, nil,
 		"Outstanding late charges of calls whose hold had expired", now)
 }

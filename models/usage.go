@@ -413,7 +413,7 @@ func (s *Store) UsageInvariant(ctx context.Context, accountID string) error {
 		}
 		k.hour = usageHour(at)
 		c := want[k]
-		c.spend -= amount
+		c.SpendMicros -= amount
 		want[k] = c
 	}
 	if err := rows.Close(); err != nil {
@@ -430,7 +430,8 @@ func (s *Store) UsageInvariant(ctx context.Context, accountID string) error {
 	for rows.Next() {
 		k := usageKey{account: accountID}
 		var c usageSum
-		dest := []any{&k.hour, &k.key, &k.model, &c.requests, &c.errors, &c.prompt, &c.completion, &c.spend}
+		dest := []any{&k.hour, &k.key, &k.model, &c.Requests, &c.Errors, &c.PromptTokens, &c.CompletionTokens,
+			&c.SpendMicros}
 		for i := range c.outcomes {
 			dest = append(dest, &c.outcomes[i])
 		}
@@ -463,7 +464,7 @@ func (s *Store) UsageInvariant(ctx context.Context, accountID string) error {
 // String is a row's counts in words, for a report of rows that differ.
 func (t usageSum) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "requests %d (", t.requests)
+	fmt.Fprintf(&b, "requests %d (", t.Requests)
 	sep := ""
 	for i, n := range t.outcomes {
 		if n != 0 {
@@ -471,7 +472,7 @@ func (t usageSum) String() string {
 			sep = ", "
 		}
 	}
-	fmt.Fprintf(&b, "), errors %d, tokens %d + %d, spend %d µ$", t.errors, t.prompt, t.completion, t.spend)
+	fmt.Fprintf(&b, "), errors %d, tokens %d + %d, spend %d µ$", t.Errors, t.PromptTokens, t.CompletionTokens, t.SpendMicros)
 	return b.String()
 }
 

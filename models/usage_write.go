@@ -27,18 +27,15 @@ type usageKey struct{ account, hour, key, model string }
 var usageOutcomes = [...]string{OutcomeCharged, OutcomeChargedPartial, OutcomeNotChargedRejected,
 	OutcomeNotChargedFailed, OutcomeNotChargedCancel, OutcomeNotChargedExpired, OutcomeNotChargedFree}
 
-// usageSum is what a write adds to a row of the roll-up.
+// usageSum is what a write adds to a row of the roll-up: its totals, and
+// its requests by outcome.
 type usageSum struct {
-	requests, errors, prompt, completion, spend int64
-	outcomes                                    [len(usageOutcomes)]int64 // requests by outcome
+	UsageTotals
+	outcomes [len(usageOutcomes)]int64
 }
 
 func (t *usageSum) add(s usageSum) {
-	t.requests += s.requests
-	t.errors += s.errors
-	t.prompt += s.prompt
-	t.completion += s.completion
-	t.spend += s.spend
+	t.UsageTotals.add(s.UsageTotals)
 	for i, n := range s.outcomes {
 		t.outcomes[i] += n
 	}
@@ -85,9 +82,9 @@ func (w *wtx) countUsage(account, key string, r *Request, outcome string, spend 
 
 // oneRequest is the roll-up's count of one request.
 func oneRequest(outcome string, status int, prompt, completion, spend int64) usageSum {
-	s := usageSum{requests: 1, prompt: prompt, completion: completion, spend: spend}
+	s := usageSum{UsageTotals: UsageTotals{Requests: 1, PromptTokens: prompt, CompletionTokens: completion, SpendMicros: spend}}
 	if status >= 400 {
-		s.errors = 1
+		s.Errors = 1
 	}
 	// An outcome the roll-up has no column for is counted in requests
 	// only, which UsageInvariant reports.
@@ -101,7 +98,8 @@ func oneRequest(outcome string, status int, prompt, completion, spend int64) usa
 // time, as PostgreSQL's batch keeps it until the commit.
 func (s usageSum) args(k usageKey) []any {
 	args := make([]any, 0, 9+len(usageOutcomes))
-	args = append(args, k.account, k.hour, k.key, k.model, s.requests, s.errors, s.prompt, s.completion, s.spend)
+	args = append(args, k.account, k.hour, k.key, k.model, s.Requests, s.Errors, s.PromptTokens, s.CompletionTokens,
+		s.SpendMicros)
 	for _, n := range s.outcomes {
 		args = append(args, n)
 	}
