@@ -75,10 +75,16 @@ func ValidateSignup(email, password string) error {
 // EmailProblem says what is wrong with an email address as typed, or "".
 func EmailProblem(email string) string {
 	email = NormalizeEmail(email)
-	switch {
-	case email == "":
+	if email == "" {
 		return "Enter your email address."
-	case len(email) > MaxEmailLen:
+	}
+	return addressProblem(email)
+}
+
+// addressProblem says what is wrong with a normalized, non-empty email
+// address, or "".
+func addressProblem(email string) string {
+	if len(email) > MaxEmailLen {
 		return "An email address can be at most 254 characters."
 	}
 	a, err := mail.ParseAddress(email)

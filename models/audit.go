@@ -285,17 +285,7 @@ func ParseAuditFilter(q url.Values) (AuditFilter, error) {
 			fe.Add("action", "Choose one of the actions in the list.")
 		}
 	}
-	var err error
-	if f.From, err = parseFilterTime(q.Get("from"), false); err != nil {
-		fe.Add("from", err.Error())
-	}
-	if f.To, err = parseFilterTime(q.Get("to"), true); err != nil {
-		fe.Add("to", err.Error())
-	}
-	if !f.From.IsZero() && !f.To.IsZero() && !f.To.After(f.From) {
-		fe.Add("to", "The end of the range must be after its start.")
-		f.To = time.Time{}
-	}
+	f.From, f.To = parseFilterRange(q, fe)
 	if s := q.Get("cursor"); s != "" {
 		if looksLikeID("aud_", s) {
 			f.Cursor = s

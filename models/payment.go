@@ -606,39 +606,25 @@ func DeclineReason(code, declineCode, message string) string {
 // the intent, or, before its id was stored, by the payment id in its
 // metadata. nil: none (a Checkout's own PaymentIntent, say).
 func (s *Store) paymentForIntent(ctx context.Context, ev PaymentEvent) (*Payment, error) {
-	db := s.db.w.WithContext(ctx)
-	var p Payment
-	if ev.IntentID != "" {
-		err := db.Where("intent_id = ?", ev.IntentID).Take(&p).Error
-		if err == nil {
-			return &p, nil
-		}
-		if !errors.Is(err, gorm.ErrRecordNotFound) {
-			return nil, err
-		}
-	}
-	if ev.ClientReferenceID == "" {
-		return nil, nil
-	}
-	err := db.Where("id = ? AND provider = ? AND kind = ? AND intent_id IS NULL", ev.ClientReferenceID, ev.Provider, PaymentAutoTopup).
-		Take(&p).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return &p, nil
+	return s.paymentBy(ctx, ev, "intent_id", ev.IntentID, " AND kind = ?", PaymentAutoTopup)
 }
 
 // paymentForEvent finds the payment an event is about: by its checkout
 // session, or, before the session id was stored, by the client reference
 // (our payment id) of a payment that has no session yet. nil: none.
 func (s *Store) paymentForEvent(ctx context.Context, ev PaymentEvent) (*Payment, error) {
+	return s.paymentBy(ctx, ev, "session_id", ev.SessionID, "")
+}
+
+// paymentBy finds the payment whose provider id column col is id, or,
+// when none is (or id is empty), the one the event's client reference
+// names among the provider's payments whose col is not set yet, narrowed
+// by more and its arguments. nil: none.
+func (s *Store) paymentBy(ctx context.Context, ev PaymentEvent, col, id, more string, args ...any) (*Payment, error) {
 	db := s.db.w.WithContext(ctx)
 	var p Payment
-	if ev.SessionID != "" {
-		err := db.Where("session_id = ?", ev.SessionID).Take(&p).Error
+	if id != "" {
+		err := db.Where(col+" = ?", id).Take(&p).Error
 		if err == nil {
 			return &p, nil
 		}
@@ -649,7 +635,8 @@ func (s *Store) paymentForEvent(ctx context.Context, ev PaymentEvent) (*Payment,
 	if ev.ClientReferenceID == "" {
 		return nil, nil
 	}
-	err := db.Where("id = ? AND provider = ? AND session_id IS NULL", ev.ClientReferenceID, ev.Provider).Take(&p).Error
+	err := db.Where("id = ? AND provider = ? AND "+col+" IS NULL"+more,
+		append([]any{ev.ClientReferenceID, ev.Provider}, args...)...).Take(&p).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, nil
 	}

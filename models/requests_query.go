@@ -82,18 +82,25 @@ func ParseRequestFilter(q url.Values) (RequestFilter, error) {
 			f.Outcome = s
 		}
 	}
+	f.From, f.To = parseFilterRange(q, fe)
+	return f, fe.Err()
+}
+
+// parseFilterRange reads a filter's from and to, each a field error when
+// bad; a to that is not after from is one too, and left out.
+func parseFilterRange(q url.Values, fe FieldErrors) (from, to time.Time) {
 	var err error
-	if f.From, err = parseFilterTime(q.Get("from"), false); err != nil {
+	if from, err = parseFilterTime(q.Get("from"), false); err != nil {
 		fe.Add("from", err.Error())
 	}
-	if f.To, err = parseFilterTime(q.Get("to"), true); err != nil {
+	if to, err = parseFilterTime(q.Get("to"), true); err != nil {
 		fe.Add("to", err.Error())
 	}
-	if !f.From.IsZero() && !f.To.IsZero() && !f.To.After(f.From) {
+	if !from.IsZero() && !to.IsZero() && !to.After(from) {
 		fe.Add("to", "The end of the range must be after its start.")
-		f.To = time.Time{}
+		to = time.Time{}
 	}
-	return f, fe.Err()
+	return from, to
 }
 
 func parseFilterTime(s string, end bool) (time.Time, error) {
