@@ -281,6 +281,14 @@ func (s *Store) FinishCall(ctx context.Context, h *Hold, r *Request, cost int64)
 	if outcome == "" || outcome == OutcomePending {
 		outcome = OutcomeCharged
 	}
+	sw := &settleWrite{h: h, r: r, status: HoldCaptured, cost: cost, outcome: outcome, now: now}
+	if s.batch.pg {
+		ended, err := s.endCall(sw)
+		if err != nil || ended || cost == 0 {
+			return err
+		}
+		return s.batch.do(func(w *wtx) error { return chargeLate(w, h, r, cost, outcome, now) })
+	}
 	return s.batch.wait(s.batch.enqueue(&batchOp{fn: func(w *wtx) error {
 		ok, err := completeHeld(w, h, r, HoldCaptured, cost, outcome, now)
 		if err != nil {
@@ -293,7 +301,23 @@ func (s *Store) FinishCall(ctx context.Context, h *Hold, r *Request, cost int64)
 			return nil
 		}
 		return chargeLate(w, h, r, cost, outcome, now)
-	}, settle: &settleWrite{h: h, r: r, status: HoldCaptured, cost: cost, outcome: outcome, now: now}}))
+	}, settle: sw}))
+}
+
+// endCall ends sw's hold on PostgreSQL, in one statement (settleOne) or
+// with the other holds its group ends, and reports whether the hold was
+// still open; when it was not, nothing was written, unless the group's
+// bulk settlement charged it late already (then it reports true).
+func (s *Store) endCall(sw *settleWrite) (bool, error) {
+	ended := int64(-1) // bulk ended it with the group's others
+	err := s.batch.wait(s.batch.enqueue(&batchOp{fn: func(w *wtx) error { return settleOne(w, sw, &ended) }, settle: sw}))
+	if err != nil {
+		return false, err
+	}
+	if ended == 1 {
+		sw.ended()
+	}
+	return ended != 0, nil
 }
 
 // chargeLate charges cost for a call whose hold the reaper expired, once:
@@ -355,13 +379,18 @@ func chargeLate(w *wtx, h *Hold, r *Request, cost int64, outcome string, now tim
 // completes the request row with outcome, in one transaction.
 func (s *Store) ReleaseCall(ctx context.Context, h *Hold, r *Request, outcome string) error {
 	now := time.Now().UTC()
+	sw := &settleWrite{h: h, r: r, status: HoldReleased, outcome: outcome, now: now}
+	if s.batch.pg {
+		_, err := s.endCall(sw)
+		return err
+	}
 	return s.batch.wait(s.batch.enqueue(&batchOp{fn: func(w *wtx) error {
 		ok, err := completeHeld(w, h, r, HoldReleased, 0, outcome, now)
 		if err != nil || !ok {
 			return err
 		}
 		return settleHold(w, h, HoldReleased, 0, now)
-	}, settle: &settleWrite{h: h, r: r, status: HoldReleased, outcome: outcome, now: now}}))
+	}, settle: sw}))
 }
 
 // completeHeld ends r's open hold as status and completes r with the
@@ -439,9 +468,8 @@ func completeHelds(w *wtx, sws []*settleWrite) (ok []bool, err error) {
 			continue
 		}
 		ok[i] = true
-		r, now := sw.r, sw.now
-		r.HoldStatus, r.HoldEndedAt, r.ChargedMicros, r.BillingOutcome, r.CompletedAt = sw.status, &now, sw.cost, sw.outcome, &now
-		w.countUsage(sw.h.AccountID, sw.h.KeyID, r, sw.outcome, sw.cost, now)
+		sw.ended()
+		w.countUsage(sw.h.AccountID, sw.h.KeyID, sw.r, sw.outcome, sw.cost, sw.now)
 	}
 	return ok, nil
 }

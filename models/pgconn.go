@@ -12,18 +12,20 @@ import (
 // pgx directly, pipelined: a statement whose result the write path does
 // not need (w.later) is not sent on its own but with the next statement
 // that needs an answer, or with the COMMIT; BEGIN goes with the first.
-// Ending a hold is then two round trips (its guarded update, then the
-// settlement and the commit) instead of six, and a group's statements
-// cost round trips only where a decision waits for them. pgx keeps each
-// statement prepared on the connection.
+// A statement whose answer is needed only after the commit (w.laterInt)
+// goes the same way. Ending one call's hold is then one round trip (its
+// statement, settleOne, and the commit) instead of six, and a group's
+// statements cost round trips only where a decision waits for them. pgx
+// keeps each statement prepared on the connection.
 type pgConn struct {
 	conn    *pgx.Conn
 	pending pgx.Batch
-	begun   bool // BEGIN has reached the server
+	ints    map[int]*int64 // where the pending statement at an index puts its row's integer (laterInt)
+	begun   bool           // BEGIN has reached the server
 }
 
 func (c *pgConn) tx() (*wtx, error) {
-	c.pending = pgx.Batch{}
+	c.pending, c.ints = pgx.Batch{}, nil
 	c.pending.Queue("BEGIN")
 	c.begun = false
 	return &wtx{pgx: c}, nil
@@ -42,8 +44,8 @@ func (c *pgConn) send(q string, args []any, read func(pgx.BatchResults) error) e
 // sendEach is send for q run once with each of args, in one round trip;
 // read consumes their results in order.
 func (c *pgConn) sendEach(q string, args [][]any, read func(pgx.BatchResults) error) error {
-	b := c.pending
-	c.pending = pgx.Batch{}
+	b, ints := c.pending, c.ints
+	c.pending, c.ints = pgx.Batch{}, nil
 	n := b.Len()
 	for _, a := range args {
 		b.Queue(q, a...)
@@ -51,8 +53,13 @@ func (c *pgConn) sendEach(q string, args [][]any, read func(pgx.BatchResults) er
 	c.begun = true
 	br := c.conn.SendBatch(context.Background(), &b)
 	var err error
-	for range n {
-		if _, err = br.Exec(); err != nil {
+	for i := range n {
+		if dst := ints[i]; dst != nil {
+			err = br.QueryRow().Scan(dst)
+		} else {
+			_, err = br.Exec()
+		}
+		if err != nil {
 			break
 		}
 	}
@@ -108,9 +115,17 @@ func (c *pgConn) later(q *query, args []any) {
 	c.pending.Queue(q.pg, args...)
 }
 
+func (c *pgConn) laterInt(q *query, dst *int64, args []any) {
+	if c.ints == nil {
+		c.ints = map[int]*int64{}
+	}
+	c.ints[c.pending.Len()] = dst
+	c.pending.Queue(q.pg, args...)
+}
+
 func (c *pgConn) end(commit bool) error {
 	if !commit {
-		c.pending = pgx.Batch{}
+		c.pending, c.ints = pgx.Batch{}, nil
 		if !c.begun {
 			return nil // nothing reached the server
 		}

@@ -98,6 +98,19 @@ func (w *wtx) later(q *query, args ...any) error {
 	return err
 }
 
+// laterInt runs q, whose one row holds an integer, as later does: on
+// PostgreSQL the integer reaches *dst when the statement is sent, so the
+// caller reads it once the write has committed.
+func (w *wtx) laterInt(q *query, dst *int64, args ...any) error {
+	if w.pgx != nil {
+		w.pgx.laterInt(q, dst, args)
+		return nil
+	}
+	n, err := w.queryInt(q, args...)
+	*dst = n
+	return err
+}
+
 // queryInt runs q for the integer its one row holds.
 func (w *wtx) queryInt(q *query, args ...any) (int64, error) {
 	if w.own != nil {
