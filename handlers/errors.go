@@ -162,6 +162,10 @@ func (a *App) handleError(err error, c echo.Context) {
 	case models.ErrorCode(err) == models.EUNAVAILABLE:
 		// Busy by design (a bound was reached): worth a warning, not an alarm.
 		a.Log.Warn("busy", "request_id", RequestID(c), "path", c.Request().URL.Path, "err", err.Error())
+	case status >= 500 && errors.As(err, new(*APIError)):
+		// A deliberate answer (the model server failed or timed out, or
+		// a write failed and was logged where it did): not a fault here.
+		a.Log.Warn("answered with an error", "request_id", RequestID(c), "path", c.Request().URL.Path, "err", err.Error())
 	case status >= 500:
 		a.Log.Error("internal error", "request_id", RequestID(c), "path", c.Request().URL.Path, "err", err.Error())
 	}

@@ -1,6 +1,9 @@
 package handlers_test
 
 import (
+	"log/slog"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -41,5 +44,33 @@ func TestErrorsWithoutDetailSayTheCataloguesWords(t *testing.T) {
 	}
 	if after := p.wallet(p.account); after.BalanceMicros != before.BalanceMicros || after.HeldMicros != 0 {
 		t.Fatalf("wallet moved: before %+v after %+v", before, after)
+	}
+}
+
+// TestUpstreamFailureIsNotAnInternalError: a model server's 503 is passed
+// on as the catalogue's 503, and the operator's log says so at warning
+// level with the request id; "internal error" at ERROR level is kept for
+// the product's own failures, so that it can be alerted on.
+func TestUpstreamFailureIsNotAnInternalError(t *testing.T) {
+	logs := &lockedBuffer{}
+	p := newPlatform(t, testenv.Options{Adjust: func(a *handlers.App) {
+		a.Log = slog.New(slog.NewJSONHandler(logs, nil))
+	}})
+	r := p.chat(p.secret, 16, map[string]string{"sim_status": "503"})
+	if r.res.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("status %d, want 503: %s", r.res.StatusCode, r.body)
+	}
+	var mine []string
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, r.id()) {
+			mine = append(mine, line)
+		}
+	}
+	all := strings.Join(mine, "\n")
+	if strings.Contains(all, `"msg":"internal error"`) {
+		t.Errorf("the upstream's 503 is logged as an internal error:\n%s", all)
+	}
+	if !strings.Contains(all, `"level":"WARN","msg":"answered with an error"`) || !strings.Contains(all, "503") {
+		t.Errorf("no warning names the failed call:\n%s", all)
 	}
 }
