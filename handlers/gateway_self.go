@@ -41,23 +41,46 @@ type timelineJSON struct {
 
 // requestJSON is a request as GET /v1/requests/{id} shows it.
 type requestJSON struct {
-	ID             string            `json:"id"`
-	CreatedAt      time.Time         `json:"created_at"`
-	Method         string            `json:"method"`
-	Path           string            `json:"path"`
-	Model          string            `json:"model"`
-	Status         int               `json:"status"`
-	Error          *apiErrorDetail   `json:"error"`
-	Key            *keyRefJSON       `json:"key"`
-	ClientIP       string            `json:"client_ip"`
-	Stream         bool              `json:"stream"`
-	LatencyMS      int64             `json:"latency_ms"`
-	Usage          map[string]int    `json:"usage"`
-	HoldMicros     int64             `json:"hold_micros"`
-	ChargedMicros  int64             `json:"charged_micros"`
-	BillingOutcome string            `json:"billing_outcome"`
-	Timeline       []timelineJSON    `json:"timeline"`
-	RateLimit      map[string]*int64 `json:"rate_limit,omitempty"`
+	ID             string           `json:"id"`
+	CreatedAt      time.Time        `json:"created_at"`
+	Method         string           `json:"method"`
+	Path           string           `json:"path"`
+	Model          string           `json:"model"`
+	Status         int              `json:"status"`
+	Error          *apiErrorDetail  `json:"error"`
+	Key            *keyRefJSON      `json:"key"`
+	ClientIP       string           `json:"client_ip"`
+	Stream         bool             `json:"stream"`
+	LatencyMS      int64            `json:"latency_ms"`
+	Usage          map[string]int   `json:"usage"`
+	HoldMicros     int64            `json:"hold_micros"`
+	ChargedMicros  int64            `json:"charged_micros"`
+	BillingOutcome string           `json:"billing_outcome"`
+	Timeline       []timelineJSON   `json:"timeline"`
+	RateLimit      map[string]int64 `json:"rate_limit,omitempty"`
+}
+
+// rateLimitJSON is the rate-limit headers r was answered with, those it
+// had: limit, remaining, reset (Unix seconds) and, for a 429,
+// retry_after (seconds); nil for a call answered without them.
+func rateLimitJSON(r *models.Request) map[string]int64 {
+	rl := map[string]int64{}
+	if r.RatelimitLimit != nil {
+		rl["limit"] = int64(*r.RatelimitLimit)
+	}
+	if r.RatelimitRemaining != nil {
+		rl["remaining"] = int64(*r.RatelimitRemaining)
+	}
+	if r.RatelimitReset != nil {
+		rl["reset"] = *r.RatelimitReset
+	}
+	if r.RetryAfter != nil {
+		rl["retry_after"] = int64(*r.RetryAfter)
+	}
+	if len(rl) == 0 {
+		return nil
+	}
+	return rl
 }
 
 type keyRefJSON struct {
@@ -90,6 +113,7 @@ func (a *App) getRequest(c echo.Context) error {
 	if r.ErrorType != "" {
 		out.Error = &apiErrorDetail{Type: ErrorType(r.ErrorType), Message: r.ErrorMessage}
 	}
+	out.RateLimit = rateLimitJSON(r)
 	if r.KeyID != nil {
 		if k, err := a.Store.APIKeyOf(ctx, gc.key.AccountID, *r.KeyID); err == nil {
 			out.Key = &keyRefJSON{ID: k.ID, Name: k.Name, Prefix: k.Prefix}

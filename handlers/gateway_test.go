@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"strconv"
 	"strings"
@@ -289,6 +290,18 @@ func TestErrorContract(t *testing.T) {
 				reset, _ := strconv.ParseInt(h.Get("X-RateLimit-Reset"), 10, 64)
 				if err != nil || retry < 1 || retry > 60 || reset < time.Now().Unix()+int64(retry)-1 {
 					t.Fatalf("Retry-After %q, Reset %d: want whole seconds >= 1, consistent with Reset", h.Get("Retry-After"), reset)
+				}
+				// Looked up by its id, the call shows the headers it was answered with.
+				got := p.do("GET", "/v1/requests/"+r.id(), p.secret, "")
+				var detail struct {
+					RateLimit map[string]int64 `json:"rate_limit"`
+				}
+				if err := json.Unmarshal([]byte(got.body), &detail); err != nil {
+					t.Fatalf("GET /v1/requests/%s: %v: %s", r.id(), err, got.body)
+				}
+				want := map[string]int64{"limit": 1, "remaining": 0, "reset": reset, "retry_after": int64(retry)}
+				if !maps.Equal(detail.RateLimit, want) {
+					t.Fatalf("rate_limit of the 429 looked up by id: %v, want %v", detail.RateLimit, want)
 				}
 			}
 			row, err := p.srv.Store.RequestByID(ctx, r.id())
