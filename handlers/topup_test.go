@@ -158,6 +158,11 @@ func TestSavedCardAndAutoTopupSettings(t *testing.T) {
 	}
 
 	p.saveTestCard("4242")
+	// The audit log says who saved which card: the payment provider, once.
+	saved, _, err := srv.Store.AuditLog(context.Background(), p.account, models.AuditFilter{Action: models.AuditCardSaved}, 10)
+	if err != nil || len(saved) != 1 || saved[0].Actor != models.ActorPaymentProvider || saved[0].After != "Visa •••• 4242" {
+		t.Fatalf("audit entries of the saved card: %+v (%v), want one by the payment provider naming Visa •••• 4242", saved, err)
+	}
 	page, text := p.billingDoc()
 	if got := text(`[data-testid=saved-card]`); !strings.Contains(got, "Visa •••• 4242") || !strings.Contains(got, "expires 12/") {
 		t.Fatalf("saved card shows %q, want Visa •••• 4242 with its expiry", got)

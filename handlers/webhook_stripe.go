@@ -185,7 +185,7 @@ func (a *App) receiveStripeEvent(ctx context.Context, payload []byte, sigHeader 
 			return nil, apiError(TypeInvalidRequest, "The event's checkout session does not parse.")
 		}
 		if cs.Mode == stripe.CheckoutSessionModeSetup {
-			return a.receiveSetupSession(ctx, ev, &cs, testEvent(cs.ID, func() error { _, err := a.Store.TestSetup(ctx, cs.ID); return err }))
+			return a.receiveSetupSession(ctx, ev, &cs, testEvent(cs.ID, func() error { _, err := a.Store.TestSetup(ctx, cs.ID); return err }), via)
 		}
 		pe.SessionID, pe.ClientReferenceID = cs.ID, cs.ClientReferenceID
 		pe.AmountCents, pe.Currency, pe.PaymentStatus = cs.AmountTotal, string(cs.Currency), string(cs.PaymentStatus)
@@ -199,7 +199,7 @@ func (a *App) receiveStripeEvent(ctx context.Context, payload []byte, sigHeader 
 		if err := json.Unmarshal(ev.Data.Raw, &si); err != nil {
 			return nil, apiError(TypeInvalidRequest, "The event's setup intent does not parse.")
 		}
-		return a.receiveSetupIntent(ctx, ev, &si, testEvent(si.ID, func() error { _, err := a.Store.TestCardOf(ctx, "", si.ID); return err }))
+		return a.receiveSetupIntent(ctx, ev, &si, testEvent(si.ID, func() error { _, err := a.Store.TestCardOf(ctx, "", si.ID); return err }), via)
 	case strings.HasPrefix(pe.Type, "payment_intent."):
 		var pi stripe.PaymentIntent
 		if err := json.Unmarshal(ev.Data.Raw, &pi); err != nil {
@@ -254,10 +254,10 @@ func (a *App) intentCard(ctx context.Context, intentID string) (brand, last4 str
 
 // receiveSetupSession saves the card of a completed checkout in setup
 // mode: the provider says which card its SetupIntent saved.
-func (a *App) receiveSetupSession(ctx context.Context, ev stripe.Event, cs *stripe.CheckoutSession, test bool) (*models.PaymentEventResult, error) {
+func (a *App) receiveSetupSession(ctx context.Context, ev stripe.Event, cs *stripe.CheckoutSession, test bool, via models.Actor) (*models.PaymentEventResult, error) {
 	ce := models.CardEvent{ID: ev.ID, Provider: payments.ProviderStripe, Type: string(ev.Type), SessionID: cs.ID}
 	if ev.Type != stripe.EventTypeCheckoutSessionCompleted || cs.SetupIntent == nil || cs.SetupIntent.ID == "" {
-		return a.applyCardEvent(ctx, ce) // recorded; nothing to save
+		return a.applyCardEvent(ctx, ce, via) // recorded; nothing to save
 	}
 	prov := a.cardsFor(test)
 	if test {
@@ -270,17 +270,17 @@ func (a *App) receiveSetupSession(ctx context.Context, ev stripe.Event, cs *stri
 	if err == nil {
 		ce.CustomerID, ce.Card = customer, *card
 	}
-	return a.applyCardEvent(ctx, ce)
+	return a.applyCardEvent(ctx, ce, via)
 }
 
 // receiveSetupIntent saves the card of a SetupIntent that succeeded.
-func (a *App) receiveSetupIntent(ctx context.Context, ev stripe.Event, si *stripe.SetupIntent, test bool) (*models.PaymentEventResult, error) {
+func (a *App) receiveSetupIntent(ctx context.Context, ev stripe.Event, si *stripe.SetupIntent, test bool, via models.Actor) (*models.PaymentEventResult, error) {
 	ce := models.CardEvent{ID: ev.ID, Provider: payments.ProviderStripe, Type: string(ev.Type)}
 	if test {
 		ce.Provider = payments.ProviderTest
 	}
 	if si.PaymentMethod == nil || si.Customer == nil {
-		return a.applyCardEvent(ctx, ce)
+		return a.applyCardEvent(ctx, ce, via)
 	}
 	_, card, err := a.cardsFor(test).Card(ctx, si.PaymentMethod.ID)
 	if err != nil && !providerNotFound(err) {
@@ -290,11 +290,11 @@ func (a *App) receiveSetupIntent(ctx context.Context, ev stripe.Event, si *strip
 		card.SetupAt = time.Unix(si.Created, 0)
 		ce.CustomerID, ce.Card = si.Customer.ID, *card
 	}
-	return a.applyCardEvent(ctx, ce)
+	return a.applyCardEvent(ctx, ce, via)
 }
 
-func (a *App) applyCardEvent(ctx context.Context, ce models.CardEvent) (*models.PaymentEventResult, error) {
-	outcome, acct, err := a.Store.ApplyCardEvent(ctx, ce)
+func (a *App) applyCardEvent(ctx context.Context, ce models.CardEvent, via models.Actor) (*models.PaymentEventResult, error) {
+	outcome, acct, err := a.Store.ApplyCardEvent(ctx, ce, via)
 	if err != nil {
 		return nil, fmt.Errorf("apply %s %s: %w", ce.Type, ce.ID, err)
 	}

@@ -76,6 +76,7 @@ const (
 	AuditBalanceAdjusted   = "billing.balance_adjusted" // admin credit; Target is the ledger entry
 	AuditLowBalanceChanged = "billing.low_balance"      // the low-balance warning's threshold
 	AuditAutoTopupChanged  = "billing.auto_topup"       // its settings, as Billing's sentence says them
+	AuditCardSaved         = "billing.card_saved"       // by the payment provider, when it confirms a setup
 	AuditCardRemoved       = "billing.card_removed"
 
 	AuditMemberInvited     = "member.invited" // Target is the invitation, TargetLabel its email
@@ -110,6 +111,7 @@ var auditActions = []struct{ action, label string }{
 	{AuditBalanceAdjusted, "Balance adjusted"},
 	{AuditLowBalanceChanged, "Low-balance warning changed"},
 	{AuditAutoTopupChanged, "Auto top-up changed"},
+	{AuditCardSaved, "Card saved"},
 	{AuditCardRemoved, "Saved card removed"},
 	{AuditAccountCreated, "Account created"},
 	{AuditSignedIn, "Signed in"},

@@ -208,8 +208,10 @@ var (
 
 // ApplyCardEvent records a card-saving event once, by its id, and stores
 // the card on the customer's account, unless a later setup or a removal
-// is already recorded. accountID is "" for a customer that is not ours.
-func (s *Store) ApplyCardEvent(ctx context.Context, ev CardEvent) (outcome, accountID string, _ error) {
+// is already recorded; the audit log has the card saved, by the payment
+// provider through via (the webhook's request), in the same write.
+// accountID is "" for a customer that is not ours.
+func (s *Store) ApplyCardEvent(ctx context.Context, ev CardEvent, via Actor) (outcome, accountID string, _ error) {
 	if ev.ID == "" || ev.Type == "" {
 		return "", "", Errorf(EINVALID, "The event has no id or type.")
 	}
@@ -232,6 +234,14 @@ func (s *Store) ApplyCardEvent(ctx context.Context, ev CardEvent) (outcome, acco
 			outcome = EventUnknownSession
 		default:
 			c := ev.Card
+			same, err := w.queryInt(qSameCard, acct, c.ID)
+			if err != nil {
+				return err
+			}
+			if same == 1 {
+				outcome = EventCardSaved // both events of one setup
+				break
+			}
 			setup := c.SetupAt.UTC()
 			n, err := w.exec(qSaveCard, c.ID, c.Brand, c.Last4, c.ExpMonth, c.ExpYear, setup, now, acct, ev.CustomerID, setup)
 			if err != nil {
@@ -240,10 +250,12 @@ func (s *Store) ApplyCardEvent(ctx context.Context, ev CardEvent) (outcome, acco
 			outcome = EventCardStale
 			if n == 1 {
 				outcome = EventCardSaved
-			} else if same, err := w.queryInt(qSameCard, acct, c.ID); err != nil {
-				return err
-			} else if same == 1 {
-				outcome = EventCardSaved // both events of one setup
+				provider := Actor{Name: ActorPaymentProvider, IP: via.IP, RequestID: via.RequestID}
+				err := auditW(w, provider, AuditEntry{AccountID: acct, Action: AuditCardSaved, Field: "card",
+					After: CardLabel(c.Brand, c.Last4)})
+				if err != nil {
+					return err
+				}
 			}
 		}
 		return w.later(qPaymentEventOutcome, outcome, nil, ev.ID)
