@@ -44,10 +44,11 @@ var (
 		SELECT CAST(? AS TEXT), CAST(? AS TEXT), 0, CAST(? AS BIGINT) WHERE CAST(? AS BIGINT) <= CAST(? AS BIGINT)
 		ON CONFLICT (key_id, month) DO UPDATE SET held_micros = key_month_usage.held_micros + excluded.held_micros
 		WHERE key_month_usage.spent_micros + key_month_usage.held_micros + excluded.held_micros <= ?`)
-	qSettleWalletSum = newQuery(`UPDATE wallets SET held_micros = held_micros - ?, balance_micros = balance_micros - ?,
-		updated_at = ? WHERE account_id = ? RETURNING balance_micros`)
-	qInsertChargeAt = newQuery(`INSERT INTO ledger_entries (id, account_id, kind, amount_micros, balance_after_micros,
-		request_id, memo, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+	// A charge's balance after is the wallet's, read after the group's
+	// update, plus the charges the group makes after it.
+	qInsertChargeAfter = newQuery(`INSERT INTO ledger_entries (id, account_id, kind, amount_micros, balance_after_micros,
+		request_id, memo, created_at) SELECT ?, account_id, ?, ?, balance_micros + ?, ?, ?, ? FROM wallets
+		WHERE account_id = ?`)
 )
 
 // bulk places and ends, together, the holds among ops, marking each op
@@ -244,23 +245,21 @@ func settleHolds(w *wtx, ops []*batchOp) error {
 		}
 	}
 	now := time.Now().UTC()
-	balance := map[string]int64{} // each wallet's balance after the group's charges
 	for _, a := range slices.Sorted(maps.Keys(byAccount)) {
-		b, err := w.queryInt(qSettleWalletSum, byAccount[a].held, byAccount[a].spent, now, a)
-		if err != nil {
+		if err := w.later(qSettleWallet, byAccount[a].held, byAccount[a].spent, now, a); err != nil {
 			return err
 		}
-		balance[a] = b
 	}
-	// Each charge's balance after is the wallet's balance before the
-	// group's charges less this one and those before it.
+	// As if charged one by one in order: each charge's balance after is
+	// the wallet's after the group plus the charges that follow it.
+	after := map[string]int64{}
 	for a, s := range byAccount {
-		balance[a] += s.spent
+		after[a] = s.spent
 	}
 	for _, sw := range charged {
-		balance[sw.h.AccountID] -= sw.cost
-		err := w.later(qInsertChargeAt, w.ids.newID("led"), sw.h.AccountID, LedgerCharge, -sw.cost, balance[sw.h.AccountID],
-			sw.h.RequestID, "API call "+sw.h.RequestID, sw.now)
+		after[sw.h.AccountID] -= sw.cost
+		err := w.later(qInsertChargeAfter, w.ids.newID("led"), LedgerCharge, -sw.cost, after[sw.h.AccountID],
+			sw.h.RequestID, "API call "+sw.h.RequestID, sw.now, sw.h.AccountID)
 		if err != nil {
 			return err
 		}
