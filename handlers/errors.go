@@ -149,9 +149,19 @@ var statusOfCode = map[string]int{
 	models.EUNAVAILABLE:  http.StatusServiceUnavailable,
 }
 
+// deliberate reports whether err is an answer the product chose: an
+// *APIError (the model server failed or timed out, or a write failed and
+// was logged where it did) or a bound that was reached (EUNAVAILABLE).
+// As a 5xx it is not a fault of the product's own.
+func deliberate(err error) bool {
+	return models.ErrorCode(err) == models.EUNAVAILABLE || errors.As(err, new(*APIError))
+}
+
 // handleError is the one place errors become responses: the JSON error
 // shape for the gateway, an HTML page with the request id for the console.
-// 5xx are logged as errors with the request id; nothing is written twice.
+// A 5xx is logged with the request id: as an error when it is a fault of
+// the product's own, as a warning when it was deliberate; nothing is
+// written twice.
 func (a *App) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		a.Log.Warn("error after response started", "request_id", RequestID(c), "err", err.Error())
@@ -162,7 +172,7 @@ func (a *App) handleError(err error, c echo.Context) {
 	case models.ErrorCode(err) == models.EUNAVAILABLE:
 		// Busy by design (a bound was reached): worth a warning, not an alarm.
 		a.Log.Warn("busy", "request_id", RequestID(c), "path", c.Request().URL.Path, "err", err.Error())
-	case status >= 500 && errors.As(err, new(*APIError)):
+	case status >= 500 && deliberate(err):
 		// A deliberate answer (the model server failed or timed out, or
 		// a write failed and was logged where it did): not a fault here.
 		a.Log.Warn("answered with an error", "request_id", RequestID(c), "path", c.Request().URL.Path, "err", err.Error())

@@ -49,7 +49,7 @@ func TestErrorsWithoutDetailSayTheCataloguesWords(t *testing.T) {
 
 // TestUpstreamFailureIsNotAnInternalError: a model server's 503 is passed
 // on as the catalogue's 503, and the operator's log says so at warning
-// level with the request id; "internal error" at ERROR level is kept for
+// level with the request id, in its access line too; ERROR is kept for
 // the product's own failures, so that it can be alerted on.
 func TestUpstreamFailureIsNotAnInternalError(t *testing.T) {
 	logs := &lockedBuffer{}
@@ -72,5 +72,11 @@ func TestUpstreamFailureIsNotAnInternalError(t *testing.T) {
 	}
 	if !strings.Contains(all, `"level":"WARN","msg":"answered with an error"`) || !strings.Contains(all, "503") {
 		t.Errorf("no warning names the failed call:\n%s", all)
+	}
+	if !strings.Contains(all, `"level":"WARN","msg":"request"`) {
+		t.Errorf("the call's access line is not a warning:\n%s", all)
+	}
+	if strings.Contains(all, `"level":"ERROR"`) {
+		t.Errorf("the upstream's 503 is logged at ERROR level:\n%s", all)
 	}
 }

@@ -54,8 +54,14 @@ func (a *App) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 		took := time.Since(start)
 		status := c.Response().Status
 		a.metrics.observe(c.Path(), c.Request().Method, status, took)
+		// ERROR is for the product's own faults, which an operator alerts
+		// on; a 5xx the product chose to answer (the model server failed,
+		// a bound was reached) is a warning, as handleError logs it.
 		level := slog.LevelInfo
-		if status >= 500 {
+		switch {
+		case status >= 500 && err != nil && deliberate(err):
+			level = slog.LevelWarn
+		case status >= 500:
 			level = slog.LevelError
 		}
 		a.Log.LogAttrs(c.Request().Context(), level, "request",
