@@ -32,6 +32,14 @@ func TestInviteNewPersonJoins(t *testing.T) {
 	eventually(t, 5*time.Second, "the invitation mailed to dev@example.com with its link", func() bool {
 		return strings.Contains(logs.String(), link) && strings.Contains(logs.String(), `"to":"dev@example.com"`)
 	})
+	// Once sent, the outbox keeps who was mailed what, not the link: the
+	// database holds the invitation's token only as a hash.
+	token := strings.TrimPrefix(link, "/invitations/")
+	eventually(t, 5*time.Second, "the mail marked sent and its text forgotten", func() bool {
+		ms := outbox(t, srv, "dev@example.com")
+		return len(ms) == 1 && ms[0].SentAt != nil && ms[0].Subject != "" &&
+			!strings.Contains(ms[0].TextBody+ms[0].HTMLBody, token) && ms[0].TextBody == "" && ms[0].HTMLBody == ""
+	})
 	defer func() {
 		// The request lines of the link's visits keep only the token's start.
 		for _, line := range strings.Split(logs.String(), "\n") {

@@ -57,10 +57,13 @@ func (s *Store) ClaimMail(ctx context.Context, now time.Time, lease time.Duratio
 	return out, err
 }
 
-// MailSent records that a claimed mail was handed over.
+// MailSent records that a claimed mail was handed over, and forgets its
+// text: a sent mail's links (an invitation's lasts 7 days) must not work
+// for whoever reads the database, whose tokens are kept only as hashes.
+// The row stays, a record of who was mailed what and when.
 func (s *Store) MailSent(ctx context.Context, id string, at time.Time) error {
 	return s.db.w.WithContext(ctx).Model(&Mail{}).Where("id = ?", id).Updates(map[string]any{
-		"sent_at": at.UTC(), "next_attempt_at": nil, "last_error": "",
+		"sent_at": at.UTC(), "next_attempt_at": nil, "last_error": "", "text_body": "", "html_body": "",
 	}).Error
 }
 

@@ -82,4 +82,11 @@ func TestClaimedMailWaitsOutItsLease(t *testing.T) {
 	if more, err := s.ClaimMail(ctx, time.Now().Add(time.Hour), time.Minute, 10); err != nil || len(more) != 0 {
 		t.Fatalf("a sent mail was claimed: %d %v", len(more), err)
 	}
+	// A sent mail's text is forgotten (its links may still work); who was
+	// mailed what, and when, stays.
+	kept, err := s.MailTo(ctx, "ada@example.com")
+	if err != nil || len(kept) != 1 || kept[0].SentAt == nil || kept[0].Subject != "Hello" ||
+		kept[0].TextBody != "" || kept[0].HTMLBody != "" {
+		t.Fatalf("the sent mail's row: %+v %v", kept, err)
+	}
 }
