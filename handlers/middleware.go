@@ -59,7 +59,7 @@ func (a *App) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 		// a bound was reached) is a warning, as handleError logs it.
 		level := slog.LevelInfo
 		switch {
-		case status >= 500 && err != nil && deliberate(err):
+		case status >= 500 && deliberate(err):
 			level = slog.LevelWarn
 		case status >= 500:
 			level = slog.LevelError
