@@ -28,9 +28,10 @@ var (
 )
 
 // BenchmarkInProcess serves the gateway inside the test process — the same
-// handlers.App that `ttconsole serve` builds, on a SQLite file, in front of
-// `ttconsole upstream-sim` running as its own process — so that it can be
-// looked into without changing the product:
+// handlers.App that `ttconsole serve` builds, on a SQLite file (or, when
+// DATABASE_URL is set, on a PostgreSQL database of its own, as
+// BenchmarkGateway's), in front of `ttconsole upstream-sim` running as its
+// own process — so that it can be looked into without changing the product:
 //
 //   - it times one chat call at a time;
 //
@@ -44,17 +45,22 @@ func BenchmarkInProcess(b *testing.B) {
 	root := moduleRoot(b)
 	tmp := b.TempDir()
 	bin := goBuild(b, root, tmp, "ttconsole", ".")
-	dbPath := filepath.Join(tmp, "bench.db")
+	dbPath, dbURL := filepath.Join(tmp, "bench.db"), ""
+	where := "TT_DB=" + dbPath
+	if base := os.Getenv("DATABASE_URL"); base != "" {
+		dbURL, _ = benchDatabase(b, base, *pgSync)
+		where = "DATABASE_URL=" + dbURL
+	}
 	sim := startProc(b, "upstream-sim", cleanEnv(), bin, "upstream-sim", "--addr", "127.0.0.1:0")
 
-	// The CLI migrates the file and makes the account and key, as for the
-	// benchmark against the real process.
-	env := cleanEnv("TT_DB=" + dbPath)
+	// The CLI migrates the database and makes the account and key, as for
+	// the benchmark against the real process.
+	env := cleanEnv(where)
 	runCLI(b, env, bin, "admin", "account", "create", "--email", benchEmail, "--password", "bench-password-0123")
 	runCLI(b, env, bin, "admin", "credit", "--email", benchEmail, "--usd", fmt.Sprint(creditUSD), "--memo", "benchmark credit")
 	secret := runCLI(b, env, bin, "admin", "key", "create", "--email", benchEmail, "--name", "bench", "--rpm", "1000000")
 
-	db, err := models.Open(dbPath, "")
+	db, err := models.Open(dbPath, dbURL)
 	if err != nil {
 		b.Fatal(err)
 	}
