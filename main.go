@@ -362,8 +362,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // reapHolds expires overdue tasks and releases expired holds at start-up
 // and then every interval, so a crash or a lost call never keeps money held.
 // With a retention of days > 0 it also purges the older request log; kept
-// bodies past their own retention always go. On PostgreSQL it first makes
-// the request log's partitions ahead.
+// bodies past their own retention always go, and so do the rows of mailed
+// links a while after they expired. On PostgreSQL it first makes the
+// request log's partitions ahead.
 func reapHolds(ctx context.Context, store *models.Store, log *slog.Logger, every time.Duration, retentionDays int) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -389,6 +390,11 @@ func reapHolds(ctx context.Context, store *models.Store, log *slog.Logger, every
 			purgeRequestLog(ctx, store, log, retentionDays, every/2)
 		}
 		purgeKeptBodies(ctx, store, log, every/4)
+		if n, err := store.PurgeUserTokens(ctx, time.Now().Add(-models.TokenKeep)); err != nil && ctx.Err() == nil {
+			log.Error("purge expired links", "err", err.Error())
+		} else if n > 0 {
+			log.Info("purged expired links", "count", n)
+		}
 		select {
 		case <-ctx.Done():
 			return

@@ -184,3 +184,17 @@ func (s *Store) MarkEmailVerified(ctx context.Context, userID string) error {
 	return s.db.w.WithContext(ctx).Model(&User{}).Where("id = ? AND email_verified_at IS NULL", userID).
 		Update("email_verified_at", time.Now().UTC()).Error
 }
+
+// TokenKeep is how long a link's row is kept after the link expired: a
+// confirmation link clicked again in that time still says the address is
+// confirmed; after it, every old link reads as unknown, which its visitor
+// is told the same way as expired.
+const TokenKeep = 30 * 24 * time.Hour
+
+// PurgeUserTokens deletes the rows of links that expired before before,
+// used or not, and returns how many it deleted: without it the table keeps
+// one row for every sign-up and reset request ever made.
+func (s *Store) PurgeUserTokens(ctx context.Context, before time.Time) (int64, error) {
+	res := s.db.w.WithContext(ctx).Where("expires_at < ?", before.UTC()).Delete(&UserToken{})
+	return res.RowsAffected, res.Error
+}

@@ -1,0 +1,60 @@
+package models_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"ttconsole/internal/testenv"
+	"ttconsole/models"
+)
+
+// TestExpiredLinksArePurged: the rows of links that expired more than
+// TokenKeep ago go, whatever their state; a link that expired recently
+// still tells its visitor the address is confirmed, and a live one works.
+func TestExpiredLinksArePurged(t *testing.T) {
+	s := models.NewStore(testenv.DB(t))
+	ctx := context.Background()
+	u, err := s.CreateAccount(ctx, "ada@example.com", "long enough password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := func(purpose string, ttl time.Duration) string {
+		t.Helper()
+		token, err := s.NewUserToken(ctx, purpose, u, ttl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return token
+	}
+	old := link(models.TokenVerify, -models.TokenKeep-time.Hour)
+	oldReset := link(models.TokenReset, -models.TokenKeep-time.Minute)
+	recent := link(models.TokenVerify, -time.Hour)
+	live := link(models.TokenReset, models.ResetLinkTTL)
+	if err := s.MarkEmailVerified(ctx, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.VerifyEmail(ctx, old); err != nil {
+		t.Fatalf("before the purge, an old link of a confirmed address: %v, want its user", err)
+	}
+
+	n, err := s.PurgeUserTokens(ctx, time.Now().Add(-models.TokenKeep))
+	if err != nil || n != 2 {
+		t.Fatalf("purge: %d rows, %v; want the 2 links past TokenKeep", n, err)
+	}
+	if _, err := s.VerifyEmail(ctx, old); err != models.ErrLinkInvalid {
+		t.Errorf("a purged confirmation link: %v, want ErrLinkInvalid", err)
+	}
+	if _, err := s.ResetLinkUser(ctx, oldReset); err != models.ErrLinkInvalid {
+		t.Errorf("a purged reset link: %v, want ErrLinkInvalid", err)
+	}
+	if got, err := s.VerifyEmail(ctx, recent); err != nil || got.ID != u.ID {
+		t.Errorf("a link expired an hour ago, of a confirmed address: %v, %v; want its user", got, err)
+	}
+	if got, err := s.ResetLinkUser(ctx, live); err != nil || got.ID != u.ID {
+		t.Errorf("a live reset link after the purge: %v, %v; want its user", got, err)
+	}
+	if n, err := s.PurgeUserTokens(ctx, time.Now().Add(-models.TokenKeep)); err != nil || n != 0 {
+		t.Errorf("a second purge: %d rows, %v; want none", n, err)
+	}
+}
