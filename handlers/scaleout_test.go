@@ -18,14 +18,16 @@ import (
 
 // Scale-out tests: two real servers on 127.0.0.1, each with its own
 // connection pool, on one PostgreSQL database and one Redis, as two
-// instances behind a load balancer. They run when DATABASE_URL and
-// REDIS_URL are set (the PostgreSQL pass of CI).
+// instances behind a load balancer. They run on PostgreSQL in both passes
+// of CI, whose SQLite pass names the server in TT_TEST_POSTGRES_URL and
+// the Redis in TT_TEST_REDIS_URL (see testenv.ScaleOut).
 
-// twoInstances starts two servers on one fresh database and returns a
-// platform (an account with a key) on each; both see the same account.
+// twoInstances starts two servers on one fresh PostgreSQL database and
+// returns a platform (an account with a key) on each; both see the same
+// account.
 func twoInstances(t *testing.T, opts testenv.Options) (a, b *platform) {
 	t.Helper()
-	srvs := testenv.Instances(t, 2, opts)
+	srvs := testenv.PostgresInstances(t, 2, opts)
 	a = &platform{t: t, srv: srvs[0]}
 	a.account, a.key, a.secret = a.newAccount("owner@example.com", 10*models.MicrosPerUSD, models.KeyInput{Name: "default", RPM: "600"})
 	b = &platform{t: t, srv: srvs[1], account: a.account, key: a.key, secret: a.secret}
@@ -174,7 +176,7 @@ func TestScaleOutNoDoubleSpend(t *testing.T) {
 // instances at once, several times: exactly one credit.
 func TestScaleOutWebhookCreditsOnce(t *testing.T) {
 	redisURL := testenv.ScaleOut(t)
-	srvs := testenv.Instances(t, 2, testenv.Options{RedisURL: redisURL,
+	srvs := testenv.PostgresInstances(t, 2, testenv.Options{RedisURL: redisURL,
 		Config: handlers.Config{StripeWebhookSecrets: []string{testWebhookSecret}}})
 	p := newPayer(t, srvs[0], "ada@example.com")
 	pay, sid := p.checkout("40")
@@ -214,7 +216,7 @@ func TestScaleOutWebhookCreditsOnce(t *testing.T) {
 // other, and logging out on either ends it on both.
 func TestScaleOutSessions(t *testing.T) {
 	redisURL := testenv.ScaleOut(t)
-	srvs := testenv.Instances(t, 2, testenv.Options{RedisURL: redisURL})
+	srvs := testenv.PostgresInstances(t, 2, testenv.Options{RedisURL: redisURL})
 	onA := newBrowser(t, srvs[0])
 	if res := onA.signup("ada@example.com", "correct horse battery"); res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("sign up: %d", res.StatusCode)
@@ -348,9 +350,6 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // under each instance's local limiter, /readyz and /metrics say so, and
 // when Redis is back both instances share limits again by themselves.
 func TestScaleOutRedisOutage(t *testing.T) {
-	if !testenv.Postgres() {
-		t.Skip("skipping scale-out test: it runs on PostgreSQL (set DATABASE_URL)")
-	}
 	rds := testenv.StartRedis(t)
 	a, b := twoInstances(t, testenv.Options{RedisURL: rds.URL,
 		Adjust: func(app *handlers.App) { app.RedisProbe = 50 * time.Millisecond }})
@@ -417,10 +416,7 @@ func TestScaleOutRedisOutage(t *testing.T) {
 // fail with 503 service_unavailable in the platform's shape (never a
 // panic, never a half-written hold), and the instance recovers by itself.
 func TestDatabaseBrieflyUnreachable(t *testing.T) {
-	if !testenv.Postgres() {
-		t.Skip("skipping: cutting the database connection needs PostgreSQL (set DATABASE_URL)")
-	}
-	_, dbURL := testenv.EmptyDB(t)
+	dbURL := testenv.EmptyPostgres(t) // cutting the connection needs a server
 	u, err := url.Parse(dbURL)
 	if err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"bufio"
+	"cmp"
 	"fmt"
 	"net"
 	"os"
@@ -12,30 +13,28 @@ import (
 	"time"
 )
 
-// SharedRedisURL returns REDIS_URL, the Redis that instances of the
-// product share in a scale-out test. Without it the test fails in CI and
-// is skipped, with a message, on a developer machine.
+// SharedRedisURL returns the Redis that instances of the product share in
+// a scale-out test: REDIS_URL, or else TT_TEST_REDIS_URL, which CI sets for
+// its SQLite pass. Without either the test fails in CI and is skipped,
+// with a message, on a developer machine.
 func SharedRedisURL(t testing.TB) string {
 	t.Helper()
-	u := os.Getenv("REDIS_URL")
-	if u == "" {
-		if InCI() {
-			t.Fatal("REDIS_URL is required in CI for the scale-out tests: .ci/run starts a redis-server and sets it")
-		}
-		t.Skip("skipping: set REDIS_URL (e.g. redis-server --port 6390 --save '' --daemonize yes; REDIS_URL=redis://127.0.0.1:6390/0)")
+	if u := cmp.Or(os.Getenv("REDIS_URL"), os.Getenv("TT_TEST_REDIS_URL")); u != "" {
+		return u
 	}
-	return u
+	if InCI() {
+		t.Fatal("REDIS_URL or TT_TEST_REDIS_URL is required in CI for the scale-out tests: .ci/run starts a redis-server and sets them")
+	}
+	t.Skip("skipping: set REDIS_URL (e.g. redis-server --port 6390 --save '' --daemonize yes; REDIS_URL=redis://127.0.0.1:6390/0)")
+	return ""
 }
 
-// ScaleOut skips a test of several instances unless it runs on PostgreSQL
-// (DATABASE_URL) with a shared Redis (REDIS_URL), and returns REDIS_URL.
-// The SQLite pass has no DATABASE_URL and skips these tests even in CI: a
-// SQLite file is for one instance.
+// ScaleOut checks that a test of several instances has what it runs on,
+// PostgreSQL (PostgresURL: a SQLite file is for one instance) and a shared
+// Redis, and returns that Redis's URL. Its instances are PostgresInstances.
 func ScaleOut(t testing.TB) string {
 	t.Helper()
-	if !Postgres() {
-		t.Skip("skipping scale-out test: it runs on PostgreSQL (set DATABASE_URL, and REDIS_URL)")
-	}
+	PostgresURL(t)
 	return SharedRedisURL(t)
 }
 

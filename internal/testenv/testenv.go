@@ -1,10 +1,12 @@
 // Package testenv gives tests the real parts they run against: a fresh
 // database (SQLite in a temp dir, or a new PostgreSQL database when
-// DATABASE_URL is set), the real server on loopback, and headless Chromium.
+// DATABASE_URL is set; either engine for a test of that engine's own
+// path), the real server on loopback, and headless Chromium.
 package testenv
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"database/sql"
@@ -34,10 +36,30 @@ import (
 // InCI reports whether the tests run in CI, where nothing may be skipped.
 func InCI() bool { return os.Getenv("CI") == "true" }
 
-// DB returns a migrated, empty database that lives as long as the test.
+// DB returns a migrated, empty database that lives as long as the test,
+// on the engine the tests run on.
 func DB(t testing.TB) *models.DB {
 	t.Helper()
 	path, dbURL := EmptyDB(t)
+	return migrated(t, path, dbURL)
+}
+
+// SQLiteDB returns a migrated, empty SQLite database whatever engine the
+// tests run on, for a test of SQLite's own path.
+func SQLiteDB(t testing.TB) *models.DB {
+	t.Helper()
+	return migrated(t, filepath.Join(t.TempDir(), "test.db"), "")
+}
+
+// PostgresDB returns a migrated, empty PostgreSQL database whatever engine
+// the tests run on (see PostgresURL), for a test of PostgreSQL's own path.
+func PostgresDB(t testing.TB) *models.DB {
+	t.Helper()
+	return migrated(t, "", EmptyPostgres(t))
+}
+
+func migrated(t testing.TB, path, dbURL string) *models.DB {
+	t.Helper()
 	db, err := models.Open(path, dbURL)
 	if err != nil {
 		t.Fatal(err)
@@ -58,6 +80,18 @@ func EmptyDB(t testing.TB) (path, dbURL string) {
 	if base == "" {
 		return filepath.Join(t.TempDir(), "test.db"), ""
 	}
+	return "", emptyPostgres(t, base)
+}
+
+// EmptyPostgres makes a new, empty database on the server PostgresURL
+// names, dropped when the test ends, and returns its URL.
+func EmptyPostgres(t testing.TB) string {
+	t.Helper()
+	return emptyPostgres(t, PostgresURL(t))
+}
+
+func emptyPostgres(t testing.TB, base string) string {
+	t.Helper()
 	name := "tt_test_" + randomHex(6)
 	admin, err := sql.Open("pgx", base)
 	if err != nil {
@@ -79,11 +113,29 @@ func EmptyDB(t testing.TB) (path, dbURL string) {
 		t.Fatal(err)
 	}
 	u.Path = "/" + name
-	return "", u.String()
+	return u.String()
 }
 
 // Postgres reports whether tests run on PostgreSQL.
 func Postgres() bool { return os.Getenv("DATABASE_URL") != "" }
+
+// PostgresURL returns the PostgreSQL server of the tests that only
+// PostgreSQL can run (several instances on one database, its partitions),
+// whatever engine the others run on: DATABASE_URL, or else
+// TT_TEST_POSTGRES_URL, which CI sets for its SQLite pass. Without either
+// such a test fails in CI and is skipped, with a message, on a developer
+// machine.
+func PostgresURL(t testing.TB) string {
+	t.Helper()
+	if u := cmp.Or(os.Getenv("DATABASE_URL"), os.Getenv("TT_TEST_POSTGRES_URL")); u != "" {
+		return u
+	}
+	if InCI() {
+		t.Fatal("DATABASE_URL or TT_TEST_POSTGRES_URL is required in CI for the tests that run on PostgreSQL: .ci/run starts a cluster and sets them")
+	}
+	t.Skip("skipping: this test runs on PostgreSQL (set DATABASE_URL, or TT_TEST_POSTGRES_URL to keep the other tests on SQLite)")
+	return ""
+}
 
 func randomHex(n int) string {
 	b := make([]byte, n)
@@ -172,17 +224,21 @@ func NewServerOn(t testing.TB, db *models.DB, opts ...Options) *Server {
 func Instances(t testing.TB, n int, opts ...Options) []*Server {
 	t.Helper()
 	path, dbURL := EmptyDB(t)
+	return instancesOn(t, n, path, dbURL, opts)
+}
+
+// PostgresInstances starts n servers on one fresh PostgreSQL database
+// (see PostgresURL), whatever engine the other tests run on.
+func PostgresInstances(t testing.TB, n int, opts ...Options) []*Server {
+	t.Helper()
+	return instancesOn(t, n, "", EmptyPostgres(t), opts)
+}
+
+func instancesOn(t testing.TB, n int, path, dbURL string, opts []Options) []*Server {
+	t.Helper()
 	out := make([]*Server, n)
 	for i := range out {
-		db, err := models.Open(path, dbURL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		if _, err := db.Migrate(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		out[i] = NewServerOn(t, db, opts...)
+		out[i] = NewServerOn(t, migrated(t, path, dbURL), opts...)
 	}
 	return out
 }
