@@ -2,6 +2,8 @@ package models_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,7 +15,8 @@ import (
 // TokenKeep ago go, whatever their state; a link that expired recently
 // still tells its visitor the address is confirmed, and a live one works.
 func TestExpiredLinksArePurged(t *testing.T) {
-	s := models.NewStore(testenv.DB(t))
+	db := testenv.DB(t)
+	s := models.NewStore(db)
 	ctx := context.Background()
 	u, err := s.CreateAccount(ctx, "ada@example.com", "long enough password")
 	if err != nil {
@@ -56,5 +59,41 @@ func TestExpiredLinksArePurged(t *testing.T) {
 	}
 	if n, err := s.PurgeUserTokens(ctx, time.Now().Add(-models.TokenKeep)); err != nil || n != 0 {
 		t.Errorf("a second purge: %d rows, %v; want none", n, err)
+	}
+
+	// Every instance purges every minute: by the expiry's index, not by
+	// reading every link (PostgreSQL is told to avoid a scan, as it would
+	// with more rows than this test's).
+	plan := ""
+	tx, err := db.SQL().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	explain, arg := "EXPLAIN QUERY PLAN DELETE FROM user_tokens WHERE expires_at < ?", any(time.Now().UTC())
+	if db.Postgres {
+		if _, err := tx.Exec("SET LOCAL enable_seqscan = off"); err != nil {
+			t.Fatal(err)
+		}
+		explain = "EXPLAIN DELETE FROM user_tokens WHERE expires_at < $1"
+	}
+	rows, err := tx.Query(explain, arg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		for i := range vals {
+			vals[i] = new(any)
+		}
+		if err := rows.Scan(vals...); err != nil {
+			t.Fatal(err)
+		}
+		plan += fmt.Sprint(*vals[len(vals)-1].(*any)) + "\n"
+	}
+	if !strings.Contains(plan, "user_tokens_expires") {
+		t.Errorf("the purge's plan does not use the expiry's index:\n%s", plan)
 	}
 }
