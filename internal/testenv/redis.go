@@ -2,10 +2,8 @@ package testenv
 
 import (
 	"bufio"
-	"cmp"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -19,14 +17,8 @@ import (
 // with a message, on a developer machine.
 func SharedRedisURL(t testing.TB) string {
 	t.Helper()
-	if u := cmp.Or(os.Getenv("REDIS_URL"), os.Getenv("TT_TEST_REDIS_URL")); u != "" {
-		return u
-	}
-	if InCI() {
-		t.Fatal("REDIS_URL or TT_TEST_REDIS_URL is required in CI for the scale-out tests: .ci/run starts a redis-server and sets them")
-	}
-	t.Skip("skipping: set REDIS_URL (e.g. redis-server --port 6390 --save '' --daemonize yes; REDIS_URL=redis://127.0.0.1:6390/0)")
-	return ""
+	return serverURL(t, "REDIS_URL", "TT_TEST_REDIS_URL", "the scale-out tests",
+		"set REDIS_URL (e.g. redis-server --port 6390 --save '' --daemonize yes; REDIS_URL=redis://127.0.0.1:6390/0)")
 }
 
 // ScaleOut checks that a test of several instances has what it runs on,

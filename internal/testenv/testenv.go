@@ -127,13 +127,23 @@ func Postgres() bool { return os.Getenv("DATABASE_URL") != "" }
 // machine.
 func PostgresURL(t testing.TB) string {
 	t.Helper()
-	if u := cmp.Or(os.Getenv("DATABASE_URL"), os.Getenv("TT_TEST_POSTGRES_URL")); u != "" {
+	return serverURL(t, "DATABASE_URL", "TT_TEST_POSTGRES_URL", "the tests that run on PostgreSQL",
+		"this test runs on PostgreSQL (set DATABASE_URL, or TT_TEST_POSTGRES_URL to keep the other tests on SQLite)")
+}
+
+// serverURL returns the URL in the variable named first, or else in the
+// one named beside it (CI's SQLite pass sets only those). Without either
+// the test fails in CI, for whom, and is skipped on a developer machine,
+// saying why.
+func serverURL(t testing.TB, first, beside, whom, why string) string {
+	t.Helper()
+	if u := cmp.Or(os.Getenv(first), os.Getenv(beside)); u != "" {
 		return u
 	}
 	if InCI() {
-		t.Fatal("DATABASE_URL or TT_TEST_POSTGRES_URL is required in CI for the tests that run on PostgreSQL: .ci/run starts a cluster and sets them")
+		t.Fatalf("%s or %s is required in CI for %s: .ci/run starts the server and sets them", first, beside, whom)
 	}
-	t.Skip("skipping: this test runs on PostgreSQL (set DATABASE_URL, or TT_TEST_POSTGRES_URL to keep the other tests on SQLite)")
+	t.Skip("skipping: " + why)
 	return ""
 }
 
