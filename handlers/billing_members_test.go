@@ -14,8 +14,9 @@ import (
 
 // TestBillingActsInTheAccountSwitchedTo: a billing member who also owns
 // an account of their own, working in the account they were invited to,
-// sees that account's receipts and saves its auto top-up settings there,
-// not in their own.
+// sees that account's receipts, saves its card and its auto top-up
+// settings there, not in their own, and cannot complete the card setup of
+// an account they are not working in.
 func TestBillingActsInTheAccountSwitchedTo(t *testing.T) {
 	box := &mailbox{}
 	srv := testenv.NewServer(t, topupOptions(box))
@@ -65,6 +66,31 @@ func TestBillingActsInTheAccountSwitchedTo(t *testing.T) {
 		t.Fatalf("threshold: Bea's account %d, Carl's own %d; want $7 in Bea's only",
 			beaProf.TopupThresholdMicros, carlProf.TopupThresholdMicros)
 	}
+	// Bea saved 4242 (topupAccount); Carl saves the one that needs
+	// authentication, through the TEST MODE setup page of her account.
+	carl.saveTestCard("3184")
+	if beaProf, err = srv.Store.BillingProfileOf(ctx, bea.account); err != nil || beaProf.CardLast4 != "3184" {
+		t.Fatalf("the card Carl saved in Bea's account: %+v %v; want 3184", beaProf, err)
+	}
+	if carlProf, err = srv.Store.BillingProfileOf(ctx, carl.account); err != nil || carlProf.CardLast4 != "" {
+		t.Fatalf("Carl's own account got a card: %+v %v", carlProf, err)
+	}
+	// A card setup of Bea's account is 404 to Carl once he works in his own.
+	res, _ = carl.post("/billing", "/billing/payment-method", nil)
+	setup := res.Header.Get("Location")
+	if res, _ := carl.post("/", "/switch", url.Values{"account": {carl.account}}); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("switch back: %d", res.StatusCode)
+	}
+	if res, _ := carl.get(setup); res.StatusCode != http.StatusNotFound {
+		t.Fatalf("Bea's card setup %s seen from Carl's own account: %d, want 404", setup, res.StatusCode)
+	}
+	if res, _ := carl.post("/billing", setup, url.Values{"action": {"save"}, "card": {"9995"}}); res.StatusCode != http.StatusNotFound {
+		t.Fatalf("Bea's card setup completed from Carl's own account: %d, want 404", res.StatusCode)
+	}
+	if beaProf, err = srv.Store.BillingProfileOf(ctx, bea.account); err != nil || beaProf.CardLast4 != "3184" {
+		t.Fatalf("Bea's card after Carl's refused setup: %+v %v; want 3184", beaProf, err)
+	}
+
 	audit, _, err := srv.Store.AuditLog(ctx, bea.account, models.AuditFilter{Action: models.AuditAutoTopupChanged}, 10)
 	if err != nil || len(audit) != 2 || audit[0].Actor != "carl@example.com" || !strings.Contains(audit[0].Before, "$5.00") ||
 		!strings.Contains(audit[0].After, "$7.00") {

@@ -12,14 +12,15 @@ import (
 	"ttconsole/views"
 )
 
-// testSetupOf returns the signed-in account's test card setup; anyone
-// else's is 404, like a missing one.
+// testSetupOf returns the test card setup of the account being worked in
+// (a member's switched-to account, not the one they signed up in); any
+// other account's is 404, like a missing one.
 func (a *App) testSetupOf(c echo.Context) (*models.TestSetupSession, error) {
 	cs, err := a.Store.TestSetup(c.Request().Context(), c.Param("session_id"))
 	if err != nil {
 		return nil, err
 	}
-	if cs.AccountID != currentUser(c).AccountID {
+	if cs.AccountID != currentAccount(c) {
 		return nil, models.ErrNotFound
 	}
 	return cs, nil
