@@ -158,6 +158,47 @@ func TestPasswordResetEndToEnd(t *testing.T) {
 	}
 }
 
+// TestPasswordChangeVoidsResetLinks: a reset link mailed before the
+// password was changed on the Account page no longer works, so whoever
+// reads the old mail cannot take the account back; a link asked for after
+// the change does.
+func TestPasswordChangeVoidsResetLinks(t *testing.T) {
+	srv := testenv.NewServer(t)
+	ctx := context.Background()
+	ada := newBrowser(t, srv)
+	ada.signup("ada@example.com", "correct horse battery")
+	u, err := srv.Store.UserByEmail(ctx, "ada@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := srv.Store.NewUserToken(ctx, models.TokenReset, u, 30*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, _ := ada.post("/account", "/account/password", url.Values{
+		"current_password": {"correct horse battery"}, "new_password": {"a brand new passphrase"}})
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("change password: %d", res.StatusCode)
+	}
+	attacker := newBrowser(t, srv)
+	if res, _ := attacker.get("/password/reset/" + before); res.StatusCode != http.StatusGone {
+		t.Errorf("a reset link from before the change: %d, want 410", res.StatusCode)
+	}
+	if res, _ := attacker.post("/password/forgot", "/password/reset/"+before, url.Values{"password": {"attacker passphrase"}}); res.StatusCode != http.StatusGone {
+		t.Errorf("setting a password through it: %d, want 410", res.StatusCode)
+	}
+	if res, _ := newBrowser(t, srv).login("ada@example.com", "a brand new passphrase"); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("the changed password: %d, want 303", res.StatusCode)
+	}
+	after, err := srv.Store.NewUserToken(ctx, models.TokenReset, u, 30*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, _ := attacker.get("/password/reset/" + after); res.StatusCode != http.StatusOK {
+		t.Errorf("a reset link asked for after the change: %d, want 200", res.StatusCode)
+	}
+}
+
 // TestForgotAnswersTheSameForKnownAndUnknownEmails: an address with an
 // account, the same typed differently, and one without get the same page
 // in about the same time; only the account gets a mail.

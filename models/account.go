@@ -245,8 +245,9 @@ func (s *Store) WalletOf(ctx context.Context, accountID string) (*Wallet, error)
 }
 
 // ChangePassword sets a new password after checking the current one, and
-// ends every other session of the user and records the change in the same
-// transaction.
+// in the same transaction ends every other session of the user, voids the
+// reset links mailed before (one of them could take the account back from
+// the new password) and records the change.
 func (s *Store) ChangePassword(ctx context.Context, userID, current, next, keepSessionHash string, by Actor) error {
 	u, err := s.UserByID(ctx, userID)
 	if err != nil {
@@ -270,13 +271,17 @@ func (s *Store) ChangePassword(ctx context.Context, userID, current, next, keepS
 	if err != nil {
 		return err
 	}
+	now := time.Now().UTC()
 	return s.db.w.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := tx.Model(&User{}).Where("id = ?", userID).Updates(map[string]any{
-			"password_hash": hash, "password_changed_at": time.Now().UTC(),
+			"password_hash": hash, "password_changed_at": now,
 		}).Error; err != nil {
 			return err
 		}
 		if err := tx.Where("user_id = ? AND token_hash <> ?", userID, keepSessionHash).Delete(&Session{}).Error; err != nil {
+			return err
+		}
+		if err := voidResetLinks(tx, userID, now); err != nil {
 			return err
 		}
 		return s.auditEveryAccountOf(tx, by, u, AuditPasswordChanged)

@@ -101,6 +101,13 @@ func (s *Store) ResetLinkUser(ctx context.Context, token string) (*User, error) 
 	return u, nil
 }
 
+// voidResetLinks marks every reset link of a user not used yet as used:
+// the password they were asked for to replace is gone.
+func voidResetLinks(tx *gorm.DB, userID string, now time.Time) error {
+	return tx.Model(&UserToken{}).Where("user_id = ? AND purpose = ? AND used_at IS NULL", userID, TokenReset).
+		Update("used_at", now).Error
+}
+
 // ResetPassword sets a new password through a reset link. In one
 // transaction it uses the link (and every other reset link of the user),
 // ends every session of the user, and counts the address as confirmed:
@@ -123,8 +130,7 @@ func (s *Store) ResetPassword(ctx context.Context, token, password string) (*Use
 		if err := useToken(tx, TokenReset, token, now); err != nil {
 			return err
 		}
-		if err := tx.Model(&UserToken{}).Where("user_id = ? AND purpose = ? AND used_at IS NULL", u.ID, TokenReset).
-			Update("used_at", now).Error; err != nil {
+		if err := voidResetLinks(tx, u.ID, now); err != nil {
 			return err
 		}
 		if err := tx.Model(&User{}).Where("id = ?", u.ID).Updates(map[string]any{
