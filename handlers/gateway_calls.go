@@ -161,10 +161,16 @@ func (a *App) forwardForUsage(c echo.Context, path string, body []byte) ([]byte,
 	var parsed struct {
 		Usage *upstream.Usage `json:"usage"`
 	}
-	if err := json.Unmarshal(out, &parsed); err != nil || parsed.Usage == nil {
+	if err := json.Unmarshal(out, &parsed); err != nil || !plausible(parsed.Usage) {
 		return nil, nil, apiError(TypeUpstreamError, "The model server's answer could not be read. Not charged; retry with backoff.")
 	}
 	return out, parsed.Usage, nil
+}
+
+// plausible reports whether an upstream's usage can be billed: it is there
+// and counts no tokens below zero.
+func plausible(u *upstream.Usage) bool {
+	return u != nil && u.PromptTokens >= 0 && u.CompletionTokens >= 0 && u.TotalTokens >= 0
 }
 
 // forward sends the call upstream and returns its JSON answer when the

@@ -207,5 +207,8 @@ func inspectSSELine(line []byte) (tokens int, usage *upstream.Usage, done bool) 
 	for _, ch := range chunk.Choices {
 		tokens += upstream.Tokens(ch.Delta.Content)
 	}
+	if !plausible(chunk.Usage) {
+		return tokens, nil, false // the stream settles on the tokens delivered
+	}
 	return tokens, chunk.Usage, false
 }
