@@ -73,10 +73,12 @@ func (a *App) createTask(c echo.Context) error {
 		return a.settleFailure(c, gc, h, apiError(TypeUpstreamError,
 			"The model server's answer could not be read. Not charged; retry with backoff."), models.OutcomeNotChargedFailed)
 	}
+	// The task's time runs from its hold, so that it expires a minute
+	// before the hold does however long the upstream took to take it.
 	t := &models.Task{
 		ID: a.Store.NewID("task"), AccountID: gc.key.AccountID, KeyID: gc.key.ID, RequestID: gc.row.ID,
 		Model: m.ID, UpstreamID: st.ID, Status: models.TaskRunning, PriceMicros: m.TaskPriceMicros,
-		CreatedAt: time.Now().UTC(), ExpiresAt: time.Now().UTC().Add(a.TaskTTL),
+		CreatedAt: time.Now().UTC(), ExpiresAt: h.CreatedAt.Add(a.TaskTTL),
 	}
 	if err := a.Store.CreateTask(context.WithoutCancel(c.Request().Context()), t); err != nil {
 		a.Log.Error("create task", "request_id", gc.row.ID, "err", err.Error())

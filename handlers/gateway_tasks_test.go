@@ -21,9 +21,10 @@ func fastTasks(ttl time.Duration) testenv.Options {
 }
 
 type taskOut struct {
-	ID        string `json:"id"`
-	Status    string `json:"status"`
-	RequestID string `json:"request_id"`
+	ID        string    `json:"id"`
+	Status    string    `json:"status"`
+	RequestID string    `json:"request_id"`
+	ExpiresAt time.Time `json:"expires_at"`
 }
 
 func (p *platform) createTask(secret string, metadata map[string]string) (apiResult, taskOut) {
@@ -80,9 +81,19 @@ func TestTasksSettleByOutcome(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			p := newPlatform(t, fastTasks(time.Minute))
-			r, task := p.createTask(p.secret, map[string]string{"sim_duration_ms": "100", "sim_outcome": tc.outcome})
+			// The upstream takes its time to accept the task: the task's
+			// own time still runs from its hold, and ends a minute before
+			// the hold's, so the reaper never ends a running task's hold.
+			r, task := p.createTask(p.secret, map[string]string{"sim_duration_ms": "100", "sim_outcome": tc.outcome,
+				"sim_delay_ms": "200"})
 			if r.res.StatusCode != 202 || task.Status != "running" || task.RequestID != r.id() {
 				t.Fatalf("create: %d %s", r.res.StatusCode, r.body)
+			}
+			held := p.row(p.account, r.id())
+			if d := task.ExpiresAt.Sub(held.HeldAt.Add(time.Minute)); d < -time.Millisecond || d > time.Millisecond ||
+				held.HoldExpiresAt.Sub(task.ExpiresAt) < time.Minute-time.Millisecond {
+				t.Fatalf("the task expires at %s, its hold was placed at %s and expires at %s: want the task to expire a minute after the hold was placed",
+					task.ExpiresAt, held.HeldAt, held.HoldExpiresAt)
 			}
 			if w := p.wallet(p.account); w.HeldMicros != videoPrice {
 				t.Fatalf("held %d while running, want the task's price", w.HeldMicros)

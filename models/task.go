@@ -88,6 +88,10 @@ func (taskEnded) refused()      {}
 // captures its price, failure, cancel and expiry release it, and the
 // originating request's outcome follows. A task that already ended is an
 // ECONFLICT error and nothing changes.
+//
+// A task that succeeds after the reaper expired its hold (its end could
+// not be written in time) is charged all the same, late, as a call is
+// (see FinishCall): its result was delivered.
 func (s *Store) EndTask(ctx context.Context, t *Task, status, result, errMsg string) error {
 	outcome, ok := outcomeOfTask[status]
 	if !ok {
@@ -121,8 +125,15 @@ func (s *Store) EndTask(ctx context.Context, t *Task, status, result, errMsg str
 			return taskEnded{}
 		}
 		ok, err := endHold(w, h, holdStatus, charged, now)
-		if err != nil || !ok {
-			return err // not ok: the hold had already expired, and the request says so
+		if err != nil {
+			return err
+		}
+		if !ok { // the hold had already expired, and the request says so
+			if charged == 0 {
+				return nil
+			}
+			r.OutcomeDetail = detail
+			return chargeLate(w, h, &r, charged, outcome, now)
 		}
 		w.countUsage(h.AccountID, h.KeyID, &r, outcome, charged, now)
 		return w.later(qTaskOutcome, outcome, charged, detail, now, t.RequestID)

@@ -41,6 +41,9 @@ func (s *Simulator) createTask(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := readDirectives(req.Metadata, nil)
+	if !sleep(r, d.delay) {
+		return
+	}
 	if d.status != 0 && d.status != http.StatusOK && d.status != http.StatusAccepted {
 		simError(w, d.status, fmt.Sprintf("simulated upstream status %d", d.status))
 		return
