@@ -144,6 +144,14 @@ func (a *App) streamChat(c echo.Context, gc *call, req *upstream.ChatRequest, m 
 		gc.row.ErrorBody = errorBody(typ, msg)
 		write([]byte("data: "+gc.row.ErrorBody+"\n\n"), true)
 	}
+	// A stream stopped before it delivered a token is not charged: the
+	// upstream failed, or the client left, before anything was used.
+	nothing := !done && delivered == 0
+	when, charge := fmt.Sprintf("after %d tokens", delivered), "charged for the tokens delivered"
+	if nothing {
+		when, charge = "before any token", "not charged"
+	}
+	failed := models.OutcomeNotChargedFailed // the outcome when nothing was delivered
 	switch {
 	case done && finalUsage != nil:
 		gc.row.PromptTokens, gc.row.CompletionTokens = finalUsage.PromptTokens, finalUsage.CompletionTokens
@@ -151,35 +159,76 @@ func (a *App) streamChat(c echo.Context, gc *call, req *upstream.ChatRequest, m 
 	case done:
 		gc.row.BillingOutcome = models.OutcomeCharged
 	case errors.Is(cause, errStreamMax):
-		gc.row.BillingOutcome = models.OutcomeChargedPartial
-		gc.row.OutcomeDetail = fmt.Sprintf("stream stopped at the maximum duration of %s after %d tokens", a.StreamMax, delivered)
-		stopped(TypeUpstreamTimeout, fmt.Sprintf("The stream reached the maximum duration of %s and was stopped after %d tokens; charged for the tokens delivered.", a.StreamMax, delivered))
+		gc.row.OutcomeDetail = fmt.Sprintf("stream stopped at the maximum duration of %s %s", a.StreamMax, when)
+		stopped(TypeUpstreamTimeout, fmt.Sprintf("The stream reached the maximum duration of %s and was stopped %s; %s.", a.StreamMax, when, charge))
 	case errors.Is(cause, errHoldLost) || errors.Is(cause, errHoldEnded):
-		gc.row.BillingOutcome = models.OutcomeChargedPartial
-		gc.row.OutcomeDetail = fmt.Sprintf("stream stopped after %d tokens: %s", delivered, cause)
-		stopped(TypeServiceUnavailable, fmt.Sprintf("The stream was stopped after %d tokens because its billing hold could not be kept; charged for the tokens delivered. Retry shortly.", delivered))
+		gc.row.OutcomeDetail = fmt.Sprintf("stream stopped %s: %s", when, cause)
+		stopped(TypeServiceUnavailable, fmt.Sprintf("The stream was stopped %s because its billing hold could not be kept; %s. Retry shortly.", when, charge))
 	case errors.Is(writeErr, os.ErrDeadlineExceeded):
-		gc.row.BillingOutcome = models.OutcomeChargedPartial
-		gc.row.OutcomeDetail = fmt.Sprintf("client read nothing for %s; cut after %d tokens", a.StreamWriteTimeout, delivered)
+		gc.row.OutcomeDetail = fmt.Sprintf("client read nothing for %s; cut %s", a.StreamWriteTimeout, when)
+		failed = models.OutcomeNotChargedCancel
 	case writeErr != nil || cause != nil:
-		gc.row.BillingOutcome = models.OutcomeChargedPartial
-		gc.row.OutcomeDetail = fmt.Sprintf("client disconnected after %d tokens", delivered)
+		gc.row.OutcomeDetail = "client disconnected " + when
+		failed = models.OutcomeNotChargedCancel
 	default:
-		gc.row.BillingOutcome = models.OutcomeChargedPartial
-		gc.row.OutcomeDetail = fmt.Sprintf("stream cut off by upstream after %d tokens", delivered)
+		gc.row.OutcomeDetail = "stream cut off by upstream " + when
 		if readErr != nil && !errors.Is(readErr, io.EOF) {
 			a.Log.Info("upstream stream broke", "request_id", gc.row.ID, "err", readErr.Error())
 		}
-		stopped(TypeUpstreamError, "The model server broke the stream after "+fmt.Sprint(delivered)+" tokens; charged for the tokens delivered.")
+		stopped(TypeUpstreamError, fmt.Sprintf("The model server broke the stream %s; %s.", when, charge))
 	}
 	if kept != nil {
 		gc.resp, gc.chunks = kept.message(), kept.chunks
 	}
-	cost := models.TokenCost(gc.row.PromptTokens, gc.row.CompletionTokens, m.InputMicrosPerMTok, m.OutputMicrosPerMTok)
-	if err := a.Store.FinishCall(context.WithoutCancel(c.Request().Context()), h, &gc.row, a.costWithinHold(gc, h, cost)); err != nil {
-		a.Log.Error("settle stream", "request_id", gc.row.ID, "err", err.Error())
+	if nothing {
+		gc.row.BillingOutcome = failed
+		a.settleStream(&gc.row, func(ctx context.Context, r *models.Request) error { return a.Store.ReleaseCall(ctx, h, r, failed) })
+		return nil
 	}
+	if !done {
+		gc.row.BillingOutcome = models.OutcomeChargedPartial
+	}
+	cost := a.costWithinHold(gc, h, models.TokenCost(gc.row.PromptTokens, gc.row.CompletionTokens, m.InputMicrosPerMTok, m.OutputMicrosPerMTok))
+	a.settleStream(&gc.row, func(ctx context.Context, r *models.Request) error { return a.Store.FinishCall(ctx, h, r, cost) })
 	return nil
+}
+
+// settleStream settles a stream the client has already received. When the
+// settlement cannot be written (the database is out of reach, say), it is
+// tried again in the background, on a copy of the row, until it is, so
+// that what was delivered is charged: if the reaper expired the hold
+// meanwhile, the charge is made late (FinishCall), and a try after one
+// that did commit changes nothing (a hold ends once). On shutdown it is
+// tried a last time.
+func (a *App) settleStream(row *models.Request, settle func(context.Context, *models.Request) error) {
+	err := settle(context.Background(), row)
+	if err == nil {
+		return
+	}
+	a.Log.Error("settle stream", "request_id", row.ID, "err", err.Error(), "retrying", true)
+	again := *row
+	a.tasks.Add(1)
+	go func() {
+		defer a.tasks.Done()
+		wait := 100 * time.Millisecond
+		for last := false; ; {
+			select {
+			case <-a.background.Done():
+				last = true
+			case <-time.After(wait):
+			}
+			err := settle(context.Background(), &again)
+			if err == nil {
+				a.Log.Info("stream settled", "request_id", again.ID)
+				return
+			}
+			if last {
+				a.Log.Error("stream not settled before shutdown", "request_id", again.ID, "err", err.Error())
+				return
+			}
+			wait = min(2*wait, 10*time.Second)
+		}
+	}()
 }
 
 // inspectSSELine reads one line of an OpenAI SSE stream: the completion

@@ -4,13 +4,17 @@ import (
 	"bufio"
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
+	"ttconsole/handlers"
+	"ttconsole/internal/testenv"
 	"ttconsole/models"
+	"ttconsole/upstream"
 )
 
 // noLeaks fails the test if goroutines started during it outlive it and
@@ -117,6 +121,60 @@ func TestStreamCutByUpstreamIsChargedForDeliveredTokens(t *testing.T) {
 		row.ChargedMicros != chatCost(t, 7, 5) ||
 		row.OutcomeDetail != "stream cut off by upstream after 5 tokens" {
 		t.Fatalf("row %+v", row)
+	}
+	p.invariants(p.account)
+}
+
+// TestStreamStoppedBeforeAnyTokenIsNotCharged: a stream the upstream
+// breaks, or the client leaves, before a single token was delivered is
+// not charged (not even its prompt) and its hold is released: the call
+// failed, or was cancelled, before anything was used.
+func TestStreamStoppedBeforeAnyTokenIsNotCharged(t *testing.T) {
+	noLeaks(t)
+	p := newPlatform(t)
+	before := p.wallet(p.account)
+	res := p.openStream(context.Background(), streamBody(100, map[string]string{"sim_output_tokens": "20", "sim_cut_after": "0"}))
+	evs := events(res, -1)
+	res.Body.Close()
+	if len(evs) != 1 || !strings.Contains(evs[0], `"upstream_error"`) || !strings.Contains(evs[0], "before any token; not charged") {
+		t.Fatalf("events %q: want one error event saying nothing was charged", evs)
+	}
+	row := p.settled(res.Header.Get("X-TT-Request-ID"))
+	if row.BillingOutcome != models.OutcomeNotChargedFailed || row.ChargedMicros != 0 || row.HoldStatus != models.HoldReleased ||
+		row.OutcomeDetail != "stream cut off by upstream before any token" {
+		t.Fatalf("row %+v: want not charged, hold released", row)
+	}
+
+	if after := p.wallet(p.account); after.BalanceMicros != before.BalanceMicros || after.HeldMicros != 0 {
+		t.Fatalf("wallet %+v -> %+v: want nothing charged or held", before, after)
+	}
+	p.invariants(p.account)
+
+	// An upstream that answers its headers and then thinks: the client
+	// leaves before the first token.
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		select {
+		case <-r.Context().Done():
+		case <-time.After(10 * time.Second):
+		}
+	}))
+	t.Cleanup(slow.Close)
+	p = newPlatform(t, testenv.Options{Adjust: func(a *handlers.App) { a.Upstream = upstream.NewHTTP(slow.URL, 5*time.Second) }})
+	before = p.wallet(p.account)
+	ctx, cancel := context.WithCancel(context.Background())
+	res = p.openStream(ctx, streamBody(100, nil))
+	cancel() // the headers came; the first token has not
+	res.Body.Close()
+	row = p.settled(res.Header.Get("X-TT-Request-ID"))
+	if row.BillingOutcome != models.OutcomeNotChargedCancel || row.ChargedMicros != 0 || row.HoldStatus != models.HoldReleased ||
+		row.OutcomeDetail != "client disconnected before any token" {
+		t.Fatalf("row %+v: want not charged (cancelled), hold released", row)
+	}
+	if after := p.wallet(p.account); after.BalanceMicros != before.BalanceMicros || after.HeldMicros != 0 {
+		t.Fatalf("wallet %+v -> %+v: want nothing charged or held", before, after)
 	}
 	p.invariants(p.account)
 }

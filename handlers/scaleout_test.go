@@ -412,6 +412,58 @@ func TestScaleOutRedisOutage(t *testing.T) {
 	}
 }
 
+// TestStreamSettledOnceTheDatabaseIsBack: a stream the client received
+// whole while the database was out of reach is charged once the database
+// is back, not left to the reaper (which would release it: a free stream).
+func TestStreamSettledOnceTheDatabaseIsBack(t *testing.T) {
+	dbURL := testenv.EmptyPostgres(t) // cutting the connection needs a server
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := testenv.NewProxy(t, u.Host)
+	u.Host = proxy.Addr
+	db, err := models.Open("", u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if _, err := db.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	p := &platform{t: t, srv: testenv.NewServerOn(t, db)}
+	p.account, p.key, p.secret = p.newAccount("owner@example.com", 10*models.MicrosPerUSD, models.KeyInput{Name: "default"})
+
+	res := p.openStream(context.Background(), streamBody(100, map[string]string{"sim_output_tokens": "8", "sim_interval_ms": "50"}))
+	if first := events(res, 1); len(first) != 1 {
+		t.Fatalf("first event: %q", first)
+	}
+	proxy.Cut()
+	rest := events(res, -1)
+	res.Body.Close()
+	if len(rest) == 0 || rest[len(rest)-1] != "[DONE]" {
+		t.Fatalf("the stream during the cut: %q, want it whole", rest)
+	}
+	time.Sleep(300 * time.Millisecond) // the settlement fails meanwhile
+	proxy.Restore(t)
+
+	id := res.Header.Get("X-TT-Request-ID")
+	var row *models.Request
+	waitFor(t, "the stream to be settled", func() bool {
+		r, err := p.srv.Store.RequestOf(context.Background(), p.account, id)
+		row = r
+		return err == nil && r.BillingOutcome != models.OutcomePending
+	})
+	if row.BillingOutcome != models.OutcomeCharged || row.CompletionTokens != 8 || row.ChargedMicros != chatCost(t, 7, 8) ||
+		row.HoldStatus != models.HoldCaptured {
+		t.Fatalf("row %+v: want the 8 tokens delivered charged", row)
+	}
+	if w := p.wallet(p.account); w.HeldMicros != 0 || w.BalanceMicros != 10*models.MicrosPerUSD-row.ChargedMicros {
+		t.Fatalf("wallet %+v after the settlement", w)
+	}
+	p.invariants(p.account)
+}
+
 // TestDatabaseBrieflyUnreachable cuts the connection to PostgreSQL: calls
 // fail with 503 service_unavailable in the platform's shape (never a
 // panic, never a half-written hold), and the instance recovers by itself.
