@@ -207,10 +207,11 @@ func (a *App) handleError(err error, c echo.Context) {
 // classify returns the status, the API error type and a message safe to
 // show, log and store for err. Errors the product did not make are 500
 // with a generic message: their text may hold internals. A message that
-// echoes what the caller sent has any key secret in it redacted.
+// echoes what the caller sent has any key secret in it redacted, and is
+// storable text (the request log keeps it).
 func classify(err error, c echo.Context) (int, ErrorType, string) {
 	status, typ, msg := classifyRaw(err, c)
-	return status, typ, models.RedactSecrets(msg)
+	return status, typ, storable(models.RedactSecrets(msg))
 }
 
 func classifyRaw(err error, c echo.Context) (int, ErrorType, string) {

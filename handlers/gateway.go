@@ -106,13 +106,6 @@ func errorBody(typ ErrorType, msg string) string {
 	return string(b)
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
-}
-
 // bearer returns the key presented in the Authorization header.
 func bearer(c echo.Context) (string, bool) {
 	h := c.Request().Header.Get(echo.HeaderAuthorization)

@@ -96,7 +96,11 @@ func (a *App) getRequest(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	r, err := a.Store.RequestOf(ctx, gc.key.AccountID, c.Param("id"))
+	id := c.Param("id")
+	if !plain(id) { // no request has such an id
+		return apiError(TypeNotFound, "No request with this id in your account.")
+	}
+	r, err := a.Store.RequestOf(ctx, gc.key.AccountID, id)
 	if models.ErrorCode(err) == models.ENOTFOUND {
 		return apiError(TypeNotFound, "No request with this id in your account.")
 	}

@@ -134,7 +134,11 @@ func (a *App) cancelTask(c echo.Context) error {
 }
 
 func (a *App) taskOf(c echo.Context, gc *call) (*models.Task, error) {
-	t, err := a.Store.TaskOf(c.Request().Context(), gc.key.AccountID, c.Param("id"))
+	id := c.Param("id")
+	if !plain(id) { // no task has such an id
+		return nil, apiError(TypeNotFound, "No task with this id in your account.")
+	}
+	t, err := a.Store.TaskOf(c.Request().Context(), gc.key.AccountID, id)
 	if models.ErrorCode(err) == models.ENOTFOUND {
 		return nil, apiError(TypeNotFound, "No task with this id in your account.")
 	}

@@ -49,7 +49,7 @@ func (a *App) NewServer() (*echo.Echo, error) {
 
 	// Console. Middleware is per route rather than on a group, so unknown
 	// paths (such as an API path missing its /v1) are not caught by CSRF.
-	console := []echo.MiddlewareFunc{middleware.BodyLimit("256K"), a.csrf(), a.loadSession}
+	console := []echo.MiddlewareFunc{middleware.BodyLimit("256K"), plainInput, a.csrf(), a.loadSession}
 	member := append(console[:len(console):len(console)], a.requireUser)
 	e.GET("/signup", a.signupPage, console...)
 	e.POST("/signup", a.signup, console...)
