@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 )
 
@@ -271,9 +272,26 @@ func (b *batcher) runWindow(c groupConn, window bool) []*batchOp {
 		return g
 	}
 	if err := c.end(true); err != nil {
-		failAll(g, err)
+		if !b.pg || !refusedByServer(err) {
+			failAll(g, err) // it may have committed: no write runs twice
+			return g
+		}
+		// A statement sent with the COMMIT (w.later) failed, so the
+		// server rolled the group back: as for any other failure, each
+		// write runs again alone (and a deadlock is tried again).
+		for _, o := range g {
+			b.runAlone(c, o)
+		}
 	}
 	return g
+}
+
+// refusedByServer reports whether err is PostgreSQL's answer to a
+// statement of the transaction: then the transaction did not commit.
+// Any other error (the connection broke) leaves that unknown.
+func refusedByServer(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr)
 }
 
 // call runs one write of a group, tells an early caller its decision

@@ -130,3 +130,74 @@ func TestGroupPlacesAndEndsHoldsInOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestGroupWhoseCommitFailsFailsOnlyItsCaller: on PostgreSQL the
+// statements of a settlement whose answers nothing waits for go with the
+// group's COMMIT. When one of them fails there, the server rolls the
+// whole group back; each settlement then runs again alone, so only the
+// call whose statement failed gets the error, and the others are charged.
+func TestGroupWhoseCommitFailsFailsOnlyItsCaller(t *testing.T) {
+	db := testenv.PostgresDB(t) // the statements sent with the COMMIT are PostgreSQL's
+	s := models.NewStore(db)
+	ctx := context.Background()
+	const hold = 1000
+	a := testenv.FundedKey(t, s, "commit@example.com", 10*hold, models.KeyInput{Name: "k"})
+	type call struct {
+		h *models.Hold
+		r *models.Request
+	}
+	var calls []call
+	for range 3 {
+		r := &models.Request{ID: s.NewRequestID(), AccountID: &a.ID, KeyID: &a.Key.ID, Method: "POST",
+			Path: "/v1/chat/completions", Status: 200, CreatedAt: time.Now().UTC()}
+		h, err := s.StartCall(ctx, r, a.Key.ID, nil, hold, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		calls = append(calls, call{h, r})
+	}
+	// The ledger refuses the charge of the second call: its insert is one
+	// of the statements that go with the COMMIT.
+	bad := calls[1].r.ID
+	for _, q := range []string{
+		`CREATE FUNCTION refuse_charge() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN RAISE EXCEPTION 'charge refused for %', NEW.request_id; END $$`,
+		`CREATE TRIGGER refuse_charge BEFORE INSERT ON ledger_entries FOR EACH ROW
+		WHEN (NEW.request_id = '` + bad + `') EXECUTE FUNCTION refuse_charge()`,
+	} {
+		if err := db.Writer().Exec(q).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	queued, release := s.HoldWrites()
+	done := make([]chan error, len(calls))
+	for i, c := range calls {
+		done[i] = make(chan error, 1)
+		go func() { done[i] <- s.FinishCall(ctx, c.h, c.r, 300) }()
+		queued(i + 1)
+	}
+	release()
+	for i, c := range calls {
+		err := <-done[i]
+		r, rerr := s.RequestOf(ctx, a.ID, c.r.ID)
+		if rerr != nil {
+			t.Fatal(rerr)
+		}
+		switch {
+		case c.r.ID == bad:
+			if err == nil || r.HoldStatus != models.HoldOpen || r.ChargedMicros != 0 {
+				t.Errorf("the refused call: %v, hold %s, charged %d; want its error and its hold still open", err, r.HoldStatus, r.ChargedMicros)
+			}
+		case err != nil || r.HoldStatus != models.HoldCaptured || r.ChargedMicros != 300:
+			t.Errorf("call %d beside the refused one: %v, hold %s, charged %d; want it charged", i, err, r.HoldStatus, r.ChargedMicros)
+		}
+	}
+	w, err := s.WalletOf(ctx, a.ID)
+	if err != nil || w.BalanceMicros != 10*hold-600 || w.HeldMicros != hold {
+		t.Fatalf("wallet %+v %v: want two charges of 300 and the refused call's hold", w, err)
+	}
+	if err := s.LedgerInvariant(ctx, a.ID); err != nil {
+		t.Fatal(err)
+	}
+}
