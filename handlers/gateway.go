@@ -241,7 +241,11 @@ func decodeJSON(body []byte, v any) *APIError {
 			if field == "" {
 				return invalid("The request body must be a JSON object.")
 			}
-			return invalid("The field %q must be of type %s, not %s.", field, jsonType(te.Type.Kind().String()), te.Value)
+			want := jsonType(te.Type.Kind().String())
+			if want == "number" && strings.Contains(te.Type.Kind().String(), "int") {
+				return invalid("The field %q must be a whole number, not %s.", field, te.Value)
+			}
+			return invalid("The field %q must be of type %s, not %s.", field, want, te.Value)
 		case errors.As(err, &se):
 			return invalid("The request body is not valid JSON (at byte %d): %s.", se.Offset, se.Error())
 		}

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -354,7 +355,7 @@ func (a *App) embeddings(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if len(req.Input) == 0 {
+	if len(req.Input) == 0 || string(bytes.TrimSpace(req.Input)) == "null" {
 		return invalid("The field \"input\" is required: a string or a list of strings.")
 	}
 	inputs, err := req.Inputs()

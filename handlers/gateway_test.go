@@ -253,6 +253,8 @@ func TestErrorContract(t *testing.T) {
 		{"unknown model", "POST", "/v1/chat/completions", p.secret, chatBody("tt-chat-huge", 10, nil), 400, "invalid_request", `Unknown model "tt-chat-huge"`, p.account, true},
 		{"negative max_tokens", "POST", "/v1/chat/completions", p.secret, `{"model":"tt-chat-small","messages":[{"role":"user","content":"hi"}],"max_tokens":-5}`, 400, "invalid_request", `"max_tokens"`, p.account, true},
 		{"absurd max_tokens", "POST", "/v1/chat/completions", p.secret, chatBody("tt-chat-small", 10_000_000, nil), 400, "invalid_request", "between 1 and 16384", p.account, true},
+		{"fractional max_tokens", "POST", "/v1/chat/completions", p.secret, `{"model":"tt-chat-small","messages":[{"role":"user","content":"hi"}],"max_tokens":16.5}`, 400, "invalid_request", `The field "max_tokens" must be a whole number, not number 16.5.`, p.account, true},
+		{"null embeddings input", "POST", "/v1/embeddings", p.secret, `{"model":"tt-embed-1","input":null}`, 400, "invalid_request", `The field "input" is required`, p.account, true},
 		{"model not allowed", "POST", "/v1/chat/completions", scopedSecret, chatBody("tt-chat-large", 10, nil), 403, "model_not_allowed", `"tt-chat-large" is not in the scope of the API key "small only", which allows: tt-chat-small`, p.account, true},
 		{"quota exceeded", "POST", "/v1/chat/completions", quotaSecret, chatBody("tt-chat-small", 10, nil), 402, "api_key_quota_exceeded", "monthly limit is $0.000001", p.account, true},
 		{"billing shortfall", "POST", "/v1/chat/completions", poorSecret, chatBody("tt-chat-small", 10, nil), 402, "billing_shortfall", "recharge at least " + models.FormatUSDs(chatHold(t, 10, nil), 0)[0], poorAccount, true},
