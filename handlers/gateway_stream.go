@@ -182,14 +182,18 @@ func (a *App) streamChat(c echo.Context, gc *call, req *upstream.ChatRequest, m 
 	}
 	if nothing {
 		gc.row.BillingOutcome = failed
-		a.settleStream(&gc.row, func(ctx context.Context, r *models.Request) error { return a.Store.ReleaseCall(ctx, h, r, failed) })
+		a.settleStream(c.Request().Context(), &gc.row, func(ctx context.Context, r *models.Request) error {
+			return a.Store.ReleaseCall(ctx, h, r, failed)
+		})
 		return nil
 	}
 	if !done {
 		gc.row.BillingOutcome = models.OutcomeChargedPartial
 	}
 	cost := a.costWithinHold(gc, h, models.TokenCost(gc.row.PromptTokens, gc.row.CompletionTokens, m.InputMicrosPerMTok, m.OutputMicrosPerMTok))
-	a.settleStream(&gc.row, func(ctx context.Context, r *models.Request) error { return a.Store.FinishCall(ctx, h, r, cost) })
+	a.settleStream(c.Request().Context(), &gc.row, func(ctx context.Context, r *models.Request) error {
+		return a.Store.FinishCall(ctx, h, r, cost)
+	})
 	return nil
 }
 
@@ -200,8 +204,9 @@ func (a *App) streamChat(c echo.Context, gc *call, req *upstream.ChatRequest, m 
 // meanwhile, the charge is made late (FinishCall), and a try after one
 // that did commit changes nothing (a hold ends once). On shutdown it is
 // tried a last time.
-func (a *App) settleStream(row *models.Request, settle func(context.Context, *models.Request) error) {
-	err := settle(context.Background(), row)
+func (a *App) settleStream(ctx context.Context, row *models.Request, settle func(context.Context, *models.Request) error) {
+	ctx = context.WithoutCancel(ctx) // the client may have gone: the money must not wait
+	err := settle(ctx, row)
 	if err == nil {
 		return
 	}
@@ -217,7 +222,7 @@ func (a *App) settleStream(row *models.Request, settle func(context.Context, *mo
 				last = true
 			case <-time.After(wait):
 			}
-			err := settle(context.Background(), &again)
+			err := settle(ctx, &again)
 			if err == nil {
 				a.Log.Info("stream settled", "request_id", again.ID)
 				return
