@@ -72,6 +72,7 @@ type Server struct {
 	msgs    []Message
 	arrived chan struct{} // closed and replaced at each message
 	srv     *smtp.Server
+	parked  net.Listener // while down: holds the address, closing each connection at once
 }
 
 // Start starts a server on a free port of 127.0.0.1, stopped when the
@@ -83,22 +84,47 @@ func Start(t testing.TB, opts Options) *Server {
 	return s
 }
 
-// Reserve picks a free address for a server but does not listen on it
-// yet: connections are refused until Up.
+// Reserve picks a free address for a server but serves no mail on it yet:
+// until Up, each connection is closed at once, so a mail fails as fast as
+// on a refused connection. The address stays held meanwhile, so no other
+// test's server takes the port before Up.
 func Reserve(t testing.TB, opts Options) *Server {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	s := &Server{Addr: addr, opts: opts, arrived: make(chan struct{})}
+	s := &Server{Addr: ln.Addr().String(), opts: opts, arrived: make(chan struct{})}
 	if opts.StartTLS || opts.ImplicitTLS {
 		s.cert, s.pool = certificate(t)
 	}
-	t.Cleanup(s.Down)
+	s.park(ln)
+	t.Cleanup(func() {
+		s.Down()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.parked != nil {
+			s.parked.Close()
+			s.parked = nil
+		}
+	})
 	return s
+}
+
+// park holds the address with ln, closing each connection at once.
+func (s *Server) park(ln net.Listener) {
+	s.mu.Lock()
+	s.parked = ln
+	s.mu.Unlock()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
 }
 
 // Up starts listening at the server's address.
@@ -110,6 +136,12 @@ func (s *Server) Up(t testing.TB) {
 	srv.WriteTimeout = 10 * time.Second
 	srv.MaxMessageBytes = 1 << 20
 	srv.ErrorLog = log.New(io.Discard, "", 0)
+	s.mu.Lock()
+	if s.parked != nil {
+		s.parked.Close()
+		s.parked = nil
+	}
+	s.mu.Unlock()
 	var ln net.Listener
 	var err error
 	for range 50 { // the port was just given up; allow for a slow release
@@ -133,14 +165,22 @@ func (s *Server) Up(t testing.TB) {
 	go srv.Serve(ln)
 }
 
-// Down stops the server: connections are refused until Up.
+// Down stops the server: until Up, each connection is closed at once.
 func (s *Server) Down() {
 	s.mu.Lock()
 	srv := s.srv
 	s.srv = nil
 	s.mu.Unlock()
-	if srv != nil {
-		srv.Close()
+	if srv == nil {
+		return
+	}
+	srv.Close()
+	for range 50 { // as in Up
+		if ln, err := net.Listen("tcp", s.Addr); err == nil {
+			s.park(ln)
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
