@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"time"
@@ -169,9 +170,11 @@ func (a *App) forwardForUsage(c echo.Context, path string, body []byte) ([]byte,
 }
 
 // plausible reports whether an upstream's usage can be billed: it is there
-// and counts no tokens below zero.
+// and each count is between zero and the most the request log stores
+// (PostgreSQL's integer, some two billion tokens).
 func plausible(u *upstream.Usage) bool {
-	return u != nil && u.PromptTokens >= 0 && u.CompletionTokens >= 0 && u.TotalTokens >= 0
+	ok := func(n int) bool { return n >= 0 && n <= math.MaxInt32 }
+	return u != nil && ok(u.PromptTokens) && ok(u.CompletionTokens) && ok(u.TotalTokens)
 }
 
 // forward sends the call upstream and returns its JSON answer when the

@@ -16,11 +16,10 @@ import (
 )
 
 // TestUsageThatCannotBeTrue: an upstream that reports negative token
-// counts, or counts too large to price, never makes a call free. A
-// completion with negative usage is not billed and not delivered (as an
-// unreadable answer is not); a count too large to price charges the hold;
-// a stream whose usage chunk is negative is charged for the tokens it
-// delivered.
+// counts, or counts past any real call's, never makes a call free. Such a
+// completion is not billed and not delivered (as an unreadable answer is
+// not); usage merely above the hold charges the hold; a stream whose
+// usage chunk is negative is charged for the tokens it delivered.
 func TestUsageThatCannotBeTrue(t *testing.T) {
 	var answer atomic.Value // what the upstream answers next
 	u := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -57,9 +56,18 @@ func TestUsageThatCannotBeTrue(t *testing.T) {
 
 	answer.Store(completion("7", "200000000000"))
 	r = p.chat(p.secret, 100, nil)
+	if typ, _ := errorOf(t, r); r.res.StatusCode != http.StatusBadGateway || typ != "upstream_error" {
+		t.Fatalf("200 billion completion tokens: %d %s, want 502 upstream_error", r.res.StatusCode, r.body)
+	}
+	if row := p.row(p.account, r.id()); row.BillingOutcome != models.OutcomeNotChargedFailed || row.ChargedMicros != 0 {
+		t.Fatalf("200 billion completion tokens: row %+v, want not charged", row)
+	}
+
+	answer.Store(completion("7", "5000000"))
+	r = p.chat(p.secret, 100, nil)
 	row := p.row(p.account, r.id())
 	if r.res.StatusCode != http.StatusOK || row.ChargedMicros != row.HoldMicros || row.HoldMicros == 0 {
-		t.Fatalf("usage too large to price: %d, charged %d of a hold of %d; want 200 and the hold charged",
+		t.Fatalf("usage far above the hold: %d, charged %d of a hold of %d; want 200 and the hold charged",
 			r.res.StatusCode, row.ChargedMicros, row.HoldMicros)
 	}
 
