@@ -412,10 +412,10 @@ func TestScaleOutRedisOutage(t *testing.T) {
 	}
 }
 
-// TestStreamSettledOnceTheDatabaseIsBack: a stream the client received
-// whole while the database was out of reach is charged once the database
-// is back, not left to the reaper (which would release it: a free stream).
-func TestStreamSettledOnceTheDatabaseIsBack(t *testing.T) {
+// platformThroughProxy is a platform on PostgreSQL reached through a proxy
+// the test can cut, with an account of $10 and one key made with in.
+func platformThroughProxy(t *testing.T, in models.KeyInput) (*platform, *testenv.Proxy) {
+	t.Helper()
 	dbURL := testenv.EmptyPostgres(t) // cutting the connection needs a server
 	u, err := url.Parse(dbURL)
 	if err != nil {
@@ -432,7 +432,15 @@ func TestStreamSettledOnceTheDatabaseIsBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := &platform{t: t, srv: testenv.NewServerOn(t, db)}
-	p.account, p.key, p.secret = p.newAccount("owner@example.com", 10*models.MicrosPerUSD, models.KeyInput{Name: "default"})
+	p.account, p.key, p.secret = p.newAccount("owner@example.com", 10*models.MicrosPerUSD, in)
+	return p, proxy
+}
+
+// TestStreamSettledOnceTheDatabaseIsBack: a stream the client received
+// whole while the database was out of reach is charged once the database
+// is back, not left to the reaper (which would release it: a free stream).
+func TestStreamSettledOnceTheDatabaseIsBack(t *testing.T) {
+	p, proxy := platformThroughProxy(t, models.KeyInput{Name: "default"})
 
 	res := p.openStream(context.Background(), streamBody(100, map[string]string{"sim_output_tokens": "8", "sim_interval_ms": "50"}))
 	if first := events(res, 1); len(first) != 1 {
@@ -468,23 +476,7 @@ func TestStreamSettledOnceTheDatabaseIsBack(t *testing.T) {
 // fail with 503 service_unavailable in the platform's shape (never a
 // panic, never a half-written hold), and the instance recovers by itself.
 func TestDatabaseBrieflyUnreachable(t *testing.T) {
-	dbURL := testenv.EmptyPostgres(t) // cutting the connection needs a server
-	u, err := url.Parse(dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := testenv.NewProxy(t, u.Host)
-	u.Host = proxy.Addr
-	db, err := models.Open("", u.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := db.Migrate(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	p := &platform{t: t, srv: testenv.NewServerOn(t, db)}
-	p.account, p.key, p.secret = p.newAccount("owner@example.com", 10*models.MicrosPerUSD, models.KeyInput{Name: "default", RPM: "600"})
+	p, proxy := platformThroughProxy(t, models.KeyInput{Name: "default", RPM: "600"})
 	if r := p.chat(p.secret, 50, nil); r.res.StatusCode != 200 {
 		t.Fatalf("before the cut: %d %s", r.res.StatusCode, r.body)
 	}
