@@ -130,9 +130,9 @@ type App struct {
 	mail         *mailWorker
 	routePerms   map[string]permission // "METHOD /path" → what the route needs (roles.go)
 
-	background     context.Context // background work: task watchers
+	background     context.Context // background work: task watchers, hold renewal, streams' settlements tried again
 	stopBackground context.CancelFunc
-	tasks          sync.WaitGroup
+	tasks          sync.WaitGroup // the goroutines of that work, which Close waits for
 
 	billing billingState
 }
